@@ -1,0 +1,150 @@
+"""The ``mynacard`` command (Typer). Each part with commands of its own adds a sub-app here."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mynacard.bootstrap import build_context
+from mynacard.context import Context
+
+app = typer.Typer(help="mynacard — the My Number Card programme, end to end.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_HOME or ~/.mynacard).")
+
+
+def _context(home: Path | None) -> Context:
+    return build_context(home=home)
+
+
+@db_app.command("upgrade")
+def db_upgrade(home: Path | None = HomeOption) -> None:
+    """Create or migrate the schema to the newest revision."""
+    from mynacard.migrate import upgrade
+
+    ctx = _context(home)
+    upgrade(ctx.db)
+    console.print(f"[green]schema up to date[/green] ({ctx.db.url.render_as_string(hide_password=True)})")
+
+
+@app.command()
+def seed(
+    municipality: list[str] = typer.Option(["131016"], "--municipality", "-m",
+                                           help="Local government code(s) to populate."),
+    residents: int = typer.Option(2000, "--residents", "-n", help="Residents per municipality."),
+    seed_value: int = typer.Option(2016, "--seed", help="Random seed (same seed, same town)."),
+    home: Path | None = HomeOption,
+) -> None:
+    """Populate municipalities with synthetic residents and their application forms."""
+    from mynacard.sim.population import seed_population
+
+    ctx = _context(home)
+    total = seed_population(ctx, municipality, residents, seed=seed_value, now=_now(), console=console)
+    console.print(f"[green]{total:,} residents registered[/green]")
+
+
+@app.command()
+def simulate(
+    days: int = typer.Option(21, "--days", help="Days to simulate."),
+    start: str | None = typer.Option(None, "--start",
+                                     help="First day (YYYY-MM-DD); default: the day after the last activity."),
+    seed_value: int = typer.Option(2016, "--seed"),
+    home: Path | None = HomeOption,
+) -> None:
+    """Drive applications, production, shipping and receipt day by day through the services."""
+    from mynacard.cards.service import last_activity
+    from mynacard.sim.driver import simulate_days
+
+    ctx = _context(home)
+    last = last_activity(ctx)
+    first = date.fromisoformat(start) if start else (last.date() + timedelta(days=1) if last else _now().date())
+    simulate_days(ctx, first, days, seed=seed_value, console=console)
+
+
+@app.command()
+def status(home: Path | None = HomeOption) -> None:
+    """Cards by state per municipality, and whether state and history agree."""
+    from mynacard.cards import service as cards
+    from mynacard.principal import Principal
+    from mynacard.registry import service as registry
+
+    ctx = _context(home)
+    counts = cards.counts_by_municipality_and_state(ctx, Principal.system())
+    names = {m.code: m.full_name for m in registry.list_municipalities(ctx)}
+    states = [s.value for s in cards.CardState]
+    table = Table(title="cards by state")
+    table.add_column("municipality")
+    for s in states:
+        table.add_column(s, justify="right")
+    for code, by_state in sorted(counts.items()):
+        table.add_row(f"{code} {names.get(code, '')}", *(f"{by_state.get(s, 0):,}" for s in states))
+    console.print(table)
+    report = cards.verify_ledger(ctx)
+    colour = "green" if report.ok else "red"
+    console.print(f"[{colour}]ledger {'whole' if report.ok else 'BROKEN'}[/{colour}]: "
+                  f"{report.cards:,} cards, {report.events:,} events")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(home: Path | None = HomeOption, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the web app."""
+    import uvicorn
+
+    from mynacard.web.app import create_app
+
+    uvicorn.run(create_app(_context(home)), host=host, port=port, log_level="info")
+
+
+@app.command()
+def demo(
+    home: Path | None = typer.Option(None, "--home", help="Data folder (default ./var/demo)."),
+    days: int = typer.Option(28, "--days", help="Weeks of issuance to simulate first, in days."),
+    residents: int = typer.Option(3000, "--residents"),
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    serve_after: bool = typer.Option(True, "--serve/--no-serve"),
+) -> None:
+    """A seeded town on SQLite, a few simulated weeks of the issuance flow, and the web app."""
+    from mynacard.migrate import upgrade
+    from mynacard.sim.driver import simulate_days
+    from mynacard.sim.population import seed_population
+
+    root = home or Path("var/demo")
+    fresh = not (root / "mynacard.db").exists()
+    ctx = build_context(home=root, database_url=f"sqlite:///{root.resolve() / 'mynacard.db'}")
+    upgrade(ctx.db)
+    if fresh:
+        start = _now().date() - timedelta(days=days)
+        seed_population(ctx, ["131016", "011002"], residents, seed=2016,
+                        now=datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC), console=console)
+        simulate_days(ctx, start, days, seed=2016, console=console)
+    else:
+        console.print(f"[yellow]reusing the demo database in {root}[/yellow] (delete it for a fresh town)")
+    if serve_after:
+        import uvicorn
+
+        from mynacard.web.app import create_app
+
+        console.print(f"[bold green]mynacard is running on http://{host}:{port}[/bold green]")
+        uvicorn.run(create_app(ctx), host=host, port=port, log_level="warning")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""Every table of the installation, registered on :data:`mynacard.db.metadata` by importing each part's
+``tables`` module. Only migrations, the bootstrap and tests import this; parts import their own tables."""
+
+from __future__ import annotations
+
+from mynacard import bus as _bus  # noqa: F401  (domain_events, event_deliveries)
+from mynacard.accounts import tables as _accounts  # noqa: F401
+from mynacard.cards import tables as _cards  # noqa: F401
+from mynacard.db import metadata
+from mynacard.registry import tables as _registry  # noqa: F401
+
+__all__ = ["metadata"]

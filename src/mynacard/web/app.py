@@ -1,0 +1,90 @@
+"""The FastAPI application factory: layout, static files, errors, login, and every part's router."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.resources import files
+
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, FileSystemLoader
+from starlette.middleware.sessions import SessionMiddleware
+
+from mynacard.accounts import service as accounts
+from mynacard.context import Context
+from mynacard.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from mynacard.sealing import Sealer
+from mynacard.web.deps import LoginRequired, context, render
+
+__all__ = ["PART_ROUTERS", "create_app"]
+
+PART_ROUTERS = ("mynacard.cards.api",)
+"""Modules with a ``router``; each part mounts its own routes and keeps its templates beside them."""
+
+_STATUS = {InvalidInput: 422, NotFound: 404, Forbidden: 403, Conflict: 409, LoginRequired: 401}
+
+
+def _template_dirs() -> list[str]:
+    dirs = [str(files("mynacard.web") / "templates")]
+    for module in PART_ROUTERS:
+        package = module.rsplit(".", 1)[0]
+        folder = files(package) / "templates"
+        if folder.is_dir():
+            dirs.append(str(folder))
+    return dirs
+
+
+def create_app(ctx: Context) -> FastAPI:
+    app = FastAPI(title="mynacard", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app.state.ctx = ctx
+    templates = Jinja2Templates(directory=_template_dirs()[0])
+    templates.env.loader = ChoiceLoader([FileSystemLoader(d) for d in _template_dirs()])
+    app.state.templates = templates
+    session_key = Sealer(ctx.settings.data_key).lookup_hash("web-session")
+    app.add_middleware(SessionMiddleware, secret_key=session_key, same_site="lax", https_only=False,
+                       session_cookie="mynacard_session")
+    app.mount("/static", StaticFiles(directory=str(files("mynacard.web") / "static")), name="static")
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+        wants_json = request.url.path.startswith("/api/") or "application/json" in request.headers.get(
+            "accept", "")
+        if status == 401 and not wants_json:
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        if wants_json:
+            body: dict[str, object] = {"error": type(exc).__name__, "detail": str(exc)}
+            if isinstance(exc, InvalidInput):
+                body["problems"] = exc.problems
+            return JSONResponse(body, status_code=status)
+        return render(request, "error.html", status_code=status, message=str(exc))
+
+    @app.get("/login", include_in_schema=False)
+    def login_page(request: Request, next: str = "/") -> Response:
+        return render(request, "login.html", next=next, failed=False)
+
+    @app.post("/login", include_in_schema=False)
+    def login(request: Request, username: str = Form(...), password: str = Form(...),
+              next: str = Form("/")) -> Response:
+        who = accounts.authenticate_password(context(request), username, password)
+        if who is None:
+            return render(request, "login.html", status_code=401, next=next, failed=True)
+        request.session["principal"] = {"role": who.role.value, "subject": who.subject,
+                                        "municipality_code": who.municipality_code}
+        target = next if next.startswith("/") and not next.startswith("//") else "/"
+        return RedirectResponse(target, status_code=303)
+
+    @app.post("/logout", include_in_schema=False)
+    def logout(request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse("/", status_code=303)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for module in PART_ROUTERS:
+        app.include_router(importlib.import_module(module).router)
+    return app

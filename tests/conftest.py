@@ -1,0 +1,133 @@
+"""Shared fixtures: a service context on SQLite and on PostgreSQL, and the CI rule that tests needing
+PostgreSQL, Chromium or PC/SC must run there rather than skip.
+
+Every test that takes ``ctx`` runs twice, once per database. PostgreSQL tests use a database created for
+this run (one per xdist worker) and dropped at the end, so that runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from mynacard.bootstrap import build_context
+from mynacard.context import Context
+from mynacard.migrate import upgrade
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_ADMIN_URL = os.environ.get("MYNACARD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+REFERENCE_TABLES = {"municipalities", "alembic_version"}
+NOW = datetime(2026, 4, 6, 0, 30, tzinfo=UTC)  # 09:30 JST on a Monday
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip with a visible reason — or fail in CI, where every kind of test must run."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}: this test must run in CI, not skip", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    home = tmp_path_factory.mktemp("home")
+    old = os.environ.get("MYNACARD_HOME")
+    os.environ["MYNACARD_HOME"] = str(home)
+    yield
+    if old is None:
+        os.environ.pop("MYNACARD_HOME", None)
+    else:
+        os.environ["MYNACARD_HOME"] = old
+
+
+def _pg_reachable() -> str | None:
+    try:
+        engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        return f"PostgreSQL not reachable at {PG_ADMIN_URL} ({type(exc).__name__})"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this run (per xdist worker), dropped afterwards."""
+    problem = _pg_reachable()
+    require(problem is None, problem or "")
+    name = f"mynacard_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    ctx = build_context(database_url=url)
+    upgrade(ctx.db)
+    ctx.db.dispose()
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating once is much faster)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    ctx = build_context(database_url=f"sqlite:///{path}")
+    upgrade(ctx.db)
+    with ctx.db.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    ctx.db.dispose()
+    return path
+
+
+def _truncate_all(ctx: Context) -> None:
+    with ctx.db.begin() as conn:
+        names = [r[0] for r in conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))
+            if r[0] not in REFERENCE_TABLES]
+        if names:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ctx(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[Context]:
+    """A service context on an empty, migrated database (both databases, one test each)."""
+    if request.param == "sqlite":
+        db = tmp_path / "test.db"
+        shutil.copy(sqlite_template, db)
+        context = build_context(home=tmp_path, database_url=f"sqlite:///{db}")
+    else:
+        url = request.getfixturevalue("pg_url")
+        context = build_context(home=tmp_path, database_url=url)
+        _truncate_all(context)
+    yield context
+    context.db.dispose()
+
+
+@pytest.fixture
+def sqlite_ctx(tmp_path: Path, sqlite_template: Path) -> Iterator[Context]:
+    """SQLite only, for tests about the embedded default itself."""
+    db = tmp_path / "test.db"
+    shutil.copy(sqlite_template, db)
+    context = build_context(home=tmp_path, database_url=f"sqlite:///{db}")
+    yield context
+    context.db.dispose()
+
+
+@pytest.fixture
+def pg_ctx(tmp_path: Path, pg_url: str) -> Iterator[Context]:
+    """PostgreSQL only, for tests about concurrency between workers."""
+    context = build_context(home=tmp_path, database_url=pg_url)
+    _truncate_all(context)
+    yield context
+    context.db.dispose()
