@@ -129,6 +129,14 @@ class PcscLab:
         self.slot.insert(chip)
         wait_for_card(self.pcscd.reader, present=True)
 
+    def use(self, chip: Chip) -> None:
+        """Have ``chip`` answer in the reader — swapped in place when a card is already there (it starts
+        from its reset state; PcscTransport resets the card when it disconnects anyway)."""
+        if self.slot.connected:
+            self.slot.swap(chip)
+        else:
+            self.insert(chip)
+
     def env(self) -> dict[str, str]:
         return {**os.environ, **self.pcscd.env}
 
@@ -176,6 +184,6 @@ def transport(request: pytest.FixtureRequest, chip: Chip) -> Iterator[Transport]
         t.close()
         return
     lab: PcscLab = request.getfixturevalue("pcsc_lab")
-    lab.insert(chip)
+    lab.use(chip)
     with PcscTransport(lab.pcscd.reader) as pcsc:
         yield pcsc

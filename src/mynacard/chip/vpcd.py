@@ -40,11 +40,19 @@ class _Closed(Exception):
     pass
 
 
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
 def _recv_exact(sock: socket.socket, size: int, stop: threading.Event) -> bytes:
     buf = bytearray()
     while len(buf) < size:
         if stop.is_set():
             raise _Closed
+        if _QUICKACK is not None:
+            # Debian's vpcd writes the length and the message in two send() calls on a Nagle socket: the
+            # second waits for our ACK of the first, which Linux would delay by ~40 ms. Acknowledge at once.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         try:
             chunk = sock.recv(size - len(buf))
         except TimeoutError:
@@ -79,12 +87,21 @@ def _answer(chip: Chip, message: bytes) -> bytes | None:
     return chip.transmit(message)
 
 
-def _session(chip: Chip, sock: socket.socket, stop: threading.Event) -> None:
-    """Answer vpcd until it hangs up or ``stop`` is set."""
+def _session(card: Callable[[], Chip | None], sock: socket.socket, stop: threading.Event) -> None:
+    """Answer vpcd until it hangs up, ``stop`` is set, or ``card()`` gives no card any more."""
     sock.settimeout(_POLL)
+    # One small message each way per APDU: no Nagle delay on our side either.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    last = card()
     while True:
         size = int.from_bytes(_recv_exact(sock, 2, stop), "big")
         message = _recv_exact(sock, size, stop) if size else b""
+        chip = card()
+        if chip is None:
+            raise _Closed
+        if chip is not last:
+            chip.reset()  # a card swapped in between two messages starts from its reset state
+            last = chip
         reply = _answer(chip, message)
         if reply is not None:
             _send(sock, reply)
@@ -100,8 +117,9 @@ def serve(chip: Chip | Callable[[], Chip | None], host: str = "127.0.0.1", port:
     """
     stop = stop or threading.Event()
     started = time.monotonic()
+    card: Callable[[], Chip | None] = (lambda: chip) if isinstance(chip, Chip) else chip
     while not stop.is_set():
-        current = chip() if callable(chip) and not isinstance(chip, Chip) else chip
+        current = card()
         if current is None:
             stop.wait(_POLL)
             continue
@@ -116,13 +134,16 @@ def serve(chip: Chip | Callable[[], Chip | None], host: str = "127.0.0.1", port:
         if on_connect is not None:
             on_connect()
         try:
-            _session(current, sock, stop)
+            _session(card, sock, stop)
         except _Closed:
             pass
         finally:
             with contextlib.suppress(OSError):
                 sock.close()
             current.power_off()
+            now_in = card()
+            if now_in is not None and now_in is not current:
+                now_in.power_off()
         log.info("card %s removed from vpcd %s:%d", current.image.serial, host, port)
         if not reconnect:
             return
@@ -135,7 +156,6 @@ class VpcdCard:
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
         self.host, self.port = host, port
         self._chip: Chip | None = None
-        self._generation = 0
         self._stop = threading.Event()
         self._session_stop = threading.Event()
         self._connected = threading.Event()
@@ -144,13 +164,12 @@ class VpcdCard:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            chip = self._chip
-            if chip is None:
+            if self._chip is None:
                 self._stop.wait(_POLL / 4)
                 continue
             self._session_stop.clear()
             try:
-                serve(chip, self.host, self.port, stop=self._session_stop, reconnect=False,
+                serve(lambda: self._chip, self.host, self.port, stop=self._session_stop, reconnect=False,
                       on_connect=self._connected.set)
             except ConnectionError:  # pragma: no cover - serve() without a timeout does not raise this
                 pass
@@ -163,6 +182,20 @@ class VpcdCard:
         self._chip = chip
         if not self._connected.wait(timeout):
             raise TimeoutError(f"vpcd on port {self.port} did not take the card")
+
+    def swap(self, chip: Chip) -> None:
+        """Replace the card without pulling it out: the next message from vpcd goes to ``chip``, reset first
+        (as if the card had been exchanged between two power cycles). Quicker than :meth:`insert` (pcscd
+        notices nothing), for tests that each want a fresh card; PC/SC clients should reconnect with reset.
+        """
+        if not self._connected.is_set():
+            self.insert(chip)
+            return
+        self._chip = chip
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
 
     def remove(self) -> None:
         """Pull the card out (close the connection)."""
