@@ -170,7 +170,8 @@ def test_the_holder_changes_a_pin(client: CardClient, card_setup: CardSetup) -> 
         client.change_pin(PinKind.SIGN, card_setup.pins.sign or "", "ONLYLETTERS")
     client.change_pin(PinKind.SIGN, card_setup.pins.sign or "", "newpass2026")
     client.read_sign_certificate("NEWPASS2026")
-    assert client.pin_status() == {PinKind.AUTH: 2, PinKind.SIGN: 5, PinKind.CARD_INFO: 3, PinKind.RESIDENCE: 3}
+    assert client.pin_status() == {PinKind.AUTH: 2, PinKind.SIGN: 5, PinKind.CARD_INFO: 3,
+                                   PinKind.RESIDENCE: 3}
 
 
 def test_exports_only_the_public_key(client: CardClient, card_setup: CardSetup) -> None:
