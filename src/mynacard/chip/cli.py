@@ -141,7 +141,7 @@ def personalise(
     municipality: str = typer.Option("131016", "--municipality", "-m", help="Local government code."),
     seed: int | None = typer.Option(None, "--seed", help="Same seed, same synthetic resident."),
     auth_pin: str | None = typer.Option(None, "--auth-pin", help="利用者証明用暗証番号 (default: random)."),
-    sign_password: str | None = typer.Option(None, "--sign-password", help="署名用パスワード (default random)."),
+    sign_password: str | None = typer.Option(None, "--sign-password", help="署名用パスワード (random)."),
     card_info_pin: str | None = typer.Option(None, "--card-info-pin", help="券面事項入力補助用暗証番号."),
     residence_pin: str | None = typer.Option(None, "--residence-pin", help="住民基本台帳用暗証番号."),
     home: Path | None = HomeOption,
