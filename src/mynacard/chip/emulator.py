@@ -36,6 +36,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -68,6 +69,16 @@ _ISSUER_KEY_REF = 0x81
 
 Response = tuple[bytes, int]
 Persist = Callable[[ChipImage], None]
+
+
+@lru_cache(maxsize=256)
+def _load_key(der: bytes) -> rsa.RSAPrivateKey:
+    """Parse (and, once, fully check) a key of the image; OpenSSL's RSA check costs ~0.1 s per load, so
+    parsed keys are shared between chip objects holding the same image (copies of a card, reopened files)."""
+    key = serialization.load_der_private_key(der, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise TypeError("the chip holds only RSA keys")
+    return key
 
 
 def public_key_template(key: rsa.RSAPublicKey) -> bytes:
@@ -494,9 +505,7 @@ class Chip:
         cached = self._keys.get(kind)
         if cached is not None and cached[0] is der:
             return cached[1]
-        key = serialization.load_der_private_key(der, password=None)
-        if not isinstance(key, rsa.RSAPrivateKey):
-            raise TypeError("the chip holds only RSA keys")
+        key = _load_key(der)
         self._keys[kind] = (der, key)
         return key
 
