@@ -238,8 +238,23 @@ class CardClient:
         self.select(Application.JPKI)
         return self._certificate(0x0002, "signing CA certificate")
 
+    def has_sign_certificate(self) -> bool:
+        """Whether the card carries a signing certificate (EF 0008's first byte is ``8F``; under-15s and
+        those who declined it have none). A card without a readable EF 0008 is assumed to have one."""
+        self.select(Application.JPKI)
+        try:
+            flags = self.read_ef(0x0008, sized=False)
+        except CardError:
+            return True
+        return len(flags) != 3 or flags[0] == 0x8F
+
+    def _require_sign_certificate(self) -> None:
+        if not self.has_sign_certificate():
+            raise NotOnCard("this card has no signing certificate (署名用電子証明書)")
+
     def read_sign_certificate(self, password: str) -> x509.Certificate:
         """署名用電子証明書 (needs the signing password: it carries the basic four facts)."""
+        self._require_sign_certificate()
         self.select(Application.JPKI)
         self._verify_selected(PinKind.SIGN, password)
         return self._certificate(0x0001, "signing certificate")
@@ -262,9 +277,12 @@ class CardClient:
         return 0  # pragma: no cover - _ok raised
 
     def pin_status(self) -> dict[PinKind, int]:
-        """Tries left of every PIN the holder sets (those of absent applications are left out)."""
+        """Tries left of every PIN the holder sets (left out: the signing password of a card without a
+        signing certificate, and PINs of applications the card lacks)."""
         out = {}
         for kind in PinKind:
+            if kind is PinKind.SIGN and not self.has_sign_certificate():
+                continue
             if kind.policy.holder_sets:
                 try:
                     out[kind] = self.tries_left(kind)
@@ -309,6 +327,8 @@ class CardClient:
         type 1) and applies its private key. Returns the 256-byte signature."""
         if not 1 <= len(data) <= 245:
             raise InvalidInput("the card signs 1–245 bytes (a DigestInfo)")
+        if key is KeyKind.SIGN:
+            self._require_sign_certificate()
         self.select(Application.JPKI)
         self._verify_selected(key.pin, pin)
         self.select_ef(key.key_fid)
