@@ -132,6 +132,13 @@ class CardFile:
         self.chip = Chip(image, persist=self._save)
         return self.chip
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Change a card-management fact kept with the image (not reachable by APDU), written through."""
+        if self.chip is None:
+            raise Conflict("the card is not open")
+        self.chip.image.meta[key] = value
+        self._save(self.chip.image)
+
     def _save(self, image: ChipImage) -> None:
         save_image(self.path, image, self._key)
 
