@@ -129,18 +129,21 @@ class LedgerReport:
     cards_whose_state_differs_from_last_event: list[int]
     cards_with_broken_chains: list[int]
     cards_with_duplicate_print_orders: list[int]
+    boxes_whose_manifest_differs_from_shipments: list[int]
 
     @property
     def ok(self) -> bool:
         return (self.state_counts == self.last_event_counts
                 and not self.cards_whose_state_differs_from_last_event
                 and not self.cards_with_broken_chains
-                and not self.cards_with_duplicate_print_orders)
+                and not self.cards_with_duplicate_print_orders
+                and not self.boxes_whose_manifest_differs_from_shipments)
 
 
 def verify_ledger(conn: Connection, sample_limit: int = 20) -> LedgerReport:
     """Check that state and history agree: every card in exactly one state, equal to its last event; every
-    event starts where the previous one ended; one print order per print run."""
+    event starts where the previous one ended; one print order per print run; each box shipped exactly the
+    cards its manifest counts (no card shipped twice)."""
     n_cards = conn.execute(select(func.count()).select_from(cards)).scalar_one()
     n_events = conn.execute(select(func.count()).select_from(card_events)).scalar_one()
     state_counts = {s: n for s, n in conn.execute(
@@ -167,4 +170,10 @@ def verify_ledger(conn: Connection, sample_limit: int = 20) -> LedgerReport:
             SELECT card_id, COUNT(*) AS n FROM card_events WHERE to_state = 'print_ordered' GROUP BY card_id
         ) p ON p.card_id = c.id
         WHERE p.n <> c.print_count ORDER BY c.id LIMIT {int(sample_limit)}""")).scalars())
-    return LedgerReport(n_cards, n_events, state_counts, last_counts, differs, broken, duplicate_prints)
+    bad_boxes = list(conn.execute(text(f"""
+        SELECT b.id FROM boxes b LEFT JOIN (
+            SELECT reason, COUNT(*) AS n FROM card_events WHERE to_state = 'shipped' GROUP BY reason
+        ) s ON s.reason = 'box ' || CAST(b.id AS TEXT)
+        WHERE COALESCE(s.n, 0) <> b.card_count ORDER BY b.id LIMIT {int(sample_limit)}""")).scalars())
+    return LedgerReport(n_cards, n_events, state_counts, last_counts, differs, broken, duplicate_prints,
+                        bad_boxes)

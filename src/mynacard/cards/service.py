@@ -182,8 +182,13 @@ def _validate(items: Sequence[ApplicationInput]) -> list[tuple[ApplicationId, Ch
         except (InvalidInput, ValueError) as exc:
             problems.append(f"{label}: {exc}")
     if problems:
-        raise InvalidInput(f"{len(problems)} application(s) refused; nothing was stored", problems)
+        raise _refused(problems)
     return out
+
+
+def _refused(problems: list[str]) -> InvalidInput:
+    shown = "; ".join(problems[:3]) + (f"; … and {len(problems) - 3} more" if len(problems) > 3 else "")
+    return InvalidInput(f"{len(problems)} application(s) refused; nothing was stored: {shown}", problems)
 
 
 def submit_applications(ctx: Context, principal: Principal, items: Sequence[ApplicationInput],
@@ -224,7 +229,7 @@ def submit_applications(ctx: Context, principal: Principal, items: Sequence[Appl
             else:
                 problems.append(f"{app_id}: this application ID was already used for a different application")
         if problems:
-            raise InvalidInput(f"{len(problems)} application(s) refused; nothing was stored", problems)
+            raise _refused(problems)
         resident_ids = {forms[a].resident_id for a, *_ in fresh}
         pending = _pending_by_resident(conn, resident_ids)
         by_item = {it.application_id: it for it in items}

@@ -207,7 +207,7 @@ def _new_resident_codes(conn: Connection, count: int) -> list[str]:
     """Fresh 11-digit resident record codes (10 random digits + check digit), unused so far."""
     codes: set[str] = set()
     while len(codes) < count:
-        batch = set()
+        batch: set[str] = set()
         while len(batch) < count - len(codes):
             base = f"{secrets.randbelow(10**10):010d}"
             batch.add(base + str(numbers.resident_record_code_check_digit(base)))
