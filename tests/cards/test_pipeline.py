@@ -183,3 +183,31 @@ def test_moving_away_voids_pending_cards_and_death_abolishes_issued_ones(ctx: Co
     assert cards.get_card(ctx, SYSTEM, by_resident[ids[1]].id).state is S.ABOLISHED
     assert cards.get_card(ctx, SYSTEM, by_resident[ids[2]].id).state is S.VOIDED
     assert cards.verify_ledger(ctx).ok
+
+
+def test_the_ledger_check_finds_each_kind_of_damage(ctx: Context) -> None:
+    from sqlalchemy import delete, insert, update
+
+    from mynacard.cards.tables import boxes
+
+    apply_all(ctx, make_residents(ctx, 6, NOW), NOW)
+    produce(ctx, NOW)
+    assert cards.verify_ledger(ctx).ok
+    with ctx.db.begin() as conn:
+        ids = conn.execute(select(cards_table.c.id).order_by(cards_table.c.id)).scalars().all()
+        conn.execute(update(cards_table).where(cards_table.c.id == ids[0]).values(state="issued"))
+        last = conn.execute(select(func.max(card_events.c.id)).where(card_events.c.card_id == ids[1])).scalar()
+        conn.execute(delete(card_events).where(card_events.c.id == last))
+        conn.execute(insert(card_events).values(card_id=ids[2], from_state="shipped", to_state="print_ordered",
+                                                actor="x", at=NOW, reason="forged"))
+        conn.execute(insert(card_events).values(card_id=ids[3], from_state="applied", to_state="shipped",
+                                                actor="x", at=NOW, reason="out of nowhere"))
+        conn.execute(update(boxes).values(card_count=boxes.c.card_count + 1))
+    report = cards.verify_ledger(ctx)
+    assert not report.ok
+    assert ids[0] in report.cards_whose_state_differs_from_last_event
+    assert ids[1] in report.cards_whose_state_differs_from_last_event
+    assert ids[2] in report.cards_with_duplicate_print_orders
+    assert report.cards_with_broken_chains == [ids[3]]
+    assert report.boxes_whose_manifest_differs_from_shipments
+    assert report.state_counts != report.last_event_counts
