@@ -74,19 +74,23 @@ def simulate(
 def status(home: Path | None = HomeOption) -> None:
     """Cards by state per municipality, and whether state and history agree."""
     from mynacard.cards import service as cards
+    from mynacard.cards.model import CardState
     from mynacard.principal import Principal
     from mynacard.registry import service as registry
 
     ctx = _context(home)
     counts = cards.counts_by_municipality_and_state(ctx, Principal.system())
     names = {m.code: m.full_name for m in registry.list_municipalities(ctx)}
-    states = [s.value for s in cards.CardState]
+    present = {s for by_state in counts.values() for s in by_state}
+    states = [s.value for s in CardState if s.value in present]
     table = Table(title="cards by state")
-    table.add_column("municipality")
+    table.add_column("municipality", no_wrap=True)
     for s in states:
         table.add_column(s, justify="right")
     for code, by_state in sorted(counts.items()):
         table.add_row(f"{code} {names.get(code, '')}", *(f"{by_state.get(s, 0):,}" for s in states))
+    if not counts:
+        console.print("no cards yet")
     console.print(table)
     report = cards.verify_ledger(ctx)
     colour = "green" if report.ok else "red"
