@@ -22,7 +22,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from conftest import NOW, require
 from mynacard.cards.personalisation import CardHolder
 from mynacard.chip.cardinfo import CardInfoSigner
 from mynacard.chip.demo_issuer import DemoCertificateIssuer
@@ -35,6 +34,7 @@ from mynacard.chip.transport import InProcessTransport, PcscTransport, Transport
 from mynacard.chip.vpcd import VpcdCard
 from mynacard.registry.model import BasicFacts, Sex
 from mynacard.sim.photos import face_photo
+from tests.conftest import NOW, require
 
 SERIAL = "A000000012301"
 NUMBER = "123456789018"
