@@ -48,7 +48,9 @@ def lab(pcsc_lab: PcscLab, opensc_tools: None, chip: Chip, tmp_path: Path) -> It
     try:
         yield pcsc_lab
     finally:
-        if old_home is not None:
+        if old_home is None:
+            os.environ.pop("HOME", None)
+        else:
             os.environ["HOME"] = old_home
 
 
