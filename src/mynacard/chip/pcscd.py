@@ -25,8 +25,8 @@ from typing import Self
 
 __all__ = ["VPCD_DRIVER", "PcscdUnavailable", "PrivatePcscd", "free_port_pair", "wait_for_card"]
 
-VPCD_DRIVER = Path("/usr/lib/pcsc/drivers/serial/libifdvpcd.so")
-"""Where Debian's vsmartcard-vpcd installs the driver."""
+VPCD_DRIVER = Path(os.environ.get("MYNACARD_VPCD_DRIVER", "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"))
+"""Where Debian's vsmartcard-vpcd installs the driver (``MYNACARD_VPCD_DRIVER`` overrides it)."""
 _SYSTEM_SOCKET = Path("/run/pcscd/pcscd.comm")
 
 
