@@ -16,9 +16,11 @@ import os
 import platform
 import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -26,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from mynacard.cards.personalisation import CardHolder
 from mynacard.chip.apdu import encode_command
+from mynacard.chip.cardfile import CardFile
 from mynacard.chip.cardinfo import CardInfoSigner
 from mynacard.chip.client import CardClient, digest_info
 from mynacard.chip.demo_issuer import DemoCertificateIssuer
@@ -126,6 +129,32 @@ def signature_loops(transport: Transport, key: rsa.RSAPrivateKey) -> dict[str, C
     return {"card: COMPUTE DIGITAL SIGNATURE": through_card_apdu, "card: CardClient.sign_digest": through_client}
 
 
+def verify_loops(chip: Chip, folder: Path) -> tuple[dict[str, Callable[[], int]], CardFile]:
+    """A right VERIFY writes the retry counter twice (decrement first, restore after the match): in memory,
+    and written through to a card file (atomic rename and fsync each time)."""
+    path = folder / "bench.card"
+    key = os.urandom(32)
+    CardFile.create(path, chip.image.copy(), key)
+    card = CardFile(path, key)
+    on_file = card.open()
+    verify = encode_command(0x00, 0x20, 0x00, 0x80, PINS.auth.encode())
+
+    def loop(target: Chip) -> Callable[[], int]:
+        transport = InProcessTransport(target)
+        transport.transmit(encode_command(0x00, 0xA4, 0x04, 0x0C, Application.JPKI.aid))
+        transport.transmit(bytes.fromhex("00A4020C020018"))
+
+        def run() -> int:
+            for _ in range(10):
+                assert transport.transmit(verify) == b"\x90\x00"
+            return 10
+
+        return run
+
+    return {"VERIFY right PIN, chip in memory": loop(Chip(chip.image.copy())),
+            "VERIFY right PIN, card file written through": loop(on_file)}, card
+
+
 def raw_signing(key: rsa.RSAPrivateKey) -> Callable[[], int]:
     digest = hashlib.sha256(b"bench").digest()
 
@@ -165,6 +194,13 @@ def main() -> None:
     in_process = InProcessTransport(chip)
     for name, value in rates(apdu_loops(in_process), args.seconds, args.rounds).items():
         rows.append(("APDU/s", f"in-process  {name}", value))
+    with tempfile.TemporaryDirectory() as folder:
+        loops, card = verify_loops(chip, Path(folder))
+        try:
+            for name, value in rates(loops, args.seconds, args.rounds).items():
+                rows.append(("APDU/s", f"in-process  {name}", value))
+        finally:
+            card.close()
     compared = {f"in-process  {k}": v for k, v in signature_loops(in_process, key).items()}
     compared["peer: cryptography sign, same key (PKCS#1 v1.5, SHA-256 prehashed)"] = raw_signing(key)
     for name, value in rates(compared, args.seconds, args.rounds).items():
