@@ -198,7 +198,7 @@ def test_errors_for_missing_applications_and_files(client: CardClient) -> None:
     with pytest.raises(NotOnCard):
         client.select_ef(0x0099)
     with pytest.raises(CardError) as err:
-        client._ok(client.exchange(0x00, 0xB0, 0x00, 0x00, le=4), "read")
+        client.expect_ok(client.exchange(0x00, 0xB0, 0x00, 0x00, le=4), "read")
     assert err.value.sw == SW.NO_CURRENT_EF
     raw = client.transport.transmit(encode_command(0x00, 0xA4, 0x04, 0x0C, Application.CARD_FACE.aid))
     assert raw == b"\x90\x00"

@@ -131,7 +131,8 @@ class CardClient:
             collected += response.data
         return ResponseApdu(collected, response.sw)
 
-    def _ok(self, response: ResponseApdu, what: str) -> bytes:
+    def expect_ok(self, response: ResponseApdu, what: str) -> bytes:
+        """The data of a ``90 00`` response; any other status word becomes the matching error."""
         if response.sw == SW.OK:
             return response.data
         if response.sw == SW.SECURITY_STATUS_NOT_SATISFIED:
@@ -145,10 +146,10 @@ class CardClient:
         response = self.exchange(0x00, 0xA4, 0x04, 0x0C, app.aid)
         if response.sw == SW.FILE_NOT_FOUND:
             raise NotOnCard(f"this card has no {app.label}", response.sw)
-        self._ok(response, f"SELECT {app.label}")
+        self.expect_ok(response, f"SELECT {app.label}")
 
     def select_ef(self, fid: int) -> None:
-        self._ok(self.exchange(0x00, 0xA4, 0x02, 0x0C, fid.to_bytes(2, "big")), f"SELECT EF {fid:04X}")
+        self.expect_ok(self.exchange(0x00, 0xA4, 0x02, 0x0C, fid.to_bytes(2, "big")), f"SELECT EF {fid:04X}")
 
     def read_binary(self, offset: int, length: int) -> bytes:
         """READ BINARY of up to ``length`` bytes from ``offset`` of the current EF (extended when needed)."""
@@ -157,7 +158,7 @@ class CardClient:
         response = self.exchange(0x00, 0xB0, offset >> 8, offset & 0xFF, le=length)
         if response.sw == SW.END_OF_FILE:
             return response.data
-        return self._ok(response, f"READ BINARY at {offset}")
+        return self.expect_ok(response, f"READ BINARY at {offset}")
 
     def read_ef(self, fid: int, *, sized: bool = True) -> bytes:
         """The whole content of EF ``fid`` in the selected application; ``b""`` for an empty EF.
@@ -173,7 +174,7 @@ class CardClient:
             return b""
         if head.sw == SW.END_OF_FILE:
             return head.data
-        self._ok(head, f"READ BINARY of EF {fid:04X}")
+        self.expect_ok(head, f"READ BINARY of EF {fid:04X}")
         try:
             size: int | None = tlv.total_length(head.data)
         except tlv.TlvError:
@@ -190,7 +191,7 @@ class CardClient:
             if response.sw == SW.OFFSET_OUTSIDE_EF:
                 break
             if response.sw != SW.END_OF_FILE:
-                self._ok(response, f"READ BINARY of EF {fid:04X}")
+                self.expect_ok(response, f"READ BINARY of EF {fid:04X}")
             data += response.data
             if response.sw == SW.END_OF_FILE or len(response.data) < want:
                 break
@@ -213,7 +214,7 @@ class CardClient:
     def manufacture_number(self) -> str:
         """製造番号, from record 1 of SFI 1 in the common DF."""
         self.select(Application.COMMON)
-        record = self._ok(self.exchange(0x00, 0xB2, 0x01, 0x0C, le=256), "READ RECORD")
+        record = self.expect_ok(self.exchange(0x00, 0xB2, 0x01, 0x0C, le=256), "READ RECORD")
         _, value, _ = tlv.read_element(record)
         return value[2:].decode("ascii")
 
@@ -273,7 +274,7 @@ class CardClient:
             return policy.max_tries
         if response.sw == SW.REFERENCE_DATA_NOT_USABLE:
             return 0
-        self._ok(response, f"{policy.label}: tries left")
+        self.expect_ok(response, f"{policy.label}: tries left")
         return 0  # pragma: no cover - _ok raised
 
     def pin_status(self) -> dict[PinKind, int]:
@@ -305,7 +306,7 @@ class CardClient:
             raise WrongPin(kind, left, response.sw)
         if response.sw in (SW.REFERENCE_DATA_NOT_USABLE, 0x6983):
             raise PinBlocked(kind, response.sw)
-        self._ok(response, f"VERIFY {kind.policy.label}")
+        self.expect_ok(response, f"VERIFY {kind.policy.label}")
 
     def verify(self, kind: PinKind, value: str) -> None:
         """Check a PIN (uses a try when wrong); raises :class:`WrongPin` or :class:`PinBlocked`."""
@@ -317,7 +318,7 @@ class CardClient:
         new_value = normalise_pin(kind, new)
         check_new_pin(kind, new_value)
         self.verify(kind, current)
-        self._ok(self.exchange(0x00, 0x24, 0x01, 0x80, new_value.encode("ascii")),
+        self.expect_ok(self.exchange(0x00, 0x24, 0x01, 0x80, new_value.encode("ascii")),
                  f"CHANGE REFERENCE DATA {kind.policy.label}")
 
     # --- signatures ---------------------------------------------------------------------------------------
@@ -332,7 +333,7 @@ class CardClient:
         self.select(Application.JPKI)
         self._verify_selected(key.pin, pin)
         self.select_ef(key.key_fid)
-        return self._ok(self.exchange(0x80, 0x2A, 0x00, 0x80, data, 256), "COMPUTE DIGITAL SIGNATURE")
+        return self.expect_ok(self.exchange(0x80, 0x2A, 0x00, 0x80, data, 256), "COMPUTE DIGITAL SIGNATURE")
 
     def sign_digest(self, key: KeyKind, pin: str, digest: bytes,
                     algorithm: hashes.HashAlgorithm | None = None) -> bytes:
@@ -347,7 +348,7 @@ class CardClient:
         """The public key as the card exports it (``7F49`` template; GENERATE ASYMMETRIC KEY PAIR P1=81)."""
         self.select(Application.JPKI)
         self.select_ef(key.key_fid)
-        return self._ok(self.exchange(0x00, 0x47, 0x81, 0x00, le=256), "read public key")
+        return self.expect_ok(self.exchange(0x00, 0x47, 0x81, 0x00, le=256), "read public key")
 
     # --- card-info applications --------------------------------------------------------------------------
 

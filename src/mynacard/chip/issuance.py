@@ -123,36 +123,36 @@ class IssuerTerminal:
         c = self.client
         serial = self.serial
         c.select(app)
-        challenge = c._ok(c.exchange(0x00, 0x84, 0x00, 0x00, le=CHALLENGE_LENGTH), "GET CHALLENGE")
+        challenge = c.expect_ok(c.exchange(0x00, 0x84, 0x00, 0x00, le=CHALLENGE_LENGTH), "GET CHALLENGE")
         response = c.exchange(0x00, 0x82, 0x00, 0x81, self._master.answer(serial, app.aid, challenge))
         if response.sw == SW.VERIFICATION_FAILED:
             raise CardError("the card refused the issuer key (wrong master key for this card)", response.sw)
-        c._ok(response, "EXTERNAL AUTHENTICATE")
+        c.expect_ok(response, "EXTERNAL AUTHENTICATE")
 
     def write(self, fid: int, content: bytes) -> None:
         """Replace EF ``fid`` of the open application with ``content``."""
         c = self.client
         c.select_ef(fid)
-        c._ok(c.exchange(0x00, 0x0E, 0x00, 0x00), f"ERASE BINARY {fid:04X}")
+        c.expect_ok(c.exchange(0x00, 0x0E, 0x00, 0x00), f"ERASE BINARY {fid:04X}")
         step = 0x0FFF if c.transport.supports_extended else 0xFF
         for offset in range(0, len(content), step):
             chunk = content[offset:offset + step]
-            c._ok(c.exchange(0x00, 0xD6, offset >> 8, offset & 0xFF, chunk), f"UPDATE BINARY {fid:04X}")
+            c.expect_ok(c.exchange(0x00, 0xD6, offset >> 8, offset & 0xFF, chunk), f"UPDATE BINARY {fid:04X}")
 
     def generate_key(self, kind: KeyKind) -> bytes:
         """A new key pair for ``kind`` inside the chip (JPKI must be open); returns its SPKI DER."""
         c = self.client
         c.select_ef(kind.key_fid)
-        return spki_from_template(c._ok(c.exchange(0x00, 0x47, 0x80, 0x00, le=256), "GENERATE KEY PAIR"))
+        return spki_from_template(c.expect_ok(c.exchange(0x00, 0x47, 0x80, 0x00, le=256), "GENERATE KEY PAIR"))
 
     def set_pin(self, kind: PinKind, value: str | None) -> None:
         """RESET RETRY COUNTER in the open application: a new value, or (None) unblock keeping the value."""
         c = self.client
         c.select_ef(kind.policy.fid)
         if value is None:
-            c._ok(c.exchange(0x00, 0x2C, 0x03, 0x80), f"unblock {kind.policy.label}")
+            c.expect_ok(c.exchange(0x00, 0x2C, 0x03, 0x80), f"unblock {kind.policy.label}")
         else:
-            c._ok(c.exchange(0x00, 0x2C, 0x02, 0x80, value.encode("ascii")), f"set {kind.policy.label}")
+            c.expect_ok(c.exchange(0x00, 0x2C, 0x02, 0x80, value.encode("ascii")), f"set {kind.policy.label}")
 
     # --- use cases ----------------------------------------------------------------------------------------
 
