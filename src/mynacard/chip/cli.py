@@ -223,10 +223,14 @@ def serve_vpcd(
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         with CardFile(card, _key(home, key_file)) as chip:
-            console.print(f"card {chip.image.serial} in vpcd {host}:{port} — pcscd shows it as a reader; "
-                          "Ctrl-C takes it out")
-            worker = threading.Thread(target=serve, args=(chip, host, port), kwargs={"stop": stop},
-                                      daemon=True)
+            console.print(f"card {chip.image.serial}: waiting for pcscd's vpcd reader on {host}:{port} "
+                          "(Ctrl-C takes the card out)")
+
+            def connected() -> None:
+                console.print(f"card {chip.image.serial} is in the vpcd reader")
+
+            worker = threading.Thread(target=serve, args=(chip, host, port),
+                                      kwargs={"stop": stop, "on_connect": connected}, daemon=True)
             worker.start()
             try:
                 while worker.is_alive():

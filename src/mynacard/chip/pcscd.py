@@ -52,6 +52,23 @@ def free_port_pair() -> int:
     raise PcscdUnavailable("no two consecutive free TCP ports")
 
 
+def _tcp_listening(port: int) -> bool:
+    """Whether something listens on TCP ``port`` (read from /proc, without connecting: vpcd would take a
+    connection to its port for a card)."""
+    wanted = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 3 and fields[1].endswith(wanted) and fields[3] == "0A":
+                        return True
+        except OSError:
+            continue
+    return False
+
+
 def _socket_alive(path: Path) -> bool:
     if not path.exists():
         return False
@@ -98,41 +115,44 @@ class PrivatePcscd:
             f"LIBPATH      {VPCD_DRIVER}\nCHANNELID    0x{self.port:04X}\n")
         run = self._tmp / "run"
         run.mkdir()
+        attempts: list[tuple[list[str], Path]] = []
         unshare = shutil.which("unshare")
-        log = self.log_path.open("wb")
         if unshare and os.geteuid() == 0:
             script = 'mkdir -p /run/pcscd && mount --bind "$1" /run/pcscd && exec "$2" --foreground -c "$3"'
-            command = [unshare, "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-                       str(run), pcscd, str(conf)]
-            self.socket_path = run / "pcscd.comm"
-        elif not _socket_alive(_SYSTEM_SOCKET):
-            command = [pcscd, "--foreground", "-c", str(conf)]
-            self.socket_path = _SYSTEM_SOCKET
-        else:
-            log.close()
-            raise PcscdUnavailable("another pcscd is running and a private one needs root (unshare)")
-        self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+            attempts.append(([unshare, "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+                              str(run), pcscd, str(conf)], run / "pcscd.comm"))
+        # Without a private mount namespace (no root, or a container without CAP_SYS_ADMIN): the standard
+        # socket, as long as no other pcscd holds it.
+        attempts.append(([pcscd, "--foreground", "-c", str(conf)], _SYSTEM_SOCKET))
+        problems = []
+        for command, socket_path in attempts:
+            if socket_path == _SYSTEM_SOCKET and _socket_alive(_SYSTEM_SOCKET):
+                problems.append("another pcscd is running and a private one needs root (unshare --mount)")
+                continue
+            problem = self._launch(command, socket_path, timeout)
+            if problem is None:
+                return self
+            problems.append(problem)
+        raise PcscdUnavailable("; ".join(problems))
+
+    def _launch(self, command: list[str], socket_path: Path, timeout: float) -> str | None:
+        """Start one way; None when pcscd serves its socket and the vpcd port listens, else why not."""
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
+        self.socket_path = socket_path
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                log_tail = self.log_path.read_text(errors="replace")[-500:]
-                raise PcscdUnavailable(f"pcscd exited at start: {log_tail}")
-            if _socket_alive(self.socket_path) and self._listening():
-                return self
+                self._process = None
+                return f"pcscd exited at start: {self.log_path.read_text(errors='replace')[-300:]}"
+            if _socket_alive(socket_path) and _tcp_listening(self.port):
+                return None
             time.sleep(0.05)
-        self.stop()
-        raise PcscdUnavailable("pcscd did not come up in time")
-
-    def _listening(self) -> bool:
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            try:
-                s.connect(("127.0.0.1", self.port))
-            except OSError:
-                return False
-        return True
+        process, self._process = self._process, None
+        process.terminate()
+        process.wait(timeout=5)
+        return "pcscd did not come up in time"
 
     def stop(self) -> None:
         """Stop the pcscd this object started (by its process id) and remove the temporary files."""
