@@ -5,6 +5,7 @@ takes). The PIN table of the brief is checked here over both, including block an
 from __future__ import annotations
 
 import hashlib
+from datetime import date
 
 import pytest
 from cryptography import x509
@@ -202,3 +203,46 @@ def test_errors_for_missing_applications_and_files(client: CardClient) -> None:
     assert err.value.sw == SW.NO_CURRENT_EF
     raw = client.transport.transmit(encode_command(0x00, 0xA4, 0x04, 0x0C, Application.CARD_FACE.aid))
     assert raw == b"\x90\x00"
+
+
+class ShortApdusOnly:
+    """A reader without extended-length support: refuses any extended APDU, as such readers do."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.sent = 0
+
+    @property
+    def name(self) -> str:
+        return f"short-only {self.inner.name}"
+
+    @property
+    def supports_extended(self) -> bool:
+        return False
+
+    def transmit(self, apdu: bytes) -> bytes:
+        assert len(apdu) <= 4 + 1 + 255 + 1 and not (len(apdu) > 5 and apdu[4] == 0), apdu.hex()
+        self.sent += 1
+        return self.inner.transmit(apdu)
+
+    def reset(self) -> None:
+        self.inner.reset()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_works_through_a_reader_without_extended_length(transport: Transport, card_setup: CardSetup,
+                                                        authorities: Authorities) -> None:
+    """Certificates are read in 256-byte pieces, the 270-byte public key comes with 61 xx + GET RESPONSE,
+    and the issuer writes in 255-byte pieces."""
+    short = ShortApdusOnly(transport)
+    client = CardClient(short)
+    cert = client.read_sign_certificate(card_setup.pins.sign or "")
+    assert cert.public_bytes(Encoding.DER) == card_setup.personalised.sign_certificate
+    assert spki_from_template(client.public_key_template(KeyKind.AUTH)) == card_setup.personalised.auth_public_key
+    assert client.read_card_info(card_setup.pins.card_info).signature_valid
+    terminal = IssuerTerminal(short, authorities.master)
+    assert terminal.endorse_address("東京都千代田区霞が関1丁目1番1号", authorities.signer, date(2026, 7, 1))
+    assert client.read_card_info(card_setup.pins.card_info).facts.address == "東京都千代田区霞が関1丁目1番1号"
+    assert short.sent > 20

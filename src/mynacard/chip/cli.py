@@ -155,6 +155,7 @@ def personalise(
     from mynacard.chip.issuance import InitialPins, IssuerTerminal
     from mynacard.chip.issuerkey import IssuerMasterKey
     from mynacard.chip.transport import InProcessTransport
+    from mynacard.clock import local_date
     from mynacard.config import load_settings
     from mynacard.numbers import mask_individual_number
 
@@ -167,7 +168,7 @@ def personalise(
         settings = load_settings(home=home)
         key = _key(home, key_file)
         now = _now()
-        today = now.date()
+        today = local_date(now)
         holder, resident_code = _demo_holder(seed, municipality, today)
         rng = random.Random(seed) if seed is not None else random.Random(secrets.randbits(64))
         chosen = _random_pins(rng)
@@ -178,7 +179,7 @@ def personalise(
         master = IssuerMasterKey.from_settings(settings)
         chip = Chip(ChipImage.blank(holder.card_serial, master.card_key(holder.card_serial)))
         chip.image.meta.update({"municipality_code": holder.municipality_code,
-                                "personalised_at": now.isoformat(timespec="seconds")})
+                                "personalised_on": today.isoformat()})
         terminal = IssuerTerminal(InProcessTransport(chip), master)
         made = terminal.personalise(holder, issuer, signer, now, resident_code=resident_code)
         terminal.set_initial_pins(pins)
