@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -228,3 +229,33 @@ def test_serve_vpcd_command_puts_a_card_file_in_the_reader(lab: PcscLab, card_se
     wait_for_card(second, present=False)
     with CardFile(card_file, key) as chip:  # the lock was released
         assert chip.image.pins[PinKind.AUTH].tries_left == 2
+
+
+def test_the_card_may_connect_before_pcscd_and_survives_a_pcscd_restart(opensc_tools: None, pcsc_lab: PcscLab,
+                                                                       chip: Chip, tmp_path: Path) -> None:
+    """What Debian's setup implies: the card side retries until vpcd listens, pcscd picks the card up by
+    polling (no restart needed), and after pcscd restarts the card is back without any action."""
+    from mynacard.chip.pcscd import PrivatePcscd, free_port_pair
+    from mynacard.chip.vpcd import VpcdCard
+
+    port = free_port_pair()
+    slot = VpcdCard(port=port)
+    slot.insert(chip, timeout=None)  # nothing listens on the port yet: the card side keeps trying
+    env = {**os.environ, "HOME": str(tmp_path)}
+
+    def card_name(daemon: PrivatePcscd) -> str:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            named = subprocess.run(["opensc-tool", "--reader", daemon.reader, "--name"], capture_output=True,
+                                   text=True, env={**env, **daemon.env}, timeout=30, check=False)
+            if named.returncode == 0:
+                return named.stdout.strip().splitlines()[0]
+            time.sleep(0.2)
+        raise AssertionError("the card did not appear")
+
+    try:
+        for _ in range(2):  # start, then restart
+            with PrivatePcscd(port=port) as daemon:
+                assert card_name(daemon) == "jpki"
+    finally:
+        slot.stop()

@@ -176,11 +176,12 @@ class VpcdCard:
             finally:
                 self._connected.clear()
 
-    def insert(self, chip: Chip, timeout: float = 10.0) -> None:
-        """Put ``chip`` in the reader (removing the card there); returns once vpcd has the connection."""
+    def insert(self, chip: Chip, timeout: float | None = 10.0) -> None:
+        """Put ``chip`` in the reader (removing the card there); returns once vpcd has the connection, or at
+        once with ``timeout=None`` (the card then connects whenever vpcd starts listening)."""
         self.remove()
         self._chip = chip
-        if not self._connected.wait(timeout):
+        if timeout is not None and not self._connected.wait(timeout):
             raise TimeoutError(f"vpcd on port {self.port} did not take the card")
 
     def swap(self, chip: Chip) -> None:
