@@ -154,8 +154,8 @@ def _peer(url: str, n: int) -> dict[str, float]:
     for name, frm, to in PEER_STAGES:
         start = time.perf_counter()
         with engine.begin() as conn:
-            conn.execute(text("INSERT INTO peer_events SELECT id, state, :to, 'now' FROM peer_cards WHERE state = :frm"),
-                         {"to": to, "frm": frm})
+            conn.execute(text("INSERT INTO peer_events SELECT id, state, :to, 'now' FROM peer_cards "
+                              "WHERE state = :frm"), {"to": to, "frm": frm})
             conn.execute(text("UPDATE peer_cards SET state = :to WHERE state = :frm"), {"to": to, "frm": frm})
         out[name] = n / (time.perf_counter() - start)
     with engine.begin() as conn:
@@ -205,10 +205,12 @@ def main() -> int:
         figures: dict[str, Any] = {"n": n, "db": args.db, "workers": workers, "setup_s": setup_s, "stages": {}}
         peaks = [r[2] for r in res]
         total = 0.0
+        def stage_args(stage: str) -> Callable[[int], tuple[Any, ...]]:
+            return lambda i: (home, url, stage, i, workers)
+
         stages: list[tuple[str, Callable[..., None], Callable[[int], tuple[Any, ...]]]] = [
             ("intake", _intake_worker, lambda i: (home, url, shards[i], 5000)),
-            *[(s, _stage_worker, (lambda s: lambda i: (home, url, s, i, workers))(s))
-              for s in ("screen", "print", "manufacture", "ship", "receive")],
+            *[(s, _stage_worker, stage_args(s)) for s in ("screen", "print", "manufacture", "ship", "receive")],
         ]
         for name, target, args_for in stages:
             seconds, res = _run(workers, target, args_for)

@@ -211,3 +211,16 @@ def test_the_ledger_check_finds_each_kind_of_damage(ctx: Context) -> None:
     assert report.cards_with_broken_chains == [ids[3]]
     assert report.boxes_whose_manifest_differs_from_shipments
     assert report.state_counts != report.last_event_counts
+
+
+def test_residents_and_kiosks_cannot_move_cards(ctx: Context) -> None:
+    from mynacard.errors import Forbidden
+    from mynacard.principal import Principal, Role
+
+    ids = make_residents(ctx, 1, NOW)
+    apply_all(ctx, ids, NOW)
+    card = _cards(ctx)[0]
+    assert cards.get_card(ctx, Principal(Role.RESIDENT, str(ids[0])), card.id).id == card.id
+    for who in (Principal(Role.RESIDENT, str(ids[0])), Principal(Role.KIOSK, "k1"), MANUFACTURER):
+        with pytest.raises(Forbidden):
+            cards.transition(ctx, who, card.id, S.VOIDED, "not allowed", NOW)

@@ -713,7 +713,8 @@ def card_history(ctx: Context, principal: Principal, card_id: int) -> list[dict[
 
 def transition(ctx: Context, principal: Principal, card_id: int, target: CardState, reason: str | None,
                now: datetime, values: dict[str, Any] | None = None) -> CardView:
-    """Move one card, checking scope and the lifecycle; an illegal move raises and changes nothing."""
+    """Move one card, checking role, scope and the lifecycle; an illegal move raises and changes nothing."""
+    principal.require(*_MUNICIPAL)
     with ctx.transaction() as tx:
         query = _scoped(principal, select(cards).where(cards.c.id == card_id))
         if tx.conn.dialect.name == "postgresql":
