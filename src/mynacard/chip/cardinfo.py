@@ -18,6 +18,7 @@ it against the key in EF 0004 (:func:`verify_card_info`). Encoders raise ``Value
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -75,20 +76,29 @@ class CardInfoFacts:
         return parts[1] if len(parts) == 2 else ""
 
 
-# --- EF 0001: the individual number -------------------------------------------------------------------------
+# --- EF 0001: the individual number (and the 住基AP's resident record code, in the same shape) ------------
+
+def _digits_file(digits: str) -> bytes:
+    """``FF 10 len`` + ASCII digits + ``FF FF`` padding, as the individual-number EF is laid out."""
+    return b"\xff\x10" + bytes((len(digits),)) + digits.encode("ascii") + b"\xff\xff"
+
+
+def _file_digits(data: bytes, valid: Callable[[str], bool], what: str) -> str:
+    tag, value, _ = tlv.read_element(data)
+    digits = value.decode("ascii", "replace")
+    if tag != 0xFF10 or not valid(digits):
+        raise ValueError(f"EF 0001 does not hold {what}")
+    return digits
+
 
 def encode_number_file(number: str) -> bytes:
     if not is_valid_individual_number(number):
         raise ValueError("not a valid individual number")
-    return b"\xff\x10\x0c" + number.encode("ascii") + b"\xff\xff"
+    return _digits_file(number)
 
 
 def decode_number_file(data: bytes) -> str:
-    tag, value, _ = tlv.read_element(data)
-    number = value.decode("ascii", "replace")
-    if tag != 0xFF10 or not is_valid_individual_number(number):
-        raise ValueError("EF 0001 does not hold an individual number")
-    return number
+    return _file_digits(data, is_valid_individual_number, "an individual number")
 
 
 def encode_resident_code_file(code: str) -> bytes:
@@ -96,15 +106,11 @@ def encode_resident_code_file(code: str) -> bytes:
     shape of the individual-number file."""
     if not is_valid_resident_record_code(code):
         raise ValueError("not a valid resident record code")
-    return b"\xff\x10\x0b" + code.encode("ascii") + b"\xff\xff"
+    return _digits_file(code)
 
 
 def decode_resident_code_file(data: bytes) -> str:
-    tag, value, _ = tlv.read_element(data)
-    code = value.decode("ascii", "replace")
-    if tag != 0xFF10 or not is_valid_resident_record_code(code):
-        raise ValueError("EF 0001 does not hold a resident record code")
-    return code
+    return _file_digits(data, is_valid_resident_record_code, "a resident record code")
 
 
 # --- EF 0002: the basic four facts -------------------------------------------------------------------------

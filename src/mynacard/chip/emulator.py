@@ -377,14 +377,7 @@ class Chip:
         value = self._new_pin_value(kind, cmd.data)
         if value is None:
             return b"", SW.WRONG_DATA
-
-        def change(img: ChipImage) -> None:
-            img.pins[kind].value = value
-            img.pins[kind].tries_left = kind.policy.max_tries
-
-        if not self._commit(change):
-            return b"", SW.MEMORY_FAILURE
-        return b"", SW.OK
+        return b"", SW.OK if self._store_pin(kind, value) else SW.MEMORY_FAILURE
 
     def _reset_retry_counter(self, cmd: CommandApdu) -> Response:
         if cmd.p1 not in (0x02, 0x03):
@@ -405,15 +398,18 @@ class Chip:
             value = self.image.pins[kind].value
             if value is None:
                 return b"", SW.REFERENCE_DATA_NOT_USABLE
-
-        def reset(img: ChipImage) -> None:
-            img.pins[kind].value = value
-            img.pins[kind].tries_left = kind.policy.max_tries
-
-        if not self._commit(reset):
+        if not self._store_pin(kind, value):
             return b"", SW.MEMORY_FAILURE
         self._verified.discard(kind)
         return b"", SW.OK
+
+    def _store_pin(self, kind: PinKind, value: bytes) -> bool:
+        """A new value for ``kind`` with a full retry counter, written to persistent memory."""
+        def store(img: ChipImage) -> None:
+            img.pins[kind].value = value
+            img.pins[kind].tries_left = kind.policy.max_tries
+
+        return self._commit(store)
 
     # --- the issuer ---------------------------------------------------------------------------------------
 
