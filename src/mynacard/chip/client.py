@@ -216,7 +216,7 @@ class CardClient:
         self.select(Application.COMMON)
         record = self.expect_ok(self.exchange(0x00, 0xB2, 0x01, 0x0C, le=256), "READ RECORD")
         _, value, _ = tlv.read_element(record)
-        return value[2:].decode("ascii")
+        return value[2:15].decode("ascii", "replace")  # jpki/myna: characters 2–14 of the value
 
     # --- certificates -------------------------------------------------------------------------------------
 

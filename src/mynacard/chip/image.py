@@ -60,8 +60,8 @@ class ChipImage:
         """A chip as the fab delivers it: file structure, issuer key, no keys, PINs not yet set."""
         if len(issuer_key) != 16:
             raise ValueError("the card's issuer key is 16 bytes")
-        if not serial or not serial.isascii() or not serial.isalnum() or len(serial) > 32:
-            raise ValueError("a manufacture number is 1–32 ASCII letters and digits")
+        if len(serial) != 13 or not serial.isascii() or not serial.isalnum():
+            raise ValueError("a manufacture number (製造番号) is 13 ASCII letters and digits")
         pins = {kind: PinState(None, kind.policy.max_tries) for kind in PinKind}
         image = cls(serial, issuer_key, {}, pins, {}, {})
         image.files[(Application.COMMON, 0x0001)] = common_record(serial)

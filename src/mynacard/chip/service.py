@@ -43,7 +43,7 @@ __all__ = [
     "set_initial_pins",
 ]
 
-_SERIAL = re.compile(r"[A-Za-z0-9]{1,32}")
+_SERIAL = re.compile(r"[A-Za-z0-9]{13}")
 _MAKERS = (Role.MANUFACTURER, Role.OPERATOR, Role.SYSTEM)
 _WINDOW = (Role.CLERK, Role.SUPERVISOR, Role.OPERATOR, Role.SYSTEM)
 
@@ -61,7 +61,7 @@ class ManufacturedCard:
 def card_path(ctx: Context, serial: str) -> Path:
     """Where the card file of ``serial`` lives."""
     if not isinstance(serial, str) or not _SERIAL.fullmatch(serial):
-        raise InvalidInput("a manufacture number is 1–32 letters and digits")
+        raise InvalidInput("a manufacture number (製造番号) is 13 letters and digits")
     return ctx.settings.home / "chips" / f"{serial}.card"
 
 
