@@ -53,3 +53,10 @@ def world(ctx: Context, people: list[Resident]) -> demo.World:
     """The demonstration network over ``people``: national bodies (70 % of everyone enrolled) and the five
     divisions of each town (their own residents), with copies of most items."""
     return demo.build_world(ctx, ["131016", "011002"], people, NOW)
+
+
+@pytest.fixture
+def small_world(ctx: Context) -> demo.World:
+    """12 residents of 千代田区, its five divisions and the national bodies (everyone enrolled everywhere)."""
+    return demo.build_world(ctx, ["131016"], register_people(ctx, "131016", 12, seed=3), NOW,
+                            national_share=1.0, record_share=1.0)

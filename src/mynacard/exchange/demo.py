@@ -112,7 +112,7 @@ def sample_record(item: InfoItem, resident: Resident, rng: random.Random, year: 
         return {"被保険者区分": rng.choice(["一般", "高年齢", "短期雇用特例"]),
                 "基本手当日額": rng.randint(2000, 8000)}
     if item is InfoItem.HEALTH_INSURANCE:
-        return {"保険者": "全国健康保険協会", "資格取得日": f"{rng.randint(2000, year)}-04-01",
+        return {"保険者番号": "01130012", "資格取得日": f"{rng.randint(2000, year)}-04-01",
                 "高額療養費該当": rng.random() < 0.1}
     if item is InfoItem.PUBLIC_ASSISTANCE:
         return {"保護の状況": rng.choice(["受給中", "廃止", "申請中"]), "扶助の種類": "生活扶助"}

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mynacard.context import Context, Transaction
@@ -304,6 +304,53 @@ class Network:
         row = self.conn.execute(query).first()
         return None if row is None else _link(row)
 
+    def live_links(self, agency_id: str, *, local_refs: Sequence[str] = (),
+                   resident_ids: Sequence[int] = ()) -> tuple[dict[str, Link], dict[int, Link]]:
+        """Live links of an agency by its records and by persons, in two statements (for batches)."""
+        live = (exchange_links.c.agency_id == agency_id, exchange_links.c.status != LinkStatus.UNLINKED.value)
+        by_ref: dict[str, Link] = {}
+        by_person: dict[int, Link] = {}
+        refs, ids = sorted(set(local_refs)), sorted(set(resident_ids))
+        for i in range(0, len(refs), 2000):
+            for row in self.conn.execute(select(exchange_links).where(
+                    *live, exchange_links.c.local_ref.in_(refs[i:i + 2000]))):
+                by_ref[row.local_ref] = _link(row)
+        for i in range(0, len(ids), 2000):
+            for row in self.conn.execute(select(exchange_links).where(
+                    *live, exchange_links.c.resident_id.in_(ids[i:i + 2000]))):
+                by_person[row.resident_id] = _link(row)
+        return by_ref, by_person
+
+    def issue_links(self, agency: Agency, people: Sequence[tuple[int, str, str]], actor: str,
+                    reason: str) -> list[Link]:
+        """Issue fresh codes for many (resident id, resident code, local ref) at once; one person once."""
+        if not people:
+            return []
+        ids = sorted({p[0] for p in people})
+        links = exchange_links.c
+        nxt: dict[int, int] = {}
+        for i in range(0, len(ids), 2000):
+            nxt.update((rid, int(g)) for rid, g in self.conn.execute(
+                select(links.resident_id, func.max(links.generation) + 1).where(
+                    links.agency_id == agency.id, links.resident_id.in_(ids[i:i + 2000]))
+                .group_by(links.resident_id)))
+        rows = [{"agency_id": agency.id, "resident_id": rid, "generation": nxt.get(rid, 0), "local_ref": ref,
+                 "code": derive_agency_code(self.hub.code_root, agency.id, code, nxt.get(rid, 0)),
+                 "status": LinkStatus.ACTIVE.value, "linked_at": self.now, "changed_at": self.now}
+                for rid, code, ref in people]
+        link_ids = list(self.conn.execute(
+            insert(exchange_links).returning(exchange_links.c.id, sort_by_parameter_order=True), rows).scalars())
+        self.conn.execute(insert(exchange_link_events), [
+            {"link_id": lid, "kind": "linked", "from_status": None, "to_status": LinkStatus.ACTIVE.value,
+             "actor": actor, "at": self.now, "reason": reason} for lid in link_ids])
+        if agency.kind is not AgencyKind.PORTAL:
+            persons = self.store(agency.id).persons
+            self.conn.execute(update(persons).where(persons.c.local_ref == bindparam("ref")).values(
+                code=bindparam("new_code"), link_status=LinkStatus.ACTIVE.value, updated_at=self.now),
+                [{"ref": r["local_ref"], "new_code": r["code"]} for r in rows])
+        return [Link(lid, agency.id, r["code"], r["resident_id"], r["generation"], r["local_ref"], LinkStatus.ACTIVE)
+                for lid, r in zip(link_ids, rows, strict=True)]
+
     def issue_link(self, agency: Agency, resident_id: int, resident_code: str, local_ref: str, actor: str,
                    reason: str) -> Link:
         """Issue the agency a fresh code for the person (never one that was issued before)."""
@@ -426,6 +473,8 @@ class Network:
             raise NotFound(f"agency {agency.id} holds no person {local_ref!r}")
         if row.code is None:
             raise Conflict(f"person {local_ref!r} of {agency.id} has no code: enrol first (a full match)")
+        if row.link_status != LinkStatus.ACTIVE.value:
+            raise Conflict(f"the link of {local_ref!r} is {row.link_status} until a person reviews it")
         return str(row.code)
 
     def query(self, requester: Agency, provider_id: str, procedure: str, item: str, local_ref: str,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 
 from mynacard import numbers
 from mynacard.context import Context, Transaction
@@ -368,15 +368,19 @@ def _submitted_from(data: dict[str, Any]) -> SubmittedFacts:
     return SubmittedFacts(facts, data.get("family_kana"), data.get("given_kana"))
 
 
+def _person_values(net: Network, persons: Any, ref: str, number: str, sub: SubmittedFacts) -> dict[str, Any]:
+    sealer = Sealer(net.ctx.settings.data_key)
+    return {"family_name": sub.facts.family_name, "given_name": sub.facts.given_name,
+            "family_kana": sub.family_kana, "given_kana": sub.given_kana,
+            "birth_date": sub.facts.birth_date, "sex": sub.facts.sex.value, "address": sub.facts.address,
+            "updated_at": net.now,
+            "sealed_number": sealer.seal(number.encode(), f"{persons.name}:{ref}".encode())}
+
+
 def _upsert_person(net: Network, agency: Agency, ref: str, number: str, sub: SubmittedFacts,
                    overwrite: bool) -> None:
     persons = net.store(agency.id).persons
-    sealer = Sealer(net.ctx.settings.data_key)
-    values = {"family_name": sub.facts.family_name, "given_name": sub.facts.given_name,
-              "family_kana": sub.family_kana, "given_kana": sub.given_kana,
-              "birth_date": sub.facts.birth_date, "sex": sub.facts.sex.value, "address": sub.facts.address,
-              "updated_at": net.now,
-              "sealed_number": sealer.seal(number.encode(), f"{persons.name}:{ref}".encode())}
+    values = _person_values(net, persons, ref, number, sub)
     exists = net.conn.execute(select(persons.c.local_ref).where(persons.c.local_ref == ref)).first()
     if exists is None:
         net.conn.execute(insert(persons).values(local_ref=ref, **values))
@@ -384,31 +388,98 @@ def _upsert_person(net: Network, agency: Agency, ref: str, number: str, sub: Sub
         net.conn.execute(update(persons).where(persons.c.local_ref == ref).values(**values))
 
 
-def _enrol_one(net: Network, agency: Agency, actor: str, ref: str, number: str, sub: SubmittedFacts,
-               source: str) -> EnrolmentResult:
+def _enrol_batch(net: Network, agency: Agency, actor: str, items: Sequence[tuple[str, str, SubmittedFacts]],
+                 source: str) -> list[EnrolmentResult]:
+    """Enrol many records with a handful of statements: look everything up at once, decide each in the model
+    (a person or record claimed earlier in the same batch counts as claimed), then write in bulk."""
     conn = net.conn
     sealer = Sealer(net.ctx.settings.data_key)
-    resident_id = registry.resident_id_for_number(conn, sealer, number)
-    resident = _resident(conn, resident_id)
-    by_ref = net.live_link(agency.id, local_ref=ref, for_update=True)
-    by_person = net.live_link(agency.id, resident_id=resident_id) if resident_id is not None else None
-    verdict = decide_enrolment(
-        sub, resident,
-        person_linked_elsewhere=by_person is not None and by_person.local_ref != ref,
-        record_linked_to_other=by_ref is not None and by_ref.resident_id != resident_id)
-    if verdict.decision is EnrolmentDecision.LINK and resident is not None:
-        _upsert_person(net, agency, ref, number, sub, overwrite=True)
-        if by_ref is not None:
-            if by_ref.status is LinkStatus.SUSPENDED:
-                net.set_link_status(by_ref, LinkStatus.ACTIVE, actor, "full match again", "reinstated")
-                _close_reviews(net, agency.id, ref, actor, "full match on re-enrolment", by_ref.id)
-            return EnrolmentResult(ref, "already_linked", by_ref.code)
-        link = net.issue_link(agency, resident.id, resident.resident_code, ref, actor,
-                              f"full match of the basic four facts ({source})")
-        return EnrolmentResult(ref, "linked", link.code)
-    _upsert_person(net, agency, ref, number, sub, overwrite=False)
-    review_id = _open_review(net, agency.id, ref, number, sub, resident_id, verdict.reasons, source)
-    return EnrolmentResult(ref, "review", None, review_id, verdict.reasons)
+    persons = net.store(agency.id).persons
+    refs = [ref for ref, _, _ in items]
+    rids = [registry.resident_id_for_number(conn, sealer, number) for _, number, _ in items]
+    found_ids = [r for r in rids if r is not None]
+    people = registry.get_residents(conn, found_ids)
+    by_ref, by_person = net.live_links(agency.id, local_refs=refs, resident_ids=found_ids)
+    known: set[str] = set()
+    for i in range(0, len(refs), 2000):
+        known.update(conn.execute(select(persons.c.local_ref).where(persons.c.local_ref.in_(refs[i:i + 2000])))
+                     .scalars())
+    person_of_ref = {ref: link.resident_id for ref, link in by_ref.items()}
+    ref_of_person = {rid: link.local_ref for rid, link in by_person.items()}
+    results: list[EnrolmentResult | None] = [None] * len(items)
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    to_link: list[tuple[int, tuple[int, str, str]]] = []
+    to_review: list[tuple[int, tuple[str, ...], int | None]] = []
+    for i, ((ref, number, sub), rid) in enumerate(zip(items, rids, strict=True)):
+        resident = people.get(rid) if rid is not None else None
+        verdict = decide_enrolment(
+            sub, resident,
+            person_linked_elsewhere=rid is not None and ref_of_person.get(rid, ref) != ref,
+            record_linked_to_other=ref in person_of_ref and person_of_ref[ref] != rid)
+        values = _person_values(net, persons, ref, number, sub)
+        if verdict.decision is EnrolmentDecision.LINK and resident is not None:
+            (updates if ref in known else inserts).append({**values, "local_ref": ref})
+            link = by_ref.get(ref)
+            if link is None:
+                to_link.append((i, (resident.id, resident.resident_code, ref)))
+                person_of_ref[ref], ref_of_person[resident.id] = resident.id, ref
+            else:
+                if link.status is LinkStatus.SUSPENDED:
+                    net.set_link_status(link, LinkStatus.ACTIVE, actor, "full match again", "reinstated")
+                    _close_reviews(net, agency.id, ref, actor, "full match on re-enrolment", link.id)
+                results[i] = EnrolmentResult(ref, "already_linked", link.code)
+        else:
+            if ref not in known:
+                inserts.append({**values, "local_ref": ref})
+            to_review.append((i, verdict.reasons, rid))
+        known.add(ref)
+    if inserts:
+        conn.execute(insert(persons), inserts)
+    if updates:
+        columns = [k for k in updates[0] if k != "local_ref"]
+        conn.execute(update(persons).where(persons.c.local_ref == bindparam("ref")).values(
+            **{k: bindparam(f"v_{k}") for k in columns}),
+            [{"ref": u["local_ref"], **{f"v_{k}": u[k] for k in columns}} for u in updates])
+    issued = net.issue_links(agency, [p for _, p in to_link], actor,
+                             f"full match of the basic four facts ({source})")
+    for (i, _), link in zip(to_link, issued, strict=True):
+        results[i] = EnrolmentResult(link.local_ref, "linked", link.code)
+    review_ids = _open_reviews(net, agency.id, [(items[i], reasons, rid) for i, reasons, rid in to_review], source)
+    for (i, reasons, _), review_id in zip(to_review, review_ids, strict=True):
+        results[i] = EnrolmentResult(items[i][0], "review", None, review_id, reasons)
+    return [r for r in results if r is not None]
+
+
+def _open_reviews(net: Network, agency_id: str,
+                  items: Sequence[tuple[tuple[str, str, SubmittedFacts], tuple[str, ...], int | None]],
+                  source: str) -> list[int]:
+    """Open a review per item, or find the pending one an identical earlier request opened."""
+    if not items:
+        return []
+    sealer = Sealer(net.ctx.settings.data_key)
+    rows = []
+    for (ref, number, sub), reasons, rid in items:
+        submission = _submission(agency_id, ref, number, sub)
+        rows.append({"agency_id": agency_id, "local_ref": ref, "source": source,
+                     "request_digest": sealer.lookup_hash(canonical({**submission, "source": source}).decode()),
+                     "candidate_resident_id": rid, "reasons": ",".join(reasons), "status": "pending",
+                     "created_at": net.now,
+                     "sealed_submission": sealer.seal(canonical(submission),
+                                                      f"exchange_reviews:{agency_id}:{ref}".encode())})
+    digests = [r["request_digest"] for r in rows]
+    found: dict[str, int] = {}
+    for i in range(0, len(digests), 2000):
+        found.update((d, int(n)) for n, d in net.conn.execute(
+            select(exchange_reviews.c.id, exchange_reviews.c.request_digest).where(
+                exchange_reviews.c.agency_id == agency_id, exchange_reviews.c.status == "pending",
+                exchange_reviews.c.request_digest.in_(digests[i:i + 2000]))))
+    fresh = [r for r in rows if r["request_digest"] not in found]
+    if fresh:
+        new_ids = net.conn.execute(insert(exchange_reviews).returning(
+            exchange_reviews.c.id, sort_by_parameter_order=True), fresh).scalars()
+        found.update((r["request_digest"], int(n)) for r, n in zip(fresh, new_ids, strict=True))
+    return [found[d] for d in digests]
 
 
 def _resident(conn: Any, resident_id: int | None) -> Any:
@@ -419,23 +490,6 @@ def _sealed_submission(sealer: Sealer, row: Any) -> dict[str, Any]:
     context = f"exchange_reviews:{row.agency_id}:{row.local_ref}".encode()
     data: dict[str, Any] = json.loads(sealer.open(row.sealed_submission, context))
     return data
-
-
-def _open_review(net: Network, agency_id: str, ref: str, number: str, sub: SubmittedFacts,
-                 resident_id: int | None, reasons: Sequence[str], source: str) -> int:
-    sealer = Sealer(net.ctx.settings.data_key)
-    submission = _submission(agency_id, ref, number, sub)
-    digest = sealer.lookup_hash(canonical({**submission, "source": source}).decode())
-    found = net.conn.execute(select(exchange_reviews.c.id).where(
-        exchange_reviews.c.agency_id == agency_id, exchange_reviews.c.request_digest == digest,
-        exchange_reviews.c.status == "pending")).scalar()
-    if found is not None:
-        return int(found)
-    return int(net.conn.execute(insert(exchange_reviews).values(
-        agency_id=agency_id, local_ref=ref, source=source, request_digest=digest,
-        candidate_resident_id=resident_id, reasons=",".join(reasons),
-        sealed_submission=sealer.seal(canonical(submission), f"exchange_reviews:{agency_id}:{ref}".encode()),
-        status="pending", created_at=net.now).returning(exchange_reviews.c.id)).scalar_one())
 
 
 def _close_reviews(net: Network, agency_id: str, ref: str, actor: str, reason: str, link_id: int) -> None:
@@ -456,8 +510,7 @@ def enrol(ctx: Context, principal: Principal, agency_id: str, requests: Sequence
         agency = net.agency(agency_id)
         if agency.kind is AgencyKind.PORTAL or not agency.active:
             raise Forbidden(f"agency {agency_id} cannot enrol persons")
-        return [_enrol_one(net, agency, principal.subject, ref, number, sub, "enrolment")
-                for ref, number, sub in checked]
+        return _enrol_batch(net, agency, principal.subject, checked, "enrolment")
 
 
 @dataclass(frozen=True)
@@ -618,7 +671,7 @@ def correct_link(ctx: Context, principal: Principal, agency_id: str, request: En
             net.set_link_status(link, LinkStatus.UNLINKED, principal.subject, f"correction: {reason}",
                                 "corrected")
         _upsert_person(net, agency, ref, number, sub, overwrite=True)
-        return _enrol_one(net, agency, principal.subject, ref, number, sub, "correction")
+        return _enrol_batch(net, agency, principal.subject, [(ref, number, sub)], "correction")[0]
 
 
 def _history(ctx: Context, agency_id: str, ref: str) -> list[LinkHistory]:
@@ -680,8 +733,8 @@ def reconcile(ctx: Context, principal: Principal, agency_id: str, now: datetime)
             number = sealer.open(p.sealed_number, f"{persons.name}:{p.local_ref}".encode()).decode()
             net.set_link_status(link, LinkStatus.SUSPENDED, principal.subject,
                                 "reconciliation: " + ", ".join(verdict.reasons), "suspended")
-            _open_review(net, agency.id, p.local_ref, number, held, link.resident_id, verdict.reasons,
-                         "reconcile")
+            _open_reviews(net, agency.id, [((p.local_ref, number, held), verdict.reasons, link.resident_id)],
+                          "reconcile")
             suspended.append(p.local_ref)
     return ReconcileReport(len(links), suspended)
 
