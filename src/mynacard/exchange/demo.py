@@ -65,18 +65,22 @@ def build_network(ctx: Context, municipality_codes: Sequence[str], now: datetime
     """Register the national bodies and the divisions of each municipality (idempotent)."""
     out: dict[str, Agency] = {}
     registrations = national_agencies() + [r for c in municipality_codes for r in municipal_agencies(ctx, c)]
-    for reg in registrations:
-        out[reg.id] = service.register_agency(ctx, OPERATOR, reg, now)
+    for agency in service.register_agencies(ctx, OPERATOR, registrations, now):
+        out[agency.id] = agency
     return out
 
 
 def enrol_residents(ctx: Context, agencies: Sequence[Agency], residents: Sequence[Resident], now: datetime,
-                    *, share: float = 1.0, seed: int = 8) -> dict[str, dict[int, str]]:
+                    *, share: float = 1.0, seed: int = 8,
+                    numbers: dict[int, str] | None = None) -> dict[str, dict[int, str]]:
     """Enrol residents at agencies as those agencies hold them (a full match: the registry's own facts).
-    Municipal divisions enrol their own residents; national bodies a ``share`` of everyone."""
+    Municipal divisions enrol their own residents; national bodies a ``share`` of everyone. Numbers not
+    given are asked of the registry (each disclosure is recorded there)."""
     rng = random.Random(seed)
-    numbers = {r.id: registry.individual_number_of(ctx, SYSTEM, r.id, "情報連携: 符号取得 (demo)", now)
-               for r in residents}
+    numbers = dict(numbers or {})
+    for r in residents:
+        if r.id not in numbers:
+            numbers[r.id] = registry.individual_number_of(ctx, SYSTEM, r.id, "情報連携: 符号取得 (demo)", now)
     refs: dict[str, dict[int, str]] = {}
     for agency in agencies:
         if agency.kind is AgencyKind.PORTAL:
@@ -177,10 +181,12 @@ def run_exchanges(ctx: Context, world: World, count: int, now: datetime, *,
 
 
 def build_world(ctx: Context, municipality_codes: Sequence[str], residents: Sequence[Resident], now: datetime,
-                *, national_share: float = 0.7, record_share: float = 0.8, seed: int = 8) -> World:
+                *, national_share: float = 0.7, record_share: float = 0.8, seed: int = 8,
+                numbers: dict[int, str] | None = None) -> World:
     """Agencies, enrolments and record copies for ``residents`` (who must live in ``municipality_codes``)."""
     agencies = build_network(ctx, municipality_codes, now)
-    refs = enrol_residents(ctx, list(agencies.values()), residents, now, share=national_share, seed=seed)
+    refs = enrol_residents(ctx, list(agencies.values()), residents, now, share=national_share, seed=seed,
+                           numbers=numbers)
     by_id = {r.id: r for r in residents}
     for agency in agencies.values():
         if refs.get(agency.id):

@@ -77,6 +77,22 @@ __all__ = [
 ]
 
 CHAIN = "main"
+
+# Statements on the hot path, built once and run with bind parameters.
+_AGENCY = select(exchange_agencies).where(exchange_agencies.c.id == bindparam("id"))
+_LINK_BY_CODE = select(exchange_links).where(exchange_links.c.code == bindparam("code"))
+_PERSON_LINKS = select(exchange_links).where(
+    exchange_links.c.resident_id == bindparam("rid"),
+    exchange_links.c.agency_id.in_(bindparam("agencies", expanding=True)),
+    exchange_links.c.status != LinkStatus.UNLINKED.value)
+_LOGGED = select(exchange_log).where(exchange_log.c.requester == bindparam("requester"),
+                                     exchange_log.c.message_id == bindparam("mid")).order_by(exchange_log.c.seq)
+_HEAD = select(exchange_log_head.c.seq, exchange_log_head.c.row_hash).where(exchange_log_head.c.chain == CHAIN)
+_HEAD_LOCKED = _HEAD.with_for_update()
+_ADD_LOG = insert(exchange_log)
+_MOVE_HEAD = update(exchange_log_head).where(exchange_log_head.c.chain == CHAIN).values(
+    seq=bindparam("h_seq"), row_hash=bindparam("h_hash"), signature=bindparam("h_sig"),
+    updated_at=bindparam("h_at"))
 _FRESHNESS = timedelta(minutes=5)
 _MESSAGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -216,8 +232,7 @@ class Network:
 
     def find_agency(self, agency_id: str) -> Agency | None:
         if agency_id not in self._agencies:
-            query = select(exchange_agencies).where(exchange_agencies.c.id == agency_id)
-            row = self.conn.execute(query).first()
+            row = self.conn.execute(_AGENCY, {"id": agency_id}).first()
             self._agencies[agency_id] = None if row is None else agency_from_row(row)
         return self._agencies[agency_id]
 
@@ -287,8 +302,17 @@ class Network:
     # --- codes and links (符号管理) ------------------------------------------------------------------------
 
     def link_by_code(self, code: str) -> Link | None:
-        row = self.conn.execute(select(exchange_links).where(exchange_links.c.code == code)).first()
+        row = self.conn.execute(_LINK_BY_CODE, {"code": code}).first()
         return None if row is None else _link(row)
+
+    def person_links(self, resident_id: int, agency_ids: Sequence[str]) -> dict[str, Link]:
+        """The person's live links at the given agencies, in one statement."""
+        rows = self.conn.execute(_PERSON_LINKS, {"rid": resident_id, "agencies": list(agency_ids)})
+        links = {row.agency_id: _link(row) for row in rows}
+        portal = links.get(PORTAL_AGENCY_ID)
+        if portal is not None:
+            self._portal_codes[resident_id] = portal.code
+        return links
 
     def live_link(self, agency_id: str, *, resident_id: int | None = None,
                   local_ref: str | None = None, for_update: bool = False) -> Link | None:
@@ -417,10 +441,7 @@ class Network:
     # --- the log (情報提供等記録) ---------------------------------------------------------------------------
 
     def _lock_head(self) -> tuple[int, str]:
-        query = select(exchange_log_head.c.seq, exchange_log_head.c.row_hash).where(
-            exchange_log_head.c.chain == CHAIN)
-        if self.conn.dialect.name == "postgresql":
-            query = query.with_for_update()
+        query = _HEAD_LOCKED if self.conn.dialect.name == "postgresql" else _HEAD
         row = self.conn.execute(query).first()
         if row is None:
             _insert_ignore(self.conn, exchange_log_head, {"chain": CHAIN, "seq": 0, "row_hash": CHAIN_GENESIS,
@@ -436,13 +457,13 @@ class Network:
         entry = LogEntry(last_seq + 1, kind, message_id, requester, provider, procedure, item, subject_code,
                          status, reason, self.now, self.now)
         row_hash = chain_hash(last_hash, entry)
-        self.conn.execute(insert(exchange_log).values(
-            seq=entry.seq, kind=kind.value, message_id=message_id, requester=requester, provider=provider,
-            procedure=procedure, item=item, subject_code=subject_code, status=status.value, reason=reason,
-            requested_at=self.now, completed_at=self.now, prev_hash=last_hash, row_hash=row_hash))
-        self.conn.execute(update(exchange_log_head).where(exchange_log_head.c.chain == CHAIN).values(
-            seq=entry.seq, row_hash=row_hash, updated_at=self.now,
-            signature=self.hub.party.sign.sign(head_message(entry.seq, row_hash))))
+        self.conn.execute(_ADD_LOG, {
+            "seq": entry.seq, "kind": kind.value, "message_id": message_id, "requester": requester,
+            "provider": provider, "procedure": procedure, "item": item, "subject_code": subject_code,
+            "status": status.value, "reason": reason, "requested_at": self.now, "completed_at": self.now,
+            "prev_hash": last_hash, "row_hash": row_hash})
+        self.conn.execute(_MOVE_HEAD, {"h_seq": entry.seq, "h_hash": row_hash, "h_at": self.now,
+                                       "h_sig": self.hub.party.sign.sign(head_message(entry.seq, row_hash))})
         if entry.seq % CHECKPOINT_EVERY == 0:
             self.conn.execute(insert(exchange_log_checkpoints).values(
                 seq=entry.seq, kind="checkpoint", row_hash=row_hash, at=self.now,
@@ -450,15 +471,13 @@ class Network:
         return entry.seq
 
     def _logged(self, requester: str, message_id: str) -> list[Any]:
-        return list(self.conn.execute(select(exchange_log).where(
-            exchange_log.c.requester == requester, exchange_log.c.message_id == message_id)
-            .order_by(exchange_log.c.seq)))
+        return list(self.conn.execute(_LOGGED, {"requester": requester, "mid": message_id}))
 
     def _own_record(self, agency: Agency, message_id: str, role: str, counterpart: str | None,
                     kind: ExchangeKind, procedure: str | None, item: str | None, local_ref: str | None,
                     status: ExchangeStatus, seq: int | None) -> None:
         """The agency's own record of the exchange (番号法 §23), in its own store; a replay adds nothing."""
-        _insert_ignore(self.conn, self.store(agency.id).exchanges, {
+        self.conn.execute(self.store(agency.id).add_exchange, {
             "message_id": message_id, "role": role, "counterpart": counterpart, "kind": kind.value,
             "procedure": procedure, "item": item, "local_ref": local_ref, "status": status.value,
             "log_seq": seq, "at": self.now})
@@ -466,9 +485,7 @@ class Network:
     # --- query and provide (情報照会・情報提供) -------------------------------------------------------------
 
     def _requester_code(self, agency: Agency, local_ref: str) -> str:
-        persons = self.store(agency.id).persons
-        row = self.conn.execute(select(persons.c.code, persons.c.link_status)
-                                .where(persons.c.local_ref == local_ref)).first()
+        row = self.conn.execute(self.store(agency.id).code_of_ref, {"ref": local_ref}).first()
         if row is None:
             raise NotFound(f"agency {agency.id} holds no person {local_ref!r}")
         if row.code is None:
@@ -518,6 +535,7 @@ class Network:
         if earlier:
             return self._replay_query(requester, earlier[0], provider_id, procedure, item, code)
         link = self.link_by_code(code)
+        person = {} if link is None else self.person_links(link.resident_id, [provider_id, PORTAL_AGENCY_ID])
         subject = None if link is None else self.portal_code(link.resident_id)
         provider = self.find_agency(provider_id)
 
@@ -534,7 +552,7 @@ class Network:
         permission = find_permission(requester.kind, procedure, provider.kind, item)
         if permission is None:
             return answer(ExchangeStatus.REFUSED, "not_permitted: not in the permitted table (別表第二)")
-        provider_link = self.live_link(provider.id, resident_id=link.resident_id)
+        provider_link = person.get(provider.id)
         if provider_link is None or provider_link.status is not LinkStatus.ACTIVE:
             return answer(ExchangeStatus.NOT_ENROLLED, permission.row)
         status, inner = self._relay_to_provider(requester, provider, message_id, procedure, item,
@@ -581,9 +599,7 @@ class Network:
         requester = self.agency(requester_id)
         procedure, item = Procedure(body["procedure"]), InfoItem(body["item"])
         store = self.store(provider.id)
-        local_ref = self.conn.execute(select(store.persons.c.local_ref).where(
-            store.persons.c.code == body["code"],
-            store.persons.c.link_status == LinkStatus.ACTIVE.value)).scalar()
+        local_ref = self.conn.execute(store.ref_of_active_code, {"code": body["code"]}).scalar()
         data: dict[str, Any] | None = None
         updated_at: str | None = None
         if find_permission(requester.kind, procedure, provider.kind, item) is None:
@@ -591,8 +607,7 @@ class Network:
         elif local_ref is None:
             status = ExchangeStatus.NOT_ENROLLED
         else:
-            record = self.conn.execute(select(store.records.c.data, store.records.c.updated_at).where(
-                store.records.c.local_ref == local_ref, store.records.c.item == item.value)).first()
+            record = self.conn.execute(store.record_of, {"ref": local_ref, "item": item.value}).first()
             if record is None:
                 status = ExchangeStatus.NO_RECORD
             else:

@@ -17,11 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 
 from mynacard import numbers
 from mynacard.context import Context, Transaction
+from mynacard.db import Database
 from mynacard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mynacard.exchange import hub as hubmod
 from mynacard.exchange import keys as keyring
@@ -97,6 +99,7 @@ __all__ = [
     "query",
     "reconcile",
     "records_about",
+    "register_agencies",
     "register_agency",
     "register_records",
     "request_self_information",
@@ -114,17 +117,23 @@ _INBOX_STATUSES = ("received", "in_progress", "accepted", "rejected", "completed
 
 # --- plumbing -----------------------------------------------------------------------------------------------
 
+_ready: WeakKeyDictionary[Database, keyring.HubKeys] = WeakKeyDictionary()
+
+
 def prepare(ctx: Context, now: datetime) -> keyring.HubKeys:
     """Make sure the hub's keys and Mynaportal's place on the network exist (call outside a transaction)."""
+    ready = _ready.get(ctx.db)
+    if ready is not None:
+        return ready
     hub = keyring.hub_keys(ctx, now)
     with ctx.db.connect() as conn:
         present = conn.execute(select(exchange_agencies.c.id).where(
             exchange_agencies.c.id == PORTAL_AGENCY_ID)).first()
     if present is None:
-        _register(ctx, Principal.system("hub"), AgencyRegistration(
+        _register(ctx, Principal.system("hub"), [AgencyRegistration(
             PORTAL_AGENCY_ID, "マイナポータル (情報提供等記録開示システム)", "Mynaportal",
-            AgencyKind.PORTAL.value),
-            now, allow_portal=True)
+            AgencyKind.PORTAL.value)], now, allow_portal=True)
+    _ready[ctx.db] = hub
     return hub
 
 
@@ -195,19 +204,23 @@ def register_agency(ctx: Context, principal: Principal, registration: AgencyRegi
                     now: datetime) -> Agency:
     """Register an agency: its directory entry with public keys, and its own store with its private keys
     (sealed). Registering the same agency again with the same facts returns it unchanged."""
+    return register_agencies(ctx, principal, [registration], now)[0]
+
+
+def register_agencies(ctx: Context, principal: Principal, registrations: Sequence[AgencyRegistration],
+                      now: datetime) -> list[Agency]:
+    """Register several agencies at once (a municipality's divisions joining together): all or none."""
     principal.require(*_ADMIN)
     keyring.hub_keys(ctx, now)
-    return _register(ctx, principal, registration, now)
+    return _register(ctx, principal, registrations, now)
 
 
-def _register(ctx: Context, principal: Principal, reg: AgencyRegistration, now: datetime,
-              allow_portal: bool = False) -> Agency:
+def _check_registration(ctx: Context, reg: AgencyRegistration, allow_portal: bool) -> list[str]:
     problems = []
     try:
-        agency_id = AgencyId(reg.id)
+        AgencyId(reg.id)
     except ValueError as exc:
         problems.append(str(exc))
-        agency_id = AgencyId("invalid")
     try:
         kind = AgencyKind(reg.kind)
     except ValueError:
@@ -228,31 +241,45 @@ def _register(ctx: Context, principal: Principal, reg: AgencyRegistration, now: 
             registry.get_municipality(ctx, code)
         except NotFound:
             problems.append(f"unknown municipality {code!r}")
+    return [f"{reg.id}: {p}" for p in problems]
+
+
+def _register(ctx: Context, principal: Principal, registrations: Sequence[AgencyRegistration], now: datetime,
+              allow_portal: bool = False) -> list[Agency]:
+    problems = [p for reg in registrations for p in _check_registration(ctx, reg, allow_portal)]
+    ids = [reg.id for reg in registrations]
+    if len(set(ids)) != len(ids):
+        problems.append("the same agency appears twice in this batch")
     if problems:
-        raise InvalidInput("agency not registered", problems)
+        raise InvalidInput("agency not registered; nothing was changed", problems)
+    out = []
     with ctx.transaction() as tx:
         conn = tx.conn
-        row = conn.execute(select(exchange_agencies).where(exchange_agencies.c.id == agency_id)).first()
-        if row is not None:
-            existing = hubmod.agency_from_row(row)
-            if (existing.name, existing.name_en, existing.kind, existing.municipality_code) != (
-                    reg.name.strip(), reg.name_en.strip(), kind, code):
-                raise Conflict(f"agency {agency_id} is registered with other facts")
-            return existing
-        store = store_for(agency_id, conn.dialect.name)
-        if store.exists(conn):
-            raise Conflict(f"a store named {agency_id.store_name} already exists; remove it first")
-        store.create(conn)
-        keys = keyring.new_agency_keys(ctx, conn, store, 1, now)
-        conn.execute(insert(exchange_agencies).values(
-            id=agency_id, name=reg.name.strip(), name_en=reg.name_en.strip(), kind=kind.value,
-            municipality_code=code, sign_public_key=keys.sign_public, enc_public_key=keys.enc_public,
-            key_version=1, status=AgencyStatus.ACTIVE.value, registered_at=now,
-            registered_by=principal.subject))
-        tx.record("exchange.agency_registered", {"agency_id": agency_id, "kind": kind.value,
-                                                 "municipality_code": code}, now)
-    return Agency(agency_id, reg.name.strip(), reg.name_en.strip(), kind, code, AgencyStatus.ACTIVE, 1,
-                  keys.sign_public, keys.enc_public)
+        for reg in registrations:
+            agency_id, kind, code = AgencyId(reg.id), AgencyKind(reg.kind), reg.municipality_code or None
+            row = conn.execute(select(exchange_agencies).where(exchange_agencies.c.id == agency_id)).first()
+            if row is not None:
+                existing = hubmod.agency_from_row(row)
+                if (existing.name, existing.name_en, existing.kind, existing.municipality_code) != (
+                        reg.name.strip(), reg.name_en.strip(), kind, code):
+                    raise Conflict(f"agency {agency_id} is registered with other facts")
+                out.append(existing)
+                continue
+            store = store_for(agency_id, conn.dialect.name)
+            if store.exists(conn):
+                raise Conflict(f"a store named {agency_id.store_name} already exists; remove it first")
+            store.create(conn)
+            keys = keyring.new_agency_keys(ctx, conn, store, 1, now)
+            conn.execute(insert(exchange_agencies).values(
+                id=agency_id, name=reg.name.strip(), name_en=reg.name_en.strip(), kind=kind.value,
+                municipality_code=code, sign_public_key=keys.sign_public, enc_public_key=keys.enc_public,
+                key_version=1, status=AgencyStatus.ACTIVE.value, registered_at=now,
+                registered_by=principal.subject))
+            tx.record("exchange.agency_registered", {"agency_id": agency_id, "kind": kind.value,
+                                                     "municipality_code": code}, now)
+            out.append(Agency(agency_id, reg.name.strip(), reg.name_en.strip(), kind, code, AgencyStatus.ACTIVE,
+                              1, keys.sign_public, keys.enc_public))
+    return out
 
 
 def list_agencies(ctx: Context, kind: str | None = None,

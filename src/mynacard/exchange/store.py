@@ -10,7 +10,8 @@ part of the network's Alembic schema (agencies come and go as data, not as relea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -25,9 +26,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     inspect,
+    select,
     text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateSchema
 
 from mynacard.db import UtcDateTime
@@ -59,6 +63,32 @@ class AgencyStore:
 
     def exists(self, conn: Connection) -> bool:
         return inspect(conn).has_table(self.keys.name, schema=self.schema)
+
+    # Statements on the hot path, built once per store and run with bind parameters.
+
+    @cached_property
+    def code_of_ref(self) -> Any:
+        """(code, link_status) of the record ``ref``."""
+        p = self.persons.c
+        return select(p.code, p.link_status).where(p.local_ref == bindparam("ref"))
+
+    @cached_property
+    def ref_of_active_code(self) -> Any:
+        """The record that holds the active code ``code``."""
+        p = self.persons.c
+        return select(p.local_ref).where(p.code == bindparam("code"), p.link_status == "active")
+
+    @cached_property
+    def record_of(self) -> Any:
+        """(data, updated_at) of item ``item`` of record ``ref``."""
+        r = self.records.c
+        return select(r.data, r.updated_at).where(r.local_ref == bindparam("ref"), r.item == bindparam("item"))
+
+    @cached_property
+    def add_exchange(self) -> Any:
+        """Insert one own exchange record; a replay of the same message adds nothing."""
+        dialect = postgresql if self.schema is not None else sqlite
+        return dialect.insert(self.exchanges).on_conflict_do_nothing()
 
 
 @lru_cache(maxsize=4096)
