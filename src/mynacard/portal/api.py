@@ -1,0 +1,419 @@
+"""Mynaportal's pages and JSON: login with the card, the person's exchange records, their own information
+with JSON/CSV download, notices, and the one-stop child-rearing application.
+
+Residents have their own session, separate from staff logins: an opaque token in an HttpOnly, SameSite=Strict
+cookie, stored server-side by its keyed hash, closed after 15 idle minutes or an hour (reference §6 #9: shared
+terminals left logged in). Every page shows whose session it is; every form carries a token bound to the
+session. Card login goes through ``app.state.card_authenticator`` (a
+:class:`~mynacard.portal.model.CardAuthenticator` over the JPKI relying-party SDK); without one, card login
+is shown as unavailable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel
+
+from mynacard.clock import JST
+from mynacard.context import Context
+from mynacard.errors import DomainError, Forbidden
+from mynacard.exchange.model import InfoItem, Procedure
+from mynacard.portal import service
+from mynacard.portal.model import FORMS, CardAuthenticator, ChildProcedure, validate_form
+from mynacard.principal import Principal
+from mynacard.sealing import Sealer
+from mynacard.web.deps import LoginRequired, context, render
+from mynacard.web.i18n import register
+
+router = APIRouter()
+COOKIE = "mynaportal_session"
+
+register({
+    "portal.name": ("マイナポータル", "Mynaportal"),
+    "portal.lead": ("マイナンバーカードでログインすると、行政機関のあいだで行われたあなたの情報のやりとりの記録、"
+                    "行政機関が保有するあなたの情報、お知らせを確認でき、子育ての手続をまとめて申請できます。",
+                    "Log in with your My Number Card to see the record of every exchange of your information "
+                    "between agencies, the information agencies hold about you, your notices, and to apply for "
+                    "child-rearing procedures in one go."),
+    "portal.login": ("マイナンバーカードでログイン", "Log in with your My Number Card"),
+    "portal.login_how": ("カードリーダー (またはスマートフォン) にカードをかざし、利用者証明用電子証明書の暗証番号"
+                         "(数字4桁) を入力してください。個人番号は使いません。",
+                         "Hold your card to the reader (or phone) and enter the 4-digit PIN of the user "
+                         "authentication certificate. Your individual number is never used."),
+    "portal.login_unavailable": ("このサーバーではカードによるログインが設定されていません。",
+                                 "Card login is not configured on this server."),
+    "portal.login_failed": ("ログインできませんでした: {reason}", "Login failed: {reason}"),
+    "portal.challenge": ("チャレンジ", "Challenge"),
+    "portal.certificate": ("利用者証明用電子証明書 (Base64)", "Authentication certificate (Base64)"),
+    "portal.signature": ("署名 (Base64)", "Signature (Base64)"),
+    "portal.logout": ("ログアウト", "Log out"),
+    "portal.logged_in_as": ("{name} さんでログイン中", "Logged in as {name}"),
+    "portal.home": ("トップ", "Home"),
+    "portal.records": ("やりとり履歴", "Exchange records"),
+    "portal.records_lead": ("行政機関のあいだで、あなたの情報がいつ、どの機関からどの機関へ、どの事務のために"
+                            "やりとりされたかの記録です (過去7年分)。",
+                            "When your information passed between which agencies, and for what (last 7 years)."),
+    "portal.records_none": ("やりとりの記録はありません。", "No exchanges recorded."),
+    "portal.me": ("あなたの情報", "Your information"),
+    "portal.me_lead": ("行政機関が保有するあなたの情報です。「最新の情報を取得」で各機関に照会します"
+                       "(照会もやりとり履歴に記録されます)。",
+                       "What agencies hold about you. 'Fetch the latest' asks each agency (the requests are "
+                       "recorded in your exchange records too)."),
+    "portal.me_none": ("まだ取得していません。", "Nothing fetched yet."),
+    "portal.me_refresh": ("最新の情報を取得", "Fetch the latest"),
+    "portal.download_json": ("JSONでダウンロード", "Download JSON"),
+    "portal.download_csv": ("CSVでダウンロード", "Download CSV"),
+    "portal.notices": ("お知らせ", "Notices"),
+    "portal.notices_none": ("お知らせはありません。", "No notices."),
+    "portal.unread": ("未読", "Unread"),
+    "portal.child": ("子育てワンストップ", "Child-rearing one-stop"),
+    "portal.child_lead": ("児童手当・保育・ひとり親支援・母子保健の手続を、まとめて電子申請できます。申請はお住まいの"
+                          "市区町村の担当機関へ暗号化して届けられます。",
+                          "Apply for child allowance, childcare, single-parent support and maternal and child "
+                          "health in one go; each reaches the responsible agency of your municipality, encrypted."),
+    "portal.child_unavailable": ("お住まいの市区町村では受け付けていません", "Not available in your municipality"),
+    "portal.confirm": ("入力内容の確認", "Check your application"),
+    "portal.confirm_lead": ("以下の内容で申請します。申請者: {name}", "You are applying as {name}:"),
+    "portal.next": ("確認へ進む", "Continue"),
+    "portal.submit": ("申請する", "Submit"),
+    "portal.back": ("戻る", "Back"),
+    "portal.applications": ("申請状況", "My applications"),
+    "portal.applications_none": ("申請はありません。", "No applications."),
+    "portal.applied": ("申請を受け付けました (申請番号 {id})。", "Application {id} was sent."),
+    "portal.applicant": ("申請者", "Applicant"),
+    "portal.destination": ("提出先", "Sent to"),
+    "portal.when": ("日時", "When"),
+    "portal.requester": ("照会した機関", "Asked by"),
+    "portal.provider": ("提供した機関", "Provided by"),
+    "portal.procedure": ("事務", "Procedure"),
+    "portal.item": ("情報", "Information"),
+    "portal.status": ("結果", "Result"),
+    "portal.agency": ("機関", "Agency"),
+    "portal.field": ("項目", "Field"),
+    "portal.value": ("内容", "Value"),
+    "portal.updated": ("更新日", "Updated"),
+    "portal.prev": ("前へ", "Previous"),
+    "portal.next_page": ("次へ", "Next"),
+    **{f"portal.kind.{k}": v for k, v in {
+        "query": ("情報照会・提供", "Query"), "self_information": ("自己情報の提供", "Own information"),
+        "notice": ("お知らせ", "Notice"), "application": ("電子申請", "Application")}.items()},
+    **{f"portal.st.{k}": v for k, v in {
+        "provided": ("提供", "provided"), "no_record": ("該当なし", "no record"),
+        "not_enrolled": ("該当者なし", "not held"), "refused": ("拒否 (法令に定めのないやりとり)", "refused"),
+        "delivered": ("配信", "delivered"), "received": ("受付", "received"), "in_progress": ("審査中", "in review"),
+        "accepted": ("受理", "accepted"), "rejected": ("不受理", "not accepted"),
+        "completed": ("完了", "completed")}.items()},
+})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _session(request: Request) -> tuple[Principal, str] | None:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        return None
+    who = service.resume_session(context(request), token, _now())
+    return None if who is None else (who, token)
+
+
+def _csrf(ctx: Context, token: str) -> str:
+    return Sealer(ctx.settings.data_key).lookup_hash("portal-csrf:" + token)[:40]
+
+
+def _check_csrf(ctx: Context, token: str, sent: str) -> None:
+    if not hmac.compare_digest(_csrf(ctx, token), sent or ""):
+        raise Forbidden("the form is stale: reload the page and try again")
+
+
+def resident_api(request: Request) -> Principal:
+    """The resident behind the session cookie, for JSON routes (401 without an active session)."""
+    found = _session(request)
+    if found is None:
+        raise LoginRequired("log in to Mynaportal with your card")
+    return found[0]
+
+
+def _page(request: Request, template: str, who: Principal, token: str, status_code: int = 200,
+          **values: Any) -> HTMLResponse:
+    ctx = context(request)
+    me = service.resident_of(ctx, who)
+    response = render(request, template, status_code=status_code, me=me, csrf=_csrf(ctx, token), jst=JST,
+                      **values)
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+def _to_login() -> RedirectResponse:
+    return RedirectResponse("/portal/login", status_code=303)
+
+
+def _labels() -> dict[str, dict[str, str]]:
+    return {"item": {i.value: i.label_ja for i in InfoItem}, "procedure": {p.value: p.label_ja for p in Procedure}}
+
+
+# --- login and logout ---------------------------------------------------------------------------------------
+
+def card_authenticator(request: Request) -> CardAuthenticator | None:
+    """The relying-party seam the server was started with (None: card login not configured)."""
+    found: CardAuthenticator | None = getattr(request.app.state, "card_authenticator", None)
+    return found
+
+
+@router.get("/portal", response_class=HTMLResponse, include_in_schema=False)
+def top(request: Request) -> Response:
+    found = _session(request)
+    if found is None:
+        return render(request, "portal_welcome.html")
+    who, token = found
+    ctx = context(request)
+    unread = sum(1 for n in service.my_notices(ctx, who, _now()) if n.read_at is None)
+    return _page(request, "portal_top.html", who, token, unread=unread)
+
+
+@router.get("/portal/login", response_class=HTMLResponse, include_in_schema=False)
+def login_page(request: Request) -> HTMLResponse:
+    auth = card_authenticator(request)
+    challenge = auth.issue_challenge(_now()) if auth is not None else None
+    return render(request, "portal_login.html", challenge=challenge,
+                  nonce=base64.b64encode(challenge.nonce).decode() if challenge else None, failed=None)
+
+
+@router.post("/portal/login", include_in_schema=False)
+def login(request: Request, challenge_id: str = Form(...), certificate: str = Form(...),
+          signature: str = Form(...)) -> Response:
+    """Card login: the relying party verifies the card's signature over our challenge; we open a session."""
+    auth = card_authenticator(request)
+    if auth is None:
+        return render(request, "portal_login.html", status_code=503, challenge=None, nonce=None, failed=None)
+    ctx = context(request)
+    try:
+        cert, sig = base64.b64decode(certificate, validate=True), base64.b64decode(signature, validate=True)
+        ticket = service.open_session(ctx, auth.verify(challenge_id, cert, sig, _now()), _now())
+    except (binascii.Error, ValueError, DomainError) as exc:
+        fresh = auth.issue_challenge(_now())
+        return render(request, "portal_login.html", status_code=403, challenge=fresh,
+                      nonce=base64.b64encode(fresh.nonce).decode(), failed=str(exc))
+    response = RedirectResponse("/portal", status_code=303)
+    response.set_cookie(COOKIE, ticket.token, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
+    return response
+
+
+@router.post("/portal/logout", include_in_schema=False)
+def logout(request: Request, csrf: str = Form("")) -> Response:
+    found = _session(request)
+    if found is not None:
+        _check_csrf(context(request), found[1], csrf)
+        service.close_session(context(request), found[1], _now())
+    response = RedirectResponse("/portal", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+# --- records, own information, notices ---------------------------------------------------------------------------
+
+@router.get("/portal/records", response_class=HTMLResponse, include_in_schema=False)
+def records_page(request: Request, page: int = 1) -> Response:
+    found = _session(request)
+    if found is None:
+        return _to_login()
+    who, token = found
+    rows, total = service.my_records(context(request), who, _now(), page=page, per_page=50)
+    return _page(request, "portal_records.html", who, token, rows=rows, total=total, page=max(1, page),
+                 pages=max(1, (total + 49) // 50), labels=_labels())
+
+
+@router.get("/portal/me", response_class=HTMLResponse, include_in_schema=False)
+def me_page(request: Request) -> Response:
+    found = _session(request)
+    if found is None:
+        return _to_login()
+    who, token = found
+    return _page(request, "portal_me.html", who, token, items=service.own_information(context(request), who))
+
+
+@router.post("/portal/me/refresh", include_in_schema=False)
+def me_refresh(request: Request, csrf: str = Form("")) -> Response:
+    found = _session(request)
+    if found is None:
+        return _to_login()
+    _check_csrf(context(request), found[1], csrf)
+    service.refresh_own_information(context(request), found[0], _now())
+    return RedirectResponse("/portal/me", status_code=303)
+
+
+def _download(request: Request, who: Principal, fmt: str) -> Response:
+    content, media = service.export_own_information(context(request), who, fmt, _now())
+    name = f"mynaportal-own-information-{_now():%Y%m%d}.{fmt}"
+    return Response(content, media_type=media, headers={
+        "content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store"})
+
+
+@router.get("/portal/me.json", include_in_schema=False)
+def me_json(request: Request) -> Response:
+    found = _session(request)
+    return _to_login() if found is None else _download(request, found[0], "json")
+
+
+@router.get("/portal/me.csv", include_in_schema=False)
+def me_csv(request: Request) -> Response:
+    found = _session(request)
+    return _to_login() if found is None else _download(request, found[0], "csv")
+
+
+@router.get("/portal/notices", response_class=HTMLResponse, include_in_schema=False)
+def notices_page(request: Request) -> Response:
+    found = _session(request)
+    if found is None:
+        return _to_login()
+    who, token = found
+    return _page(request, "portal_notices.html", who, token,
+                 notices=service.my_notices(context(request), who, _now()), opened=None)
+
+
+@router.get("/portal/notices/{notice_id}", response_class=HTMLResponse, include_in_schema=False)
+def notice_page(request: Request, notice_id: int) -> Response:
+    found = _session(request)
+    if found is None:
+        return _to_login()
+    who, token = found
+    opened = service.read_notice(context(request), who, notice_id, _now())
+    return _page(request, "portal_notices.html", who, token,
+                 notices=service.my_notices(context(request), who, _now()), opened=opened)
+
+
+# --- the one-stop child-rearing application ----------------------------------------------------------------------
+
+@router.get("/portal/child", response_class=HTMLResponse, include_in_schema=False)
+def child_page(request: Request) -> Response:
+    found = _session(request)
+    if found is None:
+        return _to_login()
+    who, token = found
+    return _page(request, "portal_child.html", who, token, forms=FORMS,
+                 available=service.available_procedures(context(request), who), values={}, chosen=[],
+                 problems=[])
+
+
+def _form_fields(form: Any) -> tuple[list[str], dict[str, str]]:
+    chosen = [str(v) for v in form.getlist("procedure")]
+    fields = {k: str(v) for k, v in form.items() if "." in k}
+    return chosen, fields
+
+
+@router.post("/portal/child/confirm", response_class=HTMLResponse, include_in_schema=False)
+async def child_confirm(request: Request) -> Response:
+    found = _session(request)
+    if found is None:
+        return _to_login()
+    who, token = found
+    ctx = context(request)
+    form = await request.form()
+    _check_csrf(ctx, token, str(form.get("csrf", "")))
+    chosen, fields = _form_fields(form)
+    available = service.available_procedures(ctx, who)
+    problems: list[str] = []
+    if not chosen:
+        problems.append("申請する手続を選んでください (choose at least one procedure)")
+    checked: dict[str, dict[str, Any]] = {}
+    for name in chosen:
+        try:
+            procedure = ChildProcedure(name)
+            checked[name] = validate_form(procedure, service.procedures_from_form(fields, [name])[name],
+                                          _now().date())
+            if available[procedure] is None:
+                problems.append(f"{procedure.label_ja}: お住まいの市区町村では受け付けていません")
+        except ValueError as exc:
+            problems.extend(f"{name}: {line}" for line in str(exc).splitlines())
+    if problems:
+        return _page(request, "portal_child.html", who, token, status_code=422, forms=FORMS, available=available,
+                     values=fields, chosen=chosen, problems=problems)
+    return _page(request, "portal_child_confirm.html", who, token, forms=FORMS, available=available,
+                 checked={ChildProcedure(n): v for n, v in checked.items()}, fields=fields, chosen=chosen,
+                 key=secrets.token_urlsafe(16))
+
+
+@router.post("/portal/child/submit", include_in_schema=False)
+async def child_submit(request: Request) -> Response:
+    found = _session(request)
+    if found is None:
+        return _to_login()
+    who, token = found
+    ctx = context(request)
+    form = await request.form()
+    _check_csrf(ctx, token, str(form.get("csrf", "")))
+    chosen, fields = _form_fields(form)
+    view = service.submit_child_rearing(ctx, who, service.procedures_from_form(fields, chosen),
+                                        str(form.get("key", "")), _now())
+    return RedirectResponse(f"/portal/applications?done={view.id}", status_code=303)
+
+
+@router.get("/portal/applications", response_class=HTMLResponse, include_in_schema=False)
+def applications_page(request: Request, done: int | None = None) -> Response:
+    found = _session(request)
+    if found is None:
+        return _to_login()
+    who, token = found
+    return _page(request, "portal_applications.html", who, token,
+                 applications=service.my_applications(context(request), who, _now()), done=done)
+
+
+# --- JSON -------------------------------------------------------------------------------------------------------
+
+@router.get("/api/portal/records")
+def records_json(request: Request, page: int = 1, who: Principal = Depends(resident_api)) -> dict[str, Any]:
+    """The caller's exchange records (情報提供等記録), newest first."""
+    rows, total = service.my_records(context(request), who, _now(), page=page)
+    return {"total": total, "page": page, "records": [
+        {"seq": r.seq, "kind": r.kind.value, "at": r.at.isoformat(), "requester": r.requester,
+         "requester_name": r.requester_name, "provider": r.provider, "provider_name": r.provider_name,
+         "procedure": r.procedure, "item": r.item, "status": r.status.value, "basis": r.basis} for r in rows]}
+
+
+@router.get("/api/portal/own-information")
+def own_information_json(request: Request, who: Principal = Depends(resident_api)) -> list[dict[str, Any]]:
+    """The caller's folder of own information."""
+    return [{"agency_id": i.agency_id, "agency": i.agency, "item": i.item, "data": i.data,
+             "updated_at": i.updated_at.isoformat() if i.updated_at else None,
+             "fetched_at": i.fetched_at.isoformat()} for i in service.own_information(context(request), who)]
+
+
+@router.post("/api/portal/own-information/refresh")
+def own_information_refresh(request: Request, who: Principal = Depends(resident_api)) -> dict[str, int]:
+    return {"items": service.refresh_own_information(context(request), who, _now())}
+
+
+@router.get("/api/portal/notices")
+def notices_json(request: Request, who: Principal = Depends(resident_api)) -> list[dict[str, Any]]:
+    return [{"id": n.id, "sender": n.sender, "sender_name": n.sender_name, "title": n.title, "body": n.body,
+             "received_at": n.received_at.isoformat(), "read": n.read_at is not None}
+            for n in service.my_notices(context(request), who, _now())]
+
+
+class ChildRearingIn(BaseModel):
+    forms: dict[str, dict[str, str]]
+    key: str
+
+
+@router.post("/api/portal/child-rearing", status_code=201)
+def child_rearing_json(request: Request, body: ChildRearingIn,
+                       who: Principal = Depends(resident_api)) -> dict[str, Any]:
+    """Apply for child-rearing procedures (the same ``key`` twice is one application)."""
+    view = service.submit_child_rearing(context(request), who, body.forms, body.key, _now())
+    return {"id": view.id, "deliveries": view.deliveries}
+
+
+@router.get("/api/portal/applications")
+def applications_json(request: Request, who: Principal = Depends(resident_api)) -> list[dict[str, Any]]:
+    return [{"id": a.id, "submitted_at": a.submitted_at.isoformat(), "deliveries": a.deliveries}
+            for a in service.my_applications(context(request), who, _now())]
