@@ -25,11 +25,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mynacard.context import Context, Transaction
-from mynacard.db import Database
+from mynacard.db import Database, UtcDateTime
 from mynacard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mynacard.exchange import keys as keyring
 from mynacard.exchange.envelope import EnvelopeError, Opened, PartyKeys, canonical, open_envelope, seal
@@ -85,11 +85,28 @@ _PERSON_LINKS = select(exchange_links).where(
     exchange_links.c.resident_id == bindparam("rid"),
     exchange_links.c.agency_id.in_(bindparam("agencies", expanding=True)),
     exchange_links.c.status != LinkStatus.UNLINKED.value)
+_AROUND_CODE = select(exchange_links).where(
+    exchange_links.c.resident_id == select(exchange_links.c.resident_id).where(
+        exchange_links.c.code == bindparam("code")).scalar_subquery(),
+    or_(exchange_links.c.code == bindparam("code"),
+        and_(exchange_links.c.agency_id.in_(bindparam("agencies", expanding=True)),
+             exchange_links.c.status != LinkStatus.UNLINKED.value)))
 _LOGGED = select(exchange_log).where(exchange_log.c.requester == bindparam("requester"),
                                      exchange_log.c.message_id == bindparam("mid")).order_by(exchange_log.c.seq)
 _HEAD = select(exchange_log_head.c.seq, exchange_log_head.c.row_hash).where(exchange_log_head.c.chain == CHAIN)
 _HEAD_LOCKED = _HEAD.with_for_update()
 _ADD_LOG = insert(exchange_log)
+_ADD_LOG_AND_MOVE_HEAD_PG = text("""
+    WITH entry AS (
+        INSERT INTO exchange_log (seq, kind, message_id, requester, provider, procedure, item, subject_code,
+                                  status, reason, requested_at, completed_at, prev_hash, row_hash)
+        VALUES (:seq, :kind, :message_id, :requester, :provider, :procedure, :item, :subject_code, :status,
+                :reason, :requested_at, :completed_at, :prev_hash, :row_hash)
+        RETURNING seq)
+    UPDATE exchange_log_head SET seq = :h_seq, row_hash = :h_hash, signature = :h_sig, updated_at = :h_at
+    WHERE chain = 'main' AND EXISTS (SELECT 1 FROM entry)""").bindparams(
+    bindparam("requested_at", type_=UtcDateTime()), bindparam("completed_at", type_=UtcDateTime()),
+    bindparam("h_at", type_=UtcDateTime()))
 _MOVE_HEAD = update(exchange_log_head).where(exchange_log_head.c.chain == CHAIN).values(
     seq=bindparam("h_seq"), row_hash=bindparam("h_hash"), signature=bindparam("h_sig"),
     updated_at=bindparam("h_at"))
@@ -305,6 +322,20 @@ class Network:
         row = self.conn.execute(_LINK_BY_CODE, {"code": code}).first()
         return None if row is None else _link(row)
 
+    def links_around(self, code: str, agency_ids: Sequence[str]) -> tuple[Link | None, dict[str, Link]]:
+        """The link behind ``code`` and the same person's live links at ``agency_ids``, in one statement."""
+        own: Link | None = None
+        others: dict[str, Link] = {}
+        for row in self.conn.execute(_AROUND_CODE, {"code": code, "agencies": list(agency_ids)}):
+            link = _link(row)
+            if link.code == code:
+                own = link
+            if link.status is not LinkStatus.UNLINKED and link.agency_id in agency_ids:
+                others[link.agency_id] = link
+        if own is not None and PORTAL_AGENCY_ID in others:
+            self._portal_codes[own.resident_id] = others[PORTAL_AGENCY_ID].code
+        return own, others
+
     def person_links(self, resident_id: int, agency_ids: Sequence[str]) -> dict[str, Link]:
         """The person's live links at the given agencies, in one statement."""
         rows = self.conn.execute(_PERSON_LINKS, {"rid": resident_id, "agencies": list(agency_ids)})
@@ -457,13 +488,18 @@ class Network:
         entry = LogEntry(last_seq + 1, kind, message_id, requester, provider, procedure, item, subject_code,
                          status, reason, self.now, self.now)
         row_hash = chain_hash(last_hash, entry)
-        self.conn.execute(_ADD_LOG, {
+        values = {
             "seq": entry.seq, "kind": kind.value, "message_id": message_id, "requester": requester,
             "provider": provider, "procedure": procedure, "item": item, "subject_code": subject_code,
             "status": status.value, "reason": reason, "requested_at": self.now, "completed_at": self.now,
-            "prev_hash": last_hash, "row_hash": row_hash})
-        self.conn.execute(_MOVE_HEAD, {"h_seq": entry.seq, "h_hash": row_hash, "h_at": self.now,
-                                       "h_sig": self.hub.party.sign.sign(head_message(entry.seq, row_hash))})
+            "prev_hash": last_hash, "row_hash": row_hash}
+        head = {"h_seq": entry.seq, "h_hash": row_hash, "h_at": self.now,
+                "h_sig": self.hub.party.sign.sign(head_message(entry.seq, row_hash))}
+        if self.conn.dialect.name == "postgresql":  # one round trip instead of two
+            self.conn.execute(_ADD_LOG_AND_MOVE_HEAD_PG, {**values, **head})
+        else:
+            self.conn.execute(_ADD_LOG, values)
+            self.conn.execute(_MOVE_HEAD, head)
         if entry.seq % CHECKPOINT_EVERY == 0:
             self.conn.execute(insert(exchange_log_checkpoints).values(
                 seq=entry.seq, kind="checkpoint", row_hash=row_hash, at=self.now,
@@ -534,8 +570,7 @@ class Network:
         earlier = self._logged(requester.id, message_id)
         if earlier:
             return self._replay_query(requester, earlier[0], provider_id, procedure, item, code)
-        link = self.link_by_code(code)
-        person = {} if link is None else self.person_links(link.resident_id, [provider_id, PORTAL_AGENCY_ID])
+        link, person = self.links_around(code, [provider_id, PORTAL_AGENCY_ID])
         subject = None if link is None else self.portal_code(link.resident_id)
         provider = self.find_agency(provider_id)
 
@@ -599,7 +634,8 @@ class Network:
         requester = self.agency(requester_id)
         procedure, item = Procedure(body["procedure"]), InfoItem(body["item"])
         store = self.store(provider.id)
-        local_ref = self.conn.execute(store.ref_of_active_code, {"code": body["code"]}).scalar()
+        found = self.conn.execute(store.ref_and_record, {"code": body["code"], "item": item.value}).first()
+        local_ref = None if found is None else found.local_ref
         data: dict[str, Any] | None = None
         updated_at: str | None = None
         if find_permission(requester.kind, procedure, provider.kind, item) is None:
@@ -607,12 +643,11 @@ class Network:
         elif local_ref is None:
             status = ExchangeStatus.NOT_ENROLLED
         else:
-            record = self.conn.execute(store.record_of, {"ref": local_ref, "item": item.value}).first()
-            if record is None:
+            if found is None or found.data is None:
                 status = ExchangeStatus.NO_RECORD
             else:
                 status = ExchangeStatus.PROVIDED
-                data, updated_at = json.loads(record.data), record.updated_at.isoformat()
+                data, updated_at = json.loads(found.data), found.updated_at.isoformat()
         inner = self.send(provider.id, self.keys_of(provider), requester.id, {
             "type": "provision", "message_id": message_id, "procedure": procedure.value, "item": item.value,
             "status": status.value, "data": data, "updated_at": updated_at})

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
     bindparam,
     inspect,
     select,
@@ -77,6 +78,14 @@ class AgencyStore:
         """The record that holds the active code ``code``."""
         p = self.persons.c
         return select(p.local_ref).where(p.code == bindparam("code"), p.link_status == "active")
+
+    @cached_property
+    def ref_and_record(self) -> Any:
+        """(local_ref, data, updated_at) of the record holding the active ``code``, with its ``item`` if any."""
+        p, r = self.persons.c, self.records.c
+        joined = self.persons.outerjoin(self.records, and_(r.local_ref == p.local_ref, r.item == bindparam("item")))
+        return select(p.local_ref, r.data, r.updated_at).select_from(joined).where(
+            p.code == bindparam("code"), p.link_status == "active")
 
     @cached_property
     def record_of(self) -> Any:
