@@ -32,8 +32,6 @@ def test_a_whole_log_verifies_and_an_altered_entry_is_located(ctx: Context, smal
     outcomes = demo.run_exchanges(ctx, small_world, 12, NOW)
     report = ex.verify_log(ctx, SYSTEM)
     assert report.ok and report.entries == 12 and (report.first_seq, report.last_seq) == (1, 12)
-    ok = _cli_verify(ctx)
-    assert ok.returncode == 0 and "log whole" in ok.stdout and "12 entries 1–12" in ok.stdout
     # Someone with database access rewrites who provided entry 5.
     with ctx.db.begin() as conn:
         conn.execute(update(exchange_log).where(exchange_log.c.seq == 5).values(provider="nenkin"))
@@ -127,5 +125,7 @@ def test_concurrent_exchanges_keep_one_unbroken_chain(ctx: Context, small_world:
 def test_verifying_an_empty_log(ctx: Context, tmp_path: Path) -> None:
     report = ex.verify_log(ctx, SYSTEM)
     assert report.ok and report.entries == 0
+    ok = _cli_verify(ctx)
+    assert ok.returncode == 0 and "log whole: 0 no entries" in ok.stdout
     with ctx.db.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM exchange_log")).scalar() == 0

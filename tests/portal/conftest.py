@@ -1,5 +1,6 @@
-"""Fixtures of the Mynaportal tests: a town with its agencies, resident sessions opened through the test-only
-helper, and a stand-in for the JPKI relying party so that the real card-login route can be exercised."""
+"""Fixtures of the Mynaportal tests: the exchange tests' cloned networks (``town``), resident sessions opened
+through the test-only helper, and a stand-in for the JPKI relying party so that the real card-login route can
+be exercised."""
 
 from __future__ import annotations
 
@@ -21,35 +22,14 @@ from cryptography.x509.oid import NameOID
 
 from mynacard.context import Context
 from mynacard.errors import Forbidden
-from mynacard.exchange import demo
-from mynacard.exchange.store import drop_all_agency_stores
 from mynacard.portal import service as portal
 from mynacard.portal.model import CardLogin, LoginChallenge
 from mynacard.principal import Principal, Role
-from mynacard.registry.model import Resident
 from tests.conftest import NOW
-from tests.exchange.conftest import numbers_of, register_people
+from tests.exchange.conftest import ctx, network_templates, town  # noqa: F401  (shared fixtures)
 
 
-@pytest.fixture
-def ctx(ctx: Context) -> Iterator[Context]:
-    """The shared ``ctx`` without agency stores left by an earlier PostgreSQL test."""
-    if ctx.db.is_postgres:
-        with ctx.db.begin() as conn:
-            drop_all_agency_stores(conn)
-    yield ctx
-
-
-@pytest.fixture
-def town(ctx: Context) -> tuple[demo.World, list[Resident]]:
-    """16 residents of 千代田区, enrolled at its five divisions and the national bodies, with copies."""
-    people = register_people(ctx, "131016", 16, seed=5)
-    world = demo.build_world(ctx, ["131016"], people, NOW, national_share=1.0, record_share=1.0,
-                             numbers=numbers_of(ctx, people))
-    return world, people
-
-
-def open_test_session(ctx: Context, resident_id: int, now: datetime = NOW) -> str:
+def open_test_session(ctx: Context, resident_id: int, now: datetime = NOW) -> str:  # noqa: F811
     """TEST ONLY: a resident session as if the card login had been verified (the JPKI relying party is not on
     this branch); returns the cookie token."""
     return portal.open_session(ctx, CardLogin(f"TEST{resident_id:08X}", resident_id, now), now).token
@@ -109,7 +89,7 @@ def sign(key: rsa.RSAPrivateKey, nonce: bytes) -> bytes:
 
 
 @pytest.fixture
-def portal_server(ctx: Context) -> Iterator[tuple[str, FakeCardAuthenticator]]:
+def portal_server(ctx: Context) -> Iterator[tuple[str, FakeCardAuthenticator]]:  # noqa: F811
     """The web app with the stand-in authenticator, served by uvicorn on a free port (for Chromium)."""
     import uvicorn
 
