@@ -220,7 +220,8 @@ def run(db: str, queries: int, workers: int, residents: int) -> dict[str, Any]:
         verify_s = time.perf_counter() - start
         assert report.ok and report.entries == len(latencies) + 50, report
         with ctx.db.connect() as conn:
-            raw = [f"{r.prev_hash}\n{r.seq}{r.kind}{r.message_id}{r.requester}{r.provider}{r.procedure}{r.item}"
+            raw = [f"{r.prev_hash}\n{r.seq}{r.chain}{r.chain_seq}{r.kind}{r.message_id}{r.requester}{r.provider}"
+                   f"{r.procedure}{r.item}"
                    f"{r.subject_code}{r.status}{r.reason}".encode() for r in conn.execute(text(
                        "SELECT * FROM exchange_log ORDER BY seq"))]
         import hashlib

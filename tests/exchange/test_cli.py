@@ -28,7 +28,7 @@ def test_seed_a_network_then_inspect_verify_and_maintain_it(tmp_path: Path) -> N
     assert "131016-tax" in agencies and "nenkin" in agencies and "mynaportal" in agencies
     assert "C-01" in run("exchange", "permissions", with_home=False)
     assert "log whole: 60 entries 1–60" in run("exchange", "verify-log")
-    assert "checkpoint signed at entry 60" in run("exchange", "checkpoint")
+    assert "checkpoint(s) signed" in run("exchange", "checkpoint")
     assert "40 links checked, 0 suspended" in run("exchange", "reconcile", "131016-tax")
     assert "review queue" in run("exchange", "reviews")
     assert "0 entries past seven years removed" in run("exchange", "purge-log")

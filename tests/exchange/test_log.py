@@ -10,13 +10,13 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 
 from mynacard.context import Context
 from mynacard.exchange import demo
 from mynacard.exchange import service as ex
 from mynacard.exchange.model import ExchangeKind, ExchangeStatus, LogEntry, chain_hash
-from mynacard.exchange.tables import exchange_log, exchange_log_head
+from mynacard.exchange.tables import exchange_log, exchange_log_checkpoints, exchange_log_head
 from mynacard.principal import Principal, Role
 from tests.conftest import NOW
 from tests.helpers import SYSTEM
@@ -43,40 +43,64 @@ def test_a_whole_log_verifies_and_an_altered_entry_is_located(ctx: Context, smal
     assert outcomes[4].seq == 5
 
 
+def _busiest_chain(ctx: Context) -> tuple[int, list[int]]:
+    """The chain with the most entries, and its entry numbers in chain order."""
+    with ctx.db.connect() as conn:
+        rows = conn.execute(select(exchange_log.c.chain, exchange_log.c.seq).order_by(
+            exchange_log.c.chain, exchange_log.c.chain_seq)).all()
+    by_chain: dict[int, list[int]] = {}
+    for chain, seq in rows:
+        by_chain.setdefault(chain, []).append(seq)
+    chain = max(by_chain, key=lambda c: len(by_chain[c]))
+    return chain, by_chain[chain]
+
+
 def test_deleted_entries_are_located(ctx: Context, small_world: demo.World) -> None:
-    demo.run_exchanges(ctx, small_world, 10, NOW)
+    demo.run_exchanges(ctx, small_world, 30, NOW)
+    chain, seqs = _busiest_chain(ctx)
+    assert len(seqs) >= 4
     with ctx.db.begin() as conn:
-        conn.execute(exchange_log.delete().where(exchange_log.c.seq.in_([4, 5])))
+        conn.execute(exchange_log.delete().where(exchange_log.c.seq.in_(seqs[1:3])))
     report = ex.verify_log(ctx, SYSTEM)
-    assert report.first is not None and (report.first.seq, report.first.kind) == (4, "missing")
-    assert "4–5" in report.first.detail
-    with ctx.db.begin() as conn:  # and the newest entry: the signed head still names it
-        conn.execute(exchange_log.delete().where(exchange_log.c.seq == 10))
-    assert any(b.kind == "missing" and b.seq == 10 for b in ex.verify_log(ctx, SYSTEM).breaks)
+    first = report.first
+    assert first is not None and (first.chain, first.chain_seq, first.kind) == (chain, 2, "missing")
+    assert f"positions 2–3 after entry {seqs[0]} and before entry {seqs[3]}" in first.detail
+    with ctx.db.begin() as conn:  # and the newest entry of the chain: its signed head still names it
+        conn.execute(exchange_log.delete().where(exchange_log.c.seq == seqs[-1]))
+    assert any(b.kind == "missing" and b.chain == chain and b.chain_seq == len(seqs)
+               for b in ex.verify_log(ctx, SYSTEM).breaks)
 
 
 def test_a_rewritten_and_rehashed_stretch_is_caught_by_the_hubs_signatures(ctx: Context,
                                                                         small_world: demo.World) -> None:
-    demo.run_exchanges(ctx, small_world, 6, NOW)
-    assert ex.checkpoint_log(ctx, Principal(Role.OPERATOR, "jlis"), NOW) == 6
-    demo.run_exchanges(ctx, small_world, 4, NOW, seed=9)
-    # An attacker alters entry 3 and recomputes every hash after it, head included — without the hub's key.
+    demo.run_exchanges(ctx, small_world, 20, NOW)
+    assert ex.checkpoint_log(ctx, Principal(Role.OPERATOR, "jlis"), NOW) >= 1
+    demo.run_exchanges(ctx, small_world, 20, NOW, seed=9)
+    chain, seqs = _busiest_chain(ctx)
+    with ctx.db.connect() as conn:
+        signed = conn.execute(select(exchange_log_checkpoints.c.chain_seq).where(
+            exchange_log_checkpoints.c.chain == chain)).scalar_one()
+    assert 2 <= signed < len(seqs)
+    # An attacker alters position 2 of the chain and recomputes every hash after it, the chain's head
+    # included — without the hub's key.
     with ctx.db.begin() as conn:
-        rows = conn.execute(select(exchange_log).order_by(exchange_log.c.seq)).all()
-        prev = rows[1].row_hash
-        for r in rows[2:]:
-            e = LogEntry(r.seq, ExchangeKind(r.kind), r.message_id, r.requester, r.provider, r.procedure,
-                         "disability" if r.seq == 3 else r.item, r.subject_code, ExchangeStatus(r.status),
-                         r.reason, r.requested_at, r.completed_at)
+        rows = conn.execute(select(exchange_log).where(exchange_log.c.chain == chain)
+                            .order_by(exchange_log.c.chain_seq)).all()
+        prev = rows[0].row_hash
+        for r in rows[1:]:
+            e = LogEntry(r.seq, r.chain, r.chain_seq, ExchangeKind(r.kind), r.message_id, r.requester, r.provider,
+                         r.procedure, "disability" if r.chain_seq == 2 else r.item, r.subject_code,
+                         ExchangeStatus(r.status), r.reason, r.requested_at, r.completed_at)
             h = chain_hash(prev, e)
             conn.execute(update(exchange_log).where(exchange_log.c.seq == r.seq).values(
                 item=e.item, prev_hash=prev, row_hash=h))
             prev = h
-        conn.execute(update(exchange_log_head).values(row_hash=prev))
+        conn.execute(update(exchange_log_head).where(exchange_log_head.c.chain == chain).values(row_hash=prev))
     report = ex.verify_log(ctx, SYSTEM)
-    kinds = {(b.seq, b.kind) for b in report.breaks}
-    assert (6, "checkpoint") in kinds and (10, "head") in kinds
-    assert report.first is not None and "1–6" in report.first.detail
+    kinds = {(b.chain, b.chain_seq, b.kind) for b in report.breaks}
+    assert (chain, signed, "checkpoint") in kinds and (chain, len(seqs), "head") in kinds
+    assert all(b.chain == chain for b in report.breaks)  # the other chains are untouched
+    assert report.first is not None and f"positions 1–{signed} of chain {chain}" in report.first.detail
 
 
 def test_entries_leave_after_seven_years_and_the_rest_still_verifies(ctx: Context, small_world: demo.World) -> None:
@@ -100,7 +124,7 @@ def test_entries_leave_after_seven_years_and_the_rest_still_verifies(ctx: Contex
     assert ex.verify_log(ctx, SYSTEM).first is not None
 
 
-def test_concurrent_exchanges_keep_one_unbroken_chain(ctx: Context, small_world: demo.World) -> None:
+def test_concurrent_exchanges_keep_every_chain_unbroken(ctx: Context, small_world: demo.World) -> None:
     errors: list[BaseException] = []
 
     def worker(seed: int) -> None:
@@ -116,10 +140,16 @@ def test_concurrent_exchanges_keep_one_unbroken_chain(ctx: Context, small_world:
         t.join()
     assert errors == []
     with ctx.db.connect() as conn:
-        seqs = list(conn.execute(select(exchange_log.c.seq).order_by(exchange_log.c.seq)).scalars())
-        assert conn.execute(select(func.count(func.distinct(exchange_log.c.prev_hash)))).scalar() == 32
-    assert seqs == list(range(1, 33))
-    assert ex.verify_log(ctx, SYSTEM).ok
+        rows = conn.execute(select(exchange_log.c.seq, exchange_log.c.chain, exchange_log.c.chain_seq)).all()
+    assert sorted(r.seq for r in rows) == list(range(1, 33))
+    for chain in {r.chain for r in rows}:
+        positions = sorted(r.chain_seq for r in rows if r.chain == chain)
+        assert positions == list(range(1, len(positions) + 1))
+        # Within a chain, entry numbers rise with positions (they are taken under the chain's lock).
+        in_order = [r.seq for r in sorted((r for r in rows if r.chain == chain), key=lambda r: r.chain_seq)]
+        assert in_order == sorted(in_order)
+    report = ex.verify_log(ctx, SYSTEM)
+    assert report.ok and report.chains > 1
 
 
 def test_verifying_an_empty_log(ctx: Context, tmp_path: Path) -> None:

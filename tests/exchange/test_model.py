@@ -15,6 +15,7 @@ from mynacard import numbers
 from mynacard.exchange.model import (
     CHAIN_GENESIS,
     HOLDS,
+    LOG_CHAINS,
     PERMITTED_EXCHANGES,
     AgencyCode,
     AgencyId,
@@ -28,6 +29,7 @@ from mynacard.exchange.model import (
     Procedure,
     SubmittedFacts,
     chain_hash,
+    chain_of,
     check_record_data,
     decide_enrolment,
     derive_agency_code,
@@ -213,13 +215,14 @@ def test_record_data_never_carries_an_individual_number() -> None:
 T0 = datetime(2026, 4, 6, 0, 30, tzinfo=UTC)
 
 
-def entries(n: int) -> list[tuple[LogEntry, str, str]]:
+def entries(n: int, chain: int = 3) -> list[tuple[LogEntry, str, str]]:
+    """``n`` entries of one chain (entry numbers 10, 20, 30 …: other chains took the numbers between)."""
     out = []
     prev = CHAIN_GENESIS
-    for seq in range(1, n + 1):
-        e = LogEntry(seq, ExchangeKind.QUERY, f"m{seq}", "131016-child", "131016-tax", "child_allowance",
-                     "local_tax", "A" * 26, ExchangeStatus.PROVIDED, "C-01", T0 + timedelta(seconds=seq),
-                     T0 + timedelta(seconds=seq))
+    for pos in range(1, n + 1):
+        e = LogEntry(pos * 10, chain, pos, ExchangeKind.QUERY, f"m{pos}", "131016-child", "131016-tax",
+                     "child_allowance", "local_tax", "A" * 26, ExchangeStatus.PROVIDED, "C-01",
+                     T0 + timedelta(seconds=pos), T0 + timedelta(seconds=pos))
         h = chain_hash(prev, e)
         out.append((e, prev, h))
         prev = h
@@ -227,12 +230,19 @@ def entries(n: int) -> list[tuple[LogEntry, str, str]]:
 
 
 def verify(rows: list[tuple[LogEntry, str, str]], head: tuple[int, str] | None = None,
-           checkpoints: dict[int, str] | None = None) -> ChainVerifier:
-    v = ChainVerifier(checkpoints=checkpoints or {})
+           checkpoints: dict[int, str] | None = None, chain: int = 3) -> ChainVerifier:
+    v = ChainVerifier(chain, checkpoints=checkpoints or {})
     for e, prev, h in rows:
         v.feed(e, prev, h)
-    v.finish(*(head or (rows[-1][0].seq, rows[-1][2])) if rows else (None, None))
+    v.finish(*(head or (rows[-1][0].chain_seq, rows[-1][2])) if rows else (None, None))
     return v
+
+
+def test_a_person_always_lands_in_the_same_chain_and_nobody_in_chain_0() -> None:
+    codes = [derive_agency_code(ROOT, "mynaportal", f"{i:011d}", 0) for i in range(2000)]
+    chains = [chain_of(c) for c in codes]
+    assert chains == [chain_of(c) for c in codes] and chain_of(None) == 0
+    assert set(chains) == set(range(1, LOG_CHAINS))  # spread over every chain but 0
 
 
 def test_a_whole_chain_verifies() -> None:
@@ -241,29 +251,32 @@ def test_a_whole_chain_verifies() -> None:
     assert chain_hash(CHAIN_GENESIS, rows[0][0]) == rows[0][2]
 
 
-@given(st.integers(1, 40), st.sampled_from(["item", "requester", "status", "subject_code", "completed_at"]))
-def test_an_altered_entry_is_found_where_it_is(seq: int, field: str) -> None:
+@given(st.integers(1, 40), st.sampled_from(["item", "requester", "status", "subject_code", "completed_at", "seq"]))
+def test_an_altered_entry_is_found_where_it_is(pos: int, field: str) -> None:
     rows = entries(40)
-    e, prev, h = rows[seq - 1]
+    e, prev, h = rows[pos - 1]
     value = {"item": "pension_benefit", "requester": "nenkin", "status": ExchangeStatus.REFUSED,
-             "subject_code": "B" * 26, "completed_at": e.completed_at + timedelta(microseconds=1)}[field]
-    rows[seq - 1] = (dataclasses.replace(e, **{field: value}), prev, h)
+             "subject_code": "B" * 26, "completed_at": e.completed_at + timedelta(microseconds=1),
+             "seq": e.seq + 1}[field]
+    rows[pos - 1] = (dataclasses.replace(e, **{field: value}), prev, h)
     found = first_break(verify(rows).breaks)
-    assert found is not None and (found.seq, found.kind) == (seq, "altered")
+    assert found is not None and (found.chain_seq, found.kind) == (pos, "altered")
 
 
 @given(st.integers(1, 39))
-def test_a_removed_entry_is_found(seq: int) -> None:
+def test_a_removed_entry_is_found(pos: int) -> None:
     rows = entries(40)
-    del rows[seq - 1]
+    del rows[pos - 1]
     found = first_break(verify(rows, head=(40, entries(40)[-1][2])).breaks)
-    assert found is not None and (found.seq, found.kind) == (seq, "missing")
+    assert found is not None and (found.chain_seq, found.kind) == (pos, "missing")
+    assert f"position {pos} " in found.detail and f"before entry {(pos + 1) * 10}" in found.detail
 
 
 def test_removing_the_last_entries_is_caught_by_the_head() -> None:
     full = entries(40)
     found = first_break(verify(full[:37], head=(40, full[-1][2])).breaks)
-    assert found is not None and (found.seq, found.kind) == (38, "missing")
+    assert found is not None and (found.chain_seq, found.kind) == (38, "missing")
+    assert "after entry 370" in found.detail
 
 
 def test_an_entry_altered_and_rehashed_breaks_the_link_to_the_next() -> None:
@@ -271,26 +284,33 @@ def test_an_entry_altered_and_rehashed_breaks_the_link_to_the_next() -> None:
     e, prev, _ = rows[9]
     forged = dataclasses.replace(e, provider="nenkin")
     rows[9] = (forged, prev, chain_hash(prev, forged))
-    breaks = verify(rows).breaks
-    assert [(b.seq, b.kind) for b in breaks] == [(11, "relinked")]
+    assert [(b.chain_seq, b.seq, b.kind) for b in verify(rows).breaks] == [(11, 110, "relinked")]
+
+
+def test_an_entry_moved_to_another_chain_is_found() -> None:
+    rows = entries(5)
+    e, prev, _ = rows[2]
+    moved = dataclasses.replace(e, chain=4)
+    rows[2] = (moved, prev, chain_hash(prev, moved))
+    assert any(b.kind == "relinked" and b.chain_seq == 3 for b in verify(rows).breaks)
 
 
 def test_a_rewritten_tail_is_caught_by_a_signed_checkpoint() -> None:
     rows = entries(30)
     checkpoint = {20: rows[19][2]}
-    # Rewrite entry 15 and recompute every hash after it, head included: the chain itself is consistent...
+    # Rewrite position 15 and recompute every hash after it, head included: the chain itself is consistent...
     rewritten = rows[:14]
     prev = rows[13][2]
     for e, _, _ in rows[14:]:
-        e2 = dataclasses.replace(e, item="pension_benefit") if e.seq == 15 else e
+        e2 = dataclasses.replace(e, item="pension_benefit") if e.chain_seq == 15 else e
         h = chain_hash(prev, e2)
         rewritten.append((e2, prev, h))
         prev = h
     assert verify(rewritten).breaks == []
-    # ...but not with what the hub signed at entry 20.
+    # ...but not with what the hub signed at position 20.
     found = first_break(verify(rewritten, checkpoints=checkpoint).breaks)
-    assert found is not None and (found.seq, found.kind) == (20, "checkpoint")
-    assert "1–20" in found.detail
+    assert found is not None and (found.chain_seq, found.seq, found.kind) == (20, 200, "checkpoint")
+    assert "positions 1–20 of chain 3" in found.detail
 
 
 def test_the_cutoff_is_seven_years() -> None:

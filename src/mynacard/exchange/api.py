@@ -42,8 +42,8 @@ register({
     "exchange.status": ("状態", "Status"),
     "exchange.log": ("情報提供等記録 (ハッシュチェーン)", "Exchange log (hash chain)"),
     "exchange.log_ok": ("記録は改ざんされていません", "The log is whole"),
-    "exchange.log_broken": ("記録の連鎖が壊れています: 記録 {seq} ({kind}) — {detail}",
-                            "The chain is broken at entry {seq} ({kind}) — {detail}"),
+    "exchange.log_broken": ("記録の連鎖が壊れています: {seq} ({kind}) — {detail}",
+                            "The chain is broken at {seq} ({kind}) — {detail}"),
     "exchange.entries": ("記録数", "Entries"),
     "exchange.checkpoints": ("署名済みチェックポイント", "Signed checkpoints"),
     "exchange.reviews": ("確認待ちの符号取得", "Enrolments waiting for review"),
@@ -70,7 +70,8 @@ def _agency_json(a: Agency) -> dict[str, Any]:
 
 
 def _entry_json(e: LogEntry) -> dict[str, Any]:
-    return {"seq": e.seq, "kind": e.kind.value, "message_id": e.message_id, "requester": e.requester,
+    return {"seq": e.seq, "chain": e.chain, "chain_seq": e.chain_seq, "kind": e.kind.value,
+            "message_id": e.message_id, "requester": e.requester,
             "provider": e.provider, "procedure": e.procedure, "item": e.item, "status": e.status.value,
             "basis": e.reason, "at": e.completed_at.isoformat()}
 
@@ -333,7 +334,7 @@ def verify(ctx: Context = Depends(context), who: Principal = Depends(principal))
     """Recompute the chain and check the hub's signatures."""
     report = service.verify_log(ctx, who)
     return {"ok": report.ok, "entries": report.entries, "first_seq": report.first_seq,
-            "last_seq": report.last_seq, "checkpoints": report.checkpoints,
+            "last_seq": report.last_seq, "chains": report.chains, "checkpoints": report.checkpoints,
             "breaks": [b.__dict__ for b in report.breaks]}
 
 

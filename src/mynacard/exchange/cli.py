@@ -82,13 +82,15 @@ def verify_log(home: Path | None = HomeOption) -> None:
     report = service.verify_log(_context(home), Principal.system("verify-log"))
     span = f"entries {report.first_seq}–{report.last_seq}" if report.entries else "no entries"
     if report.ok:
-        console.print(f"[green]log whole[/green]: {report.entries:,} {span}, {report.checkpoints} signed checkpoints")
+        console.print(f"[green]log whole[/green]: {report.entries:,} {span} in {report.chains} chains, "
+                      f"{report.checkpoints} signed checkpoints")
         return
     first = report.first
     assert first is not None
-    console.print(f"[red]log BROKEN at entry {first.seq}[/red] ({first.kind}): {first.detail}")
-    for b in report.breaks[1:]:
-        console.print(f"  also entry {b.seq} ({b.kind}): {b.detail}")
+    console.print(f"[red]log BROKEN at {first.where}[/red] ({first.kind}): {first.detail}")
+    for b in report.breaks:
+        if b is not first:
+            console.print(f"  also {b.where} ({b.kind}): {b.detail}")
     console.print(f"{report.entries:,} entries read ({span})")
     raise typer.Exit(1)
 
@@ -96,8 +98,8 @@ def verify_log(home: Path | None = HomeOption) -> None:
 @app.command("checkpoint")
 def checkpoint(home: Path | None = HomeOption) -> None:
     """Sign a checkpoint at the current head of the log."""
-    seq = service.checkpoint_log(_context(home), OPERATOR, _now())
-    console.print("nothing logged yet" if seq is None else f"[green]checkpoint signed[/green] at entry {seq}")
+    signed = service.checkpoint_log(_context(home), OPERATOR, _now())
+    console.print(f"[green]{signed} checkpoint(s) signed[/green] (one per chain head not yet signed)")
 
 
 @app.command("purge-log")

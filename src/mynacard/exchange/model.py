@@ -28,6 +28,7 @@ __all__ = [
     "CHAIN_GENESIS",
     "CHECKPOINT_EVERY",
     "HOLDS",
+    "LOG_CHAINS",
     "LOG_RETENTION_YEARS",
     "PERMITTED_EXCHANGES",
     "PORTAL_AGENCY_ID",
@@ -49,6 +50,7 @@ __all__ = [
     "Procedure",
     "SubmittedFacts",
     "chain_hash",
+    "chain_of",
     "check_record_data",
     "decide_enrolment",
     "derive_agency_code",
@@ -545,6 +547,11 @@ class LogEntry:
     """One 情報提供等記録: who asked, who provided, which item, for which procedure, when."""
 
     seq: int
+    """The entry's number across the whole log (increasing; a rolled-back exchange may leave a gap)."""
+    chain: int
+    """Which of the :data:`LOG_CHAINS` hash chains the entry is linked into (see :func:`chain_of`)."""
+    chain_seq: int
+    """Its position in that chain: 1, 2, 3 … without gaps, so that a removed entry shows."""
     kind: ExchangeKind
     message_id: str
     """The sender's message ID (idempotency key; a retried request is not logged twice)."""
@@ -564,10 +571,25 @@ class LogEntry:
 
     def canonical(self) -> bytes:
         """The bytes the chain hashes: every field, in a fixed order, times in UTC to the microsecond."""
-        fields = [self.seq, self.kind.value, self.message_id, self.requester, self.provider, self.procedure,
-                  self.item, self.subject_code, self.status.value, self.reason,
+        fields = [self.seq, self.chain, self.chain_seq, self.kind.value, self.message_id, self.requester,
+                  self.provider, self.procedure, self.item, self.subject_code, self.status.value, self.reason,
                   _utc(self.requested_at), _utc(self.completed_at)]
         return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+LOG_CHAINS = 16
+"""The log is this many hash chains, so that exchanges about different people do not wait for one another
+(each chain has its own head, locked only by appenders to that chain). Chain 0 holds the entries about
+nobody (a requester's code that named no one); a person's entries are always in the same chain."""
+
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+
+
+def chain_of(subject_code: str | None) -> int:
+    """The chain of the entries about the person with this Mynaportal code (codes are uniform base32)."""
+    if not subject_code:
+        return 0
+    return 1 + _B32.index(subject_code[0]) % (LOG_CHAINS - 1)
 
 
 def _utc(moment: datetime) -> str:
@@ -577,7 +599,7 @@ def _utc(moment: datetime) -> str:
 
 
 def chain_hash(prev_hash: str, entry: LogEntry) -> str:
-    """SHA-256 over the previous entry's hash and this entry's canonical bytes (hex)."""
+    """SHA-256 over the previous entry's hash (in the same chain) and this entry's canonical bytes (hex)."""
     return hashlib.sha256(prev_hash.encode() + b"\n" + entry.canonical()).hexdigest()
 
 
@@ -591,82 +613,106 @@ def log_cutoff(now: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class ChainBreak:
-    """Where the chain stops being whole, and why, in words an auditor can act on."""
+    """Where a chain stops being whole, and why, in words an auditor can act on."""
 
-    seq: int
+    chain: int
+    chain_seq: int
+    """The position in the chain where the break shows."""
+    seq: int | None
+    """The log entry there, when it still exists (None for entries that are gone)."""
     kind: str
     """``altered`` (contents no longer match their hash), ``relinked`` (an entry no longer follows the
     previous one: altered and rehashed, inserted or reordered), ``missing`` (entries removed),
     ``checkpoint`` (a signed checkpoint disagrees), ``head`` (the signed head disagrees)."""
     detail: str
 
+    @property
+    def where(self) -> str:
+        entry = f"entry {self.seq} " if self.seq is not None else ""
+        return f"{entry}(chain {self.chain}, position {self.chain_seq})"
+
 
 @dataclass
 class ChainVerifier:
-    """Feeds on log rows in ``seq`` order and collects every break (streaming: no whole log in memory)."""
+    """Feeds on one chain's rows in ``chain_seq`` order and collects every break (streaming)."""
 
+    chain: int = 0
     anchor_seq: int = 0
-    """The entry before the first expected one (0, or the last entry purged after seven years)."""
+    """The chain position before the first expected one (0, or the last one purged after seven years)."""
     anchor_hash: str = CHAIN_GENESIS
     checkpoints: Mapping[int, str] = field(default_factory=dict)
-    """seq → row hash the hub signed (signatures are checked by the caller)."""
+    """chain position → row hash the hub signed (signatures are checked by the caller)."""
     max_breaks: int = 50
     entries: int = 0
     breaks: list[ChainBreak] = field(default_factory=list)
-    _last_seq: int = -1
+    _last_pos: int = -1
     _last_hash: str = ""
+    _last_entry: int | None = None
     _last_good_checkpoint: int = 0
 
     def __post_init__(self) -> None:
-        self._last_seq = self.anchor_seq
+        self._last_pos = self.anchor_seq
         self._last_hash = self.anchor_hash
         self._last_good_checkpoint = self.anchor_seq
 
-    def _break(self, seq: int, kind: str, detail: str) -> None:
+    def _break(self, pos: int, seq: int | None, kind: str, detail: str) -> None:
         if len(self.breaks) < self.max_breaks:
-            self.breaks.append(ChainBreak(seq, kind, detail))
+            self.breaks.append(ChainBreak(self.chain, pos, seq, kind, detail))
 
     def feed(self, entry: LogEntry, prev_hash: str, row_hash: str) -> None:
         self.entries += 1
-        seq = entry.seq
-        if seq != self._last_seq + 1:
-            if seq > self._last_seq + 1:
-                gap = (f"entry {self._last_seq + 1}" if seq == self._last_seq + 2
-                       else f"entries {self._last_seq + 1}–{seq - 1}")
-                self._break(self._last_seq + 1, "missing", f"{gap} are missing (deleted from the log)")
+        pos, seq = entry.chain_seq, entry.seq
+        if entry.chain != self.chain:
+            self._break(pos, seq, "relinked", f"entry {seq} claims chain {entry.chain}, found in {self.chain}")
+        if pos != self._last_pos + 1:
+            if pos > self._last_pos + 1:
+                gap = (f"position {self._last_pos + 1}" if pos == self._last_pos + 2
+                       else f"positions {self._last_pos + 1}–{pos - 1}")
+                after = f" after entry {self._last_entry}" if self._last_entry is not None else ""
+                self._break(self._last_pos + 1, seq, "missing",
+                            f"chain {self.chain}: {gap}{after} and before entry {seq} are missing "
+                            "(deleted from the log)")
             else:
-                self._break(seq, "relinked", f"entry {seq} appears out of order after {self._last_seq}")
+                self._break(pos, seq, "relinked", f"entry {seq} appears out of order in chain {self.chain}")
         elif prev_hash != self._last_hash:
-            self._break(seq, "relinked", f"entry {seq} does not follow entry {self._last_seq}: one of them "
-                                         "was altered and rehashed, or an entry was inserted")
+            self._break(pos, seq, "relinked", f"entry {seq} does not follow the entry before it in chain "
+                                              f"{self.chain}: one of them was altered and rehashed, or an "
+                                              "entry was inserted")
         if chain_hash(prev_hash, entry) != row_hash:
-            self._break(seq, "altered", f"entry {seq} was altered: its contents no longer match its hash")
-        expected = self.checkpoints.get(seq)
+            self._break(pos, seq, "altered", f"entry {seq} was altered: its contents no longer match its hash")
+        expected = self.checkpoints.get(pos)
         if expected is not None:
             if expected != row_hash:
-                self._break(seq, "checkpoint",
-                            f"the checkpoint signed at entry {seq} does not match: entries "
-                            f"{self._last_good_checkpoint + 1}–{seq} were rewritten after it was signed")
+                self._break(pos, seq, "checkpoint",
+                            f"the checkpoint signed at entry {seq} (chain {self.chain}, position {pos}) does not "
+                            f"match: positions {self._last_good_checkpoint + 1}–{pos} of chain {self.chain} were "
+                            "rewritten after it was signed")
             else:
-                self._last_good_checkpoint = seq
-        self._last_seq = max(self._last_seq, seq)
+                self._last_good_checkpoint = pos
+        self._last_pos = max(self._last_pos, pos)
         self._last_hash = row_hash
+        self._last_entry = seq
 
-    def finish(self, head_seq: int | None, head_hash: str | None) -> list[ChainBreak]:
-        """Compare the end of the chain with the signed head; returns every break found."""
-        if head_seq is not None and (head_seq, head_hash) != (self._last_seq, self._last_hash):
-            if head_seq > self._last_seq:
-                self._break(self._last_seq + 1, "missing",
-                            f"entries {self._last_seq + 1}–{head_seq} are missing from the end of the log")
+    def finish(self, head_pos: int | None, head_hash: str | None) -> list[ChainBreak]:
+        """Compare the end of the chain with its signed head; returns every break found."""
+        if head_pos is not None and (head_pos, head_hash) != (self._last_pos, self._last_hash):
+            if head_pos > self._last_pos:
+                after = f" after entry {self._last_entry}" if self._last_entry is not None else ""
+                self._break(self._last_pos + 1, None, "missing",
+                            f"chain {self.chain}: positions {self._last_pos + 1}–{head_pos}{after} are missing "
+                            "from the end of the chain")
             else:
-                self._break(head_seq, "head", f"the signed head names entry {head_seq}, but the log ends at "
-                                              f"{self._last_seq} with another hash")
-        for seq in sorted(self.checkpoints):
-            if seq > self._last_seq:
-                self._break(seq, "missing", f"checkpoint {seq} names an entry that is no longer in the log")
+                self._break(head_pos, self._last_entry, "head",
+                            f"the signed head of chain {self.chain} names position {head_pos}, but the chain "
+                            f"ends at {self._last_pos} with another hash")
+        for pos in sorted(self.checkpoints):
+            if pos > self._last_pos:
+                self._break(pos, None, "missing", f"checkpoint at position {pos} of chain {self.chain} names an "
+                                                  "entry that is no longer in the log")
         return self.breaks
 
 
 def first_break(breaks: Iterable[ChainBreak]) -> ChainBreak | None:
-    """The earliest break (what the verifier reports as 'where')."""
-    return min(breaks, key=lambda b: b.seq, default=None)
+    """The earliest break by log entry (what the verifier reports as 'where')."""
+    return min(breaks, key=lambda b: (b.seq if b.seq is not None else 1 << 62, b.chain, b.chain_seq),
+               default=None)

@@ -19,7 +19,10 @@ from datetime import date, datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.exc import NoResultFound
 
 from mynacard import numbers
 from mynacard.context import Context, Transaction
@@ -984,8 +987,9 @@ _STATUS_TITLE = {
 # --- the log ------------------------------------------------------------------------------------------------
 
 def _entry(r: Any) -> LogEntry:
-    return LogEntry(r.seq, ExchangeKind(r.kind), r.message_id, r.requester, r.provider, r.procedure, r.item,
-                    r.subject_code, ExchangeStatus(r.status), r.reason, r.requested_at, r.completed_at)
+    return LogEntry(r.seq, r.chain, r.chain_seq, ExchangeKind(r.kind), r.message_id, r.requester, r.provider,
+                    r.procedure, r.item, r.subject_code, ExchangeStatus(r.status), r.reason, r.requested_at,
+                    r.completed_at)
 
 
 def exchange_log_entries(ctx: Context, principal: Principal, agency_id: str | None = None, after_seq: int = 0,
@@ -1010,6 +1014,8 @@ class ChainReport:
     entries: int
     first_seq: int | None
     last_seq: int | None
+    chains: int
+    """Chains that hold entries."""
     checkpoints: int
     breaks: list[ChainBreak]
 
@@ -1023,62 +1029,66 @@ class ChainReport:
 
 
 def verify_log(ctx: Context, principal: Principal, chunk: int = 5000) -> ChainReport:
-    """Recompute the whole chain, check the hub's signatures on the head and the checkpoints, and say where
-    the chain breaks: an altered entry, a removed one, or a stretch rewritten after it was signed."""
+    """Recompute every chain, check the hub's signatures on each head and checkpoint, and say where a chain
+    breaks: an altered entry, a removed one, or a stretch rewritten after it was signed."""
     principal.require(*_ADMIN)
+    breaks: list[ChainBreak] = []
+    entries = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
     with ctx.db.connect() as conn:
         try:
-            sign_public, _ = keyring.hub_public_keys(conn)
-        except Exception:
+            sign_public: bytes | None = keyring.hub_public_keys(conn)[0]
+        except NoResultFound:  # no hub keys: nothing was ever logged
             sign_public = None
-        head = conn.execute(_head_query()).first()
-        checkpoint_rows = conn.execute(
-            select(exchange_log_checkpoints).order_by(exchange_log_checkpoints.c.seq)).all()
-        verifier_breaks: list[ChainBreak] = []
-        anchor_seq, anchor_hash = 0, CHAIN_GENESIS
-        checkpoints: dict[int, str] = {}
-        for c in checkpoint_rows:
-            if not _signed(sign_public, hubmod.checkpoint_message(c.kind, c.seq, c.row_hash), c.signature):
-                verifier_breaks.append(ChainBreak(c.seq, "checkpoint",
-                                                  f"checkpoint {c.seq} is not signed by the hub"))
-                continue
-            if c.kind == "anchor":
-                anchor_seq, anchor_hash = int(c.seq), str(c.row_hash)
+        heads = {int(h.chain): h for h in conn.execute(select(exchange_log_head))}
+        anchors: dict[int, tuple[int, str]] = {}
+        marks: dict[int, dict[int, str]] = {}
+        n_checkpoints = 0
+        for c in conn.execute(select(exchange_log_checkpoints).order_by(
+                exchange_log_checkpoints.c.chain, exchange_log_checkpoints.c.chain_seq)):
+            message = hubmod.checkpoint_message(c.kind, c.chain, c.chain_seq, c.row_hash)
+            if not _signed(sign_public, message, c.signature):
+                breaks.append(ChainBreak(c.chain, c.chain_seq, c.seq, "checkpoint",
+                                         f"the checkpoint at position {c.chain_seq} of chain {c.chain} is not "
+                                         "signed by the hub"))
+            elif c.kind == "anchor":
+                anchors[int(c.chain)] = (int(c.chain_seq), str(c.row_hash))
             else:
-                checkpoints[int(c.seq)] = str(c.row_hash)
-        verifier = ChainVerifier(anchor_seq, anchor_hash,
-                                 {s: h for s, h in checkpoints.items() if s > anchor_seq})
-        first_seq = last_seq = None
-        after = anchor_seq if anchor_seq else -1
-        while True:
-            rows = conn.execute(select(exchange_log).where(exchange_log.c.seq > after)
-                                .order_by(exchange_log.c.seq).limit(chunk)).all()
-            if not rows:
-                break
-            for r in rows:
-                verifier.feed(_entry(r), r.prev_hash, r.row_hash)
-                first_seq = r.seq if first_seq is None else first_seq
-                last_seq = r.seq
-            after = rows[-1].seq
-        head_seq = head_hash = None
-        if head is not None and head.seq > 0:
-            if not _signed(sign_public, hubmod.head_message(head.seq, head.row_hash), head.signature):
-                verifier_breaks.append(ChainBreak(int(head.seq), "head",
-                                                  "the head of the chain is not signed by the hub"))
-            head_seq, head_hash = int(head.seq), str(head.row_hash)
-        breaks = verifier.finish(head_seq, head_hash) + verifier_breaks
-    return ChainReport(verifier.entries, first_seq, last_seq, len(checkpoints),
-                       sorted(breaks, key=lambda b: (b.seq, b.kind)))
-
-
-def _head_query() -> Any:
-    return select(exchange_log_head).where(exchange_log_head.c.chain == hubmod.CHAIN)
+                marks.setdefault(int(c.chain), {})[int(c.chain_seq)] = str(c.row_hash)
+                n_checkpoints += 1
+        chains = sorted(set(heads) | set(conn.execute(select(exchange_log.c.chain).distinct()).scalars()))
+        for chain in chains:
+            anchor_pos, anchor_hash = anchors.get(chain, (0, CHAIN_GENESIS))
+            verifier = ChainVerifier(chain, anchor_pos, anchor_hash,
+                                     {p: h for p, h in marks.get(chain, {}).items() if p > anchor_pos})
+            after = anchor_pos if anchor_pos else -1
+            while True:
+                rows = conn.execute(select(exchange_log).where(
+                    exchange_log.c.chain == chain, exchange_log.c.chain_seq > after)
+                    .order_by(exchange_log.c.chain_seq).limit(chunk)).all()
+                if not rows:
+                    break
+                for r in rows:
+                    verifier.feed(_entry(r), r.prev_hash, r.row_hash)
+                    first_seq = r.seq if first_seq is None else min(first_seq, r.seq)
+                    last_seq = r.seq if last_seq is None else max(last_seq, r.seq)
+                after = rows[-1].chain_seq
+            entries += verifier.entries
+            head = heads.get(chain)
+            head_pos = head_hash = None
+            if head is not None and head.chain_seq > 0:
+                message = hubmod.head_message(chain, head.chain_seq, head.row_hash)
+                if not _signed(sign_public, message, head.signature):
+                    breaks.append(ChainBreak(chain, int(head.chain_seq), None, "head",
+                                             f"the head of chain {chain} is not signed by the hub"))
+                head_pos, head_hash = int(head.chain_seq), str(head.row_hash)
+            breaks.extend(verifier.finish(head_pos, head_hash))
+    return ChainReport(entries, first_seq, last_seq, len(chains), n_checkpoints,
+                       sorted(breaks, key=lambda b: (b.chain, b.chain_seq, b.kind)))
 
 
 def _signed(public: bytes | None, message: bytes, signature: bytes | None) -> bool:
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     if public is None or signature is None:
         return False
     try:
@@ -1088,47 +1098,57 @@ def _signed(public: bytes | None, message: bytes, signature: bytes | None) -> bo
         return False
 
 
-def checkpoint_log(ctx: Context, principal: Principal, now: datetime) -> int | None:
-    """Sign a checkpoint at the current head (besides the automatic one every 1,000 entries)."""
+def checkpoint_log(ctx: Context, principal: Principal, now: datetime) -> int:
+    """Sign a checkpoint at the head of every chain (besides the automatic one every 1,000 entries of a
+    chain); returns how many were signed."""
     principal.require(*_ADMIN)
     hub = keyring.hub_keys(ctx, now)
+    signed = 0
     with ctx.transaction() as tx:
-        head = tx.conn.execute(_head_query()).first()
-        if head is None or head.seq == 0:
-            return None
-        exists = tx.conn.execute(select(exchange_log_checkpoints.c.seq).where(
-            exchange_log_checkpoints.c.seq == head.seq)).first()
-        if exists is None:
+        for head in tx.conn.execute(select(exchange_log_head).where(exchange_log_head.c.chain_seq > 0)).all():
+            exists = tx.conn.execute(select(exchange_log_checkpoints.c.chain_seq).where(
+                exchange_log_checkpoints.c.chain == head.chain,
+                exchange_log_checkpoints.c.chain_seq == head.chain_seq)).first()
+            if exists is not None:
+                continue
+            seq = tx.conn.execute(select(exchange_log.c.seq).where(
+                exchange_log.c.chain == head.chain, exchange_log.c.chain_seq == head.chain_seq)).scalar()
             tx.conn.execute(insert(exchange_log_checkpoints).values(
-                seq=head.seq, kind="checkpoint", row_hash=head.row_hash, at=now,
-                signature=hub.party.sign.sign(
-                    hubmod.checkpoint_message("checkpoint", head.seq, head.row_hash))))
-        return int(head.seq)
+                chain=head.chain, chain_seq=head.chain_seq, seq=seq, kind="checkpoint", row_hash=head.row_hash,
+                at=now, signature=hub.party.sign.sign(
+                    hubmod.checkpoint_message("checkpoint", head.chain, head.chain_seq, head.row_hash))))
+            signed += 1
+    return signed
 
 
 def purge_expired_log(ctx: Context, principal: Principal, now: datetime) -> int:
-    """Remove entries past the seven-year retention; a signed anchor keeps the rest verifiable."""
+    """Remove entries past the seven-year retention, chain by chain; a signed anchor at each chain's last
+    removed position keeps the rest verifiable."""
     principal.require(*_ADMIN)
     hub = keyring.hub_keys(ctx, now)
     cutoff = log_cutoff(now)
+    removed = 0
     with ctx.transaction() as tx:
         conn = tx.conn
-        # The log is appended in time order, so the expired entries are a prefix; stop at the first live one.
-        first_live = conn.execute(select(func.min(exchange_log.c.seq)).where(
-            exchange_log.c.completed_at >= cutoff)).scalar()
-        query = select(func.max(exchange_log.c.seq)).where(exchange_log.c.completed_at < cutoff)
-        if first_live is not None:
-            query = query.where(exchange_log.c.seq < first_live)
-        last = conn.execute(query).scalar()
-        if last is None:
-            return 0
-        row_hash = conn.execute(select(exchange_log.c.row_hash)
-                                .where(exchange_log.c.seq == last)).scalar_one()
-        removed = conn.execute(delete(exchange_log).where(exchange_log.c.seq <= last)).rowcount
-        conn.execute(delete(exchange_log_checkpoints).where(exchange_log_checkpoints.c.seq <= last))
-        conn.execute(insert(exchange_log_checkpoints).values(
-            seq=last, kind="anchor", row_hash=row_hash, at=now,
-            signature=hub.party.sign.sign(hubmod.checkpoint_message("anchor", last, row_hash))))
+        for chain in list(conn.execute(select(exchange_log.c.chain).distinct()).scalars()):
+            in_chain = exchange_log.c.chain == chain
+            # A chain is appended in time order, so its expired entries are a prefix: stop at the first live one.
+            first_live = conn.execute(select(func.min(exchange_log.c.chain_seq)).where(
+                in_chain, exchange_log.c.completed_at >= cutoff)).scalar()
+            query = select(func.max(exchange_log.c.chain_seq)).where(in_chain, exchange_log.c.completed_at < cutoff)
+            if first_live is not None:
+                query = query.where(exchange_log.c.chain_seq < first_live)
+            last = conn.execute(query).scalar()
+            if last is None:
+                continue
+            row = conn.execute(select(exchange_log.c.seq, exchange_log.c.row_hash).where(
+                in_chain, exchange_log.c.chain_seq == last)).one()
+            removed += conn.execute(delete(exchange_log).where(in_chain, exchange_log.c.chain_seq <= last)).rowcount
+            conn.execute(delete(exchange_log_checkpoints).where(
+                exchange_log_checkpoints.c.chain == chain, exchange_log_checkpoints.c.chain_seq <= last))
+            conn.execute(insert(exchange_log_checkpoints).values(
+                chain=chain, chain_seq=last, seq=row.seq, kind="anchor", row_hash=row.row_hash, at=now,
+                signature=hub.party.sign.sign(hubmod.checkpoint_message("anchor", chain, last, row.row_hash))))
     return int(removed)
 
 

@@ -13,6 +13,8 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    Sequence,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -118,10 +120,16 @@ exchange_reply_handles = Table(
     Column("created_at", UtcDateTime(), nullable=False),
 )
 
+exchange_log_seq = Sequence("exchange_log_seq", metadata=metadata)
+"""Entry numbers on PostgreSQL (handed out without a lock, so chains append side by side)."""
+
 exchange_log = Table(
     "exchange_log",
     metadata,
     Column("seq", _ID, primary_key=True, autoincrement=False),
+    # One of LOG_CHAINS hash chains (by the person's Mynaportal code), and the position in it.
+    Column("chain", SmallInteger, nullable=False),
+    Column("chain_seq", BigInteger, nullable=False),
     Column("kind", String(20), nullable=False),
     Column("message_id", String(64), nullable=False),
     Column("requester", String(40), nullable=False),
@@ -137,6 +145,7 @@ exchange_log = Table(
     Column("row_hash", String(64), nullable=False),
     # A retried message is answered again but logged once.
     UniqueConstraint("requester", "message_id", "provider"),
+    UniqueConstraint("chain", "chain_seq"),
     Index("ix_exchange_log_requester", "requester", "seq"),
     Index("ix_exchange_log_provider", "provider", "seq"),
 )
@@ -144,9 +153,9 @@ exchange_log = Table(
 exchange_log_head = Table(
     "exchange_log_head",
     metadata,
-    # One row: the last entry's seq and hash, signed by the hub; appenders lock it to keep the chain in order.
-    Column("chain", String(16), primary_key=True),
-    Column("seq", _ID, nullable=False),
+    # One row per chain: its last position and hash, signed by the hub; appenders to the chain lock it.
+    Column("chain", SmallInteger, primary_key=True, autoincrement=False),
+    Column("chain_seq", BigInteger, nullable=False),
     Column("row_hash", String(64), nullable=False),
     Column("signature", LargeBinary, nullable=True),
     Column("updated_at", UtcDateTime(), nullable=False),
@@ -155,7 +164,9 @@ exchange_log_head = Table(
 exchange_log_checkpoints = Table(
     "exchange_log_checkpoints",
     metadata,
-    Column("seq", _ID, primary_key=True, autoincrement=False),
+    Column("chain", SmallInteger, primary_key=True, autoincrement=False),
+    Column("chain_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=True),
     Column("kind", String(16), nullable=False),
     Column("row_hash", String(64), nullable=False),
     Column("signature", LargeBinary, nullable=False),

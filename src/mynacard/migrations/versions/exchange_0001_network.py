@@ -2,7 +2,7 @@
 
 Revision ID: exchange_0001
 Revises:
-Create Date: 2026-11-27 00:54:45.120849
+Create Date: 2026-11-27 01:57:37.255840
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ depends_on: str | Sequence[str] | None = '0001_foundation'
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":  # entry numbers handed out without a lock
+        op.execute(sa.schema.CreateSequence(sa.Sequence("exchange_log_seq")))
     op.create_table('exchange_hub_keys',
     sa.Column('purpose', sa.String(length=16), nullable=False),
     sa.Column('public_sign', sa.LargeBinary(), nullable=True),
@@ -28,6 +30,8 @@ def upgrade() -> None:
     )
     op.create_table('exchange_log',
     sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('chain', sa.SmallInteger(), nullable=False),
+    sa.Column('chain_seq', sa.BigInteger(), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('message_id', sa.String(length=64), nullable=False),
     sa.Column('requester', sa.String(length=40), nullable=False),
@@ -42,6 +46,7 @@ def upgrade() -> None:
     sa.Column('prev_hash', sa.String(length=64), nullable=False),
     sa.Column('row_hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('seq', name=op.f('pk_exchange_log')),
+    sa.UniqueConstraint('chain', 'chain_seq', name=op.f('uq_exchange_log_chain_chain_seq')),
     sa.UniqueConstraint('requester', 'message_id', 'provider', name=op.f('uq_exchange_log_requester_message_id_provider'))
     )
     with op.batch_alter_table('exchange_log', schema=None) as batch_op:
@@ -51,16 +56,18 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_exchange_log_subject_code'), ['subject_code'], unique=False)
 
     op.create_table('exchange_log_checkpoints',
-    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('chain', sa.SmallInteger(), autoincrement=False, nullable=False),
+    sa.Column('chain_seq', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=True),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('row_hash', sa.String(length=64), nullable=False),
     sa.Column('signature', sa.LargeBinary(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('seq', name=op.f('pk_exchange_log_checkpoints'))
+    sa.PrimaryKeyConstraint('chain', 'chain_seq', name=op.f('pk_exchange_log_checkpoints'))
     )
     op.create_table('exchange_log_head',
-    sa.Column('chain', sa.String(length=16), nullable=False),
-    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('chain', sa.SmallInteger(), autoincrement=False, nullable=False),
+    sa.Column('chain_seq', sa.BigInteger(), nullable=False),
     sa.Column('row_hash', sa.String(length=64), nullable=False),
     sa.Column('signature', sa.LargeBinary(), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -189,3 +196,5 @@ def downgrade() -> None:
 
     op.drop_table('exchange_log')
     op.drop_table('exchange_hub_keys')
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(sa.schema.DropSequence(sa.Sequence("exchange_log_seq")))
