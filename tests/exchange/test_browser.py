@@ -65,5 +65,7 @@ def test_directory_reviews_and_log_pages(ctx: Context, small_world: demo.World, 
         conn.execute(update(exchange_log).where(exchange_log.c.seq == 7).values(requester="nenkin"))
     page.reload()
     status = page.locator("#chain-status").inner_text()
-    assert status.startswith("記録の連鎖が壊れています: entry 7 (chain") and "altered" in status
+    assert status.startswith("記録の連鎖が壊れています: entry 7 (chain") and "書き換えられています" in status
+    page.click("text=English")
+    assert "The chain is broken at entry 7" in page.locator("#chain-status").inner_text()
     page.shot("log-broken")

@@ -12,10 +12,11 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from mynacard.clock import JST
 from mynacard.context import Context
 from mynacard.errors import Forbidden, InvalidInput
 from mynacard.exchange import service
-from mynacard.exchange.model import PERMITTED_EXCHANGES, Agency, LogEntry, SubmittedFacts
+from mynacard.exchange.model import PERMITTED_EXCHANGES, Agency, InfoItem, LogEntry, Procedure, SubmittedFacts
 from mynacard.principal import Principal, Role
 from mynacard.web.deps import context, principal, render
 from mynacard.web.i18n import register
@@ -42,8 +43,13 @@ register({
     "exchange.status": ("状態", "Status"),
     "exchange.log": ("情報提供等記録 (ハッシュチェーン)", "Exchange log (hash chain)"),
     "exchange.log_ok": ("記録は改ざんされていません", "The log is whole"),
-    "exchange.log_broken": ("記録の連鎖が壊れています: {seq} ({kind}) — {detail}",
-                            "The chain is broken at {seq} ({kind}) — {detail}"),
+    "exchange.log_broken": ("記録の連鎖が壊れています: {seq} — {kind}",
+                            "The chain is broken at {seq} ({kind}): {detail}"),
+    "exchange.break.altered": ("記録の内容が書き換えられています", "altered"),
+    "exchange.break.missing": ("記録が削除されています", "missing"),
+    "exchange.break.relinked": ("前の記録とつながりません (書き換えと再計算、または挿入)", "relinked"),
+    "exchange.break.checkpoint": ("署名済みチェックポイントと一致しません (区間の書き換え)", "checkpoint"),
+    "exchange.break.head": ("署名済みの最新記録と一致しません", "head"),
     "exchange.entries": ("記録数", "Entries"),
     "exchange.checkpoints": ("署名済みチェックポイント", "Signed checkpoints"),
     "exchange.reviews": ("確認待ちの符号取得", "Enrolments waiting for review"),
@@ -346,4 +352,6 @@ def log_page(request: Request, ctx: Context = Depends(context),
     last = report.last_seq or 0
     entries = service.exchange_log_entries(ctx, who, None, max(0, last - 50), 50)
     names = {a.id: a.name for a in service.list_agencies(ctx)}
-    return render(request, "exchange_log.html", report=report, entries=list(reversed(entries)), names=names)
+    labels = {"item": {i.value: i.label_ja for i in InfoItem}, "procedure": {p.value: p.label_ja for p in Procedure}}
+    return render(request, "exchange_log.html", report=report, entries=list(reversed(entries)), names=names,
+                  labels=labels, jst=JST)
