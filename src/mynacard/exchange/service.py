@@ -576,7 +576,9 @@ def list_reviews(ctx: Context, principal: Principal, agency_id: str | None = Non
     if status:
         query = query.where(exchange_reviews.c.status == status)
     if principal.role is Role.AGENCY:
-        agency_id = principal.subject if agency_id in (None, principal.subject) else "\x00"
+        if agency_id not in (None, principal.subject):
+            raise Forbidden("an agency sees only its own reviews")
+        agency_id = principal.subject
     elif principal.role is Role.SUPERVISOR:
         mine = select(exchange_agencies.c.id).where(
             exchange_agencies.c.municipality_code == principal.municipality_code)

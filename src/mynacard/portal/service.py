@@ -265,6 +265,9 @@ def submit_child_rearing(ctx: Context, principal: Principal, forms: Mapping[str,
         raise InvalidInput("the form has no valid submission key; reload it")
     if not forms:
         raise InvalidInput("choose at least one procedure")
+    existing = _application_by_key(ctx, resident_id, idempotency_key)
+    if existing is not None:  # the same form sent again (a double click, a retry after a timeout)
+        return existing
     problems: list[str] = []
     checked: dict[ChildProcedure, dict[str, Any]] = {}
     for name, raw in forms.items():
@@ -284,9 +287,6 @@ def submit_child_rearing(ctx: Context, principal: Principal, forms: Mapping[str,
                             "(not taken online by your municipality)")
     if problems:
         raise InvalidInput("the application was not sent; nothing was changed", problems)
-    existing = _application_by_key(ctx, resident_id, idempotency_key)
-    if existing is not None:
-        return existing
     resident = resident_of(ctx, principal)
     applicant = {"氏名": resident.facts.name, "フリガナ": f"{resident.family_kana} {resident.given_kana}",
                  "生年月日": resident.facts.birth_date.isoformat(), "住所": resident.facts.address}
