@@ -13,12 +13,14 @@ from mynacard.bootstrap import build_context
 from mynacard.chip.cli import app as card_app
 from mynacard.context import Context
 from mynacard.exchange.cli import app as exchange_app
+from mynacard.portal.cli import app as portal_app
 
 app = typer.Typer(help="mynacard — the My Number Card programme, end to end.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(card_app, name="card")
 app.add_typer(exchange_app, name="exchange")
+app.add_typer(portal_app, name="portal")
 console = Console()
 
 HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_HOME or ~/.mynacard).")

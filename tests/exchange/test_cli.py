@@ -32,6 +32,7 @@ def test_seed_a_network_then_inspect_verify_and_maintain_it(tmp_path: Path) -> N
     assert "40 links checked, 0 suspended" in run("exchange", "reconcile", "131016-tax")
     assert "review queue" in run("exchange", "reviews")
     assert "0 entries past seven years removed" in run("exchange", "purge-log")
+    assert "0 sessions closed, 0 active" in run("portal", "sweep-sessions")
     out = run("exchange", "register", "kenpo-1", "--name", "健康保険組合", "--name-en", "Health insurer",
               "--kind", "health_insurer")
     assert "registered kenpo-1" in out

@@ -234,3 +234,13 @@ def test_only_residents_reach_the_portal(ctx: Context, town: Town) -> None:
                      lambda w: portal.refresh_own_information(ctx, w, NOW)):
             with pytest.raises(Forbidden):
                 call(who)
+
+
+def test_the_operator_sweeps_stale_sessions(ctx: Context, town: Town) -> None:
+    _, people = town
+    open_test_session(ctx, people[0].id)
+    open_test_session(ctx, people[1].id, NOW + timedelta(minutes=10))
+    counts = portal.sweep_sessions(ctx, Principal(Role.OPERATOR, "jlis"), NOW + timedelta(minutes=20))
+    assert (counts.active, counts.closed_now) == (1, 1)
+    with pytest.raises(Forbidden):
+        portal.sweep_sessions(ctx, resident(people[0].id), NOW)

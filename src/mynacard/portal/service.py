@@ -54,6 +54,7 @@ __all__ = [
     "resident_of",
     "resume_session",
     "submit_child_rearing",
+    "sweep_sessions",
 ]
 
 _CLOCK_SKEW = 300
@@ -125,6 +126,31 @@ def close_session(ctx: Context, token: str, now: datetime) -> None:
         conn.execute(update(portal_sessions).where(
             portal_sessions.c.token_hash == _token_hash(ctx, token), portal_sessions.c.closed_at.is_(None))
             .values(closed_at=now, close_reason="logout"))
+
+
+@dataclass(frozen=True)
+class SessionCounts:
+    active: int
+    closed_now: int
+    """Sessions found idle or expired and closed by this sweep."""
+
+
+def sweep_sessions(ctx: Context, principal: Principal, now: datetime) -> SessionCounts:
+    """Close every session that is idle or too old (they already refuse service; this records why and
+    when), and count the active ones. For the operator's housekeeping job."""
+    principal.require(Role.OPERATOR, Role.SYSTEM)
+    closed = active = 0
+    with ctx.transaction() as tx:
+        rows = tx.conn.execute(select(portal_sessions).where(portal_sessions.c.closed_at.is_(None))).all()
+        for row in rows:
+            state = session_state(row.created_at, row.last_seen_at, None, now)
+            if state is SessionState.ACTIVE:
+                active += 1
+                continue
+            tx.conn.execute(update(portal_sessions).where(portal_sessions.c.token_hash == row.token_hash)
+                            .values(closed_at=now, close_reason=state.value))
+            closed += 1
+    return SessionCounts(active, closed)
 
 
 def resident_of(ctx: Context, principal: Principal) -> Resident:
