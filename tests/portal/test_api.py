@@ -101,16 +101,35 @@ def test_without_a_relying_party_card_login_is_unavailable(ctx: Context) -> None
                        ).status_code == 503
 
 
-def test_a_staff_login_is_no_way_into_the_portal(ctx: Context, town: Town) -> None:
-    accounts.create_account(ctx, "chiyoda-clerk", Role.CLERK, "correct horse battery", NOW, "131016")
-    client = _client(ctx)
-    client.post("/login", data={"username": "chiyoda-clerk", "password": "correct horse battery", "next": "/"})
-    assert client.get("/portal/records", follow_redirects=False).status_code == 303
-    assert client.get("/api/portal/records").status_code == 401
-    api = _client(ctx)
-    accounts.create_account(ctx, "131016-tax", Role.AGENCY, None, NOW)
-    key = accounts.issue_api_key(ctx, "131016-tax")
-    assert api.get("/api/portal/records", headers={"authorization": f"Bearer {key}"}).status_code == 401
+PORTAL_PAGES = ["/portal/records", "/portal/me", "/portal/me.json", "/portal/me.csv", "/portal/notices",
+                "/portal/notices/1", "/portal/child", "/portal/applications"]
+PORTAL_API = ["/api/portal/records", "/api/portal/own-information", "/api/portal/notices",
+              "/api/portal/applications"]
+
+
+def test_no_staff_or_machine_login_is_a_way_into_the_portal(ctx: Context, town: Town) -> None:
+    """Every portal route, with every kind of credential but a resident's session: pages send the browser to
+    the card login, JSON answers 401, forms are refused."""
+    roles = {"clerk": (Role.CLERK, "131016"), "supervisor": (Role.SUPERVISOR, "131016"),
+             "operator": (Role.OPERATOR, None), "agency": (Role.AGENCY, None), "kiosk": (Role.KIOSK, None)}
+    clients = {"anonymous": _client(ctx)}
+    for name, (role, town_code) in roles.items():
+        accounts.create_account(ctx, f"u-{name}", role, "correct horse battery", NOW, town_code)
+        with_session = _client(ctx)
+        with_session.post("/login", data={"username": f"u-{name}", "password": "correct horse battery", "next": "/"})
+        clients[f"{name}-session"] = with_session
+        with_key = _client(ctx)
+        with_key.headers["authorization"] = f"Bearer {accounts.issue_api_key(ctx, f'u-{name}')}"
+        clients[f"{name}-key"] = with_key
+    for who, client in clients.items():
+        for path in PORTAL_PAGES:
+            response = client.get(path, follow_redirects=False)
+            assert (response.status_code, response.headers.get("location")) == (303, "/portal/login"), (who, path)
+        for path in PORTAL_API:
+            assert client.get(path).status_code == 401, (who, path)
+        for path in ("/portal/me/refresh", "/portal/child/confirm", "/portal/child/submit"):
+            assert client.post(path, data={"csrf": "x"}, follow_redirects=False).status_code == 303, (who, path)
+        assert client.post("/api/portal/child-rearing", json={"forms": {}, "key": "k"}).status_code == 401
 
 
 def _as(ctx: Context, rid: int) -> TestClient:
