@@ -153,7 +153,12 @@ def openssl_floor() -> dict[str, float] | None:
 
 # --- the measured runs --------------------------------------------------------------------------------------------
 
-def _worker(home: str, url: str, plan: list[tuple[str, dict[str, str]]], out: Any, go: Any) -> None:
+def _worker(home: str, url: str, plan: list[tuple[str, dict[str, str]]], out: Any, go: Any,
+            one_chain: bool = False) -> None:
+    if one_chain:  # A/B only: every entry into chain 1, as if the log were a single chain
+        from mynacard.exchange import hub
+
+        hub.chain_of = lambda subject_code: 1  # type: ignore[assignment]
     ctx = _ctx(home, url)
     ex.prepare(ctx, T0)
     out.put("ready")
@@ -177,7 +182,7 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run(db: str, queries: int, workers: int, residents: int) -> dict[str, Any]:
+def run(db: str, queries: int, workers: int, residents: int, one_chain: bool = False) -> dict[str, Any]:
     home = tempfile.mkdtemp(prefix="mynacard-bench-exchange-")
     pg_name = None
     if db == "sqlite":
@@ -201,7 +206,7 @@ def run(db: str, queries: int, workers: int, residents: int) -> dict[str, Any]:
         spawn = mp.get_context("spawn")
         out: Any = spawn.Queue()
         go = spawn.Event()
-        procs = [spawn.Process(target=_worker, args=(home, url, p, out, go)) for p in plans]
+        procs = [spawn.Process(target=_worker, args=(home, url, p, out, go, one_chain)) for p in plans]
         for p in procs:
             p.start()
         assert [out.get() for _ in procs] == ["ready"] * workers
@@ -253,9 +258,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--residents", type=int, default=200)
+    parser.add_argument("--one-chain", action="store_true",
+                        help="A/B: put every log entry into one chain (what the log was before it had 16)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON only")
     args = parser.parse_args()
-    result = run(args.db, args.queries, args.workers, args.residents)
+    result = run(args.db, args.queries, args.workers, args.residents, args.one_chain)
     envelopes = _per_second(envelopes_round_trip)
     primitives = _per_second(primitives_round_trip)
     floor = openssl_floor()
@@ -269,8 +276,9 @@ def main() -> None:
         print(json.dumps(result, ensure_ascii=False))
         return
     rt = result["round_trips_per_s"]
-    print(f"exchange round trips through the hub ({args.db}, {args.workers} worker(s), {result['queries']:,} "
-          f"queries, setup {result['setup_s']} s)")
+    chains = "one chain" if args.one_chain else "16 chains"
+    print(f"exchange round trips through the hub ({args.db}, {args.workers} worker(s), {chains}, "
+          f"{result['queries']:,} queries, setup {result['setup_s']} s)")
     print(f"  round trips/s            {rt:>10,.1f}   p50 {result['latency_ms']['p50']} ms, "
           f"p99 {result['latency_ms']['p99']} ms, max {result['latency_ms']['max']} ms")
     print(f"  peer: envelopes only     {envelopes:>10,.1f}   (5 seals + 5 opens + head signature, same code, no DB;"
