@@ -41,8 +41,8 @@ def _lock_head(conn: Connection, stream: str) -> tuple[int, str]:
 
         conn.execute(pg_insert(kiosk_audit_heads).values(stream=stream, seq=0, hash=GENESIS)
                      .on_conflict_do_nothing())
-        row = conn.execute(query.with_for_update()).one()
-        return int(row.seq), str(row.hash)
+        locked = conn.execute(query.with_for_update()).one()
+        return int(locked.seq), str(locked.hash)
     row = conn.execute(query).first()  # SQLite: BEGIN IMMEDIATE already serialises writers
     if row is None:
         conn.execute(insert(kiosk_audit_heads).values(stream=stream, seq=0, hash=GENESIS))

@@ -306,12 +306,14 @@ REFUSAL_MESSAGES: dict[RefusalReason, tuple[str, str]] = {
                                          "issued at the office only."),
     RefusalReason.MOVED_IN_TODAY: ("転入届の当日はコンビニ交付をご利用いただけません。翌日以降にご利用ください。",
                                    "Kiosks cannot issue on the day of moving in; please come back tomorrow."),
-    RefusalReason.SUPPORT_MEASURE: ("支援措置の対象の方が含まれるため、コンビニでは発行できません。窓口へお越しください。",
+    RefusalReason.SUPPORT_MEASURE: ("支援措置の対象の方が含まれるため、"
+                                    "コンビニでは発行できません。窓口へお越しください。",
                                     "A person under protection measures is concerned; please ask at the "
                                     "municipal office."),
     RefusalReason.DECEASED: ("亡くなられた方の証明書はコンビニでは発行できません。",
                              "Certificates of deceased persons are not issued at kiosks."),
-    RefusalReason.TEXT_TOO_LONG: ("氏名または住所の文字数が多いため、コンビニでは発行できません。窓口へお越しください。",
+    RefusalReason.TEXT_TOO_LONG: ("氏名または住所の文字数が多いため、"
+                                  "コンビニでは発行できません。窓口へお越しください。",
                                   "The name or address is too long for the kiosk layout; please ask at the "
                                   "office."),
     RefusalReason.NOT_IN_HOUSEHOLD: ("同一世帯の方の住民票の写しのみ発行できます。",
@@ -320,7 +322,8 @@ REFUSAL_MESSAGES: dict[RefusalReason, tuple[str, str]] = {
                                        "No registered domicile on record: the copy cannot show it."),
     RefusalReason.NO_SEAL_REGISTRATION: ("印鑑登録がないため、印鑑登録証明書は発行できません。",
                                          "You have no seal registration."),
-    RefusalReason.NO_TAX_RECORD: ("今年度の課税情報がないため、所得・課税証明書は発行できません。窓口へお越しください。",
+    RefusalReason.NO_TAX_RECORD: ("今年度の課税情報がないため、所得・課税証明書"
+                                  "は発行できません。窓口へお越しください。",
                                   "No tax record for the current year; please ask at the office."),
     RefusalReason.NO_FAMILY_REGISTER: ("戸籍の記録が見つからないため、戸籍の証明書は発行できません。",
                                        "No family register found for you."),
@@ -331,7 +334,8 @@ REFUSAL_MESSAGES: dict[RefusalReason, tuple[str, str]] = {
                                             "A recent filing is still being entered; please ask at the office."),
     RefusalReason.CERTIFICATE_REVOKED: ("利用者証明用電子証明書が失効しています。市区町村の窓口で手続きしてください。",
                                         "The card's authentication certificate is revoked."),
-    RefusalReason.CERTIFICATE_EXPIRED: ("利用者証明用電子証明書の有効期限が切れています。市区町村の窓口で更新してください。",
+    RefusalReason.CERTIFICATE_EXPIRED: ("利用者証明用電子証明書の有効期限が切れてい"
+                                        "ます。市区町村の窓口で更新してください。",
                                         "The card's authentication certificate has expired."),
     RefusalReason.BAD_SIGNATURE: ("カードの認証に失敗しました。カードを置き直してください。",
                                   "The card could not be authenticated; please place it again."),

@@ -51,8 +51,8 @@ class PdfFacts:
     content_digest: str
 
 
-LAYOUT = {"latent_origin_mm": (210 - 16 - LATENT_SIZE, 14.0), "qr_origin_mm": (16.0, 14.0),
-          "qr_size_mm": 24.0}
+LAYOUT: dict[str, tuple[float, float]] = {
+    "latent_origin_mm": (210 - 16 - LATENT_SIZE, 14.0), "qr_origin_mm": (16.0, 14.0), "qr_size_mm": (24.0, 24.0)}
 """Where the latent image and the QR code sit on every page (for readers and tests)."""
 
 
@@ -146,7 +146,7 @@ class _Page:
     def _footer(self) -> None:
         c = self.c
         qx, qy = (v * mm for v in LAYOUT["qr_origin_mm"])
-        size = LAYOUT["qr_size_mm"] * mm
+        size = LAYOUT["qr_size_mm"][0] * mm
         _qr(c, self.verify_url, qx, qy, size)
         lx, ly = (v * mm for v in LAYOUT["latent_origin_mm"])
         c.saveState()

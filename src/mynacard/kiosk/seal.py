@@ -68,7 +68,7 @@ def municipal_seal_png(municipality_name: str) -> bytes:
     img = Image.new("RGBA", (_SIZE, _SIZE), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
     border = 16
-    draw.rectangle((border // 2, border // 2, _SIZE - border // 2, _SIZE - border // 2), outline=_RED + (255,),
+    draw.rectangle((border // 2, border // 2, _SIZE - border // 2, _SIZE - border // 2), outline=(*_RED, 255),
                    width=border)
     inner = _SIZE - 3 * border
     cell_w, cell_h = inner / cols, inner / rows
@@ -77,7 +77,7 @@ def municipal_seal_png(municipality_name: str) -> bytes:
         col, row = divmod(i, rows)
         x = _SIZE - 1.5 * border - (col + 0.5) * cell_w
         y = 1.5 * border + (row + 0.5) * cell_h
-        draw.text((x, y), ch, font=font, fill=_RED + (255,), anchor="mm")
+        draw.text((x, y), ch, font=font, fill=(*_RED, 255), anchor="mm")
     return _png(_ink(img, text))
 
 
@@ -86,10 +86,10 @@ def resident_seal_png(family_name: str, registration_number: str) -> bytes:
     size = 240
     img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
-    draw.ellipse((6, 6, size - 6, size - 6), outline=_RED + (255,), width=10)
+    draw.ellipse((6, 6, size - 6, size - 6), outline=(*_RED, 255), width=10)
     name = family_name[:4]
     step = (size - 60) / max(len(name), 1)
     font = ImageFont.truetype(str(font_path("mincho")), int(min(step * 0.95, size * 0.5)))
     for i, ch in enumerate(name):
-        draw.text((size / 2, 30 + (i + 0.5) * step), ch, font=font, fill=_RED + (255,), anchor="mm")
+        draw.text((size / 2, 30 + (i + 0.5) * step), ch, font=font, fill=(*_RED, 255), anchor="mm")
     return _png(_ink(img, registration_number + family_name))

@@ -89,7 +89,7 @@ def new_signing_certificate(authority: x509.Certificate, authority_key: rsa.RSAP
                                          key_cert_sign=False, crl_sign=False, encipher_only=False,
                                          decipher_only=False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(authority.public_key()),
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(authority_key.public_key()),
                            critical=False)
             .sign(authority_key, hashes.SHA256()))
     return cert, key
@@ -160,8 +160,8 @@ class SignatureCheck:
 
 def validate_pdf(pdf: bytes, trust_roots: list[bytes], moment: datetime | None = None) -> SignatureCheck:
     """Validate the certificate's signature with pyHanko against ``trust_roots`` (DER)."""
-    from pyhanko.sign.validation.errors import SignatureValidationError
     from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation.errors import SignatureValidationError
     from pyhanko.sign.validation.status import SignatureCoverageLevel
 
     try:
