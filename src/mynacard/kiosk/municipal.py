@@ -306,7 +306,7 @@ def register_seal(ctx: Context, principal: Principal, resident_id: int, now: dat
         count = tx.conn.execute(select(func.count()).select_from(kiosk_seal_registrations).where(
             kiosk_seal_registrations.c.municipality_code == r.municipality_code)).scalar_one()
         number = f"{r.municipality_code[:5]}{count + 1:07d}"
-        impression = seal.resident_seal_png(r.facts.family_name, number)
+        impression = seal.resident_seal_png(r.facts.family_name)
         tx.conn.execute(insert(kiosk_seal_registrations).values(
             resident_id=resident_id, municipality_code=r.municipality_code, registration_number=number,
             impression=impression, registered_on=local_date(now)))
@@ -525,6 +525,28 @@ class Menu:
 
     def item(self, kind: DocumentKind) -> MenuItem | None:
         return next((i for i in self.items if i.kind is kind), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"holder_name": self.holder_name, "home_municipality": self.home_municipality,
+                "home_municipality_name": self.home_municipality_name,
+                "items": [{"kind": i.kind.value, "label_ja": i.kind.label_ja, "label_en": i.kind.label_en,
+                           "fee_yen": i.fee_yen, "issuing_municipality": i.issuing_municipality,
+                           "refusal": i.refusal.value if i.refusal else None,
+                           "refusal_ja": i.refusal.message_ja if i.refusal else None,
+                           "refusal_en": i.refusal.message_en if i.refusal else None} for i in self.items],
+                "household": [{"resident_id": m.resident_id, "name": m.name, "relationship": m.relationship,
+                               "selectable": m.selectable} for m in self.household],
+                "family_register_municipality": self.family_register_municipality,
+                "family_register_usable": self.family_register_usable}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Menu:
+        return cls(data["holder_name"], data["home_municipality"], data["home_municipality_name"],
+                   tuple(MenuItem(DocumentKind(i["kind"]), int(i["fee_yen"]), i["issuing_municipality"],
+                                  RefusalReason(i["refusal"]) if i["refusal"] else None) for i in data["items"]),
+                   tuple(HouseholdMember(int(m["resident_id"]), m["name"], m["relationship"], bool(m["selectable"]))
+                         for m in data["household"]),
+                   data["family_register_municipality"], bool(data["family_register_usable"]))
 
 
 @dataclass(frozen=True)
@@ -797,7 +819,8 @@ def prepare(ctx: Context, principal: Principal, order: DocumentOrder, now: datet
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
             stmt = sqlite_insert(kiosk_documents).values(**row).on_conflict_do_nothing(index_elements=["request_id"])
-        if tx.conn.execute(stmt).rowcount != 1:  # a concurrent retry recorded its document first
+        if tx.conn.execute(stmt.returning(kiosk_documents.c.document_id)).first() is None:
+            # a concurrent retry recorded its document first
             winner = _existing(tx.conn, request_id)
             if winner is None or winner.state == DocumentState.VOID.value:
                 raise Refused(RefusalReason.ABORTED)
@@ -973,6 +996,8 @@ def seed_records(ctx: Context, principal: Principal, code: str, now: datetime, *
     town = registry.get_municipality(ctx, code)
     counts = {"registers": 0, "seals": 0, "tax_records": 0, "support_measures": 0}
     seal_rows: list[dict[str, Any]] = []
+    address_rows: list[dict[str, Any]] = []
+    tax_rows: list[dict[str, Any]] = []
     with ctx.transaction() as tx:
         conn = tx.conn
         residents_all = list(registry.get_residents(conn, registry.resident_ids_in(conn, code)).values())
@@ -1024,25 +1049,27 @@ def seed_records(ctx: Context, principal: Principal, code: str, now: datetime, *
                                 "birth_date": m.facts.birth_date, "sex": m.facts.sex.value,
                                 "relationship": relationship, "father": father, "mother": mother,
                                 "events": json.dumps(events, ensure_ascii=False), "removed": False})
-                record_address(conn, m.id, m.facts.address, min(today, m.facts.birth_date + timedelta(days=1))
-                               if m.relationship == "子" else today - timedelta(days=rng.randint(200, 4000)))
+                address_rows.append({"resident_id": m.id, "address": m.facts.address, "since": min(
+                    today, m.facts.birth_date + timedelta(days=1)) if m.relationship == "子"
+                    else today - timedelta(days=rng.randint(200, 4000))})
                 adult = m.age_on(today) >= 18
                 if adult and rng.random() < seal_share:
                     seal_count += 1
                     number = f"{code[:5]}{seal_count:07d}"
                     seal_rows.append({"resident_id": m.id, "municipality_code": code,
                                         "registration_number": number,
-                                        "impression": seal.resident_seal_png(m.facts.family_name, number),
+                                        "impression": seal.resident_seal_png(m.facts.family_name),
                                         "registered_on": today - timedelta(days=rng.randint(30, 3000))})
                 if adult:
                     for year in (fy, fy - 1):
                         income = rng.choice([0, 0, 1_200_000, 2_400_000, 3_600_000, 5_000_000, 8_000_000])
                         deductions = 430_000 + rng.randint(0, 800_000)
                         taxable = max(0, income - deductions)
-                        conn.execute(insert(kiosk_tax_records).values(
-                            resident_id=m.id, fiscal_year=year, municipality_code=code, total_income=income,
-                            employment_income=income, deductions=deductions, taxable_income=taxable,
-                            municipal_tax=taxable * 6 // 100, prefectural_tax=taxable * 4 // 100, recorded_at=now))
+                        tax_rows.append({
+                            "resident_id": m.id, "fiscal_year": year, "municipality_code": code,
+                            "total_income": income, "employment_income": income, "deductions": deductions,
+                            "taxable_income": taxable, "municipal_tax": taxable * 6 // 100,
+                            "prefectural_tax": taxable * 4 // 100, "recorded_at": now})
                         counts["tax_records"] += 1
                 if rng.random() < support_share:
                     conn.execute(insert(kiosk_support_measures).values(
@@ -1051,8 +1078,9 @@ def seed_records(ctx: Context, principal: Principal, code: str, now: datetime, *
                     counts["support_measures"] += 1
             bulk_insert(conn, kiosk_family_register_members, entries)
             counts["registers"] += 1
-        if seal_rows:
-            bulk_insert(conn, kiosk_seal_registrations, seal_rows)
+        bulk_insert(conn, kiosk_seal_registrations, seal_rows)
+        bulk_insert(conn, kiosk_address_history, address_rows)
+        bulk_insert(conn, kiosk_tax_records, tax_rows)
         counts["seals"] = len(seal_rows)
         audit.append(conn, _stream(code), "records_seeded", principal.subject, now, details=counts)
     return counts

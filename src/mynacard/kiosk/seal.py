@@ -44,7 +44,7 @@ def _ink(img: Image.Image, seed: str) -> Image.Image:
 
 def _png(img: Image.Image) -> bytes:
     out = io.BytesIO()
-    img.save(out, "PNG", optimize=True)
+    img.save(out, "PNG")
     return out.getvalue()
 
 
@@ -81,8 +81,10 @@ def municipal_seal_png(municipality_name: str) -> bytes:
     return _png(_ink(img, text))
 
 
-def resident_seal_png(family_name: str, registration_number: str) -> bytes:
-    """A round seal impression with the family name written top to bottom."""
+@lru_cache(maxsize=512)
+def resident_seal_png(family_name: str) -> bytes:
+    """A round seal impression with the family name written top to bottom (a 三文判: the same name gives the
+    same impression)."""
     size = 240
     img = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
@@ -92,4 +94,4 @@ def resident_seal_png(family_name: str, registration_number: str) -> bytes:
     font = ImageFont.truetype(str(font_path("mincho")), int(min(step * 0.95, size * 0.5)))
     for i, ch in enumerate(name):
         draw.text((size / 2, 30 + (i + 0.5) * step), ch, font=font, fill=(*_RED, 255), anchor="mm")
-    return _png(_ink(img, registration_number + family_name))
+    return _png(_ink(img, "resident:" + family_name))

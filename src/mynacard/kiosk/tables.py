@@ -45,6 +45,8 @@ kiosk_sessions = Table(
     Column("certificate_serial", String(40), nullable=True),
     Column("resident_id", ForeignKey("residents.id"), nullable=True, index=True),
     Column("home_municipality", String(6), nullable=True),
+    # What the holder was offered at authentication: {kind: [fee, issuing municipality]}.
+    Column("offer", Text, nullable=True),
     Column("options", Text, nullable=True),
     Column("issuing_municipality", String(6), nullable=True),
     Column("fee_yen", Integer, nullable=True),

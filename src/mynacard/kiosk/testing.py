@@ -19,6 +19,7 @@ import hmac
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -134,6 +135,8 @@ class TestJpki:
         self.holders: dict[int, int] = {}
         """certificate serial → resident id."""
         self.revoked: dict[int, datetime] = {}
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        """The responder's clock (tests pin it to their ``now``)."""
         self._lock = threading.Lock()
 
     # --- issuing cards ------------------------------------------------------------------------------------
@@ -174,7 +177,7 @@ class TestJpki:
     def ocsp(self, request_der: bytes) -> bytes:
         """The OCSP responder: a signed response (by the CA itself) with the request's nonce."""
         request = ocsp.load_der_ocsp_request(request_der)
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = self.clock().astimezone(UTC).replace(microsecond=0)
         serial = request.serial_number
         with self._lock:
             known = serial in self.holders

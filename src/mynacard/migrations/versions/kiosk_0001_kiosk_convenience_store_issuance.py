@@ -3,7 +3,7 @@
 Revision ID: kiosk_0001
 Revises:
 Depends on: 0001_foundation
-Create Date: 2026-11-27 01:40:08.354294
+Create Date: 2026-11-27 01:44:27.231098
 """
 from __future__ import annotations
 
@@ -209,6 +209,7 @@ def upgrade() -> None:
     sa.Column('certificate_serial', sa.String(length=40), nullable=True),
     sa.Column('resident_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('home_municipality', sa.String(length=6), nullable=True),
+    sa.Column('offer', sa.Text(), nullable=True),
     sa.Column('options', sa.Text(), nullable=True),
     sa.Column('issuing_municipality', sa.String(length=6), nullable=True),
     sa.Column('fee_yen', sa.Integer(), nullable=True),
