@@ -17,7 +17,7 @@ from pathlib import Path
 from mynacard.context import Context
 from mynacard.errors import Conflict
 from mynacard.kiosk import audit
-from mynacard.kiosk.auth import CardAuthenticator, HolderDirectory
+from mynacard.kiosk.auth import AuthenticatedCard, CardAuthenticator, HolderDirectory
 from mynacard.kiosk.centre import Centre, LocalGateway, MunicipalGateway
 from mynacard.kiosk.municipal import (
     add_closure,
@@ -82,7 +82,8 @@ def clock_from_env() -> Clock:
 class _Unconfigured:
     """Card authentication before the JPKI part is wired: every card is refused with a clear reason."""
 
-    def authenticate(self, certificate: bytes, challenge: bytes, signature: bytes, now: datetime) -> object:
+    def authenticate(self, certificate: bytes, challenge: bytes, signature: bytes,
+                     now: datetime) -> AuthenticatedCard:
         raise Conflict("card authentication is not configured (JPKI relying party, or "
                        f"{TEST_JPKI_ENV} for the test stand-in)")
 
@@ -105,7 +106,7 @@ def card_authentication(ctx: Context, clock: Clock | None = None) -> tuple[CardA
             jpki.clock = clock
         return jpki.authenticator(), jpki
     unconfigured = _Unconfigured()
-    return unconfigured, unconfigured  # type: ignore[return-value]
+    return unconfigured, unconfigured
 
 
 def build_centre(ctx: Context, verify_base_url: str, *, gateway: MunicipalGateway | None = None,

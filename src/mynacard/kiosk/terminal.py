@@ -10,6 +10,7 @@ aborts and prints nothing. A timeout aborts the whole request at the centre and 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
@@ -323,8 +324,9 @@ class KioskTerminal:
         except KioskTimeout:
             self.cancel(session, RefusalReason.TIMEOUT.value)
             raise Refused(RefusalReason.TIMEOUT) from None
-        except Refused:
-            session.state = "aborted"
+        except Refused as exc:
+            if exc.reason is not RefusalReason.WRONG_FEE:  # the centre aborted the request
+                session.state = "aborted"
             raise
         problem = self._print_check(session, delivery)
         if problem:
@@ -332,10 +334,9 @@ class KioskTerminal:
             raise Refused(RefusalReason.ABORTED, problem)
         self.printer.print(session.request_id, delivery.pdf, delivery.copies)
         session.state = "printed"
-        try:
+        # printed is printed: if this report is lost, the centre's reconciliation sees a released request
+        with contextlib.suppress(DomainError, httpx.HTTPError):
             self.centre.printed(session.request_id, delivery.document_id, delivery.pdf_sha256)
-        except (DomainError, httpx.HTTPError):
-            pass  # printed is printed: the centre's reconciliation sees a released, unconfirmed request
         return PrintResult(session.request_id, delivery.document_id, delivery.copies, delivery.change_yen,
                            delivery.pdf_sha256)
 
@@ -358,7 +359,5 @@ class KioskTerminal:
     def cancel(self, session: KioskSession, reason: str) -> None:
         """End the session without printing (best effort at the centre: it expires the request anyway)."""
         session.state = "aborted"
-        try:
+        with contextlib.suppress(DomainError, httpx.HTTPError):
             self.centre.abort(session.request_id, reason)
-        except (DomainError, httpx.HTTPError):
-            pass
