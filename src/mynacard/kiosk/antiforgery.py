@@ -6,7 +6,8 @@
   so 「複写」 appears on the copy.
 * **Latent image (潜像)**: a square of fine lines, horizontal inside the hidden character 「証」 and vertical
   around it, at the same pitch and width. The eye sees an even grey; a line-screen viewer (or an
-  orientation filter) shows the character; a copy blurs the lines and loses it.
+  orientation filter) shows the character. (The printed kiosk paper uses special inks for this; a PDF can
+  only carry the geometry.)
 
 Both are drawn as vector operators computed once per process (they do not depend on the document) and
 placed in PDF form XObjects, so each certificate costs only a few operators to paint them. The masks are

@@ -50,7 +50,8 @@ register({
     "kiosk.verify.digest": ("内容要約値（SHA-256）", "Content digest (SHA-256)"),
     "kiosk.verify.pdf_digest": ("PDFのSHA-256", "PDF SHA-256"),
     "kiosk.verify.copies": ("部数", "Copies"),
-    "kiosk.verify.masked": ("個人番号は下4桁のみ表示しています。", "The individual number shows its last 4 digits only."),
+    "kiosk.verify.masked": ("個人番号は下4桁のみ表示しています。",
+                            "The individual number shows its last 4 digits only."),
     "kiosk.verify.signature_ok": ("PDFの電子署名は有効で、発行された原本と一致します。",
                                   "The PDF's signature is valid and it is the issued original."),
     "kiosk.verify.signature_bad": ("PDFの電子署名を確認できません。改ざんされたか、原本ではありません。",
@@ -226,11 +227,11 @@ def verify(document_id: str, request: Request, ctx: Context = Depends(context)) 
 
 
 @router.post("/kiosk/verify", response_class=HTMLResponse, include_in_schema=False)
-async def verify_upload(request: Request, file: UploadFile = File(...),
-                        ctx: Context = Depends(context)) -> HTMLResponse:
+def verify_upload(request: Request, file: UploadFile = File(...),
+                  ctx: Context = Depends(context)) -> HTMLResponse:
     """Check an uploaded PDF: its signature against the document-signing roots, and its bytes against the
     issued original."""
-    data = await file.read(2_000_001)
+    data = file.file.read(2_000_001)  # a sync route: pyHanko runs its own event loop
     if len(data) > 2_000_000:
         raise InvalidInput("a certificate PDF is smaller than 2 MB")
     check = signing.validate_pdf(data, municipal.trust_roots_der(ctx))

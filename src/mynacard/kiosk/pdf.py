@@ -253,7 +253,8 @@ def render(content: DocumentContent, *, document_id: str, request_id: str, holde
     are JPEGs on white (:func:`mynacard.kiosk.seal.on_paper_jpeg`), printed with the Multiply blend mode."""
     fonts = register_pdf_fonts()
     out = io.BytesIO()
-    canvas = Canvas(out, pagesize=A4, pageCompression=1, invariant=creation is not None)
+    canvas = Canvas(out, pagesize=A4, pageCompression=1, invariant=creation is not None,
+                    initialFontName=fonts["mincho"], initialFontSize=_BODY)
     canvas.setTitle(content.title)
     canvas.setAuthor(content.issuer)
     canvas.setCreator("mynacard コンビニ交付 証明発行サーバ")
