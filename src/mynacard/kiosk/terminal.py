@@ -33,6 +33,7 @@ __all__ = [
     "CentreClient",
     "Delivery",
     "HttpCentreClient",
+    "KioskTimeout",
     "KioskSession",
     "KioskTerminal",
     "LocalCentreClient",
@@ -40,6 +41,7 @@ __all__ = [
     "Opened",
     "PrintResult",
     "Printer",
+    "PrinterFault",
     "SpoolPrinter",
     "VirtualReader",
 ]
@@ -81,6 +83,10 @@ class CentreClient(Protocol):
 
 class KioskTimeout(DomainError):
     """The centre did not answer in time (the terminal aborts the request)."""
+
+
+class PrinterFault(DomainError):
+    """The printer failed (paper jam, out of toner): nothing was handed out, the request is aborted."""
 
 
 @dataclass(frozen=True)
@@ -332,7 +338,11 @@ class KioskTerminal:
         if problem:
             self.cancel(session, "print_check_failed")
             raise Refused(RefusalReason.ABORTED, problem)
-        self.printer.print(session.request_id, delivery.pdf, delivery.copies)
+        try:
+            self.printer.print(session.request_id, delivery.pdf, delivery.copies)
+        except PrinterFault as exc:
+            self.cancel(session, "printer_fault")  # the centre voids the document: nothing was delivered
+            raise Refused(RefusalReason.ABORTED, str(exc)) from None
         session.state = "printed"
         # printed is printed: if this report is lost, the centre's reconciliation sees a released request
         with contextlib.suppress(DomainError, httpx.HTTPError):
