@@ -491,11 +491,11 @@ class Centre:
         if menu.family_register_municipality is None:
             raise Refused(RefusalReason.NO_FAMILY_REGISTER)
         self.gateway.register_family_register_use(int(row.resident_id), menu.family_register_municipality, now, rid)
+        fresh = self.gateway.menu(int(row.resident_id), now)
+        offer = {item.kind.value: [item.fee_yen, item.issuing_municipality] for item in fresh.items
+                 if item.refusal is None}
         with self.ctx.transaction() as tx:
             current = _load(tx.conn, rid, principal)
-            fresh = self.gateway.menu(int(row.resident_id), now)
-            offer = {item.kind.value: [item.fee_yen, item.issuing_municipality] for item in fresh.items
-                     if item.refusal is None}
             tx.conn.execute(update(kiosk_sessions).where(kiosk_sessions.c.request_id == rid)
                             .values(offer=json.dumps(offer)))
             audit.append(tx.conn, _stream(current.kiosk_id), "family_register_use", principal.subject, now,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import threading
 import time as monotonic_time
@@ -118,8 +119,10 @@ VERIFIABLE_FOR = timedelta(days=92)
 """The verification page shows a certificate's content for three months after issuance."""
 
 
-def _stream(code: str) -> str:
-    return f"municipal:{code}"
+def _stream(code: str, request_id: str | None = None) -> str:
+    """The audit chain of a municipality's server: record keeping in one chain, certificates in sixteen
+    (by the request ID's first hex digit) so that concurrent requests do not queue on one chain head."""
+    return f"municipal:{code}" + (f":{request_id[0]}" if request_id else "")
 
 
 def server_principal(code: str) -> Principal:
@@ -131,6 +134,27 @@ def holder_ref(sealer: Sealer, resident_code: str) -> str:
     """The opaque reference to the holder that a certificate carries in its signed metadata (a keyed hash
     of the resident record code, so the PDF reveals nothing new and cannot be matched without the key)."""
     return sealer.lookup_hash("kiosk-holder:" + resident_code)[:32]
+
+
+_TOWNS: dict[str, dict[str, registry.Municipality]] = {}
+
+
+def _towns(ctx: Context) -> dict[str, registry.Municipality]:
+    """Every municipality's names: reference data loaded by the first migration, read once per process.
+    Call it before opening a connection, so that a request never asks the pool for a second connection while
+    it holds one (under load, threads doing that starve the pool)."""
+    key = str(ctx.db.url)
+    found = _TOWNS.get(key)
+    if found is None:
+        found = _TOWNS.setdefault(key, {m.code: m for m in registry.list_municipalities(ctx)})
+    return found
+
+
+def _town(ctx: Context, code: str) -> registry.Municipality:
+    town = _towns(ctx).get(code)
+    if town is None:
+        raise NotFound(f"unknown municipality {code!r}")
+    return town
 
 
 def _require_scope(principal: Principal, code: str) -> None:
@@ -172,7 +196,7 @@ def configure(ctx: Context, principal: Principal, code: str, now: datetime, *, p
     """Join (or change) the kiosk service: the documents offered and their fees (default: every document at
     :data:`~mynacard.kiosk.model.DEFAULT_FEES`), and make sure a document-signing key exists."""
     _require_scope(principal, code)
-    town = registry.get_municipality(ctx, code)
+    town = _town(ctx, code)
     chosen = list(offerings) if offerings is not None else [
         Offering(kind, DEFAULT_FEES[kind.value]) for kind in DocumentKind]
     kinds = [o.kind for o in chosen]
@@ -202,13 +226,14 @@ def configure(ctx: Context, principal: Principal, code: str, now: datetime, *, p
 def settings_of(ctx: Context, code: str, conn: Connection | None = None) -> MunicipalSettings | None:
     """The kiosk settings of a municipality (public information), or None if it never joined."""
     if conn is None:
+        _towns(ctx)
         with ctx.db.connect() as c:
             return settings_of(ctx, code, c)
     row = conn.execute(select(kiosk_municipal_settings).where(
         kiosk_municipal_settings.c.municipality_code == code)).first()
     if row is None:
         return None
-    town = registry.get_municipality(ctx, code)
+    town = _town(ctx, code)
     offers = {DocumentKind(r.kind): Offering(DocumentKind(r.kind), r.fee_yen, r.weekdays_only, _time(r.opens),
                                              _time(r.closes))
               for r in conn.execute(select(kiosk_offerings).where(kiosk_offerings.c.municipality_code == code))}
@@ -412,6 +437,11 @@ def note_move(conn: Connection, resident: Resident, within: bool, at: datetime) 
 
 
 # --- signing keys ------------------------------------------------------------------------------------------
+
+_RENDER_SLOTS = threading.BoundedSemaphore(max(1, int(os.environ.get("MYNACARD_KIOSK_RENDER_SLOTS", "2"))))
+"""Certificates rendered and signed at once in this process. Rendering is pure Python (one core per process
+at most, because of the GIL); letting every request thread render at once only makes the threads that hold a
+database connection wait for the interpreter, so requests queue here instead — holding no connection."""
 
 _SIGNERS: dict[tuple[str, int], signing.DocumentSigner] = {}
 _SIGNERS_LOCK = threading.Lock()
@@ -695,6 +725,7 @@ def menu(ctx: Context, principal: Principal, holder_id: int, now: datetime) -> M
     (under 15, moved out, support measure, deceased, the home municipality closed or not taking part)."""
     principal.require(*_CENTRE)
     today = local_date(now)
+    _towns(ctx)
     with ctx.db.connect() as conn:
         holder = _holder(conn, holder_id)
         facts = _load_facts(conn, holder, today)
@@ -752,6 +783,7 @@ def prepare(ctx: Context, principal: Principal, order: DocumentOrder, now: datet
     request_id = RequestId(order.request_id)
     sealer = _sealer(ctx)
     today = local_date(now)
+    _towns(ctx)
     with ctx.db.connect() as conn:
         existing = _existing(conn, request_id)
         if existing is not None:
@@ -792,10 +824,13 @@ def prepare(ctx: Context, principal: Principal, order: DocumentOrder, now: datet
     ref = holder_ref(sealer, holder.resident_code)
     impression = seal.on_paper_jpeg(facts.seal.impression_png) if (
         kind is DocumentKind.SEAL_REGISTRATION and facts.seal) else None
-    unsigned = pdf.render(content, document_id=document_id, request_id=request_id, holder_ref=ref,
-                          verify_url=verify_url, seal_jpeg=_seal_jpeg(settings.name),
-                          impression_jpeg=impression)
-    signed = signer.sign(unsigned, reason="証明書の交付（コンビニ交付）", location=settings.full_name)
+    with _RENDER_SLOTS:
+        if _expired(deadline):
+            raise Refused(RefusalReason.TIMEOUT)
+        unsigned = pdf.render(content, document_id=document_id, request_id=request_id, holder_ref=ref,
+                              verify_url=verify_url, seal_jpeg=_seal_jpeg(settings.name),
+                              impression_jpeg=impression)
+        signed = signer.sign(unsigned, reason="証明書の交付（コンビニ交付）", location=settings.full_name)
     if _expired(deadline):
         raise Refused(RefusalReason.TIMEOUT)
     digest = hashlib.sha256(signed).hexdigest()
@@ -825,7 +860,8 @@ def prepare(ctx: Context, principal: Principal, order: DocumentOrder, now: datet
             if winner is None or winner.state == DocumentState.VOID.value:
                 raise Refused(RefusalReason.ABORTED)
             return _document(winner, sealer)
-        audit.append(tx.conn, _stream(code), "document_prepared", principal.subject, now, request_id=request_id,
+        audit.append(tx.conn, _stream(code, request_id), "document_prepared", principal.subject, now,
+                     request_id=request_id,
                      details={"document_id": document_id, "kind": kind.value, "holder_resident_id": holder.id,
                               "subject_resident_ids": [p.id for p in subjects], "copies": order.options.copies,
                               "pdf_sha256": digest, "content_digest": content.public_digest(),
@@ -890,7 +926,8 @@ def _move(ctx: Context, principal: Principal, document_id: str, request_id: str,
         if details and "reason" in details:
             values["void_reason"] = str(details["reason"])[:40]
         tx.conn.execute(update(kiosk_documents).where(kiosk_documents.c.document_id == document_id).values(**values))
-        audit.append(tx.conn, _stream(row.municipality_code), action, principal.subject, now, request_id=request_id,
+        audit.append(tx.conn, _stream(row.municipality_code, request_id), action, principal.subject, now,
+                     request_id=request_id,
                      details={"document_id": document_id, "from": state.value, "to": target.value,
                               **(details or {})})
     return target
@@ -971,7 +1008,7 @@ def verification(ctx: Context, document_id: str, now: datetime) -> VerificationV
         raw = _sealer(ctx).open(row.sealed_content, b"kiosk_documents.content:" + document_id.encode())
         content = DocumentContent.from_dict(json.loads(raw))
     title = DocumentKind(row.kind).label_ja if content is None else content.title
-    town = registry.get_municipality(ctx, row.municipality_code)
+    town = _town(ctx, row.municipality_code)
     return VerificationView(document_id, DocumentState(row.state), title, town.full_name, row.issued_at,
                             row.prepared_at, content, row.request_id, row.pdf_sha256, row.content_digest,
                             row.verifiable_until, row.copies)
@@ -993,7 +1030,7 @@ def seed_records(ctx: Context, principal: Principal, code: str, now: datetime, *
     rng = random.Random(f"{seed}:{code}:records")
     today = local_date(now)
     fy = fiscal_year_available(today)
-    town = registry.get_municipality(ctx, code)
+    town = _town(ctx, code)
     counts = {"registers": 0, "seals": 0, "tax_records": 0, "support_measures": 0}
     seal_rows: list[dict[str, Any]] = []
     address_rows: list[dict[str, Any]] = []
