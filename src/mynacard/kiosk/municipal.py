@@ -80,7 +80,7 @@ from mynacard.kiosk.tables import (
 )
 from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
-from mynacard.registry.model import Resident, ResidentStatus
+from mynacard.registry.model import Resident, ResidentStatus, add_years
 from mynacard.sealing import Sealer
 
 __all__ = [
@@ -1064,9 +1064,9 @@ def seed_records(ctx: Context, principal: Principal, code: str, now: datetime, *
                 if m.relationship == "世帯主":
                     relationship = "長男" if m.facts.sex.value == "1" else "長女"
                     if spouse is not None:
-                        events.append(_EVENTS_MARRIAGE.format(d=documents.wareki(
-                            min(m.facts.birth_date, spouse.facts.birth_date).replace(year=max(
-                                m.facts.birth_date.year, spouse.facts.birth_date.year) + 28)),
+                        married = min(today, add_years(max(m.facts.birth_date, spouse.facts.birth_date), 28))
+                        events.append(_EVENTS_MARRIAGE.format(
+                            d=documents.wareki(married),
                             spouse=f"{spouse.facts.family_name}　{spouse.facts.given_name}"))
                 elif m.relationship in ("妻", "夫"):
                     relationship = m.relationship
