@@ -81,8 +81,8 @@ def _openssl_speed() -> dict[str, float]:
     for line in out.splitlines():
         parts = line.split()
         if parts[:2] == ["rsa", "2048"] or (parts and parts[0] == "rsa" and "2048" in line and "bits" in line):
-            nums = [float(p) for p in parts if p.replace(".", "", 1).isdigit()]
-            if len(nums) >= 4:
+            nums = [float(p) for p in parts[2:] if p.replace(".", "", 1).isdigit()]
+            if len(nums) >= 2:
                 return {"rsa2048_sign_per_s": nums[-2], "rsa2048_verify_per_s": nums[-1]}
     return {}
 
