@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -79,3 +83,20 @@ _CARDS: dict[tuple[int, str], SoftwareCard] = {}
 def card_for(jpki: TestJpki, resident_id: int, **kw: object) -> SoftwareCard:
     """A fresh RSA card for a resident (keys are generated at test time)."""
     return jpki.issue_card(resident_id, NOW, **kw)  # type: ignore[arg-type]
+
+
+def serve(app: Any) -> tuple[Any, threading.Thread, str]:
+    """An ASGI app served by uvicorn on a free port in a thread; returns the server, its thread and base URL."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    return server, thread, f"http://127.0.0.1:{port}"

@@ -3,16 +3,12 @@ to the centre (the main app, another server); screenshots are kept under test-ar
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from mynacard.accounts import service as accounts
 from mynacard.context import Context
@@ -24,21 +20,7 @@ from mynacard.kiosk.testing import TestJpki
 from mynacard.principal import Role
 from mynacard.web.app import create_app
 from tests.conftest import NOW
-from tests.kiosk.conftest import Town, seed_town
-
-
-def _serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    return server, thread, f"http://127.0.0.1:{port}"
+from tests.kiosk.conftest import Town, seed_town, serve
 
 
 @dataclass
@@ -58,7 +40,7 @@ def kiosk(sqlite_ctx: Context, tmp_path: Path, jpki_ca: TestJpki) -> Iterator[Ki
     jpki = TestJpki(NOW, ca_cert=jpki_ca.ca_cert, ca_key=jpki_ca.ca_key)
     jpki.clock = lambda: NOW
     app = create_app(ctx)
-    centre_server, centre_thread, centre_url = _serve(app)
+    centre_server, centre_thread, centre_url = serve(app)
     app.state.kiosk_clock = lambda: NOW
     app.state.kiosk_centre = Centre(ctx, jpki.authenticator(), jpki, LocalGateway(ctx), centre_url)
     accounts.create_account(ctx, "kiosk-seven-0001", Role.KIOSK, None, NOW)
@@ -66,7 +48,7 @@ def kiosk(sqlite_ctx: Context, tmp_path: Path, jpki_ca: TestJpki) -> Iterator[Ki
     reader = VirtualReader()
     terminal = KioskTerminal("kiosk-seven-0001", HttpCentreClient(centre_url, key), reader,
                              SpoolPrinter(tmp_path / "spool"))
-    kiosk_server, kiosk_thread, kiosk_url = _serve(create_terminal_app(terminal))
+    kiosk_server, kiosk_thread, kiosk_url = serve(create_terminal_app(terminal))
     yield Kiosk(kiosk_url, centre_url, reader, tmp_path / "spool", town, jpki)
     for server, thread in ((kiosk_server, kiosk_thread), (centre_server, centre_thread)):
         server.should_exit = True

@@ -243,3 +243,109 @@ def verify_upload(request: Request, file: UploadFile = File(...),
     same = hashlib.sha256(data).hexdigest() == view.pdf_sha256
     return render(request, "kiosk_verify.html", view=view, check={"ok": check.ok, "same": same,
                                                                   "signer": check.signer})
+
+
+# --- the municipalities' issuing servers, for the centre (LGWAN) ---------------------------------------------
+
+_MUNICIPAL = "/api/kiosk/municipal"
+
+
+def _operator(who: Principal) -> Principal:
+    who.require(Role.OPERATOR, Role.SYSTEM)
+    return who
+
+
+class MenuIn(BaseModel):
+    holder_id: int
+
+
+class DocumentOrderIn(BaseModel):
+    request_id: str = Field(min_length=32, max_length=32)
+    holder_resident_id: int
+    issuing_municipality: str = Field(min_length=6, max_length=6)
+    options: dict[str, Any]
+    verify_base_url: str
+    timeout_ms: int | None = Field(default=None, ge=1, le=120_000)
+
+
+class DocumentStepIn(BaseModel):
+    request_id: str
+    reason: str = Field(default="aborted", max_length=40)
+
+
+class UseIn(BaseModel):
+    resident_id: int
+    municipality_code: str
+    request_id: str
+
+
+def _document_response(doc: municipal.PreparedDocument) -> Response:
+    import json as _json
+
+    return Response(doc.pdf, media_type="application/pdf", headers={
+        "x-document-id": doc.document_id, "x-request-id": doc.request_id,
+        "x-municipality": doc.municipality_code, "x-kind": doc.kind.value, "x-state": doc.state.value,
+        "x-pdf-sha256": doc.pdf_sha256, "x-holder-ref": doc.holder_ref,
+        "x-holder-resident-id": str(doc.holder_resident_id),
+        "x-subject-resident-ids": _json.dumps(list(doc.subject_resident_ids)), "x-copies": str(doc.copies),
+        "cache-control": "no-store"})
+
+
+@router.post(_MUNICIPAL + "/menu", tags=["kiosk municipal"])
+def municipal_menu(body: MenuIn, request: Request, ctx: Context = Depends(context),
+                   who: Principal = Depends(principal)) -> Response:
+    try:
+        menu = municipal.menu(ctx, _operator(who), body.holder_id, now_of(request))
+    except Refused as exc:
+        return _refused(exc)
+    return JSONResponse(menu.to_dict())
+
+
+@router.post(_MUNICIPAL + "/documents", tags=["kiosk municipal"],
+             responses={200: {"content": {"application/pdf": {}}}})
+def municipal_prepare(body: DocumentOrderIn, request: Request, ctx: Context = Depends(context),
+                      who: Principal = Depends(principal)) -> Response:
+    """Render and sign the document for one request (prepared: not valid until confirmed)."""
+    import time as _time
+
+    deadline = _time.monotonic() + body.timeout_ms / 1000 if body.timeout_ms else None
+    order = municipal.DocumentOrder(body.request_id, body.holder_resident_id, body.issuing_municipality,
+                                    DocumentOptions.from_dict(body.options), body.verify_base_url)
+    try:
+        doc = municipal.prepare(ctx, _operator(who), order, now_of(request), deadline=deadline)
+    except Refused as exc:
+        return _refused(exc)
+    return _document_response(doc)
+
+
+@router.get(_MUNICIPAL + "/documents/{document_id}", tags=["kiosk municipal"])
+def municipal_fetch(document_id: str, request_id: str, ctx: Context = Depends(context),
+                    who: Principal = Depends(principal)) -> Response:
+    return _document_response(municipal.fetch(ctx, _operator(who), document_id, request_id))
+
+
+@router.post(_MUNICIPAL + "/documents/{document_id}/{step}", tags=["kiosk municipal"])
+def municipal_step(document_id: str, step: str, body: DocumentStepIn, request: Request,
+                   ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, str]:
+    """``confirm`` (released: valid), ``printed``, or ``void`` (aborted: never valid)."""
+    now = now_of(request)
+    if step == "confirm":
+        municipal.confirm(ctx, _operator(who), document_id, body.request_id, now)
+    elif step == "printed":
+        municipal.mark_printed(ctx, _operator(who), document_id, body.request_id, now)
+    elif step == "void":
+        municipal.void(ctx, _operator(who), document_id, body.request_id, body.reason, now)
+    else:
+        raise NotFound("no such step")
+    return {"document_id": document_id, "step": step}
+
+
+@router.post(_MUNICIPAL + "/family-register-use", tags=["kiosk municipal"])
+def municipal_use(body: UseIn, request: Request, ctx: Context = Depends(context),
+                  who: Principal = Depends(principal)) -> Response:
+    try:
+        municipal.register_family_register_use(ctx, _operator(who), body.resident_id, body.municipality_code,
+                                               now_of(request), body.request_id)
+    except Refused as exc:
+        return _refused(exc)
+    return JSONResponse({"registered": True})

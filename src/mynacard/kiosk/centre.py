@@ -54,6 +54,7 @@ from mynacard.sealing import Sealer
 __all__ = [
     "CENTRE",
     "Centre",
+    "HttpGateway",
     "LocalGateway",
     "MunicipalGateway",
     "Released",
@@ -544,3 +545,68 @@ def unb64(text: str, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (ValueError, TypeError):
         raise InvalidInput(f"{what} is not base64") from None
+
+
+class HttpGateway:
+    """The municipalities' servers over HTTP (LGWAN), authenticated as the centre with an operator API key."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0) -> None:
+        import httpx
+
+        self.base = base_url.rstrip("/") + "/api/kiosk/municipal"
+        self.client = httpx.Client(timeout=timeout, headers={"authorization": f"Bearer {api_key}",
+                                                             "accept": "application/json"})
+
+    def _check(self, response: Any) -> Any:
+        if response.status_code == 403:
+            body = response.json()
+            if body.get("error") == "Refused":
+                raise Refused(RefusalReason(body["reason"]), body.get("refusal_detail"))
+        if response.status_code == 404:
+            raise NotFound(response.json().get("detail", "not found"))
+        if response.status_code == 409:
+            raise Conflict(response.json().get("detail", "conflict"))
+        if response.status_code >= 400:
+            raise DomainError(f"municipal server answered HTTP {response.status_code}")
+        return response
+
+    @staticmethod
+    def _document(response: Any) -> PreparedDocument:
+        h = response.headers
+        return PreparedDocument(h["x-document-id"], h["x-request-id"], h["x-municipality"], DocumentKind(h["x-kind"]),
+                                DocumentState(h["x-state"]), response.content, h["x-pdf-sha256"], h["x-holder-ref"],
+                                int(h["x-holder-resident-id"]), tuple(json.loads(h["x-subject-resident-ids"])),
+                                int(h["x-copies"]))
+
+    def menu(self, holder_id: int, now: datetime) -> Menu:
+        return Menu.from_dict(self._check(self.client.post(self.base + "/menu", json={"holder_id": holder_id}))
+                              .json())
+
+    def prepare(self, order: DocumentOrder, now: datetime, deadline: float | None) -> PreparedDocument:
+        remaining = None if deadline is None else max(1, int((deadline - monotonic_time.monotonic()) * 1000))
+        body = {"request_id": order.request_id, "holder_resident_id": order.holder_resident_id,
+                "issuing_municipality": order.issuing_municipality, "options": order.options.to_dict(),
+                "verify_base_url": order.verify_base_url, "timeout_ms": remaining}
+        return self._document(self._check(self.client.post(self.base + "/documents", json=body)))
+
+    def _step(self, document_id: str, step: str, request_id: str, reason: str = "aborted") -> None:
+        self._check(self.client.post(f"{self.base}/documents/{document_id}/{step}",
+                                     json={"request_id": request_id, "reason": reason}))
+
+    def confirm(self, document_id: str, request_id: str, now: datetime) -> None:
+        self._step(document_id, "confirm", request_id)
+
+    def mark_printed(self, document_id: str, request_id: str, now: datetime) -> None:
+        self._step(document_id, "printed", request_id)
+
+    def void(self, document_id: str, request_id: str, reason: str, now: datetime) -> None:
+        self._step(document_id, "void", request_id, reason)
+
+    def fetch(self, document_id: str, request_id: str) -> PreparedDocument:
+        return self._document(self._check(self.client.get(f"{self.base}/documents/{document_id}",
+                                                          params={"request_id": request_id})))
+
+    def register_family_register_use(self, resident_id: int, municipality_code: str, now: datetime,
+                                     request_id: str) -> None:
+        self._check(self.client.post(self.base + "/family-register-use", json={
+            "resident_id": resident_id, "municipality_code": municipality_code, "request_id": request_id}))
