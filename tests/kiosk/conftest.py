@@ -77,9 +77,6 @@ def centre(ctx: Context, jpki: TestJpki) -> Centre:
     return Centre(ctx, jpki.authenticator(), jpki, LocalGateway(ctx), VERIFY_BASE)
 
 
-_CARDS: dict[tuple[int, str], SoftwareCard] = {}
-
-
 def card_for(jpki: TestJpki, resident_id: int, **kw: object) -> SoftwareCard:
     """A fresh RSA card for a resident (keys are generated at test time)."""
     return jpki.issue_card(resident_id, NOW, **kw)  # type: ignore[arg-type]
