@@ -443,7 +443,7 @@ _RENDER_SLOTS = threading.BoundedSemaphore(max(1, int(os.environ.get("MYNACARD_K
 at most, because of the GIL); letting every request thread render at once only makes the threads that hold a
 database connection wait for the interpreter, so requests queue here instead — holding no connection."""
 
-_SIGNERS: dict[tuple[str, int], signing.DocumentSigner] = {}
+_SIGNERS: dict[tuple[str, str], signing.DocumentSigner] = {}
 _SIGNERS_LOCK = threading.Lock()
 
 
@@ -496,12 +496,13 @@ def _load_key(der: bytes) -> rsa.RSAPrivateKey:
 
 
 def _signer(ctx: Context, conn: Connection, code: str, now: datetime) -> signing.DocumentSigner:
-    row = conn.execute(select(kiosk_signing_keys.c.id).where(
+    row = conn.execute(select(kiosk_signing_keys.c.id, kiosk_signing_keys.c.certificate).where(
         kiosk_signing_keys.c.municipality_code == code, kiosk_signing_keys.c.not_before <= now,
         kiosk_signing_keys.c.not_after > now).order_by(kiosk_signing_keys.c.id.desc()).limit(1)).first()
     if row is None:
         raise Conflict(f"municipality {code} has no document-signing key: configure it first")
-    cache_key = (str(ctx.db.url), int(row.id))
+    # keyed by the certificate itself: a row id can come back in another database with another key
+    cache_key = (str(ctx.db.url), hashlib.sha256(bytes(row.certificate)).hexdigest())
     with _SIGNERS_LOCK:
         cached = _SIGNERS.get(cache_key)
     if cached is not None:
@@ -511,6 +512,8 @@ def _signer(ctx: Context, conn: Connection, code: str, now: datetime) -> signing
     key = _load_key(_sealer(ctx).open(full.sealed_key, b"kiosk_signing_keys:" + code.encode()))
     made = signing.DocumentSigner(key, x509.load_der_x509_certificate(full.certificate),
                                   [x509.load_der_x509_certificate(full.ca)])
+    if made.certificate.public_key().public_numbers() != key.public_key().public_numbers():
+        raise Conflict(f"the signing key of {code} does not match its certificate")
     with _SIGNERS_LOCK:
         _SIGNERS[cache_key] = made
     return made
