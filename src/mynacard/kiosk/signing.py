@@ -9,10 +9,12 @@ office certificate (職責証明書) in an HSM; here the CA is generated at firs
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -25,6 +27,8 @@ from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+T = TypeVar("T")
 
 __all__ = [
     "AUTHORITY_NAME",
@@ -40,6 +44,21 @@ _AUTHORITY_YEARS = 10
 _SIGNING_YEARS = 3
 _RESERVED = 12288
 """Bytes reserved in the PDF for the CMS signature (a 2048-bit signature and two certificates fit)."""
+
+
+def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run one of pyHanko's coroutines to completion in an event loop of its own — in this thread, or, when
+    this thread already runs a loop (an async web route, a Playwright session), in a helper thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(factory())
+        finally:
+            loop.close()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: _run(factory)).result()
 
 
 def _name(common: str, organisation: str | None = None) -> x509.Name:
@@ -129,11 +148,7 @@ class DocumentSigner:
         signer = _LoadedKeySigner(self._key, self._cert_der, self._chain_der)
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
         pdf_signer = signers.PdfSigner(meta, signer=signer)
-        loop = asyncio.new_event_loop()
-        try:
-            out = loop.run_until_complete(pdf_signer.async_sign_pdf(writer, bytes_reserved=_RESERVED))
-        finally:
-            loop.close()
+        out = _run(lambda: pdf_signer.async_sign_pdf(writer, bytes_reserved=_RESERVED))
         return bytes(out.getvalue())
 
 
@@ -160,7 +175,7 @@ class SignatureCheck:
 
 def validate_pdf(pdf: bytes, trust_roots: list[bytes], moment: datetime | None = None) -> SignatureCheck:
     """Validate the certificate's signature with pyHanko against ``trust_roots`` (DER)."""
-    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation import async_validate_pdf_signature
     from pyhanko.sign.validation.errors import SignatureValidationError
     from pyhanko.sign.validation.status import SignatureCoverageLevel
 
@@ -176,7 +191,8 @@ def validate_pdf(pdf: bytes, trust_roots: list[bytes], moment: datetime | None =
     if moment is not None:
         kwargs["moment"] = moment.astimezone(UTC)
     try:
-        status = validate_pdf_signature(signatures[0], ValidationContext(**kwargs))
+        context = ValidationContext(**kwargs)
+        status = _run(lambda: async_validate_pdf_signature(signatures[0], context))
     except (SignatureValidationError, ValueError, KeyError) as exc:
         return SignatureCheck(True, False, False, False, False, problem=f"{type(exc).__name__}: {exc}")
     signer = status.signing_cert.subject.human_friendly if status.signing_cert is not None else None
