@@ -73,6 +73,24 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def _cpu_seconds(parent: int) -> float:
+    """CPU time (user + system) of a process and its children so far: the server's own cost, whatever else the
+    shared machine is doing."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == parent or ppid == parent:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def _openssl_speed() -> dict[str, float]:
     if shutil.which("openssl") is None:
         return {}
@@ -215,6 +233,7 @@ def main() -> None:
                     except Exception as exc:  # reported, not hidden
                         failures.append(f"{type(exc).__name__}: {exc}")
 
+        cpu_before = _cpu_seconds(proc.pid)
         start = time.perf_counter()
         threads = [threading.Thread(target=kiosk, args=(i,)) for i in range(args.kiosks)]
         for th in threads:
@@ -222,12 +241,14 @@ def main() -> None:
         for th in threads:
             th.join()
         wall = time.perf_counter() - start
+        server_cpu = _cpu_seconds(proc.pid) - cpu_before
         result = {
             "kiosks": args.kiosks, "sessions": args.kiosks * args.per_kiosk, "documents": len(latencies),
             "failures": len(failures), "server_workers": args.workers, "seconds": round(wall, 2),
             "documents_per_s": round(len(latencies) / wall, 1),
             "session_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
             "session_p95_ms": round(_percentile(latencies, 95) * 1000, 1) if latencies else None,
+            "server_cpu_ms_per_document": round(server_cpu * 1000 / max(1, len(latencies)), 1),
             "split_in_process": split,
             "peer_healthz_per_s": round(peer_rps, 1),
             "peer_healthz_p95_ms": round(_percentile(peer_lat, 95) * 1000, 1),
