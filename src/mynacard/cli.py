@@ -13,6 +13,7 @@ from mynacard.bootstrap import build_context
 from mynacard.chip.cli import app as card_app
 from mynacard.context import Context
 from mynacard.exchange.cli import app as exchange_app
+from mynacard.kiosk.cli import app as kiosk_app
 from mynacard.portal.cli import app as portal_app
 
 app = typer.Typer(help="mynacard — the My Number Card programme, end to end.", no_args_is_help=True)
@@ -21,6 +22,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(card_app, name="card")
 app.add_typer(exchange_app, name="exchange")
 app.add_typer(portal_app, name="portal")
+app.add_typer(kiosk_app, name="kiosk")
 console = Console()
 
 HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_HOME or ~/.mynacard).")

@@ -49,6 +49,7 @@ __all__ = [
     "get_municipality",
     "get_resident",
     "get_residents",
+    "household_members",
     "individual_number_of",
     "list_municipalities",
     "load_municipalities",
@@ -57,6 +58,7 @@ __all__ = [
     "record_move_abroad",
     "register_residents",
     "resident_id_for_number",
+    "resident_ids_in",
     "residents_by_id",
 ]
 
@@ -183,6 +185,22 @@ def get_residents(conn: Connection, resident_ids: Iterable[int]) -> dict[int, Re
         for row in conn.execute(select(residents).where(any_of(residents.c.id, ids[i:i + 5000]))):
             out[row.id] = _to_resident(row)
     return out
+
+
+def household_members(conn: Connection, household_id: int) -> list[Resident]:
+    """Everyone recorded in one household, the head (世帯主) first, for another part's service inside its
+    transaction (it has already scoped the household, e.g. to the authenticated card holder's)."""
+    rows = conn.execute(select(residents).where(residents.c.household_id == household_id)
+                        .order_by(residents.c.id)).all()
+    people = [_to_resident(r) for r in rows]
+    return sorted(people, key=lambda r: (r.relationship != "世帯主", r.id))
+
+
+def resident_ids_in(conn: Connection, municipality_code: str) -> list[int]:
+    """Ids of everyone recorded in one municipality (any status), for another part's batch job inside its
+    transaction (the caller has scoped the municipality)."""
+    return list(conn.execute(select(residents.c.id).where(residents.c.municipality_code == municipality_code)
+                             .order_by(residents.c.id)).scalars())
 
 
 def residents_by_id(ctx: Context, principal: Principal, resident_ids: Iterable[int]) -> dict[int, Resident]:

@@ -1,0 +1,272 @@
+"""Benchmark: convenience-store issuance end to end over HTTP with concurrent kiosks.
+
+    python bench/kiosk.py --kiosks 40 --per-kiosk 15 --workers 2
+
+A town is seeded on a fresh PostgreSQL database, the web app runs in its own processes (uvicorn, ``--workers``),
+and ``--kiosks`` kiosk threads each run ``--per-kiosk`` complete sessions (open → PIN and card signature →
+authentication with OCSP → resident record copy → PDF rendered, signed, release-checked → print check →
+printed) through the same HTTP API a real kiosk uses, with RSA-2048 software cards. It prints documents per
+second and the latency percentiles of a whole session, and the split of one document's cost measured in
+process: card authentication (signature + OCSP), rendering, PAdES signing. Beside them, the peers measured in
+the same run: ``openssl speed rsa2048`` (the RSA operations alone) and bare ``GET /healthz`` requests per
+second at the same concurrency (the HTTP stack's floor on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from mynacard.accounts import service as accounts
+from mynacard.bootstrap import build_context
+from mynacard.kiosk import municipal, pdf, seal
+from mynacard.kiosk.model import DocumentId, DocumentKind, DocumentOptions, RequestId
+from mynacard.kiosk.terminal import HttpCentreClient, KioskTerminal, MemoryPrinter, VirtualReader
+from mynacard.kiosk.testing import TestJpki
+from mynacard.migrate import upgrade
+from mynacard.principal import Principal, Role
+from mynacard.registry import service as registry
+from mynacard.sim.population import generate_residents
+
+NOW = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)  # 10:00 JST on a Monday
+SYSTEM = Principal.system("bench")
+PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def _machine() -> dict[str, object]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "load_average": os.getloadavg()}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _cpu_seconds(parent: int) -> float:
+    """CPU time (user + system) of a process and its children so far: the server's own cost, whatever else the
+    shared machine is doing."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == parent or ppid == parent:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _openssl_speed() -> dict[str, float]:
+    if shutil.which("openssl") is None:
+        return {}
+    out = subprocess.run(["openssl", "speed", "-seconds", "2", "rsa2048"], capture_output=True, text=True,
+                         timeout=120).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        if parts[:2] == ["rsa", "2048"] or (parts and parts[0] == "rsa" and "2048" in line and "bits" in line):
+            nums = [float(p) for p in parts[2:] if p.replace(".", "", 1).isdigit()]
+            if len(nums) >= 2:
+                return {"rsa2048_sign_per_s": nums[-2], "rsa2048_verify_per_s": nums[-1]}
+    return {}
+
+
+def _split(ctx: object, jpki: TestJpki, rounds: int = 40) -> dict[str, float]:
+    """One document's cost, in process and single-threaded: authentication, rendering, signing (ms)."""
+    from mynacard.kiosk.documents import Issuer, resident_record
+
+    card = jpki.issue_card(1, NOW)
+    auth = jpki.authenticator()
+    challenge = os.urandom(32)
+    sig = card.sign_challenge("1234", challenge)
+    t = time.perf_counter()
+    for _ in range(rounds):
+        auth.authenticate(card.certificate, challenge, sig, NOW)
+    authenticate_ms = (time.perf_counter() - t) * 1000 / rounds
+    t = time.perf_counter()
+    for _ in range(rounds):
+        card.sign_challenge("1234", challenge)
+    card_ms = (time.perf_counter() - t) * 1000 / rounds
+    c = ctx  # a built context
+    people = registry.residents_by_id(c, SYSTEM, registry_ids(c)[:1])  # type: ignore[arg-type]
+    person = next(iter(people.values()))
+    content = resident_record(Issuer("131016", "東京都千代田区"), NOW.date(), DocumentOptions(
+        DocumentKind.RESIDENT_RECORD), [person], person, {}, {}, 1)
+    seal_jpeg = seal.on_paper_jpeg(seal.municipal_seal_png("千代田区"))
+    with c.db.connect() as conn:  # type: ignore[attr-defined]
+        signer = municipal._signer(c, conn, "131016", NOW)  # type: ignore[arg-type]
+    pdf.render(content, document_id=DocumentId.new(), request_id=RequestId.new(), holder_ref="0" * 32,
+               verify_url="http://x/kiosk/verify/X", seal_jpeg=seal_jpeg)
+    t = time.perf_counter()
+    for _ in range(rounds):
+        unsigned = pdf.render(content, document_id=DocumentId.new(), request_id=RequestId.new(),
+                              holder_ref="0" * 32, verify_url="http://x/kiosk/verify/X", seal_jpeg=seal_jpeg)
+    render_ms = (time.perf_counter() - t) * 1000 / rounds
+    t = time.perf_counter()
+    for _ in range(rounds):
+        signer.sign(unsigned, reason="bench", location="bench")
+    sign_ms = (time.perf_counter() - t) * 1000 / rounds
+    return {"card_signature_ms": round(card_ms, 2), "authentication_ms": round(authenticate_ms, 2),
+            "render_ms": round(render_ms, 2), "pades_sign_ms": round(sign_ms, 2),
+            "pdf_bytes": len(unsigned)}
+
+
+def registry_ids(ctx: object) -> list[int]:
+    with ctx.db.connect() as conn:  # type: ignore[attr-defined]
+        return registry.resident_ids_in(conn, "131016")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kiosks", type=int, default=40)
+    parser.add_argument("--per-kiosk", type=int, default=15)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--residents", type=int, default=400)
+    args = parser.parse_args()
+    print("machine:", json.dumps(_machine()))
+    home = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
+    name = f"kiosk_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    proc = None
+    try:
+        ctx = build_context(home=home, database_url=url)
+        upgrade(ctx.db)
+        town = registry.get_municipality(ctx, "131016")
+        ids = registry.register_residents(ctx, SYSTEM, list(generate_residents(town, args.residents, NOW.date(), 3)),
+                                          NOW)
+        municipal.configure(ctx, SYSTEM, "131016", NOW)
+        municipal.seed_records(ctx, SYSTEM, "131016", NOW)
+        people = registry.residents_by_id(ctx, SYSTEM, ids)
+        adults = [r for r in people.values() if r.age_on(NOW.date()) >= 18][: args.kiosks]
+        jpki = TestJpki(NOW)
+        jpki.clock = lambda: NOW
+        cards = [jpki.issue_card(r.id, NOW) for r in adults]  # RSA-2048, as JPKI
+        jpki.save(home / "test-jpki")
+        keys = []
+        for i in range(args.kiosks):
+            accounts.create_account(ctx, f"bench-{i:03d}", Role.KIOSK, None, NOW)
+            keys.append(accounts.issue_api_key(ctx, f"bench-{i:03d}"))
+        split = _split(ctx, jpki)
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "MYNACARD_HOME": str(home), "MYNACARD_DATABASE_URL": url,
+               "MYNACARD_KIOSK_TEST_JPKI": str(home / "test-jpki"), "MYNACARD_KIOSK_CLOCK": NOW.isoformat(),
+               "MYNACARD_KIOSK_PUBLIC_URL": base}
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.cli:asgi_app", "--factory",
+                                 "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
+                                env=env)
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+
+        # peer: bare requests at the same concurrency
+        def hammer(n: int, out: list[float]) -> None:
+            with httpx.Client() as c:
+                for _ in range(n):
+                    t0 = time.perf_counter()
+                    c.get(base + "/healthz")
+                    out.append(time.perf_counter() - t0)
+
+        peer_lat: list[float] = []
+        t = time.perf_counter()
+        threads = [threading.Thread(target=hammer, args=(50, peer_lat)) for _ in range(args.kiosks)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        peer_rps = len(peer_lat) / (time.perf_counter() - t)
+
+        latencies: list[float] = []
+        failures: list[str] = []
+
+        def kiosk(i: int) -> None:
+            with httpx.Client(timeout=60) as c:
+                terminal = KioskTerminal(f"bench-{i:03d}", HttpCentreClient(base, keys[i], client=c),
+                                         VirtualReader(cards[i]), MemoryPrinter())
+                for _ in range(args.per_kiosk):
+                    t0 = time.perf_counter()
+                    try:
+                        session = terminal.start()
+                        terminal.enter_pin(session, "1234")
+                        terminal.order_and_print(session, DocumentOptions(DocumentKind.RESIDENT_RECORD), 200)
+                        latencies.append(time.perf_counter() - t0)
+                    except Exception as exc:  # reported, not hidden
+                        failures.append(f"{type(exc).__name__}: {exc}")
+
+        cpu_before = _cpu_seconds(proc.pid)
+        start = time.perf_counter()
+        threads = [threading.Thread(target=kiosk, args=(i,)) for i in range(args.kiosks)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wall = time.perf_counter() - start
+        server_cpu = _cpu_seconds(proc.pid) - cpu_before
+        result = {
+            "kiosks": args.kiosks, "sessions": args.kiosks * args.per_kiosk, "documents": len(latencies),
+            "failures": len(failures), "server_workers": args.workers, "seconds": round(wall, 2),
+            "documents_per_s": round(len(latencies) / wall, 1),
+            "session_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+            "session_p95_ms": round(_percentile(latencies, 95) * 1000, 1) if latencies else None,
+            "server_cpu_ms_per_document": round(server_cpu * 1000 / max(1, len(latencies)), 1),
+            "split_in_process": split,
+            "peer_healthz_per_s": round(peer_rps, 1),
+            "peer_healthz_p95_ms": round(_percentile(peer_lat, 95) * 1000, 1),
+            "peer_openssl": _openssl_speed(),
+            "load_average_after": os.getloadavg(),
+        }
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        if failures:
+            print("first failures:", failures[:5])
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        admin.dispose()
+        with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+"""The certificate as an A4 PDF in Japanese: embedded IPAex fonts, the copy-void background, the latent image,
+the municipality's seal, a QR code to the verification page, and the request's ID in the signed content.
+
+:func:`render` is a pure function of its inputs (no database, no clock): the same content, IDs and images
+give the same page. Machine-readable facts for the checks downstream (the kiosk's print check, the centre's
+release check) go in the document information dictionary, which the PAdES signature covers:
+``/Subject`` is ``mynacard-kiosk/1 request=… document=… holder=… digest=…``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+import segno
+from reportlab import rl_config
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase.pdfmetrics import stringWidth
+from reportlab.pdfgen.canvas import Canvas
+
+from mynacard.kiosk.antiforgery import COPY_VOID_TILE, LATENT_SIZE, copy_void_operators, latent_operators
+from mynacard.kiosk.fonts import register_pdf_fonts
+from mynacard.kiosk.model import DocumentContent, kanji_digits, wareki
+
+__all__ = ["LAYOUT", "PdfFacts", "read_facts", "render"]
+
+rl_config.useA85 = 0  # binary streams: ASCII85 only makes the file bigger and slower to write
+
+_W, _H = A4
+_MARGIN = 16 * mm
+_LABEL_W = 38 * mm
+_LINE = 5.6 * mm
+_BODY = 10.5
+_SMALL = 7.5
+_FOOTER_TOP = 44 * mm
+_SUBJECT = re.compile(r"^mynacard-kiosk/1 request=([0-9a-f]{32}) document=([0-9A-Z]{26}) "
+                      r"holder=([0-9a-f]{32}) digest=([0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class PdfFacts:
+    """The machine-readable facts a certificate PDF carries in its signed information dictionary."""
+
+    request_id: str
+    document_id: str
+    holder_ref: str
+    """Keyed digest of the holder's resident record code (never the code itself)."""
+    content_digest: str
+
+
+LAYOUT: dict[str, tuple[float, float]] = {
+    "latent_origin_mm": (210 - 16 - LATENT_SIZE, 14.0), "qr_origin_mm": (16.0, 14.0), "qr_size_mm": (24.0, 24.0)}
+"""Where the latent image and the QR code sit on every page (for readers and tests)."""
+
+
+def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
+    lines, current = [], ""
+    for ch in text:
+        if stringWidth(current + ch, font, size) > width and current:
+            lines.append(current)
+            current = ch
+        else:
+            current += ch
+    lines.append(current)
+    return lines
+
+
+def _qr(canvas: Canvas, url: str, x: float, y: float, size: float) -> None:
+    # Mask pattern fixed: any of the eight is a valid QR code, and choosing it skips the slow evaluation.
+    code = segno.make_qr(url, error="m", mask=4, boost_error=False)
+    matrix = code.matrix
+    n = len(matrix)
+    quiet = 2
+    cell = size / (n + 2 * quiet)
+    path = canvas.beginPath()
+    for r, row in enumerate(matrix):
+        c = 0
+        while c < n:
+            if row[c]:
+                start = c
+                while c < n and row[c]:
+                    c += 1
+                path.rect(x + (quiet + start) * cell, y + size - (quiet + r + 1) * cell, (c - start) * cell, cell)
+            else:
+                c += 1
+    canvas.setFillGray(1)
+    canvas.rect(x, y, size, size, stroke=0, fill=1)
+    canvas.setFillGray(0)
+    canvas.drawPath(path, stroke=0, fill=1)
+
+
+class _Page:
+    """Paints one certificate; breaks pages as the sections need."""
+
+    def __init__(self, canvas: Canvas, content: DocumentContent, fonts: dict[str, str], document_id: str,
+                 request_id: str, verify_url: str, seal_jpeg: bytes, impression_jpeg: bytes | None) -> None:
+        self.c = canvas
+        self.content = content
+        self.mincho = fonts["mincho"]
+        self.gothic = fonts["gothic"]
+        self.document_id = document_id
+        self.request_id = request_id
+        self.verify_url = verify_url
+        self.seal = ImageReader(io.BytesIO(seal_jpeg))
+        self.impression = ImageReader(io.BytesIO(impression_jpeg)) if impression_jpeg else None
+        self.page = 0
+        self.y = 0.0
+        self.c.beginForm("copyvoid", 0, 0, COPY_VOID_TILE.tile_w * mm, COPY_VOID_TILE.tile_h * mm)
+        self.c.addLiteral(copy_void_operators())
+        self.c.endForm()
+        self.c.beginForm("latent", 0, 0, LATENT_SIZE * mm, LATENT_SIZE * mm)
+        self.c.addLiteral(latent_operators())
+        self.c.endForm()
+
+    # --- page furniture -------------------------------------------------------------------------------
+
+    def start_page(self) -> None:
+        if self.page:
+            self.c.showPage()
+        self.page += 1
+        c = self.c
+        tw, th = COPY_VOID_TILE.tile_w * mm, COPY_VOID_TILE.tile_h * mm
+        ty = 0.0
+        while ty < _H:
+            tx = 0.0
+            while tx < _W:
+                c.saveState()
+                c.translate(tx, ty)
+                c.doForm("copyvoid")
+                c.restoreState()
+                tx += tw
+            ty += th
+        c.setFillGray(0)
+        c.setFont(self.gothic, 19)
+        title = self.content.title if self.page == 1 else f"{self.content.title}（続き）"
+        c.drawCentredString(_W / 2, _H - 24 * mm, title)
+        c.setFont(self.mincho, 9)
+        c.drawRightString(_W - _MARGIN, _H - 13 * mm, f"{self.content.municipality_name}　コンビニ交付")
+        c.drawString(_MARGIN, _H - 13 * mm, f"証明書番号　{self.document_id}")
+        self.y = _H - 36 * mm
+        self._footer()
+
+    def _footer(self) -> None:
+        c = self.c
+        qx, qy = (v * mm for v in LAYOUT["qr_origin_mm"])
+        size = LAYOUT["qr_size_mm"][0] * mm
+        _qr(c, self.verify_url, qx, qy, size)
+        lx, ly = (v * mm for v in LAYOUT["latent_origin_mm"])
+        c.saveState()
+        c.translate(lx, ly)
+        c.doForm("latent")
+        c.restoreState()
+        c.setFillGray(0)
+        c.setFont(self.mincho, _SMALL)
+        c.drawCentredString(lx + LATENT_SIZE * mm / 2, ly - 3.2 * mm, "偽造防止検出画像（潜像）")
+        tx = qx + size + 4 * mm
+        lines = [
+            f"証明書番号　{self.document_id}",
+            f"交付要求ID　{self.request_id}",
+            "内容の確認　右記のQRコード、または次のURLで原本の内容を確認できます。",
+            self.verify_url,
+            f"内容要約値（SHA-256）　{self.content.public_digest()[:32]}",
+            "この用紙には偽造防止の地紋があり、複写すると「複写」の文字が現れます。",
+        ]
+        for i, line in enumerate(lines):
+            c.drawString(tx, qy + size - 3 * mm - i * 3.6 * mm, line)
+        c.drawCentredString(_W / 2, 7 * mm, f"{self.page}")
+
+    def need(self, height: float) -> None:
+        if self.y - height < _FOOTER_TOP:
+            self.start_page()
+
+    # --- body -------------------------------------------------------------------------------------------
+
+    def sections(self) -> None:
+        c = self.c
+        value_w = _W - 2 * _MARGIN - _LABEL_W - 4 * mm
+        for section in self.content.sections:
+            rows = [(f.label, _wrap(f.shown(reveal=True), self.mincho, _BODY, value_w)) for f in section.fields]
+            height = _LINE * (1 + sum(len(v) for _, v in rows)) + 3 * mm
+            self.need(min(height, _LINE * 4))
+            top = self.y
+            c.setFillGray(0.88)
+            c.rect(_MARGIN, top - _LINE, _W - 2 * _MARGIN, _LINE, stroke=0, fill=1)
+            c.setFillGray(0)
+            c.setFont(self.gothic, _BODY)
+            c.drawString(_MARGIN + 2 * mm, top - _LINE + 1.6 * mm, section.heading)
+            self.y = top - _LINE
+            for label, lines in rows:
+                self.need(_LINE * len(lines))
+                c.setFont(self.mincho, _BODY)
+                c.drawString(_MARGIN + 2 * mm, self.y - _LINE + 1.6 * mm, label)
+                for line in lines:
+                    c.drawString(_MARGIN + _LABEL_W, self.y - _LINE + 1.6 * mm, line)
+                    self.y -= _LINE
+                c.setLineWidth(0.3)
+                c.setStrokeGray(0.55)
+                c.line(_MARGIN, self.y, _W - _MARGIN, self.y)
+            self.y -= 3 * mm
+
+    def impression_box(self) -> None:
+        if self.impression is None:
+            return
+        self.need(40 * mm)
+        c = self.c
+        c.setFont(self.gothic, _BODY)
+        c.drawString(_MARGIN + 2 * mm, self.y - 5 * mm, "登録印影")
+        box = 30 * mm
+        x = _MARGIN + _LABEL_W
+        c.setStrokeGray(0.3)
+        c.rect(x, self.y - box - 2 * mm, box, box, stroke=1, fill=0)
+        c.saveState()
+        c.setBlendMode("Multiply")
+        c.drawImage(self.impression, x + 2 * mm, self.y - box, box - 4 * mm, box - 4 * mm)
+        c.restoreState()
+        self.y -= box + 6 * mm
+
+    def certification(self) -> None:
+        c = self.c
+        notes = [line for note in self.content.notes
+                 for line in _wrap(note, self.mincho, 8.5, _W - 2 * _MARGIN)]
+        self.need(len(notes) * 4.2 * mm + 44 * mm)
+        c.setFont(self.mincho, 8.5)
+        for line in notes:
+            c.drawString(_MARGIN, self.y - 4 * mm, line)
+            self.y -= 4.2 * mm
+        self.y -= 4 * mm
+        c.setFont(self.mincho, 11.5)
+        for line in _wrap(self.content.certification, self.mincho, 11.5, _W - 2 * _MARGIN - 8 * mm):
+            c.drawString(_MARGIN + 4 * mm, self.y - 6 * mm, line)
+            self.y -= 6.5 * mm
+        self.y -= 3 * mm
+        c.drawString(_MARGIN + 4 * mm, self.y - 6 * mm, kanji_digits(wareki(self.content.issued_on)))
+        self.y -= 16 * mm
+        c.setFont(self.mincho, 14)
+        issuer_w = stringWidth(self.content.issuer, self.mincho, 14)
+        x_end = _W - _MARGIN - 30 * mm
+        c.drawString(x_end - issuer_w, self.y, self.content.issuer)
+        seal = 24 * mm
+        c.saveState()
+        c.setBlendMode("Multiply")  # ink on paper: the text under the seal shows through
+        c.drawImage(self.seal, x_end - 4 * mm, self.y - seal / 2 + 2 * mm, seal, seal)
+        c.restoreState()
+        self.y -= seal / 2 + 4 * mm
+
+
+def render(content: DocumentContent, *, document_id: str, request_id: str, holder_ref: str, verify_url: str,
+           seal_jpeg: bytes, impression_jpeg: bytes | None = None, creation: str | None = None) -> bytes:
+    """The certificate as PDF bytes (unsigned; :mod:`mynacard.kiosk.signing` signs them). The seal images
+    are JPEGs on white (:func:`mynacard.kiosk.seal.on_paper_jpeg`), printed with the Multiply blend mode."""
+    fonts = register_pdf_fonts()
+    out = io.BytesIO()
+    canvas = Canvas(out, pagesize=A4, pageCompression=1, invariant=creation is not None,
+                    initialFontName=fonts["mincho"], initialFontSize=_BODY)
+    canvas.setTitle(content.title)
+    canvas.setAuthor(content.issuer)
+    canvas.setCreator("mynacard コンビニ交付 証明発行サーバ")
+    canvas.setSubject(f"mynacard-kiosk/1 request={request_id} document={document_id} holder={holder_ref} "
+                      f"digest={content.public_digest()}")
+    canvas.setKeywords(f"{content.kind.value} {content.municipality_code}")
+    page = _Page(canvas, content, fonts, document_id, request_id, verify_url, seal_jpeg, impression_jpeg)
+    page.start_page()
+    page.sections()
+    page.impression_box()
+    page.certification()
+    canvas.showPage()
+    canvas.save()
+    return out.getvalue()
+
+
+def read_facts(pdf: bytes) -> PdfFacts:
+    """The facts in a certificate's information dictionary (raises ``ValueError`` if it has none)."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+        info = reader.trailer_view["/Info"]
+        subject = str(info["/Subject"])
+    except Exception as exc:
+        raise ValueError(f"not a kiosk certificate PDF ({type(exc).__name__})") from None
+    match = _SUBJECT.match(subject)
+    if match is None:
+        raise ValueError("not a kiosk certificate PDF (no request facts)")
+    return PdfFacts(*match.groups())
