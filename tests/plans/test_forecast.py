@@ -20,7 +20,8 @@ def _nth_business_day_after(day: date, n: int) -> date:
     return days[n - 1]
 
 
-def _worked_history(backlog_before: int, rate: int, first: date, last: date) -> tuple[list[DayObservation], int]:
+def _worked_history(backlog_before: int, rate: int, first: date,
+                    last: date) -> tuple[list[DayObservation], int]:
     """A queue that arrived before ``first`` and is worked at ``rate`` a business day until ``last``."""
     history = [DayObservation(first - timedelta(days=1), arrivals=backlog_before)]
     queue = backlog_before
@@ -111,7 +112,8 @@ def test_statuses() -> None:
                                    None, horizon_days=200))
     assert late.status is ForecastStatus.BEYOND_HORIZON and late.probability_cleared < 0.5
     with pytest.raises(InvalidInput, match="means"):
-        forecast(ForecastInputs("131016", AS_OF, {Month(2016, 3): 500}, 0, stuck, None, WhatIf(add_terminals=1)))
+        forecast(ForecastInputs("131016", AS_OF, {Month(2016, 3): 500}, 0, stuck, None,
+                                WhatIf(add_terminals=1)))
 
 
 def _truth(rng: np.random.Generator, arrivals_rate: float, initial: int, first: date, days: int,

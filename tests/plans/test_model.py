@@ -62,13 +62,15 @@ def test_2016_holidays_and_the_year_end_closure() -> None:
     expected = [d for d in days if d.weekday() < 5 and d not in HOLIDAYS_2016 and not is_year_end_closure(d)]
     assert business_days(date(2016, 1, 1), date(2016, 12, 31)) == expected
     # The working days the deck's months had: June 22, July 20 (海の日), August 22 (山の日).
-    assert [len(business_days(Month(2016, m).first_day, Month(2016, m).last_day)) for m in (6, 7, 8)] == [22, 20, 22]
+    counts = [len(business_days(Month(2016, m).first_day, Month(2016, m).last_day)) for m in (6, 7, 8)]
+    assert counts == [22, 20, 22]
     assert not is_government_business_day(date(2016, 12, 29))  # a Thursday, but closed
 
 
 def test_site_opening_minutes() -> None:
     site = Site("本庁", weekday_hours=Hours.parse("08:30-17:15"), after_hours_days=frozenset({1, 3}),
-                after_hours_until=time(19, 0), saturdays=frozenset({2, 4}), saturday_hours=Hours.parse("09:00-12:00"))
+                after_hours_until=time(19, 0), saturdays=frozenset({2, 4}),
+                saturday_hours=Hours.parse("09:00-12:00"))
     assert site.open_minutes(date(2016, 6, 13)) == 525  # Monday
     assert site.open_minutes(date(2016, 6, 14)) == 525 + 105  # Tuesday, until 19:00
     assert week_of_month(date(2016, 6, 11)) == 2 and site.open_minutes(date(2016, 6, 11)) == 180
@@ -159,7 +161,8 @@ def test_adding_means_removes_the_flag() -> None:
     # terminals 70, staff 2 × 525 / 20 = 52 → 52 ≥ 40
     assert not fig.flagged and fig.bottleneck == "staff" and fig.shortfall_per_day == 0
     assert fig.achievable_month == Month(2016, 8)
-    saturdays = plan_figures(_inputs(means=Means((Site("本庁", terminals=1, staff=2, saturdays=EVERY_WEEK),))))
+    weekend_means = Means((Site("本庁", terminals=1, staff=2, saturdays=EVERY_WEEK),))
+    saturdays = plan_figures(_inputs(means=weekend_means))
     assert saturdays.open_days == 51 + 11 and saturdays.weekend_days == 11  # 2 + 5 + 4 Saturdays
     assert saturdays.required_per_day == 33 and not saturdays.flagged  # ceil(2000/62) = 33
 
