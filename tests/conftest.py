@@ -84,7 +84,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
     ctx = build_context(database_url=f"sqlite:///{path}")
     upgrade(ctx.db)
-    with ctx.db.engine.connect() as conn:
+    with ctx.db.connect() as conn:  # a deferred (read) transaction: a checkpoint fails inside BEGIN IMMEDIATE
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     ctx.db.dispose()
     return path
