@@ -77,5 +77,6 @@ def test_cards_in_states_first_in_first_out(ctx: Context, town: dict[str, list[i
     assert received == [town["may"][4], *town["june"]]  # the 9:00 box before the 9:30 one
     assert cards.card_ids_in_states(ctx, SYSTEM, CHIYODA, [S.RECEIVED], limit=2) == received[:2]
     early = datetime(2016, 6, 1, 9, 10, tzinfo=JST)
-    assert cards.card_ids_in_states(ctx, SYSTEM, CHIYODA, [S.RECEIVED], changed_before=early) == [town["may"][4]]
+    first_box = cards.card_ids_in_states(ctx, SYSTEM, CHIYODA, [S.RECEIVED], changed_before=early)
+    assert first_box == [town["may"][4]]
     assert cards.card_ids_in_states(ctx, Principal(Role.CLERK, "c", SAPPORO), CHIYODA, [S.RECEIVED]) == []
