@@ -44,6 +44,7 @@ __all__ = [
     "ParsedFiles",
     "decode",
     "parse_files",
+    "site_from_fields",
     "write_csv",
 ]
 
@@ -131,7 +132,8 @@ def _weekdays(text: str) -> frozenset[int]:
     return days
 
 
-def _site(row: dict[str, str]) -> Site:
+def site_from_fields(row: dict[str, str]) -> Site:
+    """A site from text fields named as the means CSV columns (``site``, ``terminals``, ``staff``, …)."""
     def opt(name: str) -> str:
         return (row.get(name) or "").strip()
 
@@ -247,7 +249,7 @@ def parse_files(files: Iterable[tuple[str, bytes]], *, known_codes: Collection[s
                     out.monthly.setdefault(code, {})[month] = (notices, applications)
                     monthly_lines.setdefault(code, {})[month] = where
                 else:
-                    site = _site(row)
+                    site = site_from_fields(row)
                     key = ("means", code, site.name)
                     if key in seen:
                         raise ValueError(f"site {site.name!r} of {code} appears twice (also {seen[key]})")

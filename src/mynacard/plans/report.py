@@ -70,6 +70,17 @@ class PublishedPlan:
         known = [m for m in self.months if m <= month]
         return self.months[max(known)] if known else (0, 0)
 
+    def cumulative_over(self, months: Sequence[Month]) -> list[tuple[int, int]]:
+        """:meth:`cumulative_at` for each of ``months`` (ascending), in one pass."""
+        items = sorted(self.months.items())
+        out, i, value = [], 0, (0, 0)
+        for month in months:
+            while i < len(items) and items[i][0] <= month:
+                value = items[i][1]
+                i += 1
+            out.append(value)
+        return out
+
     def open_days(self, month: Month) -> int:
         if self.means is not None:
             return len(self.means.open_days(month.first_day, month.last_day))
@@ -201,22 +212,23 @@ def national_report(plans: Iterable[PublishedPlan], *, as_of: date, municipaliti
         n = sum(1 for c in clearance.values() if c is None or c <= month)
         cleared_rows.append(ClearedRow(month, n, percent(n, municipalities)))
 
+    span = [base + -1, *base.until(last_row)]
+    carried = [plan.cumulative_over(span) for plan in plans]
     progress = []
-    for month in base.until(last_row):
-        notices = applications = 0
-        for plan in plans:
-            n, a = plan.cumulative_at(month)
-            notices += n
-            applications += a
+    for k, month in enumerate(span[1:], start=1):
+        notices = sum(c[k][0] for c in carried)
+        applications = sum(c[k][1] for c in carried)
         progress.append(ProgressRow(month, notices, applications, percent(notices, applications)))
 
     daily = []
-    for month in current.until(last_row):
+    for k, month in enumerate(span[1:], start=1):
+        if month < current:
+            continue
         total = 0.0
-        for plan in plans:
-            sent = plan.cumulative_at(month)[0] - plan.cumulative_at(month + -1)[0]
-            days = plan.open_days(month)
-            if sent > 0 and days:
+        for plan, figures in zip(plans, carried, strict=True):
+            sent = figures[k][0] - figures[k - 1][0]
+            days = plan.open_days(month) if sent > 0 else 0
+            if days:
                 total += sent / days
         per_day = math.floor(total + 0.5)
         daily.append(DailyRow(month, per_day, cms_capacity, per_day > cms_capacity))

@@ -65,9 +65,11 @@ __all__ = [
     "RefreshResult",
     "draft_plan",
     "export_plans",
+    "find_municipalities",
     "forecast_for",
     "get_settings",
     "import_plans",
+    "latest_plan_day",
     "live_status",
     "national_actuals",
     "national_forecasts",
@@ -75,7 +77,9 @@ __all__ = [
     "plan_history",
     "plan_of",
     "published_plans",
+    "recent_imports",
     "refresh_actuals",
+    "report_and_plans",
     "save_plan",
     "set_settings",
 ]
@@ -233,6 +237,32 @@ def plan_of(ctx: Context, principal: Principal, code: str, *,
     return plans[0] if plans else None
 
 
+def latest_plan_day(ctx: Context) -> date | None:
+    """The day of the newest published plan (what the national report shows by default)."""
+    with ctx.db.connect() as conn:
+        return conn.execute(select(func.max(plan_revisions.c.as_of))).scalar()
+
+
+def recent_imports(ctx: Context, principal: Principal, limit: int = 10) -> list[dict[str, Any]]:
+    principal.require(*_NATIONAL)
+    with ctx.db.connect() as conn:
+        rows = conn.execute(select(plan_imports).order_by(plan_imports.c.id.desc()).limit(limit)).all()
+    return [{"id": r.id, "as_of": r.as_of, "files": json.loads(r.files), "municipalities": r.municipalities,
+             "rows": r.rows, "imported_at": r.imported_at, "imported_by": r.imported_by} for r in rows]
+
+
+def find_municipalities(ctx: Context, query: str, limit: int = 30) -> list[registry.Municipality]:
+    """Municipalities whose code, name or reading contains ``query`` (residents looking for their town)."""
+    text = query.strip()
+    if not text:
+        return []
+    if len(text) > 40:
+        raise InvalidInput("search for at most 40 characters")
+    hits = [m for m in registry.list_municipalities(ctx)
+            if text in m.code or text in m.name or text in m.full_name or text in m.kana]
+    return hits[:limit]
+
+
 def plan_history(ctx: Context, principal: Principal, code: str) -> list[dict[str, Any]]:
     """Every revision of a municipality's plan: when, by whom, from what, and its clearance month."""
     _require_municipality(ctx, code)
@@ -383,6 +413,16 @@ class LiveStatus:
 
     def cumulative(self, state: CardState, through: Month) -> int:
         return sum(n.get(state.value, 0) for m, n in self.monthly.items() if m <= through)
+
+    def backlog_by_day(self) -> list[tuple[date, int]]:
+        """The queue at the end of each observed day, walked back from today's: a day's arrivals joined it
+        and its notices left it."""
+        out = []
+        queue = self.backlog_total
+        for o in reversed(self.history):
+            out.append((o.day, max(0, queue)))
+            queue = queue - o.arrivals + o.notices
+        return out[::-1]
 
     def recent_mean(self, field: str, days: int = 28, business_only: bool = False) -> float:
         """Mean per day over the last complete ``days`` days (or their business days)."""
@@ -636,6 +676,13 @@ def national_report_for(ctx: Context, principal: Principal, *, as_of: date,
                         support_after: Month | None = None,
                         prefecture_code: str | None = None) -> NationalReport:
     """The deck's p.10 table and figures from the plans published on ``as_of`` (nation or prefecture)."""
+    return report_and_plans(ctx, principal, as_of=as_of, support_after=support_after,
+                            prefecture_code=prefecture_code)[0]
+
+
+def report_and_plans(ctx: Context, principal: Principal, *, as_of: date, support_after: Month | None = None,
+                     prefecture_code: str | None = None) -> tuple[NationalReport, list[PublishedPlan]]:
+    """:func:`national_report_for` and the plans it was drawn from (for pages that show both)."""
     settings = get_settings(ctx)
     names = _names(ctx)
     if prefecture_code is not None and not any(m.prefecture_code == prefecture_code for m in names.values()):
@@ -645,4 +692,4 @@ def national_report_for(ctx: Context, principal: Principal, *, as_of: date,
     total = sum(1 for m in names.values() if prefecture_code is None or m.prefecture_code == prefecture_code)
     return national_report(plans, as_of=as_of, municipalities=total,
                            support_after=support_after or settings.support_after,
-                           cms_capacity=settings.cms_daily_capacity)
+                           cms_capacity=settings.cms_daily_capacity), plans
