@@ -129,6 +129,7 @@ def demo(
         seed_population(ctx, ["131016", "011002"], residents, seed=2016,
                         now=datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC), console=console)
         simulate_days(ctx, start, days, seed=2016, console=console)
+        importlib.import_module("mynacard.plans.demo").prepare_demo(ctx, start, days, console=console)
     else:
         console.print(f"[yellow]reusing the demo database in {root}[/yellow] (delete it for a fresh town)")
     if serve_after:

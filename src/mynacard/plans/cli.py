@@ -18,7 +18,7 @@ from mynacard.clock import JST, local_date
 from mynacard.context import Context
 from mynacard.errors import DomainError, InvalidInput
 from mynacard.plans import service
-from mynacard.plans.forecast import Forecast, WhatIf
+from mynacard.plans.forecast import Forecast, ForecastStatus, WhatIf
 from mynacard.plans.model import EVERY_WEEK, Means, Month, Site, format_target
 from mynacard.principal import Principal
 
@@ -201,6 +201,9 @@ def draft(
 
 
 def _print_forecast(code: str, fc: Forecast) -> None:
+    if fc.status is ForecastStatus.CLEARED:
+        console.print(f"{code}: no backlog ({fc.backlog:,} waiting, all within the normal handling time)")
+        return
     if fc.median is None:
         console.print(f"{code}: {fc.status.value} (backlog {fc.backlog:,})")
         return
