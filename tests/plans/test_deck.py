@@ -12,13 +12,12 @@ import csv
 import io
 from pathlib import Path
 
+import deck2016
 import pytest
 from typer.testing import CliRunner
 
 from mynacard.cli import app
 from mynacard.context import Context
-
-import deck2016
 
 DECK_CSV = """\
 target\\applied,2015-10,2015-11,2015-12,2016-01,2016-02,2016-03,2016-04,2016-05 and later
@@ -62,7 +61,8 @@ def _cli(ctx: Context, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
     return result.output
 
 
-def test_the_deck_table_from_csv(ctx: Context, deck_files: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_deck_table_from_csv(ctx: Context, deck_files: list[Path],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
     rows = sum(len(f.read_text().splitlines()) - 1 for f in deck_files)
     assert rows == 1741 * 8 + 1741 * 7
     out = _cli(ctx, monkeypatch, "import", *map(str, deck_files), "--as-of", "2016-06-17")
@@ -79,7 +79,8 @@ def test_the_deck_table_from_csv(ctx: Context, deck_files: list[Path], monkeypat
     # May's share, which the deck leaves blank, is what it must be: 240 / 1,741.
     assert figures[1][2] == "13.8%"
     # Importing the same files again changes nothing.
-    assert "already imported" in _cli(ctx, monkeypatch, "import", *map(str, deck_files), "--as-of", "2016-06-17")
+    again = _cli(ctx, monkeypatch, "import", *map(str, deck_files), "--as-of", "2016-06-17")
+    assert "already imported" in again
     # The human-readable report lists the 76 municipalities that finish in September or later.
     text = _cli(ctx, monkeypatch, "report", "--as-of", "2016-06-17")
     assert "76 municipalities finish after 2016-08" in text
