@@ -63,7 +63,6 @@ def _cli(ctx: Context, monkeypatch: pytest.MonkeyPatch, *args: str) -> str:
 
 def test_the_deck_table_from_csv(ctx: Context, deck_files: list[Path],
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
     rows = sum(len(f.read_text().splitlines()) - 1 for f in deck_files)
     assert rows == 1741 * 8 + 1741 * 7
     out = _cli(ctx, monkeypatch, "import", *map(str, deck_files), "--as-of", "2016-06-17")
