@@ -364,7 +364,13 @@ def forecast(inputs: ForecastInputs) -> Forecast:
     cohorts = {}
     for k, (m, _) in enumerate(cohorts_sorted):
         cohorts[m] = to_day(_nearest_rank(np.sort(cohort_at[:, k]), 0.5))
-    span = last_t if high is None else min(last_t, max(14, int((high - as_of).days) + 7))
+    # The path shown: to a week past the 95th percentile, or twice the median when the band is open-ended.
+    if high is not None:
+        span = min(last_t, max(14, (high - as_of).days + 7))
+    elif median is not None:
+        span = min(last_t, max(60, 2 * (median - as_of).days))
+    else:
+        span = min(last_t, 365)
     qs = np.quantile(queue_path[:, :span], [0.05, 0.5, 0.95], axis=0)
     path = tuple(PathPoint(future[i], float(qs[0, i]), float(qs[1, i]), float(qs[2, i])) for i in range(span))
     business_count = max(1, int(business[:last_t].sum()))

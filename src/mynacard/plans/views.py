@@ -124,6 +124,28 @@ def national_charts(report: NationalReport, plans: Sequence[PublishedPlan], actu
     return NationalCharts(progress, cleared, daily, places, _legend_rows(report, t))
 
 
+_FLOW = (("applied", "plans.chart.applications_actual"), ("received", "plans.chart.received_actual"),
+         ("notice_sent", "plans.chart.notices_actual"), ("issued", "plans.chart.issued_actual"))
+_FIELD = {"applied": "applications", "received": "arrivals", "notice_sent": "notices", "issued": "issued"}
+
+
+def _cumulative(live: LiveStatus, state: str) -> list[tuple[date, float]]:
+    """Cumulative entries into ``state``: month ends before the recent days, then day by day."""
+    first = live.history[0].day if live.history else live.today
+    in_window = sum(getattr(o, _FIELD[state]) for o in live.history)
+    total = sum(n.get(state, 0) for n in live.monthly.values()) - in_window
+    points, running = [], 0
+    for month in sorted(live.monthly):
+        if month.last_day < first:
+            running += live.monthly[month].get(state, 0)
+            points.append((month.last_day, float(running)))
+    running = total
+    for o in live.history:
+        running += getattr(o, _FIELD[state])
+        points.append((o.day, float(running)))
+    return points
+
+
 @dataclass(frozen=True)
 class MunicipalityCharts:
     burndown: Markup
@@ -149,28 +171,15 @@ def municipality_charts(live: LiveStatus, fc: Forecast, changed: Forecast | None
     burndown = line_chart(series, bands=bands, markers=markers, label=t("plans.chart.burndown"),
                           element_id="chart-burndown")
 
-    flow_series = []
-    for i, (state, key) in enumerate((("applied", "plans.chart.applications_actual"),
-                                      ("received", "plans.chart.received_actual"),
-                                      ("notice_sent", "plans.chart.notices_actual"),
-                                      ("issued", "plans.chart.issued_actual"))):
-        total, points = 0, []
-        for month in sorted(live.monthly):
-            total += live.monthly[month].get(state, 0)
-            points.append((min(_month_end(month), live.today), float(total)))
-        flow_series.append(Series(t(key), points, PALETTE[i]))
-    flow = line_chart(flow_series, label=t("plans.chart.flow"), element_id="chart-flow")
-
+    flow = line_chart([Series(t(key), _cumulative(live, state), PALETTE[i])
+                       for i, (state, key) in enumerate(_FLOW)], label=t("plans.chart.flow"),
+                      element_id="chart-flow")
     vs: list[Series] = []
     if plan is not None and plan.months:
         vs.append(Series(t("plans.chart.notices_planned"),
                          [(_month_end(m), float(n)) for m, (n, _) in sorted(plan.months.items())], PALETTE[0],
                          dashed=True))
-    total, actual = 0, []
-    for month in sorted(live.monthly):
-        total += live.monthly[month].get("notice_sent", 0)
-        actual.append((min(_month_end(month), live.today), float(total)))
-    vs.append(Series(t("plans.chart.notices_actual"), actual, PALETTE[2]))
+    vs.append(Series(t("plans.chart.notices_actual"), _cumulative(live, "notice_sent"), PALETTE[2]))
     plan_vs_actual = line_chart(vs, label=t("plans.chart.plan_vs_actual"), element_id="chart-plan-vs-actual",
                                 markers=[Marker(live.today, t("plans.chart.today"))])
     return MunicipalityCharts(burndown, flow, plan_vs_actual)
