@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from mynacard.plans.model import (
     Month,
     Site,
     SiteKind,
+    business_days,
     daily_capacity,
     is_government_business_day,
 )
@@ -178,6 +180,16 @@ class Forecast:
     horizon_end: date
 
 
+@lru_cache(maxsize=64)
+def _business_days(first: date, last: date) -> tuple[date, ...]:
+    return tuple(business_days(first, last))
+
+
+@lru_cache(maxsize=256)
+def _business_flags(first: date, days: int) -> tuple[bool, ...]:
+    return tuple(is_government_business_day(first + timedelta(days=i)) for i in range(days))
+
+
 class _Bootstrap:
     """Draws future days from past ones, re-weighting the past for each run (a double bootstrap: each run
     first resamples the observed days with replacement, then draws every future day from that resample), so
@@ -196,6 +208,11 @@ class _Bootstrap:
         n = self.resampled.shape[1]
         index = self.rng.integers(0, n, size=(self.runs, days))
         return np.take_along_axis(self.resampled, index, axis=1)
+
+
+def _first_day(hit: np.ndarray, start: int) -> np.ndarray:
+    """Per run, the day number (``start`` + 1 for the block's first column) of the first True; inf if none."""
+    return np.where(hit.any(axis=1), hit.argmax(axis=1) + start + 1.0, np.inf)
 
 
 def _nearest_rank(sorted_values: np.ndarray, q: float) -> float:
@@ -270,9 +287,7 @@ def forecast(inputs: ForecastInputs) -> Forecast:
         return max(0.0, backlog - float(arrivals_after[i]))
 
     calendar_first = min(first, as_of) - timedelta(days=60)
-    open_days_sorted = [calendar_first + timedelta(days=i)
-                        for i in range((horizon_end - calendar_first).days + 1)
-                        if is_government_business_day(calendar_first + timedelta(days=i))]
+    open_days_sorted = _business_days(calendar_first, horizon_end)
 
     def cutoff_for(day: date) -> date:
         """The day before the ``settle_days``-th most recent business day up to ``day``."""
@@ -293,65 +308,74 @@ def forecast(inputs: ForecastInputs) -> Forecast:
     runs, horizon = inputs.runs, inputs.horizon_days
     rng = np.random.default_rng(inputs.seed)
     future = [as_of + timedelta(days=t) for t in range(1, horizon + 1)]
-    business = np.array([is_government_business_day(d) for d in future])
-    if means is not None:
-        nominal = np.array([daily_capacity(means, d) for d in future], dtype=float)
-        open_ = nominal > 0
-    else:
-        nominal = np.ones(horizon)
-        open_ = business.copy()
+    business = np.zeros(horizon, dtype=bool)
+    capacity = np.zeros(horizon)  # nominal cards a day (with means) or 1.0 on open days (observed)
     cap_boot = _Bootstrap(rng, samples_cap, runs)
     boots = {name: (_Bootstrap(rng, on, runs), _Bootstrap(rng, off, runs))
              for name, (on, off) in (("apps", (apps_on, apps_off)), ("arr", (arr_on, arr_off)))}
-    cutoffs = [cutoff_for(d) if inputs.settle_days else d for d in future]
     thresholds = np.cumsum([float(n) for _, n in cohorts_sorted])
 
+    # Both queues — cards on their way (fed by applications, served by the manufacturer's deliveries) and
+    # cards at the window (fed by deliveries, served by the window) — follow Lindley's recursion
+    # q_t = max(0, q_{t-1} + in_t - out_t), which in closed form is q_t = S_t - min(-q_0, min_{k<=t} S_k)
+    # with S the running sum of in - out: whole blocks of days at once for every run.
+    def lindley(start_queue: np.ndarray, inflow: np.ndarray, outflow: np.ndarray) -> np.ndarray:
+        running = np.cumsum(inflow - outflow, axis=1)
+        lowest = np.minimum.accumulate(running, axis=1)
+        result: np.ndarray = running - np.minimum(-start_queue[:, None], lowest)
+        return result
+
     pool = np.full(runs, float(inputs.pipeline))
+    queue = np.full(runs, float(backlog))
     cum_arrivals = np.zeros((runs, horizon + 1))  # cards arrived after as_of, by the end of day t
+    notified_total = np.zeros(runs)
     apps = np.zeros((runs, horizon))
-    notified = np.zeros(runs)
+    caps = np.zeros((runs, horizon))
     cleared_at = np.full(runs, np.inf)
     cohort_at = np.full((runs, len(thresholds)), np.inf)
     queue_path = np.zeros((runs, horizon))
-    cap_used = np.zeros(runs)
-    open_count = 0
     last_t = horizon
-    block = 64
+    block = 91
     for start in range(0, horizon, block):
         stop = min(horizon, start + block)
         width = stop - start
+        days = future[start:stop]
+        business[start:stop] = _business_flags(days[0], width)
+        if means is not None:
+            capacity[start:stop] = [daily_capacity(means, d) for d in days]
+        else:
+            capacity[start:stop] = business[start:stop]
         on = business[start:stop][None, :]
-        caps = cap_boot.draw(width) * (nominal[start:stop] * open_[start:stop])[None, :]
+        caps[:, start:stop] = cap_boot.draw(width) * capacity[None, start:stop]
         apps[:, start:stop] = np.where(on, boots["apps"][0].draw(width), boots["apps"][1].draw(width))
-        arrs = np.where(on, boots["arr"][0].draw(width), boots["arr"][1].draw(width))
-        done = False
-        for i in range(start, stop):
-            t = i + 1
-            if t > lead:
-                pool += apps[:, t - lead - 1]
-            arriving = np.minimum(pool, arrs[:, i - start])
-            pool -= arriving
-            cum_arrivals[:, t] = cum_arrivals[:, t - 1] + arriving
-            waiting = backlog + cum_arrivals[:, t] - notified
-            sent = np.minimum(waiting, caps[:, i - start])
-            notified += sent
-            if open_[i]:
-                cap_used += caps[:, i - start]
-                open_count += 1
-            queue_path[:, i] = waiting - sent
-            cutoff = cutoffs[i]
-            if cutoff <= as_of:
-                must: float | np.ndarray = old_at(cutoff)
-            else:
-                must = backlog + cum_arrivals[:, (cutoff - as_of).days]
-            cleared_at[(notified >= must - 1e-6) & np.isinf(cleared_at)] = t
-            if len(thresholds):
-                cohort_at[(notified[:, None] >= thresholds[None, :] - 1e-6) & np.isinf(cohort_at)] = t
-            if t >= 14 and not np.isinf(cleared_at).any():
-                last_t, done = t, True
-                break
-        if done:
+        deliveries = np.where(on, boots["arr"][0].draw(width), boots["arr"][1].draw(width))
+        inflow = np.zeros((runs, width))
+        lagged = np.arange(start, stop) - lead  # applications reach the pipeline's end after `lead` days
+        usable = lagged >= 0
+        inflow[:, usable] = apps[:, lagged[usable]]
+        pools = lindley(pool, inflow, deliveries)
+        arriving = np.concatenate([pool[:, None], pools[:, :-1]], axis=1) + inflow - pools
+        pool = pools[:, -1]
+        cum_arrivals[:, start + 1:stop + 1] = cum_arrivals[:, start:start + 1] + np.cumsum(arriving, axis=1)
+        queues = lindley(queue, arriving, caps[:, start:stop])
+        sent = np.concatenate([queue[:, None], queues[:, :-1]], axis=1) + arriving - queues
+        queue = queues[:, -1]
+        notified = notified_total[:, None] + np.cumsum(sent, axis=1)
+        notified_total = notified[:, -1]
+        queue_path[:, start:stop] = queues
+        # Cleared on day t: every card that arrived on or before the cutoff of day t has been notified.
+        cutoffs = [cutoff_for(d) if inputs.settle_days else d for d in days]
+        index = np.array([(c - as_of).days if c > as_of else 0 for c in cutoffs])
+        before = np.array([old_at(c) if c <= as_of else 0.0 for c in cutoffs])
+        must = np.where(index[None, :] > 0, backlog + cum_arrivals[:, index], before[None, :])
+        cleared_at = np.minimum(cleared_at, _first_day(notified >= must - 1e-6, start))
+        for k, threshold in enumerate(thresholds):
+            cohort_at[:, k] = np.minimum(cohort_at[:, k], _first_day(notified >= threshold - 1e-6, start))
+        if not np.isinf(cleared_at).any():
+            last_t = min(stop, max(14, int(cleared_at.max())))
             break
+    open_days = capacity[:last_t] > 0
+    cap_used = caps[:, :last_t][:, open_days]
 
     ordered = np.sort(cleared_at)
 
@@ -377,7 +401,7 @@ def forecast(inputs: ForecastInputs) -> Forecast:
     return Forecast(
         as_of=as_of, status=status, low=low, median=median, high=high, probability_cleared=probability,
         backlog=backlog, pipeline=inputs.pipeline, basis=basis, efficiency=efficiency,
-        throughput_per_day=float(cap_used.mean() / open_count) if open_count else 0.0,
+        throughput_per_day=float(cap_used.mean()) if cap_used.size else 0.0,
         arrivals_per_day=float(cum_arrivals[:, last_t].mean() / business_count),
         applications_per_day=apps_per_day, lead_days=lead, cohorts=cohorts, path=path,
         horizon_end=horizon_end)
