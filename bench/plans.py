@@ -238,35 +238,39 @@ def main() -> None:
     parser.add_argument("--admin-url", default=os.environ.get(
         "MYNACARD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--keep", action="store_true", help="Keep the bench database (to look at it).")
+    parser.add_argument("--reuse", help="Measure an existing bench database (kept with --keep) instead.")
     args = parser.parse_args()
 
-    name = f"mynacard_bench_plans_{uuid.uuid4().hex[:8]}"
+    name = args.reuse or f"mynacard_bench_plans_{uuid.uuid4().hex[:8]}"
     admin = create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
     url = args.admin_url.rsplit("/", 1)[0] + "/" + name
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        if not args.reuse:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
         version = conn.execute(text("SHOW server_version")).scalar()
     print(f"machine: {machine()}; PostgreSQL {version}; database {name}", flush=True)
     try:
-        run(url, args.cards)
+        run(url, args.cards, load_data=not args.reuse)
     finally:
-        if not args.keep:
+        if not args.keep and not args.reuse:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             print(f"dropped {name}")
         admin.dispose()
 
 
-def run(url: str, total: int) -> None:
+def run(url: str, total: int, load_data: bool = True) -> None:
     import tempfile
 
     home = Path(tempfile.mkdtemp(prefix="mynacard-bench-"))
     ctx = build_context(home=home, database_url=url)
-    upgrade(ctx.db)
-    print(f"loading {total:,} applicants (residents, cards, card history)…", flush=True)
-    t0 = time.perf_counter()
-    load(ctx.db.engine, total)
-    load_time = time.perf_counter() - t0
+    load_time = 0.0
+    if load_data:
+        upgrade(ctx.db)
+        print(f"loading {total:,} applicants (residents, cards, card history)…", flush=True)
+        t0 = time.perf_counter()
+        load(ctx.db.engine, total)
+        load_time = time.perf_counter() - t0
     with ctx.db.connect() as conn:
         n_cards = conn.execute(text("SELECT count(*) FROM cards")).scalar_one()
         n_events = conn.execute(text("SELECT count(*) FROM card_events")).scalar_one()

@@ -319,8 +319,12 @@ class Means:
         return any(s.open_minutes(day) > 0 for s in self.sites)
 
     def open_days(self, first: date, last: date) -> list[date]:
-        return [first + timedelta(days=i) for i in range((last - first).days + 1)
-                if self.is_open(first + timedelta(days=i))]
+        return list(_calendar_days(self.calendar, first, last))
+
+    @property
+    def calendar(self) -> frozenset[tuple[Any, ...]]:
+        """What decides which days are open (not how much is done on them): shared by many towns."""
+        return frozenset((s.saturdays, s.sundays, s.opens_on, s.closes_on) for s in self.sites)
 
     # What-ifs (deck p.7: 人員・統合端末の確保, 土日・時間外開庁, 臨時交付窓口). Each returns new means.
 
@@ -358,6 +362,14 @@ class Means:
             return cls(tuple(_site_from_dict(s) for s in data["sites"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"the means are not valid: {exc}") from None
+
+
+@lru_cache(maxsize=4096)
+def _calendar_days(calendar: frozenset[tuple[Any, ...]], first: date, last: date) -> tuple[date, ...]:
+    sites = [Site("x", saturdays=saturdays, sundays=sundays, opens_on=opens_on, closes_on=closes_on)
+             for saturdays, sundays, opens_on, closes_on in calendar]
+    days = (first + timedelta(days=i) for i in range((last - first).days + 1))
+    return tuple(d for d in days if any(s.open_minutes(d) > 0 for s in sites))
 
 
 def _weeks(text: str) -> frozenset[int]:
