@@ -89,7 +89,7 @@ def _weights() -> list[tuple[str, float, float]]:
 
 def _hash(expr: str, salt: int) -> str:
     """A uniform number in [0, 1) from an integer SQL expression (a multiplicative hash)."""
-    return f"((({expr})::bigint * {2654435761 + 2 * salt} + {salt * 97}) % 4294967296) / 4294967296.0"
+    return f"(((({expr})::bigint * {2654435761 + 2 * salt} + {salt * 97}) % 4294967296)::float8 / 4294967296.0)"
 
 
 SECONDARY_INDEXES = {
@@ -138,8 +138,8 @@ def load(engine: Any, total: int) -> dict[str, float]:
                a.applied + interval '5 days' AS made,
                a.applied + interval '6 days' AS shipped,
                a.applied + interval '9 days' AS received,
-               a.applied + interval '9 days' + make_interval(days => (2 + {_hash('i', 3)} * (8 + 170 * m.late * m.late))::int) AS notified,
-               a.applied + interval '9 days' + make_interval(days => (2 + {_hash('i', 3)} * (8 + 170 * m.late * m.late))::int)
+               a.applied + interval '9 days' + make_interval(days => (2 + {_hash('i', 3)} * (8 + 90 * m.late * m.late))::int) AS notified,
+               a.applied + interval '9 days' + make_interval(days => (2 + {_hash('i', 3)} * (8 + 90 * m.late * m.late))::int)
                  + make_interval(days => (1 + {_hash('i', 4)} * 45)::int) AS issued,
                {_hash('i', 5)} AS fate
         FROM bench_muni m, generate_series(m.lo, m.hi) AS i,

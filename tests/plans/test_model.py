@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, time, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mynacard.errors import InvalidInput
+from mynacard.plans.forecast import capacity_array
 from mynacard.plans.model import (
     EVERY_WEEK,
     Hours,
@@ -129,6 +130,16 @@ site_strategy = st.builds(
 def test_means_survive_serialisation(sites: list[Site]) -> None:
     means = Means(tuple(sites))
     assert Means.from_dict(means.to_dict()) == means
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(site_strategy, min_size=1, max_size=3), st.dates(date(2015, 12, 1), date(2024, 12, 1)))
+def test_the_forecast_computes_capacity_as_the_model_does(sites: list[Site], first: date) -> None:
+    """The forecast's whole-array capacity is the model's daily capacity, day for day (holidays, the year
+    end, Saturdays by week of the month, evenings, temporary windows)."""
+    means = Means(tuple(sites))
+    days = [first + timedelta(days=i) for i in range(70)]
+    assert capacity_array(means, first, 70).tolist() == [daily_capacity(means, d) for d in days]
 
 
 def _inputs(**changes: object) -> PlanInputs:

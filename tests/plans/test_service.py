@@ -133,7 +133,7 @@ def test_actuals_snapshot_and_the_national_batch_forecast(ctx: Context, town: No
     assert nation.cumulative("applied")[-1][1] == 520
     assert service.national_actuals(ctx, OPERATOR, prefecture_code="01").cumulative("applied")[-1][1] == 20
     assert sum(day.get("notice_sent", 0) for day in nation.daily.values()) == 120
-    forecasts = service.national_forecasts(ctx, OPERATOR, runs=400)
+    forecasts = service.national_forecasts(ctx, OPERATOR, runs=400, horizon_days=730)
     assert set(forecasts) == {CHIYODA, SAPPORO}
     assert forecasts[SAPPORO].status.value == "cleared"  # 20 cards that came yesterday
     chiyoda = forecasts[CHIYODA]

@@ -19,7 +19,6 @@ handling time). The band is the 5th–95th percentile of the runs' clearance day
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,10 +38,13 @@ from mynacard.plans.model import (
     business_days,
     daily_capacity,
     is_government_business_day,
+    is_year_end_closure,
+    public_holiday_name,
+    week_of_month,
 )
 
 __all__ = ["DayObservation", "Forecast", "ForecastInputs", "ForecastStatus", "PathPoint", "WhatIf",
-           "forecast"]
+           "capacity_array", "forecast"]
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,8 @@ class ForecastInputs:
     horizon_days: int = 730
     runs: int = 400
     seed: int = 0
+    with_path: bool = True
+    """Compute the queue's percentiles day by day (for charts; batch forecasts leave it out)."""
 
 
 @dataclass(frozen=True)
@@ -181,13 +185,43 @@ class Forecast:
 
 
 @lru_cache(maxsize=64)
-def _business_days(first: date, last: date) -> tuple[date, ...]:
-    return tuple(business_days(first, last))
+def _business_ordinals(first: date, last: date) -> np.ndarray:
+    return np.array([d.toordinal() for d in business_days(first, last)], dtype=np.int64)
 
 
-@lru_cache(maxsize=256)
-def _business_flags(first: date, days: int) -> tuple[bool, ...]:
-    return tuple(is_government_business_day(first + timedelta(days=i)) for i in range(days))
+@lru_cache(maxsize=64)
+def _calendar(first: date, days: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(weekday, week of the month, closed for a holiday or the year end, ordinal) for ``days`` days."""
+    dates = [first + timedelta(days=i) for i in range(days)]
+    weekday = np.array([d.weekday() for d in dates])
+    week = np.array([week_of_month(d) for d in dates])
+    closed = np.array([is_year_end_closure(d) or public_holiday_name(d) is not None for d in dates])
+    ordinal = np.array([d.toordinal() for d in dates], dtype=np.int64)
+    return weekday, week, closed, ordinal
+
+
+def capacity_array(means: Means, first: date, days: int) -> np.ndarray:
+    """:func:`~mynacard.plans.model.daily_capacity` for ``days`` days from ``first``, all at once."""
+    weekday, week, closed, ordinal = _calendar(first, days)
+    total = np.zeros(days)
+    for s in means.sites:
+        end = s.weekday_hours.end.hour * 60 + s.weekday_hours.end.minute
+        late = s.after_hours_until.hour * 60 + s.after_hours_until.minute - end
+        minutes = np.where(weekday < 5, s.weekday_hours.minutes
+                           + np.where(np.isin(weekday, list(s.after_hours_days)), late, 0), 0)
+        saturday = (weekday == 5) & np.isin(week, list(s.saturdays))
+        sunday = (weekday == 6) & np.isin(week, list(s.sundays))
+        weekend = np.where(sunday, s.sunday_hours.minutes, minutes)
+        minutes = np.where(saturday, s.saturday_hours.minutes, weekend)
+        minutes = np.where(closed, 0, minutes)
+        if s.opens_on is not None:
+            minutes = np.where(ordinal < s.opens_on.toordinal(), 0, minutes)
+        if s.closes_on is not None:
+            minutes = np.where(ordinal > s.closes_on.toordinal(), 0, minutes)
+        by_terminals = s.terminals * minutes / s.terminal_minutes_per_card
+        by_staff = s.staff * minutes / s.staff_minutes_per_card
+        total += np.floor(np.minimum(by_terminals, by_staff) + 1e-9)
+    return total
 
 
 class _Bootstrap:
@@ -287,12 +321,17 @@ def forecast(inputs: ForecastInputs) -> Forecast:
         return max(0.0, backlog - float(arrivals_after[i]))
 
     calendar_first = min(first, as_of) - timedelta(days=60)
-    open_days_sorted = _business_days(calendar_first, horizon_end)
+    ordinals = _business_ordinals(calendar_first, horizon_end)
+
+    def cutoffs_of(days: np.ndarray) -> np.ndarray:
+        """Per day (ordinals): the day before its ``settle_days``-th most recent business day (ordinal)."""
+        if not inputs.settle_days:
+            return days
+        k = np.searchsorted(ordinals, days, side="right") - inputs.settle_days
+        return np.where(k >= 0, ordinals[np.maximum(k, 0)] - 1, calendar_first.toordinal())
 
     def cutoff_for(day: date) -> date:
-        """The day before the ``settle_days``-th most recent business day up to ``day``."""
-        k = bisect.bisect_right(open_days_sorted, day) - inputs.settle_days
-        return open_days_sorted[k] - timedelta(days=1) if k >= 0 else calendar_first
+        return date.fromordinal(int(cutoffs_of(np.array([day.toordinal()]))[0]))
 
     settle_now = cutoff_for(as_of) if inputs.settle_days else as_of
     cohorts_sorted = sorted((m, n) for m, n in inputs.queue.items() if n > 0)
@@ -340,11 +379,10 @@ def forecast(inputs: ForecastInputs) -> Forecast:
         stop = min(horizon, start + block)
         width = stop - start
         days = future[start:stop]
-        business[start:stop] = _business_flags(days[0], width)
-        if means is not None:
-            capacity[start:stop] = [daily_capacity(means, d) for d in days]
-        else:
-            capacity[start:stop] = business[start:stop]
+        weekday, _, closed, ordinal = _calendar(days[0], width)
+        business[start:stop] = (weekday < 5) & ~closed
+        capacity[start:stop] = (capacity_array(means, days[0], width) if means is not None
+                                else business[start:stop])
         on = business[start:stop][None, :]
         caps[:, start:stop] = cap_boot.draw(width) * capacity[None, start:stop]
         apps[:, start:stop] = np.where(on, boots["apps"][0].draw(width), boots["apps"][1].draw(width))
@@ -364,9 +402,11 @@ def forecast(inputs: ForecastInputs) -> Forecast:
         notified_total = notified[:, -1]
         queue_path[:, start:stop] = queues
         # Cleared on day t: every card that arrived on or before the cutoff of day t has been notified.
-        cutoffs = [cutoff_for(d) if inputs.settle_days else d for d in days]
-        index = np.array([(c - as_of).days if c > as_of else 0 for c in cutoffs])
-        before = np.array([old_at(c) if c <= as_of else 0.0 for c in cutoffs])
+        cutoffs = cutoffs_of(ordinal)
+        index = np.maximum(cutoffs - as_of.toordinal(), 0)
+        before = np.zeros(width)
+        for c in np.unique(cutoffs[index == 0]):  # the first days still look back at today's queue
+            before[cutoffs == c] = old_at(date.fromordinal(int(c)))
         must = np.where(index[None, :] > 0, backlog + cum_arrivals[:, index], before[None, :])
         cleared_at = np.minimum(cleared_at, _first_day(notified >= must - 1e-6, start))
         for k, threshold in enumerate(thresholds):
@@ -395,8 +435,11 @@ def forecast(inputs: ForecastInputs) -> Forecast:
         span = min(last_t, max(60, 2 * (median - as_of).days))
     else:
         span = min(last_t, 365)
-    qs = np.quantile(queue_path[:, :span], [0.05, 0.5, 0.95], axis=0)
-    path = tuple(PathPoint(future[i], float(qs[0, i]), float(qs[1, i]), float(qs[2, i])) for i in range(span))
+    path: tuple[PathPoint, ...] = ()
+    if inputs.with_path:
+        qs = np.quantile(queue_path[:, :span], [0.05, 0.5, 0.95], axis=0)
+        path = tuple(PathPoint(future[i], float(qs[0, i]), float(qs[1, i]), float(qs[2, i]))
+                     for i in range(span))
     business_count = max(1, int(business[:last_t].sum()))
     return Forecast(
         as_of=as_of, status=status, low=low, median=median, high=high, probability_cleared=probability,

@@ -635,7 +635,7 @@ def national_actuals(ctx: Context, principal: Principal, *, prefecture_code: str
     return ActualSeries(settings.actuals_refreshed_at, dict(monthly), dict(daily))
 
 
-def national_forecasts(ctx: Context, principal: Principal, *, runs: int = 200,
+def national_forecasts(ctx: Context, principal: Principal, *, runs: int = 200, horizon_days: int = 366,
                        prefecture_code: str | None = None) -> dict[str, Forecast]:
     """Forecast every municipality at once from the snapshot's recent days and the live queues (a batch:
     one query per aggregate for the whole country, then the model per municipality)."""
@@ -666,7 +666,8 @@ def national_forecasts(ctx: Context, principal: Principal, *, runs: int = 200,
             municipality_code=code, as_of=last,
             queue={Month.of(d): n for d, n in backlog.get(code, {}).items()},
             pipeline=sum(pipeline.get(code, {}).values()), history=_observations(flows[code], first, last),
-            means=plan.means if plan else None, runs=runs, seed=_seed(code, last, WhatIf())))
+            means=plan.means if plan else None, runs=runs, horizon_days=horizon_days,
+            seed=_seed(code, last, WhatIf()), with_path=False))
     return out
 
 
