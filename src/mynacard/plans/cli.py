@@ -111,7 +111,8 @@ def export(
 @app.command()
 def report(
     csv_out: bool = typer.Option(False, "--csv", help="The deck-shaped table as CSV on standard output."),
-    as_of: str | None = typer.Option(None, "--as-of", help="Report day (YYYY-MM-DD); default today (JST)."),
+    as_of: str | None = typer.Option(None, "--as-of",
+                                     help="Report day (YYYY-MM-DD); default the newest plans' day."),
     support_after: str | None = typer.Option(None, "--support-after",
                                              help="List municipalities finishing after this month."),
     prefecture: str | None = typer.Option(None, "--prefecture", help="Two-digit prefecture code."),
@@ -120,7 +121,8 @@ def report(
     """The national report: municipalities by target month per application month, cleared share,
     notices against applications, the daily number against capacity, and the support list."""
     ctx = _context(home)
-    day = date.fromisoformat(as_of) if as_of else local_date(datetime.now(UTC))
+    day = (date.fromisoformat(as_of) if as_of
+           else service.latest_plan_day(ctx) or local_date(datetime.now(UTC)))
     try:
         rep = service.national_report_for(ctx, OPERATOR, as_of=day, prefecture_code=prefecture,
                                           support_after=_month(support_after, "--support-after"))
