@@ -26,6 +26,7 @@ __all__ = [
     "NationalReport",
     "ProgressRow",
     "PublishedPlan",
+    "SupportRow",
     "national_report",
     "percent",
 ]
@@ -65,13 +66,9 @@ class PublishedPlan:
         months = [t for t in self.targets.values() if t is not None]
         return max(months) if months else None
 
-    def cumulative_at(self, month: Month) -> tuple[int, int]:
-        """(notices, applications) at the end of ``month``: the last figure at or before it, else zero."""
-        known = [m for m in self.months if m <= month]
-        return self.months[max(known)] if known else (0, 0)
-
     def cumulative_over(self, months: Sequence[Month]) -> list[tuple[int, int]]:
-        """:meth:`cumulative_at` for each of ``months`` (ascending), in one pass."""
+        """(notices, applications) at the end of each of ``months`` (ascending): the last figure at or
+        before it (a month without a row carries the one before), zero before the first."""
         items = sorted(self.months.items())
         out, i, value = [], 0, (0, 0)
         for month in months:
@@ -240,9 +237,3 @@ def national_report(plans: Iterable[PublishedPlan], *, as_of: date, municipaliti
     return NationalReport(as_of, base, columns, rows, counts, column_totals, municipalities, len(plans),
                           cleared_rows, progress, daily, support_after, support, cms_capacity, clearance)
 
-
-def by_prefecture(plans: Sequence[PublishedPlan]) -> dict[str, list[PublishedPlan]]:
-    out: dict[str, list[PublishedPlan]] = {}
-    for plan in plans:
-        out.setdefault(plan.prefecture_code, []).append(plan)
-    return out
