@@ -22,6 +22,7 @@ import math
 import os
 import platform
 import random
+import signal
 import statistics
 import sys
 import time
@@ -73,13 +74,13 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {platform.system()} {platform.release()}"
 
 
-# --- the loader ----------------------------------------------------------------------------------------------
+# --- the loader ---------------------------------------------------------------------------------------------
 
 def _weights() -> list[tuple[str, float, float]]:
     """(code, share of applicants, lateness 0–1) per municipality; larger towns tend to be later."""
     rows = []
     for code, name in deck2016.municipalities():
-        size = deck2016._size(code, name)  # noqa: SLF001 - the same sizes the deck's plans use
+        size = deck2016._size(code, name)
         rng = random.Random(f"bench:{code}")
         rows.append((code, size, math.log(size) + rng.gauss(0, 1.2)))
     total = sum(s for _, s, _ in rows)
@@ -89,7 +90,8 @@ def _weights() -> list[tuple[str, float, float]]:
 
 def _hash(expr: str, salt: int) -> str:
     """A uniform number in [0, 1) from an integer SQL expression (a multiplicative hash)."""
-    return f"(((({expr})::bigint * {2654435761 + 2 * salt} + {salt * 97}) % 4294967296)::float8 / 4294967296.0)"
+    scrambled = f"(({expr})::bigint * {2654435761 + 2 * salt} + {salt * 97}) % 4294967296"
+    return f"(({scrambled})::float8 / 4294967296.0)"
 
 
 SECONDARY_INDEXES = {
@@ -112,7 +114,7 @@ def load(engine: Any, total: int) -> dict[str, float]:
         start += n
     with engine.begin() as conn:
         saved = {}
-        for table, names in SECONDARY_INDEXES.items():
+        for names in SECONDARY_INDEXES.values():
             for name in names:
                 saved[name] = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"),
                                            {"n": name}).scalar_one()
@@ -129,7 +131,9 @@ def load(engine: Any, total: int) -> dict[str, float]:
         steps[name] = time.perf_counter() - t
         print(f"  {name}: {steps[name]:.1f} s", flush=True)
 
-    # Per applicant: when they applied, and how long each stage took. Applications surge in January.
+    # Per applicant: when they applied, and how long each stage took. Applications surge in January; a
+    # municipality's cards wait longer before their notice the later (busier) the municipality is.
+    wait = f"(2 + {_hash('i', 3)} * (8 + 90 * m.late * m.late))::int"
     step("timeline (staging)", f"""
         CREATE UNLOGGED TABLE bench_times AS
         SELECT i AS id, m.code, a.applied,
@@ -138,15 +142,15 @@ def load(engine: Any, total: int) -> dict[str, float]:
                a.applied + interval '5 days' AS made,
                a.applied + interval '6 days' AS shipped,
                a.applied + interval '9 days' AS received,
-               a.applied + interval '9 days' + make_interval(days => (2 + {_hash('i', 3)} * (8 + 90 * m.late * m.late))::int) AS notified,
-               a.applied + interval '9 days' + make_interval(days => (2 + {_hash('i', 3)} * (8 + 90 * m.late * m.late))::int)
+               a.applied + interval '9 days' + make_interval(days => {wait}) AS notified,
+               a.applied + interval '9 days' + make_interval(days => {wait})
                  + make_interval(days => (1 + {_hash('i', 4)} * 45)::int) AS issued,
                {_hash('i', 5)} AS fate
         FROM bench_muni m, generate_series(m.lo, m.hi) AS i,
              LATERAL (SELECT timestamptz '2015-10-05 00:00+09' + make_interval(secs =>
                       (power({_hash('i', 1)}, 1.15) * 255 * 86400)::int + 32400) AS applied) a""")
-    ranks = ("applied", "accepted", "print_ordered", "manufactured", "shipped", "received", "pre_issuance_set",
-             "notice_sent", "issued")
+    ranks = ("applied", "accepted", "print_ordered", "manufactured", "shipped", "received",
+             "pre_issuance_set", "notice_sent", "issued")
     state_sql = f"""CASE
             WHEN t.fate < 0.010 THEN 'rejected'
             WHEN t.fate < 0.015 THEN 'in_review'
@@ -167,10 +171,11 @@ def load(engine: Any, total: int) -> dict[str, float]:
                CASE WHEN {_hash('t.id', 7)} < 0.5 THEN '1' ELSE '2' END, 'bench ' || t.code, 'active', 1,
                timestamptz '2015-10-01 09:00+09'
         FROM bench_times t""")
+    unmade = "'applied', 'accepted', 'print_ordered', 'rejected', 'in_review'"
     step("cards", f"""
-        INSERT INTO cards (id, application_id, resident_id, municipality_code, state, channel, family_name,
-                           given_name, birth_date, sex, address, photo_sha256, wants_sign_cert, wants_auth_cert,
-                           applied_at, updated_at, print_count, version, card_serial, issued_on)
+        INSERT INTO cards (id, application_id, resident_id, municipality_code, state, channel,
+                           family_name, given_name, birth_date, sex, address, photo_sha256, wants_sign_cert,
+                           wants_auth_cert, applied_at, updated_at, print_count, version, card_serial, issued_on)
         SELECT t.id, t.code || lpad(t.id::text, 16, '0') || '0', t.id, t.code, s.state, 'online', '番',
                'B' || t.id, date '1935-01-01' + (({_hash('t.id', 6)}) * 29000)::int,
                CASE WHEN {_hash('t.id', 7)} < 0.5 THEN '1' ELSE '2' END, 'bench ' || t.code,
@@ -181,10 +186,8 @@ def load(engine: Any, total: int) -> dict[str, float]:
                     WHEN 'print_ordered' THEN t.ordered WHEN 'accepted' THEN t.accepted
                     WHEN 'rejected' THEN t.accepted WHEN 'in_review' THEN t.accepted ELSE t.applied END,
                CASE WHEN s.state IN ('applied', 'accepted', 'rejected', 'in_review') THEN 0 ELSE 1 END, 1,
-               CASE WHEN s.state IN ('applied', 'accepted', 'print_ordered', 'rejected', 'in_review') THEN NULL
-                    ELSE 'B' || lpad(t.id::text, 10, '0') || '01' END,
-               CASE WHEN s.state IN ('applied', 'accepted', 'print_ordered', 'rejected', 'in_review') THEN NULL
-                    ELSE (t.made AT TIME ZONE 'Asia/Tokyo')::date END
+               CASE WHEN s.state IN ({unmade}) THEN NULL ELSE 'B' || lpad(t.id::text, 10, '0') || '01' END,
+               CASE WHEN s.state IN ({unmade}) THEN NULL ELSE (t.made AT TIME ZONE 'Asia/Tokyo')::date END
         FROM bench_times t, LATERAL (SELECT {state_sql} AS state) s""")
     moves = [("applied", None, "t.applied"), ("accepted", "applied", "t.accepted"),
              ("print_ordered", "accepted", "t.ordered"), ("manufactured", "print_ordered", "t.made"),
@@ -205,7 +208,7 @@ def load(engine: Any, total: int) -> dict[str, float]:
         ORDER BY c.id, v.step""")
     t0 = time.perf_counter()
     with engine.begin() as conn:
-        for name, definition in saved.items():
+        for definition in saved.values():
             conn.execute(text(definition))
         for table in ("residents", "cards", "card_events"):
             conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -230,7 +233,7 @@ def means_csv() -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-# --- the run -----------------------------------------------------------------------------------------------------
+# --- the run ------------------------------------------------------------------------------------------------
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -249,6 +252,7 @@ def main() -> None:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         version = conn.execute(text("SHOW server_version")).scalar()
     print(f"machine: {machine()}; PostgreSQL {version}; database {name}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the database is dropped
     try:
         run(url, args.cards, load_data=not args.reuse)
     finally:
@@ -292,10 +296,13 @@ def run(url: str, total: int, load_data: bool = True) -> None:
                 return conn.execute(text(sql)).all()
         return run_sql
 
-    t_refresh, refreshed = timed(lambda: service.refresh_actuals(ctx, OPERATOR, NOW))
+    t_refresh, refreshed = timed(lambda: service.refresh_actuals(ctx, OPERATOR, NOW, forecasts=False))
     t_scan, _ = timed(peer_sql("SELECT count(*) FROM card_events"))
     rows.append((f"actuals snapshot (refresh, {refreshed.rows:,} rows)", t_refresh,
                  "SELECT count(*) FROM card_events", t_scan))
+    t_nightly, nightly = timed(lambda: service.refresh_actuals(ctx, OPERATOR, NOW))
+    rows.append((f"nightly refresh: snapshot and {nightly.forecasts:,} forecasts kept", t_nightly,
+                 "the snapshot alone (above)", t_refresh))
 
     t_report, report = timed(lambda: service.national_report_for(ctx, OPERATOR, as_of=AS_OF), runs=5)
     t_states, _ = timed(lambda: cards.counts_by_municipality_and_state(ctx, OPERATOR), runs=3)
@@ -310,12 +317,13 @@ def run(url: str, total: int, load_data: bool = True) -> None:
     t_page, response = timed(lambda: client.get("/plans?as_of=2016-06-17"), runs=3)
     assert response.status_code == 200
     t_csv, _ = timed(lambda: client.get("/plans/national.csv?as_of=2016-06-17"), runs=3)
-    rows.append(("national page /plans (table, charts, map)", t_page, "national CSV /plans/national.csv", t_csv))
+    rows.append(("national page /plans (table, charts, map)", t_page, "national CSV /plans/national.csv",
+                 t_csv))
 
     with ctx.db.connect() as conn:
-        biggest, median_code = (conn.execute(text(
-            "SELECT municipality_code FROM cards GROUP BY municipality_code ORDER BY count(*) DESC")).scalars()
-            .all()[i] for i in (0, 870))
+        by_size = conn.execute(text("SELECT municipality_code FROM cards GROUP BY municipality_code "
+                                    "ORDER BY count(*) DESC")).scalars().all()
+    biggest, median_code = by_size[0], by_size[len(by_size) // 2]
     for code in (biggest, median_code):
         t_live, live = timed(lambda c=code: service.live_status(ctx, OPERATOR, c, NOW), runs=3)
         t_fc, fc = timed(lambda c=code, lv=live: service.forecast_for(ctx, OPERATOR, c, NOW, live=lv), runs=3)
@@ -328,7 +336,8 @@ def run(url: str, total: int, load_data: bool = True) -> None:
     rows.append((f"national forecasts ({len(forecasts):,} municipalities, 200 runs each)", t_national_fc,
                  "backlog by municipality and application month", t_backlog))
 
-    print(f"\nplans imported: {result.rows:,} rows for {result.municipalities:,} municipalities in {t_import:.2f} s")
+    print(f"\nplans imported: {result.rows:,} rows for {result.municipalities:,} municipalities "
+          f"in {t_import:.2f} s")
     width = max(len(r[0]) for r in rows)
     print(f"\n{'measure':<{width}}  {'seconds':>8}   peer (same run)")
     for what, seconds, peer, peer_seconds in rows:

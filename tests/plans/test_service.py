@@ -128,6 +128,10 @@ def test_a_plan_drawn_up_from_the_live_backlog(ctx: Context, town: None) -> None
 def test_actuals_snapshot_and_the_national_batch_forecast(ctx: Context, town: None) -> None:
     result = service.refresh_actuals(ctx, OPERATOR, NOW)
     assert result.municipalities == 2 and result.daily_since == AS_OF - timedelta(days=service.HISTORY_DAYS)
+    stored = service.stored_forecasts(ctx, OPERATOR)
+    assert result.forecasts == 2 and set(stored) == {CHIYODA, SAPPORO}
+    assert stored[SAPPORO].status == "cleared" and not stored[SAPPORO].later_than(None)
+    assert stored[CHIYODA].later_than(Month(2016, 6)) and stored[CHIYODA].backlog == 380
     nation = service.national_actuals(ctx, OPERATOR)
     assert nation.cumulative("notice_sent")[-1][1] == 120
     assert nation.cumulative("applied")[-1][1] == 520

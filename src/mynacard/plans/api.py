@@ -169,6 +169,15 @@ register({
     "plans.site.branch": ("支所・出張所", "Branch"),
     "plans.site.temporary": ("臨時交付窓口", "Temporary window"),
     "plans.problems": ("問題のある行", "Problems"),
+    "plans.forecast": ("見込み", "Forecast"),
+    "plans.behind": ("計画の目標より遅れる見込みの団体", "Forecast later than the plan"),
+    "plans.behind_none": ("ありません", "None"),
+    "plans.forecasts_from": ("見込みは{day}までの実績による(全国一括)",
+                             "Forecasts from the actuals to {day}"),
+    "plans.never": ("解消せず", "not cleared"),
+    "plans.chart.gap": ("申請済・交付通知書未送付(累積差)", "Applied, no notice yet"),
+    "plans.chart.gap_planned": ("未送付(計画)", "No notice yet (plan)"),
+    "plans.chart.gap_actual": ("未送付(実績)", "No notice yet (actual)"),
 })
 
 
@@ -220,11 +229,16 @@ def _report_page(request: Request, ctx: Context, as_of: str | None, after: str |
     actuals = service.national_actuals(ctx, service.PUBLIC, prefecture_code=prefecture_code)
     lang = language(request)
     charts = views.national_charts(report, plans, actuals, translator(lang), lang)
+    forecasts = service.stored_forecasts(ctx, service.PUBLIC, prefecture_code=prefecture_code)
+    late = [p for p in plans if (f := forecasts.get(p.municipality_code)) and f.later_than(p.clearance)]
+    behind = sorted(late, reverse=True,
+                    key=lambda p: (forecasts[p.municipality_code].median or date.max, p.municipality_code))
     prefecture = next((name for code, name in _prefectures(ctx) if code == prefecture_code), None)
     months = [m for m in report.rows if m is not None]
     return render(request, "plans_national.html", report=report, plans=plans, charts=charts,
                   actuals=actuals, prefecture_code=prefecture_code, prefecture=prefecture,
                   prefectures=_prefectures(ctx), months=months, format_target=format_target,
+                  forecasts=forecasts, behind=behind,
                   query=f"as_of={report.as_of.isoformat()}&after={report.support_after}")
 
 

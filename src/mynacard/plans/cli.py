@@ -252,12 +252,13 @@ def forecast(
 
 @app.command()
 def refresh(now: str | None = NowOption, home: Path | None = HomeOption) -> None:
-    """Rebuild the national snapshot of actuals from the card history (run nightly)."""
+    """Rebuild the national snapshot of actuals from the card history and forecast every municipality
+    from it (run nightly)."""
     ctx = _context(home)
-    with console.status("counting the card history…"):
+    with console.status("counting the card history and forecasting every municipality…"):
         result = service.refresh_actuals(ctx, OPERATOR, _now(now))
     console.print(f"[green]snapshot rebuilt[/green]: {result.rows:,} rows, {result.municipalities:,} "
-                  f"municipalities, daily from {result.daily_since}")
+                  f"municipalities, daily from {result.daily_since}; {result.forecasts:,} forecasts kept")
 
 
 @app.command()

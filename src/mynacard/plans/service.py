@@ -44,6 +44,7 @@ from mynacard.plans.model import (
 from mynacard.plans.report import NationalReport, PublishedPlan, national_report
 from mynacard.plans.tables import (
     plan_actuals,
+    plan_forecasts,
     plan_imports,
     plan_months,
     plan_revisions,
@@ -63,6 +64,7 @@ __all__ = [
     "LiveStatus",
     "PlanSettings",
     "RefreshResult",
+    "StoredForecast",
     "draft_plan",
     "export_plans",
     "find_municipalities",
@@ -82,6 +84,7 @@ __all__ = [
     "report_and_plans",
     "save_plan",
     "set_settings",
+    "stored_forecasts",
 ]
 
 PUBLIC = Principal.system("plans-publication")
@@ -577,12 +580,15 @@ class RefreshResult:
     municipalities: int
     refreshed_at: datetime
     daily_since: date
+    forecasts: int = 0
 
 
-def refresh_actuals(ctx: Context, principal: Principal, now: datetime,
-                    daily_days: int = HISTORY_DAYS) -> RefreshResult:
+def refresh_actuals(ctx: Context, principal: Principal, now: datetime, daily_days: int = HISTORY_DAYS,
+                    *, forecasts: bool = True) -> RefreshResult:
     """Rebuild the national snapshot of the card history (entries into applied / received / notice sent /
-    issued per municipality and month, and per day for the last ``daily_days`` days) in one transaction."""
+    issued per municipality and month, and per day for the last ``daily_days`` days) in one transaction;
+    then, unless ``forecasts`` is false, forecast every municipality from it and keep those forecasts for
+    the national pages (:func:`stored_forecasts`)."""
     principal.require(*_NATIONAL)
     since = local_date(now) - timedelta(days=daily_days)
     counts = cards.transition_counts(ctx, principal, FLOW_STATES, daily_since=since)
@@ -594,7 +600,51 @@ def refresh_actuals(ctx: Context, principal: Principal, now: datetime,
             tx.conn.execute(insert(plan_actuals), rows[i:i + 20000])
         _put_settings(tx.conn, {"actuals_refreshed_at": now.isoformat(),
                                 "actuals_daily_since": since.isoformat()}, now, principal.subject)
-    return RefreshResult(len(rows), len({r["municipality_code"] for r in rows}), now, since)
+    stored = 0
+    if forecasts:
+        batch = national_forecasts(ctx, principal)
+        with ctx.transaction() as tx:
+            tx.conn.execute(delete(plan_forecasts))
+            if batch:
+                tx.conn.execute(insert(plan_forecasts), [
+                    {"municipality_code": code, "as_of": f.as_of, "status": f.status.value, "low": f.low,
+                     "median": f.median, "high": f.high, "backlog": f.backlog,
+                     "throughput_per_day": f.throughput_per_day, "arrivals_per_day": f.arrivals_per_day}
+                    for code, f in batch.items()])
+        stored = len(batch)
+    return RefreshResult(len(rows), len({r["municipality_code"] for r in rows}), now, since, stored)
+
+
+@dataclass(frozen=True)
+class StoredForecast:
+    """A municipality's forecast from the last national batch."""
+
+    as_of: date
+    status: str
+    low: date | None
+    median: date | None
+    high: date | None
+    backlog: int
+    throughput_per_day: float
+    arrivals_per_day: float
+
+    def later_than(self, target: Month | None) -> bool:
+        """Expected after the end of ``target`` (or not within the horizon at all)."""
+        if self.status == "cleared":
+            return False
+        return self.median is None or (target is not None and self.median > target.last_day)
+
+
+def stored_forecasts(ctx: Context, principal: Principal, *,
+                     prefecture_code: str | None = None) -> dict[str, StoredForecast]:
+    """The last national batch of forecasts (made by :func:`refresh_actuals`), by municipality."""
+    query = select(plan_forecasts)
+    if prefecture_code:
+        query = query.where(plan_forecasts.c.municipality_code.like(f"{prefecture_code}%"))
+    with ctx.db.connect() as conn:
+        return {r.municipality_code: StoredForecast(r.as_of, r.status, r.low, r.median, r.high, r.backlog,
+                                                    r.throughput_per_day, r.arrivals_per_day)
+                for r in conn.execute(query)}
 
 
 @dataclass(frozen=True)

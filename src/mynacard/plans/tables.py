@@ -103,3 +103,19 @@ plan_actuals = Table(
     Column("state", String(24), primary_key=True),
     Column("count", BigInteger, nullable=False),
 )
+
+# The national batch forecast made with each snapshot: one row per municipality (the pages show it beside
+# the plan; a single town's page forecasts live).
+plan_forecasts = Table(
+    "plan_forecasts",
+    metadata,
+    Column("municipality_code", String(6), primary_key=True),
+    Column("as_of", Date, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("low", Date, nullable=True),
+    Column("median", Date, nullable=True),
+    Column("high", Date, nullable=True),
+    Column("backlog", Integer, nullable=False),
+    Column("throughput_per_day", Float, nullable=False),
+    Column("arrivals_per_day", Float, nullable=False),
+)

@@ -72,6 +72,7 @@ def _legend_rows(report: NationalReport, t: Translate) -> list[tuple[str, str]]:
 @dataclass(frozen=True)
 class NationalCharts:
     progress: Markup
+    gap: Markup
     cleared: Markup
     daily: Markup
     map: Markup
@@ -101,6 +102,18 @@ def national_charts(report: NationalReport, plans: Sequence[PublishedPlan], actu
                    Series(t("plans.chart.issued_actual"), actual_i, PALETTE[2])]
     progress = line_chart(series, label=t("plans.chart.progress"), element_id="chart-progress",
                           markers=[Marker(report.as_of, t("plans.chart.report_day"))])
+    # The burn-down: applications that have no notice yet, planned and actual.
+    gap = [Series(t("plans.chart.gap_planned"), [(_month_end(p.month), float(p.applications - p.notices_sent))
+                                                   for p in report.progress], PALETTE[3], dashed=True)]
+    if actual_n or actual_a:
+        notices = dict(actuals.cumulative("notice_sent"))
+        applied = dict(actuals.cumulative("applied"))
+        months = sorted(set(notices) | set(applied))
+        gap.append(Series(t("plans.chart.gap_actual"), [(_month_end(m), float(_carried(applied, m)
+                                                                                - _carried(notices, m)))
+                                                          for m in months], PALETTE[3]))
+    gap_chart = line_chart(gap, label=t("plans.chart.gap"), element_id="chart-gap",
+                           markers=[Marker(report.as_of, t("plans.chart.report_day"))])
     cleared = bar_chart([str(c.month) for c in report.cleared], [c.count for c in report.cleared],
                         label=t("plans.chart.cleared"), limit=report.municipalities,
                         limit_label=t("plans.chart.all_municipalities", n=f"{report.municipalities:,}"),
@@ -121,7 +134,12 @@ def national_charts(report: NationalReport, plans: Sequence[PublishedPlan], actu
                         f"/plans/m/{p.municipality_code}?lang={lang}",
                         {"code": p.municipality_code, "clearance": label}))
     places = dot_map(dots, label=t("plans.chart.map"), element_id="map")
-    return NationalCharts(progress, cleared, daily, places, _legend_rows(report, t))
+    return NationalCharts(progress, gap_chart, cleared, daily, places, _legend_rows(report, t))
+
+
+def _carried(cumulative: dict[Month, int], month: Month) -> int:
+    known = [m for m in cumulative if m <= month]
+    return cumulative[max(known)] if known else 0
 
 
 _FLOW = (("applied", "plans.chart.applications_actual"), ("received", "plans.chart.received_actual"),

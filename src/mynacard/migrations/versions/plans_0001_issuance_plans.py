@@ -1,4 +1,4 @@
-"""plans: issuance plans, revisions, settings, actuals snapshot
+"""plans: issuance plans, revisions, settings, actuals snapshot, batch forecasts
 
 Revision ID: plans_0001
 Revises:
@@ -27,6 +27,18 @@ def upgrade() -> None:
     sa.Column('state', sa.String(length=24), nullable=False),
     sa.Column('count', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('municipality_code', 'daily', 'period', 'state', name=op.f('pk_plan_actuals'))
+    )
+    op.create_table('plan_forecasts',
+    sa.Column('municipality_code', sa.String(length=6), nullable=False),
+    sa.Column('as_of', sa.Date(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('low', sa.Date(), nullable=True),
+    sa.Column('median', sa.Date(), nullable=True),
+    sa.Column('high', sa.Date(), nullable=True),
+    sa.Column('backlog', sa.Integer(), nullable=False),
+    sa.Column('throughput_per_day', sa.Float(), nullable=False),
+    sa.Column('arrivals_per_day', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('municipality_code', name=op.f('pk_plan_forecasts'))
     )
     op.create_table('plan_imports',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -103,4 +115,5 @@ def downgrade() -> None:
     op.drop_table('plan_revisions')
     op.drop_table('plan_settings')
     op.drop_table('plan_imports')
+    op.drop_table('plan_forecasts')
     op.drop_table('plan_actuals')
