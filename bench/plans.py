@@ -174,8 +174,9 @@ def load(engine: Any, total: int) -> dict[str, float]:
     unmade = "'applied', 'accepted', 'print_ordered', 'rejected', 'in_review'"
     step("cards", f"""
         INSERT INTO cards (id, application_id, resident_id, municipality_code, state, channel,
-                           family_name, given_name, birth_date, sex, address, photo_sha256, wants_sign_cert,
-                           wants_auth_cert, applied_at, updated_at, print_count, version, card_serial, issued_on)
+                           family_name, given_name, birth_date, sex, address, photo_sha256,
+                           wants_sign_cert, wants_auth_cert, applied_at, updated_at, print_count, version,
+                           card_serial, issued_on)
         SELECT t.id, t.code || lpad(t.id::text, 16, '0') || '0', t.id, t.code, s.state, 'online', '番',
                'B' || t.id, date '1935-01-01' + (({_hash('t.id', 6)}) * 29000)::int,
                CASE WHEN {_hash('t.id', 7)} < 0.5 THEN '1' ELSE '2' END, 'bench ' || t.code,
@@ -186,7 +187,8 @@ def load(engine: Any, total: int) -> dict[str, float]:
                     WHEN 'print_ordered' THEN t.ordered WHEN 'accepted' THEN t.accepted
                     WHEN 'rejected' THEN t.accepted WHEN 'in_review' THEN t.accepted ELSE t.applied END,
                CASE WHEN s.state IN ('applied', 'accepted', 'rejected', 'in_review') THEN 0 ELSE 1 END, 1,
-               CASE WHEN s.state IN ({unmade}) THEN NULL ELSE 'B' || lpad(t.id::text, 10, '0') || '01' END,
+               CASE WHEN s.state IN ({unmade}) THEN NULL
+                    ELSE 'B' || lpad(t.id::text, 10, '0') || '01' END,
                CASE WHEN s.state IN ({unmade}) THEN NULL ELSE (t.made AT TIME ZONE 'Asia/Tokyo')::date END
         FROM bench_times t, LATERAL (SELECT {state_sql} AS state) s""")
     moves = [("applied", None, "t.applied"), ("accepted", "applied", "t.accepted"),
