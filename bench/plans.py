@@ -35,9 +35,9 @@ from typing import Any
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "plans"))
+sys.path.insert(0, str(ROOT))
 
-import deck2016  # noqa: E402
+from tests.plans import deck2016  # noqa: E402
 
 from mynacard.bootstrap import build_context  # noqa: E402
 from mynacard.cards import service as cards  # noqa: E402

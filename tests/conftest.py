@@ -55,7 +55,7 @@ def _pg_reachable() -> str | None:
             conn.execute(text("SELECT 1"))
         engine.dispose()
         return None
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+    except Exception as exc:
         return f"PostgreSQL not reachable at {PG_ADMIN_URL} ({type(exc).__name__})"
 
 
@@ -84,9 +84,8 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
     ctx = build_context(database_url=f"sqlite:///{path}")
     upgrade(ctx.db)
-    with ctx.db.connect() as conn:  # a deferred (read) transaction: a checkpoint fails inside BEGIN IMMEDIATE
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    ctx.db.dispose()
+    ctx.db.dispose()  # the last connection to close checkpoints the WAL into the file
+    assert not path.with_name(path.name + "-wal").exists()
     return path
 
 
@@ -131,3 +130,67 @@ def pg_ctx(tmp_path: Path, pg_url: str) -> Iterator[Context]:
     _truncate_all(context)
     yield context
     context.db.dispose()
+
+
+# --- the real server and the real browser -----------------------------------------------------------------
+
+CHROMIUM = os.environ.get("MYNACARD_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture
+def live_server(ctx: Context) -> Iterator[str]:
+    """The web app served by uvicorn on a free port, in a thread of this process; yields its base URL."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from mynacard.web.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Chromium (Debian's) driven by Playwright."""
+    require(Path(CHROMIUM).exists(), f"Chromium not found at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: object, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh browser page; ``page.shot(name)`` keeps a screenshot under test-artifacts/."""
+    context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    pg = context.new_page()
+    ARTIFACTS.mkdir(exist_ok=True)
+    test_name = request.node.name.replace("/", "_")
+
+    def shot(name: str) -> Path:
+        path = ARTIFACTS / f"{test_name}-{name}.png"
+        pg.screenshot(path=str(path), full_page=True)
+        return path
+
+    pg.shot = shot  # type: ignore[attr-defined]
+    yield pg
+    context.close()

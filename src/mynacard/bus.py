@@ -141,7 +141,7 @@ class MessageBus:
                 conn.execute(update(event_deliveries).where(event_deliveries.c.id == delivery_id)
                              .values(done_at=event.occurred_at, attempts=row["attempts"] + 1))
             return True
-        except Exception as exc:  # noqa: BLE001 - recorded on the delivery, retried by the next drain
+        except Exception as exc:
             with db.begin() as conn:
                 conn.execute(update(event_deliveries).where(event_deliveries.c.id == delivery_id)
                              .values(attempts=event_deliveries.c.attempts + 1,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -11,12 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from mynacard.bootstrap import build_context
+from mynacard.chip.cli import app as card_app
 from mynacard.context import Context
+from mynacard.plans.cli import app as plans_app
 
 app = typer.Typer(help="mynacard — the My Number Card programme, end to end.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(importlib.import_module("mynacard.plans.cli").app, name="plans")
+app.add_typer(card_app, name="card")
+app.add_typer(plans_app, name="plans")
 console = Console()
 
 HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_HOME or ~/.mynacard).")
@@ -74,19 +76,23 @@ def simulate(
 def status(home: Path | None = HomeOption) -> None:
     """Cards by state per municipality, and whether state and history agree."""
     from mynacard.cards import service as cards
+    from mynacard.cards.model import CardState
     from mynacard.principal import Principal
     from mynacard.registry import service as registry
 
     ctx = _context(home)
     counts = cards.counts_by_municipality_and_state(ctx, Principal.system())
     names = {m.code: m.full_name for m in registry.list_municipalities(ctx)}
-    states = [s.value for s in cards.CardState]
+    present = {s for by_state in counts.values() for s in by_state}
+    states = [s.value for s in CardState if s.value in present]
     table = Table(title="cards by state")
-    table.add_column("municipality")
+    table.add_column("municipality", no_wrap=True)
     for s in states:
         table.add_column(s, justify="right")
     for code, by_state in sorted(counts.items()):
         table.add_row(f"{code} {names.get(code, '')}", *(f"{by_state.get(s, 0):,}" for s in states))
+    if not counts:
+        console.print("no cards yet")
     console.print(table)
     report = cards.verify_ledger(ctx)
     colour = "green" if report.ok else "red"
@@ -129,7 +135,9 @@ def demo(
         seed_population(ctx, ["131016", "011002"], residents, seed=2016,
                         now=datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC), console=console)
         simulate_days(ctx, start, days, seed=2016, console=console)
-        importlib.import_module("mynacard.plans.demo").prepare_demo(ctx, start, days, console=console)
+        from mynacard.plans.demo import prepare_demo
+
+        prepare_demo(ctx, start, days, console=console)
     else:
         console.print(f"[yellow]reusing the demo database in {root}[/yellow] (delete it for a fresh town)")
     if serve_after:

@@ -1,8 +1,9 @@
 """Settings from environment variables (``MYNACARD_*``).
 
-Secrets never live in the repository. When ``MYNACARD_NUMBER_SECRET`` or ``MYNACARD_DATA_KEY`` are not set,
-a random value is generated once (values in the environment are base64) into ``$MYNACARD_HOME/keys/`` (mode 0600) so that a developer's or the
-demo's data stays readable across runs; production sets them from its secret store.
+Secrets never live in the repository. Values in the environment are base64. When ``MYNACARD_NUMBER_SECRET``
+or ``MYNACARD_DATA_KEY`` are not set, a random value is generated once into ``$MYNACARD_HOME/keys/`` (mode
+0600) so that a developer's or the demo's data stays readable across runs; production sets them from its
+secret store.
 """
 
 from __future__ import annotations

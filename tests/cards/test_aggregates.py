@@ -7,7 +7,6 @@ from datetime import date, datetime
 
 import pytest
 
-from card_pipeline import notify, receive
 from mynacard.cards import service as cards
 from mynacard.cards.model import CardState
 from mynacard.clock import JST
@@ -15,6 +14,7 @@ from mynacard.context import Context
 from mynacard.errors import Forbidden
 from mynacard.principal import Principal, Role
 from mynacard.sim.population import seed_population
+from tests.helpers import notify, receive_at
 
 S = CardState
 SYSTEM = Principal.system("test")
@@ -24,11 +24,11 @@ CHIYODA, SAPPORO = "131016", "011002"
 @pytest.fixture
 def town(ctx: Context) -> dict[str, list[int]]:
     seed_population(ctx, [CHIYODA, SAPPORO], 12, seed=7, now=datetime(2016, 4, 1, 9, tzinfo=JST))
-    may = receive(ctx, CHIYODA, 5, datetime(2016, 5, 31, 23, 30, tzinfo=JST),  # 14:30 UTC: May in JST
+    may = receive_at(ctx, CHIYODA, 5, datetime(2016, 5, 31, 23, 30, tzinfo=JST),  # 14:30 UTC: May in JST
                    datetime(2016, 6, 1, 9, tzinfo=JST))
-    june = receive(ctx, CHIYODA, 3, datetime(2016, 6, 1, 0, 30, tzinfo=JST),  # 15:30 UTC on 5/31: June in JST
+    june = receive_at(ctx, CHIYODA, 3, datetime(2016, 6, 1, 0, 30, tzinfo=JST),  # 15:30 UTC on 5/31: June in JST
                     datetime(2016, 6, 1, 9, 30, tzinfo=JST))
-    other = receive(ctx, SAPPORO, 2, datetime(2016, 5, 20, 10, tzinfo=JST),
+    other = receive_at(ctx, SAPPORO, 2, datetime(2016, 5, 20, 10, tzinfo=JST),
                     datetime(2016, 6, 1, 10, tzinfo=JST))
     notify(ctx, may[:3], datetime(2016, 6, 2, 0, 30, tzinfo=JST))  # 6/1 15:30 UTC, 6/2 in JST
     notify(ctx, may[3:4], datetime(2016, 6, 2, 23, 30, tzinfo=JST))

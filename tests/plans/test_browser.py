@@ -11,13 +11,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import deck2016
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from typer.testing import CliRunner
 
-from conftest import require
 from mynacard.accounts.service import create_account
 from mynacard.bootstrap import build_context
 from mynacard.cli import app as cli
@@ -25,12 +23,10 @@ from mynacard.context import Context
 from mynacard.migrate import upgrade
 from mynacard.principal import Role
 from mynacard.web.app import create_app
+from tests.plans import deck2016
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "plans"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 PASSWORD = "correct horse battery"
 
 
@@ -55,16 +51,6 @@ def _serve(ctx: Context) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    require(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM}")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("demo")
     result = CliRunner().invoke(cli, ["demo", "--home", str(home), "--no-serve", "--days", "28",
@@ -77,6 +63,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _page(browser: Browser) -> Page:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP").new_page()
 
 

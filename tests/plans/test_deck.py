@@ -12,12 +12,12 @@ import csv
 import io
 from pathlib import Path
 
-import deck2016
 import pytest
 from typer.testing import CliRunner
 
 from mynacard.cli import app
 from mynacard.context import Context
+from tests.plans import deck2016
 
 DECK_CSV = """\
 target\\applied,2015-10,2015-11,2015-12,2016-01,2016-02,2016-03,2016-04,2016-05 and later

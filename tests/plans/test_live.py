@@ -10,7 +10,6 @@ from datetime import date, datetime, time, timedelta
 
 import numpy as np
 
-from card_pipeline import notify, receive
 from mynacard.cards import service as cards
 from mynacard.cards.model import CardState
 from mynacard.clock import JST
@@ -20,6 +19,7 @@ from mynacard.plans.forecast import ForecastStatus, WhatIf
 from mynacard.plans.model import Means, Month, Site, business_days
 from mynacard.principal import Principal, Role
 from mynacard.sim.population import seed_population
+from tests.helpers import notify, receive_at
 
 CODE = "131016"
 SUPERVISOR = Principal(Role.SUPERVISOR, "chiyoda-sup", CODE)
@@ -45,7 +45,7 @@ def _nth_business_day_after(day: date, n: int) -> date:
 def test_a_terminal_moves_the_forecast_by_what_the_capacity_implies(ctx: Context) -> None:
     seed_population(ctx, [CODE], 440, seed=1, now=_at(date(2016, 2, 1), 9))
     # 425 cards applied for in March arrive on Sunday 8 May; the window then works 17 a day for two weeks.
-    receive(ctx, CODE, 425, _at(date(2016, 3, 1), 10), _at(date(2016, 5, 8), 9))
+    receive_at(ctx, CODE, 425, _at(date(2016, 3, 1), 10), _at(date(2016, 5, 8), 9))
     for day in business_days(date(2016, 5, 9), date(2016, 5, 20)):
         assert len(_window(ctx, day, 17)) == 17
     now = _at(date(2016, 5, 21), 8)  # Saturday morning: the last complete day is Friday the 20th
@@ -73,12 +73,12 @@ def test_the_forecast_band_holds_the_simulated_clearance_day(ctx: Context) -> No
 
     def day_of_work(day: date) -> None:
         arriving = int(rng.poisson(6))
-        for card_id in receive(ctx, CODE, arriving, _at(day, 9), _at(day, 9, 30)):
+        for card_id in receive_at(ctx, CODE, arriving, _at(day, 9), _at(day, 9, 30)):
             received_on[card_id] = day
         capacity = int(17 * law.choices([1.0, 0.5, 0.0], [0.80, 0.15, 0.05])[0])
         _window(ctx, day, capacity)
 
-    for card_id in receive(ctx, CODE, 450, _at(date(2016, 3, 1), 10), _at(date(2016, 5, 8), 9)):
+    for card_id in receive_at(ctx, CODE, 450, _at(date(2016, 3, 1), 10), _at(date(2016, 5, 8), 9)):
         received_on[card_id] = date(2016, 5, 8)
     as_of = date(2016, 6, 10)
     for day in business_days(date(2016, 5, 9), as_of):

@@ -7,7 +7,6 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from card_pipeline import notify, receive
 from mynacard.clock import JST
 from mynacard.context import Context
 from mynacard.errors import Forbidden, InvalidInput
@@ -15,6 +14,7 @@ from mynacard.plans import service
 from mynacard.plans.model import Means, Month, Site, business_days
 from mynacard.principal import Principal, Role
 from mynacard.sim.population import seed_population
+from tests.helpers import notify, receive_at
 
 OPERATOR = Principal(Role.OPERATOR, "jlis")
 CHIYODA, SAPPORO = "131016", "011002"
@@ -89,11 +89,11 @@ def town(ctx: Context) -> None:
     """千代田区: 300 cards applied in April and 200 in May arrive; the window notifies 10 a day until the
     16th (120 of them)."""
     seed_population(ctx, [CHIYODA, SAPPORO], 520, seed=3, now=_jst(date(2016, 3, 1)))
-    april = receive(ctx, CHIYODA, 300, _jst(date(2016, 4, 20)), _jst(date(2016, 5, 30)))
-    receive(ctx, CHIYODA, 200, _jst(date(2016, 5, 20)), _jst(date(2016, 6, 1)))
+    april = receive_at(ctx, CHIYODA, 300, _jst(date(2016, 4, 20)), _jst(date(2016, 5, 30)))
+    receive_at(ctx, CHIYODA, 200, _jst(date(2016, 5, 20)), _jst(date(2016, 6, 1)))
     for i, day in enumerate(business_days(date(2016, 6, 1), date(2016, 6, 16))):
         notify(ctx, april[i * 10:(i + 1) * 10], _jst(day, 16))
-    receive(ctx, SAPPORO, 20, _jst(date(2016, 6, 10)), _jst(date(2016, 6, 16)))
+    receive_at(ctx, SAPPORO, 20, _jst(date(2016, 6, 10)), _jst(date(2016, 6, 16)))
 
 
 def test_a_plan_drawn_up_from_the_live_backlog(ctx: Context, town: None) -> None:

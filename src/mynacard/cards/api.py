@@ -60,8 +60,10 @@ def dashboard(request: Request, ctx: Context = Depends(context)) -> HTMLResponse
     """The first page: cards by state per municipality (aggregates only; public, as the ministry publishes)."""
     rows, totals = _stats(ctx)
     report = service.verify_ledger(ctx)
-    return render(request, "cards_dashboard.html", rows=rows, totals=totals,
-                  states=[s.value for s in CardState], ledger_ok=report.ok, events=report.events)
+    states = [s.value for s in CardState]
+    colours = {s: f"hsl({i * 360 // len(states)},55%,52%)" for i, s in enumerate(states)}
+    return render(request, "cards_dashboard.html", rows=rows, totals=totals, states=states, colours=colours,
+                  ledger_ok=report.ok, events=report.events)
 
 
 @router.get("/api/cards/stats")

@@ -44,6 +44,7 @@ from mynacard.cards.tables import (
 )
 from mynacard.clock import local_date
 from mynacard.context import Context
+from mynacard.db import any_of, bulk_insert
 from mynacard.errors import Conflict, InvalidInput, NotFound
 from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
@@ -115,21 +116,26 @@ def issue_application_forms(ctx: Context, principal: Principal, resident_ids: Se
             rows.append({"application_id": app_id, "resident_id": rid,
                          "municipality_code": resident.municipality_code,
                          "facts_digest": facts_digest(resident.facts), "issued_at": now})
-        for i in range(0, len(rows), 5000):
-            tx.conn.execute(insert(application_forms), rows[i:i + 5000])
+        bulk_insert(tx.conn, application_forms, rows)
     return out
 
 
 def unused_application_forms(ctx: Context, principal: Principal, limit: int,
-                             municipality_code: str | None = None) -> list[tuple[str, int]]:
-    """Forms of residents who have no card or application yet: (application ID, resident id)."""
+                             municipality_codes: Sequence[str] | None = None,
+                             after: str | None = None) -> list[tuple[str, int]]:
+    """Forms of residents who have no card or application yet, in application-ID order after ``after``:
+    (application ID, resident id). Page with ``after`` = the last ID of the previous page."""
     principal.require(*_MUNICIPAL)
-    scope = principal.municipality_scope() or municipality_code
     has_card = select(cards.c.resident_id).where(cards.c.resident_id == application_forms.c.resident_id)
     query = (select(application_forms.c.application_id, application_forms.c.resident_id)
              .where(~has_card.exists()).order_by(application_forms.c.application_id).limit(limit))
-    if scope:
+    scope = principal.municipality_scope()
+    if scope is not None:
         query = query.where(application_forms.c.municipality_code == scope)
+    if municipality_codes:
+        query = query.where(application_forms.c.municipality_code.in_(list(municipality_codes)))
+    if after:
+        query = query.where(application_forms.c.application_id > after)
     with ctx.db.connect() as conn:
         return [(a, r) for a, r in conn.execute(query)]
 
@@ -186,8 +192,13 @@ def _validate(items: Sequence[ApplicationInput]) -> list[tuple[ApplicationId, Ch
         except (InvalidInput, ValueError) as exc:
             problems.append(f"{label}: {exc}")
     if problems:
-        raise InvalidInput(f"{len(problems)} application(s) refused; nothing was stored", problems)
+        raise _refused(problems)
     return out
+
+
+def _refused(problems: list[str]) -> InvalidInput:
+    shown = "; ".join(problems[:3]) + (f"; … and {len(problems) - 3} more" if len(problems) > 3 else "")
+    return InvalidInput(f"{len(problems)} application(s) refused; nothing was stored: {shown}", problems)
 
 
 def submit_applications(ctx: Context, principal: Principal, items: Sequence[ApplicationInput],
@@ -209,11 +220,11 @@ def submit_applications(ctx: Context, principal: Principal, items: Sequence[Appl
         for i in range(0, len(ids), 5000):
             part = ids[i:i + 5000]
             forms.update((r.application_id, r) for r in conn.execute(
-                select(application_forms).where(application_forms.c.application_id.in_(part))))
+                select(application_forms).where(any_of(application_forms.c.application_id, part))))
             existing.update((r.application_id, r) for r in conn.execute(
                 select(cards.c.application_id, cards.c.photo_sha256, cards.c.family_name, cards.c.given_name,
                        cards.c.birth_date, cards.c.sex, cards.c.address)
-                .where(cards.c.application_id.in_(part))))
+                .where(any_of(cards.c.application_id, part))))
         problems = [f"{a}: unknown application ID (no such form was issued)" for a in ids if a not in forms]
         retried: list[str] = []
         fresh = []
@@ -228,7 +239,7 @@ def submit_applications(ctx: Context, principal: Principal, items: Sequence[Appl
             else:
                 problems.append(f"{app_id}: this application ID was already used for a different application")
         if problems:
-            raise InvalidInput(f"{len(problems)} application(s) refused; nothing was stored", problems)
+            raise _refused(problems)
         resident_ids = {forms[a].resident_id for a, *_ in fresh}
         pending = _pending_by_resident(conn, resident_ids)
         by_item = {it.application_id: it for it in items}
@@ -245,12 +256,9 @@ def submit_applications(ctx: Context, principal: Principal, items: Sequence[Appl
                 "wants_sign_cert": item.wants_sign_cert, "wants_auth_cert": item.wants_auth_cert,
                 "applied_at": now, "updated_at": now, "print_count": 0, "version": 1,
             })
-        created: list[int] = []
-        for i in range(0, len(rows), 2000):
-            created.extend(conn.execute(insert(cards).returning(cards.c.id, sort_by_parameter_order=True),
-                                        rows[i:i + 2000]).scalars())
+        created = bulk_insert(conn, cards, rows, return_ids=True)
         if created:
-            conn.execute(insert(card_events), [
+            bulk_insert(conn, card_events, [
                 {"card_id": cid, "from_state": None, "to_state": S.APPLIED.value, "actor": principal.subject,
                  "at": now, "reason": r["channel"]} for cid, r in zip(created, rows, strict=True)])
         duplicates: list[str] = []
@@ -275,7 +283,7 @@ def _pending_by_resident(conn: Connection, resident_ids: set[int]) -> set[int]:
     listed = list(resident_ids)
     for i in range(0, len(listed), 5000):
         out.update(conn.execute(select(cards.c.resident_id).where(
-            cards.c.resident_id.in_(listed[i:i + 5000]), cards.c.state.in_(open_states))).scalars())
+            any_of(cards.c.resident_id, listed[i:i + 5000]), cards.c.state.in_(open_states))).scalars())
     return out
 
 
@@ -299,7 +307,7 @@ def screen_applications(ctx: Context, principal: Principal, now: datetime,
                    cards.c.given_name, cards.c.birth_date, cards.c.sex, cards.c.address,
                    application_forms.c.facts_digest)
             .join(application_forms, application_forms.c.application_id == cards.c.application_id)
-            .where(cards.c.id.in_(ids))).all()
+            .where(any_of(cards.c.id, ids))).all()
         people = registry.get_residents(conn, {r.resident_id for r in rows})
         accepted: list[int] = []
         review: dict[str, list[int]] = defaultdict(list)
@@ -362,7 +370,7 @@ def _rows(conn: Connection, ids: Sequence[int], *columns: Any) -> list[Any]:
     """Rows of the given cards in id order, fetched in chunks small enough for any driver."""
     out: list[Any] = []
     for i in range(0, len(ids), 30000):
-        out.extend(conn.execute(select(*(columns or (cards,))).where(cards.c.id.in_(ids[i:i + 30000]))))
+        out.extend(conn.execute(select(*(columns or (cards,))).where(any_of(cards.c.id, ids[i:i + 30000]))))
     return sorted(out, key=lambda r: r.id)
 
 
@@ -515,15 +523,18 @@ def manufacture_batch(ctx: Context, principal: Principal, batch_id: int, now: da
         rows = _rows(conn, ids, cards.c.id, cards.c.birth_date, cards.c.applied_at, cards.c.print_count,
                      cards.c.municipality_code, cards.c.resident_id, cards.c.wants_sign_cert,
                      cards.c.wants_auth_cert)
-        facts = []
+        today = local_date(now)
+        serials, card_until, cert_until = [], [], []
         for r in rows:
-            v = validity(r.birth_date, local_date(now), local_date(r.applied_at))
-            facts.append((r.id, _serial(batch.manufacturer, r.id, r.print_count), local_date(now), v.card_until,
-                          v.certificates_until))
-        ledger.set_manufacturing_facts(conn, facts)
+            v = validity(r.birth_date, today, local_date(r.applied_at))
+            serials.append(_serial(batch.manufacturer, r.id, r.print_count))
+            card_until.append(v.card_until)
+            cert_until.append(v.certificates_until)
         if personalise is not None:
             personalise(conn, rows, now)
-        ledger.advance(conn, ids, [S.PRINT_ORDERED], S.MANUFACTURED, actor=principal.subject, now=now)
+        ledger.advance(conn, [r.id for r in rows], [S.PRINT_ORDERED], S.MANUFACTURED, actor=principal.subject,
+                       now=now, values={"issued_on": today}, per_card={
+                           "card_serial": serials, "card_valid_until": card_until, "cert_valid_until": cert_until})
     return len(ids)
 
 
@@ -706,7 +717,8 @@ def card_history(ctx: Context, principal: Principal, card_id: int) -> list[dict[
 
 def transition(ctx: Context, principal: Principal, card_id: int, target: CardState, reason: str | None,
                now: datetime, values: dict[str, Any] | None = None) -> CardView:
-    """Move one card, checking scope and the lifecycle; an illegal move raises and changes nothing."""
+    """Move one card, checking role, scope and the lifecycle; an illegal move raises and changes nothing."""
+    principal.require(*_MUNICIPAL)
     with ctx.transaction() as tx:
         query = _scoped(principal, select(cards).where(cards.c.id == card_id))
         if tx.conn.dialect.name == "postgresql":
@@ -740,6 +752,7 @@ def last_activity(ctx: Context) -> datetime | None:
 
 
 def verify_ledger(ctx: Context) -> ledger.LedgerReport:
+    """Whether every card's state agrees with its history (see :func:`ledger.verify_ledger`)."""
     with ctx.db.connect() as conn:
         return ledger.verify_ledger(conn)
 

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine
 from mynacard.schema import metadata
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url")
+url = config.get_main_option("sqlalchemy.url") or ""
 
 
 def run() -> None:

@@ -17,10 +17,10 @@ from importlib.resources import files
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from mynacard import numbers
 from mynacard.context import Context, Transaction
+from mynacard.db import any_of, bulk_insert, bulk_insert_ignore
 from mynacard.errors import Forbidden, InvalidInput, NotFound
 from mynacard.principal import Principal, Role
 from mynacard.registry.model import (
@@ -180,7 +180,7 @@ def get_residents(conn: Connection, resident_ids: Iterable[int]) -> dict[int, Re
     ids = list(set(resident_ids))
     out: dict[int, Resident] = {}
     for i in range(0, len(ids), 5000):
-        for row in conn.execute(select(residents).where(residents.c.id.in_(ids[i:i + 5000]))):
+        for row in conn.execute(select(residents).where(any_of(residents.c.id, ids[i:i + 5000]))):
             out[row.id] = _to_resident(row)
     return out
 
@@ -191,7 +191,8 @@ def residents_by_id(ctx: Context, principal: Principal, resident_ids: Iterable[i
     out: dict[int, Resident] = {}
     with ctx.db.connect() as conn:
         for i in range(0, len(ids), 5000):
-            for row in conn.execute(_scoped(principal, select(residents).where(residents.c.id.in_(ids[i:i + 5000])))):
+            query = _scoped(principal, select(residents).where(any_of(residents.c.id, ids[i:i + 5000])))
+            for row in conn.execute(query):
                 out[row.id] = _to_resident(row)
     return out
 
@@ -207,7 +208,7 @@ def _new_resident_codes(conn: Connection, count: int) -> list[str]:
     """Fresh 11-digit resident record codes (10 random digits + check digit), unused so far."""
     codes: set[str] = set()
     while len(codes) < count:
-        batch = set()
+        batch: set[str] = set()
         while len(batch) < count - len(codes):
             base = f"{secrets.randbelow(10**10):010d}"
             batch.add(base + str(numbers.resident_record_code_check_digit(base)))
@@ -216,19 +217,9 @@ def _new_resident_codes(conn: Connection, count: int) -> list[str]:
         listed = list(batch)
         for i in range(0, len(listed), 5000):
             taken.update(conn.execute(select(residents.c.resident_code)
-                                      .where(residents.c.resident_code.in_(listed[i:i + 5000]))).scalars())
+                                      .where(any_of(residents.c.resident_code, listed[i:i + 5000]))).scalars())
         codes |= batch - taken
     return list(codes)
-
-
-def _insert_ignore(conn: Connection, table: Any, rows: list[dict[str, Any]], key: Any) -> set[Any]:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING key: the keys that went in."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).on_conflict_do_nothing().returning(key)
-    inserted: set[Any] = set()
-    for i in range(0, len(rows), 2000):
-        inserted.update(conn.execute(stmt.values(rows[i:i + 2000])).scalars())
-    return inserted
 
 
 def assign_individual_numbers(conn: Connection, secret: bytes, sealer: Sealer, codes: Sequence[str],
@@ -255,7 +246,7 @@ def assign_individual_numbers(conn: Connection, secret: bytes, sealer: Sealer, c
         rows = [{"number_hash": h, "resident_code": c, "attempt": attempt[c],
                  "sealed_number": sealer.seal(n.encode(), b"individual_numbers:" + c.encode()),
                  "assigned_at": now} for h, (c, n) in by_hash.items()]
-        inserted = _insert_ignore(conn, individual_numbers, rows, individual_numbers.c.number_hash)
+        inserted = bulk_insert_ignore(conn, individual_numbers, rows, "number_hash")
         for digest, (code, _) in by_hash.items():
             if digest in inserted:
                 assigned[code] = digest
@@ -288,12 +279,15 @@ def register_residents(ctx: Context, principal: Principal, people: Sequence[NewR
             maiden = [normalize_name_part(p.maiden_name) if p.maiden_name else None for p in people]
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-        household_ids: dict[tuple[str, str], int] = {}
+        keys: dict[tuple[str, str], str] = {}
         for p in people:
-            if p.household_key is not None and (p.municipality_code, p.household_key) not in household_ids:
-                household_ids[(p.municipality_code, p.household_key)] = conn.execute(
-                    insert(households).values(municipality_code=p.municipality_code, address=p.facts.address)
-                    .returning(households.c.id)).scalar_one()
+            if p.household_key is not None:
+                keys.setdefault((p.municipality_code, p.household_key), p.facts.address)
+        household_ids: dict[tuple[str, str], int] = {}
+        if keys:
+            made = bulk_insert(conn, households, [{"municipality_code": m, "address": a}
+                                                  for (m, _), a in keys.items()], return_ids=True)
+            household_ids = dict(zip(keys, made, strict=True))
         codes = _new_resident_codes(conn, len(people))
         hashes = assign_individual_numbers(conn, ctx.settings.number_secret, sealer, codes, now)
         rows = [{
@@ -314,11 +308,8 @@ def register_residents(ctx: Context, principal: Principal, people: Sequence[NewR
             "version": 1,
             "updated_at": now,
         } for p, code, (fk, gk), m in zip(people, codes, kana, maiden, strict=True)]
-        ids: list[int] = []
-        for i in range(0, len(rows), 2000):
-            ids.extend(conn.execute(insert(residents).returning(residents.c.id, sort_by_parameter_order=True),
-                                    rows[i:i + 2000]).scalars())
-        conn.execute(insert(registry_events), [
+        ids = bulk_insert(conn, residents, rows, return_ids=True)
+        bulk_insert(conn, registry_events, [
             {"resident_id": rid, "kind": "registered", "actor": principal.subject, "at": now,
              "details": json.dumps({"municipality_code": r["municipality_code"]})}
             for rid, r in zip(ids, rows, strict=True)])

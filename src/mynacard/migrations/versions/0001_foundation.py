@@ -6,14 +6,12 @@ Create Date: 2026-11-27 00:40:10.747667
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import csv
+from collections.abc import Sequence
 from importlib.resources import files
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision: str = '0001_foundation'
 down_revision: str | Sequence[str] | None = None

@@ -1,0 +1,96 @@
+"""Small builders shared by tests: principals, residents, applications, a whole pipeline run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from mynacard.cards import service as cards
+from mynacard.cards.model import CardState
+from mynacard.context import Context
+from mynacard.principal import Principal, Role
+from mynacard.registry import service as registry
+from mynacard.sim.photos import face_photo
+from mynacard.sim.population import generate_residents
+
+SYSTEM = Principal.system("test")
+CONTRACTOR = Principal(Role.CONTRACTOR, "test-contractor")
+MANUFACTURER = Principal(Role.MANUFACTURER, "test-manufacturer")
+CHIYODA = "131016"
+SAPPORO = "011002"
+
+
+def clerk(code: str = CHIYODA) -> Principal:
+    return Principal(Role.CLERK, f"clerk-{code}", code)
+
+
+def make_residents(ctx: Context, n: int, now: datetime, municipality: str = CHIYODA, seed: int = 1) -> list[int]:
+    town = registry.get_municipality(ctx, municipality)
+    people = list(generate_residents(town, n, now.date(), seed))
+    return registry.register_residents(ctx, SYSTEM, people, now)
+
+
+def application_for(ctx: Context, resident_id: int, app_id: str, *, given_name: str | None = None,
+                    photo: bytes | None = None) -> cards.ApplicationInput:
+    r = registry.residents_by_id(ctx, SYSTEM, [resident_id])[resident_id]
+    return cards.ApplicationInput(
+        application_id=app_id, channel="online", family_name=r.facts.family_name,
+        given_name=given_name or r.facts.given_name, birth_date=r.facts.birth_date, sex=r.facts.sex.value,
+        address=r.facts.address, photo=photo or face_photo(resident_id % 16))
+
+
+def apply_all(ctx: Context, resident_ids: Sequence[int], now: datetime) -> dict[int, str]:
+    """Issue forms and submit one clean application per resident; returns resident id → application ID."""
+    forms = cards.issue_application_forms(ctx, SYSTEM, resident_ids, now)
+    items = [application_for(ctx, rid, forms[rid]) for rid in resident_ids]
+    cards.submit_applications(ctx, CONTRACTOR, items, now)
+    return {rid: str(a) for rid, a in forms.items()}
+
+
+def produce(ctx: Context, now: datetime) -> list[int]:
+    """Screen, order, acknowledge, manufacture and ship everything pending; returns the new box ids."""
+    while sum(cards.screen_applications(ctx, CONTRACTOR, now)):
+        pass
+    while cards.order_printing(ctx, SYSTEM, now):
+        pass
+    for batch in cards.pending_print_batches(ctx, MANUFACTURER):
+        cards.acknowledge_print_batch(ctx, MANUFACTURER, batch, cards.read_print_file(ctx, batch), now)
+        while cards.manufacture_batch(ctx, MANUFACTURER, batch, now + timedelta(days=1)):
+            pass
+    boxes: list[int] = []
+    while shipped := cards.ship_cards(ctx, MANUFACTURER, now + timedelta(days=2)):
+        boxes.extend(shipped)
+    return boxes
+
+
+def receive_at(ctx: Context, code: str, count: int, applied_at: datetime, received_at: datetime) -> list[int]:
+    """``count`` residents of ``code`` who hold an unused form apply at ``applied_at``; their cards are
+    screened, printed, made and shipped at once and checked in at ``received_at``. Returns the card ids."""
+    if count <= 0:
+        return []
+    forms = cards.unused_application_forms(ctx, SYSTEM, limit=count, municipality_code=code)
+    assert len(forms) == count, f"only {len(forms)} unused forms left in {code}"
+    items = [application_for(ctx, rid, app_id) for app_id, rid in forms]
+    created = cards.submit_applications(ctx, CONTRACTOR, items, applied_at).created
+    step = applied_at + timedelta(minutes=5)
+    while sum(cards.screen_applications(ctx, CONTRACTOR, step)):
+        pass
+    while cards.order_printing(ctx, SYSTEM, step):
+        pass
+    for batch in cards.pending_print_batches(ctx, MANUFACTURER):
+        cards.acknowledge_print_batch(ctx, MANUFACTURER, batch, cards.read_print_file(ctx, batch), step)
+        while cards.manufacture_batch(ctx, MANUFACTURER, batch, step):
+            pass
+    while cards.ship_cards(ctx, MANUFACTURER, step):
+        pass
+    for box in cards.unreceived_boxes(ctx, SYSTEM):
+        manifest = cards.box_manifest(ctx, SYSTEM, box)
+        cards.receive_box(ctx, clerk(manifest["municipality_code"]), box, manifest["serials"], {}, received_at)
+    return created
+
+
+def notify(ctx: Context, card_ids: Sequence[int], at: datetime) -> None:
+    """Pre-issuance setup and the issuance notice for each card, one transaction per step as a window does."""
+    for card_id in card_ids:
+        cards.transition(ctx, SYSTEM, card_id, CardState.PRE_ISSUANCE_SET, None, at)
+        cards.transition(ctx, SYSTEM, card_id, CardState.NOTICE_SENT, None, at)
