@@ -68,7 +68,7 @@ def receive_at(ctx: Context, code: str, count: int, applied_at: datetime, receiv
     screened, printed, made and shipped at once and checked in at ``received_at``. Returns the card ids."""
     if count <= 0:
         return []
-    forms = cards.unused_application_forms(ctx, SYSTEM, limit=count, municipality_code=code)
+    forms = cards.unused_application_forms(ctx, SYSTEM, limit=count, municipality_codes=[code])
     assert len(forms) == count, f"only {len(forms)} unused forms left in {code}"
     items = [application_for(ctx, rid, app_id) for app_id, rid in forms]
     created = cards.submit_applications(ctx, CONTRACTOR, items, applied_at).created
