@@ -23,6 +23,7 @@ import io
 import math
 import random
 from datetime import date
+from functools import lru_cache
 from importlib.resources import files
 
 from mynacard.plans.model import Month
@@ -87,7 +88,7 @@ def apportion(total: int, weights: list[float], caps: list[int]) -> list[int]:
     lo, hi = 0.0, 1.0
     while sum(min(c, w * hi) for w, c in zip(weights, caps, strict=True)) < total:
         hi *= 2
-    for _ in range(200):
+    for _ in range(80):
         mid = (lo + hi) / 2
         if sum(min(c, w * mid) for w, c in zip(weights, caps, strict=True)) < total:
             lo = mid
@@ -112,6 +113,7 @@ def apportion(total: int, weights: list[float], caps: list[int]) -> list[int]:
     return out
 
 
+@lru_cache(maxsize=1)
 def build() -> tuple[bytes, bytes]:
     """The targets file and the monthly file, as the 1,741 municipalities would have filed them."""
     munis = municipalities()
