@@ -14,6 +14,7 @@ from mynacard.chip.cli import app as card_app
 from mynacard.context import Context
 from mynacard.exchange.cli import app as exchange_app
 from mynacard.kiosk.cli import app as kiosk_app
+from mynacard.plans.cli import app as plans_app
 from mynacard.portal.cli import app as portal_app
 
 app = typer.Typer(help="mynacard — the My Number Card programme, end to end.", no_args_is_help=True)
@@ -23,6 +24,7 @@ app.add_typer(card_app, name="card")
 app.add_typer(exchange_app, name="exchange")
 app.add_typer(portal_app, name="portal")
 app.add_typer(kiosk_app, name="kiosk")
+app.add_typer(plans_app, name="plans")
 console = Console()
 
 HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_HOME or ~/.mynacard).")
@@ -139,6 +141,9 @@ def demo(
         seed_population(ctx, ["131016", "011002"], residents, seed=2016,
                         now=datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC), console=console)
         simulate_days(ctx, start, days, seed=2016, console=console)
+        from mynacard.plans.demo import prepare_demo
+
+        prepare_demo(ctx, start, days, console=console)
     else:
         console.print(f"[yellow]reusing the demo database in {root}[/yellow] (delete it for a fresh town)")
     if serve_after:
