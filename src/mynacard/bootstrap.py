@@ -21,10 +21,12 @@ LIFE_EVENTS = ("registry.resident_moved", "registry.name_changed", "registry.res
 
 def build_bus() -> MessageBus:
     from mynacard.cards import handlers as card_handlers
+    from mynacard.jpki import handlers as jpki_handlers
 
     bus = MessageBus()
     for kind in LIFE_EVENTS:
         bus.subscribe(kind, "cards.on_life_event", card_handlers.on_life_event)
+        bus.subscribe(kind, "jpki.on_life_event", jpki_handlers.on_life_event)
     return bus
 
 

@@ -11,10 +11,12 @@ from rich.table import Table
 
 from mynacard.bootstrap import build_context
 from mynacard.context import Context
+from mynacard.jpki import cli as jpki_cli
 
 app = typer.Typer(help="mynacard — the My Number Card programme, end to end.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(jpki_cli.app, name="jpki")
 console = Console()
 
 HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_HOME or ~/.mynacard).")

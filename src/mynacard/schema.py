@@ -7,6 +7,7 @@ from mynacard import bus as _bus  # noqa: F401  (domain_events, event_deliveries
 from mynacard.accounts import tables as _accounts  # noqa: F401
 from mynacard.cards import tables as _cards  # noqa: F401
 from mynacard.db import metadata
+from mynacard.jpki import tables as _jpki  # noqa: F401
 from mynacard.registry import tables as _registry  # noqa: F401
 
 __all__ = ["metadata"]

@@ -1,0 +1,195 @@
+"""The OCSP responder (RFC 6960) with its per-process cache of pre-signed responses.
+
+A request for one certificate without a nonce — what RFC 5019 clients, and most of the traffic, send — is
+answered from memory with a response signed in advance; the database holds the same responses for other
+processes and restarts. A request with a nonce, or for several certificates, gets a freshly signed answer.
+
+Revocations reach every process within :attr:`~mynacard.jpki.config.JpkiSettings.ocsp_poll_seconds`: each
+request first checks (at most that often) the CAs' revocation counters, which advance in commit order, and
+drops the cached answers of every certificate revoked since. A cached entry filled while such a check found
+news is not kept, so an answer read just before a revocation cannot linger.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from mynacard.context import Context
+from mynacard.jpki import ocsp, service
+from mynacard.jpki.config import jpki_settings
+from mynacard.jpki.model import CaKind, RevocationReason
+from mynacard.jpki.ocsp import ResponseStatus
+
+__all__ = ["Answer", "OcspResponder", "responder_for"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the responder sent, for the HTTP layer and the query log."""
+
+    der: bytes
+    status: ResponseStatus
+    serials: tuple[str, ...] = ()
+    kinds: tuple[CaKind, ...] = ()
+    detail: str | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class _Entry:
+    der: bytes
+    refresh_at: datetime
+    status: str
+    revoked_at: datetime | None
+    reason: RevocationReason | None
+
+
+class OcspResponder:
+    """Answers OCSP requests for every generation of both CAs of one database."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple[str, bytes, int], _Entry] = OrderedDict()
+        self._authorities: dict[tuple[str, bytes], service.Authority] = {}
+        self._counters: dict[int, int] = {}
+        self._changes = 0
+        self._last_poll = 0.0
+        self._last_reload = 0.0
+        settings = jpki_settings()
+        self._max_entries = settings.ocsp_cache_entries
+        self._poll_seconds = settings.ocsp_poll_seconds
+        self._reload()
+
+    # --- authorities and revocations -----------------------------------------------------------------
+
+    def _reload(self) -> None:
+        found = service.authorities(self.ctx)
+        with self._lock:
+            for a in found:
+                self._authorities[("sha1", bytes.fromhex(a.key_sha1))] = a
+                self._authorities[("sha256", bytes.fromhex(a.key_sha256))] = a
+                self._counters.setdefault(a.id, a.revocation_counter)
+            self._last_reload = time.monotonic()
+
+    def poll(self, force: bool = False) -> int:
+        """Drop cached answers of certificates revoked since the last look; returns how many changed."""
+        if not force and time.monotonic() - self._last_poll < self._poll_seconds:
+            return 0
+        with self._lock:
+            counters = dict(self._counters)
+        now_counters, changed = service.revocations_since(self.ctx, counters)
+        with self._lock:
+            self._last_poll = time.monotonic()
+            for authority_id, counter in now_counters.items():
+                if authority_id in self._counters:
+                    self._counters[authority_id] = max(self._counters[authority_id], counter)
+            if changed:
+                self._changes += 1
+                revoked = {(a, s) for a, s in changed}
+                by_key = {key: a.id for key, a in self._authorities.items()}
+                for cache_key in [k for k in self._cache if (by_key.get((k[0], k[1])), k[2]) in revoked]:
+                    del self._cache[cache_key]
+        return len(changed)
+
+    def _authority(self, ref: ocsp.CertRef) -> service.Authority | None:
+        key = (ref.hash_algorithm, ref.issuer_key_hash)
+        authority = self._authorities.get(key)
+        if authority is None and time.monotonic() - self._last_reload > 1.0:
+            self._reload()  # a rollover made a new generation since this process started
+            authority = self._authorities.get(key)
+        if authority is None:
+            return None
+        name_hash = {"sha1": authority.name_sha1, "sha256": authority.name_sha256}[ref.hash_algorithm]
+        return authority if bytes.fromhex(name_hash) == ref.issuer_name_hash else None
+
+    # --- answering ------------------------------------------------------------------------------------
+
+    def answer(self, data: bytes, now: datetime, allowed: Callable[[CaKind], bool]) -> Answer:
+        """The response to one request; ``allowed`` says which CA's status the caller may receive."""
+        try:
+            request = ocsp.parse_request(data)
+        except ocsp.MalformedRequest as exc:
+            return Answer(ocsp.error_response(ResponseStatus.MALFORMED_REQUEST),
+                          ResponseStatus.MALFORMED_REQUEST, detail=str(exc))
+        self.poll()
+        serials = tuple(f"{r.serial:X}" for r in request.refs)
+        found = [self._authority(r) if r.hash_algorithm in ("sha1", "sha256") else None for r in request.refs]
+        authorities = [a for a in found if a is not None]
+        if len(authorities) != len(found) or len({a.id for a in authorities}) != 1:
+            return Answer(ocsp.error_response(ResponseStatus.UNAUTHORIZED), ResponseStatus.UNAUTHORIZED,
+                          serials, detail="not a certificate of this responder's CAs (or of more than one)")
+        authority = authorities[0]
+        if not allowed(authority.kind):
+            return Answer(ocsp.error_response(ResponseStatus.UNAUTHORIZED), ResponseStatus.UNAUTHORIZED,
+                          serials, (authority.kind,), detail=f"not registered to verify {authority.kind.value}")
+        if len(request.refs) == 1 and request.nonce is None:
+            ref = request.refs[0]
+            entry = self._lookup(ref, now)
+            if entry is not None:
+                return Answer(entry.der, ResponseStatus.SUCCESSFUL, serials, (authority.kind,), cached=True)
+            entry = self._fill(authority, ref, now)
+            if entry is not None:
+                return Answer(entry.der, ResponseStatus.SUCCESSFUL, serials, (authority.kind,))
+        return self._sign_fresh(authority, request, now, serials)
+
+    def _lookup(self, ref: ocsp.CertRef, now: datetime) -> _Entry | None:
+        key = (ref.hash_algorithm, ref.issuer_key_hash, ref.serial)
+        with self._lock:
+            entry = self._cache.get(key)
+            if entry is None:
+                return None
+            if now >= entry.refresh_at:
+                del self._cache[key]
+                return None
+            self._cache.move_to_end(key)
+            return entry
+
+    def _fill(self, authority: service.Authority, ref: ocsp.CertRef, now: datetime) -> _Entry | None:
+        with self._lock:
+            changes = self._changes
+        stored = service.presigned_response(self.ctx, authority, ref.serial, ref.hash_algorithm, now)
+        if stored is None:
+            return None
+        lifetime = stored.next_update - stored.this_update
+        entry = _Entry(stored.der, stored.this_update + lifetime / 2, stored.status, stored.revoked_at, stored.reason)
+        with self._lock:
+            if self._changes == changes:  # no revocation seen meanwhile: safe to keep
+                self._cache[(ref.hash_algorithm, ref.issuer_key_hash, ref.serial)] = entry
+                while len(self._cache) > self._max_entries:
+                    self._cache.popitem(last=False)
+        return entry
+
+    def _sign_fresh(self, authority: service.Authority, request: ocsp.OcspRequest, now: datetime,
+                    serials: tuple[str, ...]) -> Answer:
+        lifetime = jpki_settings().ocsp_lifetime
+        moment = now.replace(microsecond=0)
+        statuses = []
+        for ref in request.refs:
+            row = service.certificate_status_row(self.ctx, authority, ref.serial)
+            statuses.append(service.single_status(row, ref.der, moment, lifetime))
+        der = service.sign_ocsp_response(self.ctx, authority, statuses, moment, nonce=request.nonce)
+        return Answer(der, ResponseStatus.SUCCESSFUL, serials, (authority.kind,))
+
+    def cache_size(self) -> int:
+        with self._lock:
+            return len(self._cache)
+
+
+_RESPONDERS: dict[str, OcspResponder] = {}
+_RESPONDERS_LOCK = threading.Lock()
+
+
+def responder_for(ctx: Context) -> OcspResponder:
+    """This process's responder for the context's database."""
+    key = str(ctx.db.url)
+    with _RESPONDERS_LOCK:
+        responder = _RESPONDERS.get(key)
+        if responder is None or responder.ctx is not ctx:
+            responder = _RESPONDERS[key] = OcspResponder(ctx)
+    return responder
