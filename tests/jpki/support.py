@@ -4,6 +4,8 @@ window, chip keys generated with ``cryptography`` where a chip would generate th
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -131,3 +133,31 @@ def openssl(*args: str, cwd: Path | None = None, check: bool = False) -> tuple[i
     if check and done.returncode != 0:
         raise AssertionError(f"openssl {' '.join(args)} failed:\n{out}")
     return done.returncode, out
+
+
+@contextmanager
+def serve(ctx: Context) -> Iterator[str]:
+    """The web app on uvicorn in a thread of this process (like the ``live_server`` fixture, for any ctx)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from mynacard.web.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -8,12 +8,11 @@ generation); ``POST /jpki/ocsp`` and ``GET /jpki/ocsp/{base64 request}``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -22,16 +21,17 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from mynacard.context import Context
 from mynacard.errors import Forbidden, InvalidInput, NotFound
-from mynacard.jpki import service, verifiers
+from mynacard.jpki import ocsp, service, verifiers
 from mynacard.jpki.config import jpki_settings
-from mynacard.jpki.model import CaKind, Purpose, RevocationReason, VerifierKind
+from mynacard.jpki.model import CaKind, Purpose, VerifierKind
 from mynacard.jpki.ocsp import MAX_REQUEST_BYTES, ResponseStatus
 from mynacard.jpki.relying_party import RelyingParty, Verification
-from mynacard.jpki.responder import responder_for
+from mynacard.jpki.responder import Answer, responder_for
 from mynacard.principal import Principal, Role
 from mynacard.web.deps import context, optional_principal, principal, render
 from mynacard.web.i18n import register
@@ -84,7 +84,7 @@ def _scheduler(ctx: Context, stop: threading.Event) -> None:
             if ticks % 60 == 1:  # every 30 s
                 service.publish_crls(ctx, system, _now())
                 responder_for(ctx).poll(force=True)
-        except Exception:  # noqa: BLE001 - the schedule carries on; the next tick retries
+        except Exception:
             log.exception("jpki scheduler")
 
 
@@ -193,35 +193,80 @@ def _ocsp_reply(der: bytes) -> Response:
     return Response(der, media_type="application/ocsp-response", headers=_OCSP_HEADERS)
 
 
-def _answer_ocsp(ctx: Context, request: Request, data: bytes) -> bytes:
-    from mynacard.jpki import ocsp
+_INTERNAL = (Role.OPERATOR, Role.SYSTEM, Role.KIOSK)
 
-    now = _now()
-    remote = _remote(request)
-    who = _caller(ctx, request)
-    internal = who is not None and who.role in (Role.OPERATOR, Role.SYSTEM, Role.KIOSK)
-    verifier = verifiers.verifier_of(ctx, who)
-    if verifier is None and not internal:
-        verifiers.log_query(ctx, None, verifiers.caller_label(who, remote), "ocsp", None, "refused",
-                            "not a registered verifier", now, immediate=True)
-        return ocsp.error_response(ResponseStatus.UNAUTHORIZED)
+
+def _outcome(answer: Answer) -> tuple[str, bool]:
+    refused = answer.status is ResponseStatus.UNAUTHORIZED and bool(answer.kinds)
+    outcome = {ResponseStatus.SUCCESSFUL: "answered", ResponseStatus.MALFORMED_REQUEST: "malformed",
+               ResponseStatus.UNAUTHORIZED: "refused" if refused else "unknown_ca"}.get(answer.status, "error")
+    return outcome, refused
+
+
+def _allowed(who: Principal | None, verifier: verifiers.Verifier | None) -> Callable[[CaKind], bool]:
+    internal = who is not None and who.role in _INTERNAL
 
     def allowed(kind: CaKind) -> bool:
         return internal or (verifier is not None and verifier.may(Purpose.for_ca(kind)))
 
+    return allowed
+
+
+def _answer_ocsp(ctx: Context, request: Request, data: bytes) -> bytes:
+    """The whole answer, with database look-ups and signing as needed (runs in the thread pool)."""
+    now = _now()
+    remote = _remote(request)
+    who = _caller(ctx, request)
+    verifier = verifiers.verifier_of(ctx, who)
+    if verifier is None and not (who is not None and who.role in _INTERNAL):
+        verifiers.log_query(ctx, None, verifiers.caller_label(who, remote), "ocsp", None, "refused",
+                            "not a registered verifier", now, immediate=True)
+        return ocsp.error_response(ResponseStatus.UNAUTHORIZED)
     try:
-        answer = responder_for(ctx).answer(data, now, allowed)
-    except Exception:  # noqa: BLE001 - RFC 6960: internalError, never an HTTP 500
+        answer = responder_for(ctx).answer(data, now, _allowed(who, verifier))
+    except Exception:
         log.exception("OCSP responder")
         verifiers.log_query(ctx, verifier, verifiers.caller_label(who, remote), "ocsp", None, "error",
                             "internal error", now, immediate=True)
         return ocsp.error_response(ResponseStatus.INTERNAL_ERROR)
-    refused = answer.status is ResponseStatus.UNAUTHORIZED and answer.kinds
-    outcome = {ResponseStatus.SUCCESSFUL: "answered", ResponseStatus.MALFORMED_REQUEST: "malformed",
-               ResponseStatus.UNAUTHORIZED: "refused" if refused else "unknown_ca"}.get(answer.status, "error")
+    outcome, refused = _outcome(answer)
     verifiers.log_query(ctx, verifier, verifiers.caller_label(who, remote), "ocsp",
-                        ",".join(answer.serials)[:48] or None, outcome, answer.detail, now, immediate=bool(refused))
+                        ",".join(answer.serials)[:48] or None, outcome, answer.detail, now, immediate=refused)
     return answer.der
+
+
+def _answer_from_memory(ctx: Context, request: Request, data: bytes) -> tuple[bytes, bool] | None:
+    """(response, log due) when the caller and the answer are both in memory; None otherwise."""
+    if jpki_settings().mtls_header:
+        return None
+    known, who, verifier = verifiers.cached_caller(ctx, _bearer(request))
+    if not known or verifier is None:
+        return None
+    now = _now()
+    try:
+        answer = responder_for(ctx).answer_from_memory(data, now, _allowed(who, verifier))
+    except Exception:
+        return None
+    if answer is None:
+        return None
+    outcome, refused = _outcome(answer)
+    if refused:
+        return None  # refusals are written at once, by the full path
+    due = verifiers.log_query(ctx, verifier, verifiers.caller_label(who, _remote(request)), "ocsp",
+                              ",".join(answer.serials)[:48] or None, outcome, answer.detail, now, flush=False)
+    return answer.der, due
+
+
+async def _respond_ocsp(request: Request, data: bytes) -> Response:
+    ctx = context(request)
+    fast = _answer_from_memory(ctx, request, data)
+    if fast is None:
+        return _ocsp_reply(await run_in_threadpool(_answer_ocsp, ctx, request, data))
+    der, log_due = fast
+    response = _ocsp_reply(der)
+    if log_due:
+        response.background = BackgroundTask(verifiers.flush_query_log, ctx)
+    return response
 
 
 async def _read_body(request: Request) -> bytes | None:
@@ -237,20 +282,14 @@ async def _read_body(request: Request) -> bytes | None:
 
 async def ocsp_post(request: Request) -> Response:
     """RFC 6960 A.1.1 POST: the DER request is the body (``application/ocsp-request``)."""
-    from mynacard.jpki import ocsp
-
-    ctx = context(request)
     data = await _read_body(request)
     if data is None:
         return _ocsp_reply(ocsp.error_response(ResponseStatus.MALFORMED_REQUEST))
-    return _ocsp_reply(await run_in_threadpool(_answer_ocsp, ctx, request, data))
+    return await _respond_ocsp(request, data)
 
 
 async def ocsp_get(request: Request) -> Response:
     """RFC 6960 A.1.1 GET: ``/jpki/ocsp/{url-encoding of base64 of the DER request}``."""
-    from mynacard.jpki import ocsp
-
-    ctx = context(request)
     raw = unquote(request.path_params.get("encoded", ""))
     try:
         data = base64.b64decode(raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4), validate=True)
@@ -258,7 +297,7 @@ async def ocsp_get(request: Request) -> Response:
         data = b""
     if not data:
         return _ocsp_reply(ocsp.error_response(ResponseStatus.MALFORMED_REQUEST))
-    return _ocsp_reply(await run_in_threadpool(_answer_ocsp, ctx, request, data))
+    return await _respond_ocsp(request, data)
 
 
 router.add_route("/jpki/ocsp", ocsp_post, methods=["POST"], include_in_schema=False)

@@ -92,7 +92,8 @@ def build_crl(*, issuer_der: bytes, authority_key_id: bytes, number: int, this_u
         extensions.append({"extn_id": "delta_crl_indicator", "critical": True, "extn_value": delta_base})
     elif freshest_crl_url:
         extensions.append({"extn_id": "freshest_crl", "critical": False, "extn_value": [{
-            "distribution_point": {"full_name": [{"uniform_resource_identifier": freshest_crl_url}]}}]})
+            "distribution_point": {"full_name": [asn1_x509.GeneralName(
+                name="uniform_resource_identifier", value=freshest_crl_url)]}}]})
     tbs_value: dict[str, object] = {
         "version": "v2",
         "signature": {"algorithm": "sha256_rsa"},

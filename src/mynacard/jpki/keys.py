@@ -134,6 +134,7 @@ class Pkcs11Config:
 
 
 _LIB_LOCK = threading.Lock()
+_SESSIONS: dict[tuple[str, str, str], tuple[Any, threading.Lock]] = {}
 
 
 @cache
@@ -143,16 +144,29 @@ def _library(module: str) -> Any:
     return pkcs11.lib(module)
 
 
-def _session(config: Pkcs11Config) -> Any:
+def _session(config: Pkcs11Config) -> tuple[Any, threading.Lock]:
+    """The process's logged-in session on the token (PKCS#11 login is per application, not per session),
+    with the lock that serialises its use."""
+    import hashlib
+
     import pkcs11
 
+    key = (config.module, config.token_label, hashlib.sha256(config.pin.encode()).hexdigest())
     with _LIB_LOCK:
+        found = _SESSIONS.get(key)
+        if found is not None:
+            return found
         try:
             token = _library(config.module).get_token(token_label=config.token_label)
-            return token.open(user_pin=config.pin, rw=True)
+            session = token.open(user_pin=config.pin, rw=True)
+        except pkcs11.exceptions.UserAlreadyLoggedIn as exc:
+            raise Pkcs11Error(f"PKCS#11 token {config.token_label!r} is already in use in this process with "
+                              "other credentials") from exc
         except (pkcs11.exceptions.PKCS11Error, OSError, RuntimeError) as exc:
             raise Pkcs11Error(f"cannot open PKCS#11 token {config.token_label!r}: "
                               f"{type(exc).__name__} {exc}") from exc
+        _SESSIONS[key] = (session, threading.Lock())
+        return _SESSIONS[key]
 
 
 class Pkcs11Signer:
@@ -163,17 +177,15 @@ class Pkcs11Signer:
         from pkcs11 import Attribute, ObjectClass
 
         self.label = label
-        self._lock = threading.Lock()
-        self._session = _session(config)
+        self._session, self._lock = _session(config)
         try:
-            self._private = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
-            public = self._session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+            with self._lock:
+                self._private = self._session.get_key(object_class=ObjectClass.PRIVATE_KEY, label=label)
+                public = self._session.get_key(object_class=ObjectClass.PUBLIC_KEY, label=label)
+                exponent, modulus = public[Attribute.PUBLIC_EXPONENT], public[Attribute.MODULUS]
         except (pkcs11.exceptions.NoSuchKey, pkcs11.exceptions.MultipleObjectsReturned) as exc:
-            self._session.close()
             raise Pkcs11Error(f"token {config.token_label!r} has no single key labelled {label!r}") from exc
-        numbers = rsa.RSAPublicNumbers(int.from_bytes(public[Attribute.PUBLIC_EXPONENT], "big"),
-                                       int.from_bytes(public[Attribute.MODULUS], "big"))
-        self._public = numbers.public_key()
+        self._public = rsa.RSAPublicNumbers(int.from_bytes(exponent, "big"), int.from_bytes(modulus, "big")).public_key()
 
     @property
     def public_key(self) -> rsa.RSAPublicKey:
@@ -183,7 +195,8 @@ class Pkcs11Signer:
     def extractable(self) -> bool:
         from pkcs11 import Attribute
 
-        return bool(self._private[Attribute.EXTRACTABLE]) or not bool(self._private[Attribute.SENSITIVE])
+        with self._lock:
+            return bool(self._private[Attribute.EXTRACTABLE]) or not bool(self._private[Attribute.SENSITIVE])
 
     def sign(self, data: bytes) -> bytes:
         from pkcs11 import Mechanism
@@ -194,26 +207,22 @@ class Pkcs11Signer:
     def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
         return _sign_externally(builder, self.sign)
 
-    def close(self) -> None:
-        self._session.close()
-
 
 def generate_pkcs11_key(config: Pkcs11Config, label: str) -> Pkcs11Signer:
     """Generate an RSA-2048 key pair inside the token: private half sensitive, never extractable."""
     import pkcs11
     from pkcs11 import Attribute, KeyType
 
-    session = _session(config)
+    session, lock = _session(config)
     try:
-        session.generate_keypair(
-            KeyType.RSA, KEY_SIZE, label=label, store=True,
-            public_template={Attribute.PUBLIC_EXPONENT: b"\x01\x00\x01", Attribute.VERIFY: True},
-            private_template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False, Attribute.SIGN: True,
-                              Attribute.PRIVATE: True})
+        with lock:
+            session.generate_keypair(
+                KeyType.RSA, KEY_SIZE, label=label, store=True,
+                public_template={Attribute.PUBLIC_EXPONENT: b"\x01\x00\x01", Attribute.VERIFY: True},
+                private_template={Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False, Attribute.SIGN: True,
+                                  Attribute.PRIVATE: True})
     except pkcs11.exceptions.PKCS11Error as exc:
         raise Pkcs11Error(f"key generation in token {config.token_label!r} failed: {type(exc).__name__}") from exc
-    finally:
-        session.close()
     return Pkcs11Signer(config, label)
 
 
@@ -223,12 +232,10 @@ def open_pkcs11_key(config: Pkcs11Config, label: str) -> Pkcs11Signer:
 
 def delete_pkcs11_key(config: Pkcs11Config, label: str) -> None:
     """Remove a key pair (used when a concurrent first use generated a CA key that lost the race)."""
-    session = _session(config)
-    try:
+    session, lock = _session(config)
+    with lock:
         for obj in list(session.get_objects({_label_attribute(): label})):
             obj.destroy()
-    finally:
-        session.close()
 
 
 def _label_attribute() -> Any:

@@ -138,6 +138,33 @@ class OcspResponder:
                 return Answer(entry.der, ResponseStatus.SUCCESSFUL, serials, (authority.kind,))
         return self._sign_fresh(authority, request, now, serials)
 
+    def answer_from_memory(self, data: bytes, now: datetime, allowed: Callable[[CaKind], bool]) -> Answer | None:
+        """The answer when it needs neither the database nor a signature (malformed, refused, or a cached
+        pre-signed response), else None — so that the web layer can answer without leaving its event loop."""
+        if time.monotonic() - self._last_poll >= self._poll_seconds:
+            return None
+        try:
+            request = ocsp.parse_request(data)
+        except ocsp.MalformedRequest as exc:
+            return Answer(ocsp.error_response(ResponseStatus.MALFORMED_REQUEST),
+                          ResponseStatus.MALFORMED_REQUEST, detail=str(exc))
+        if len(request.refs) != 1 or request.nonce is not None:
+            return None
+        ref = request.refs[0]
+        with self._lock:
+            authority = self._authorities.get((ref.hash_algorithm, ref.issuer_key_hash))
+        if authority is None or bytes.fromhex(
+                authority.name_sha1 if ref.hash_algorithm == "sha1" else authority.name_sha256) != ref.issuer_name_hash:
+            return None
+        serials = (f"{ref.serial:X}",)
+        if not allowed(authority.kind):
+            return Answer(ocsp.error_response(ResponseStatus.UNAUTHORIZED), ResponseStatus.UNAUTHORIZED,
+                          serials, (authority.kind,), detail=f"not registered to verify {authority.kind.value}")
+        entry = self._lookup(ref, now)
+        if entry is None:
+            return None
+        return Answer(entry.der, ResponseStatus.SUCCESSFUL, serials, (authority.kind,), cached=True)
+
     def _lookup(self, ref: ocsp.CertRef, now: datetime) -> _Entry | None:
         key = (ref.hash_algorithm, ref.issuer_key_hash, ref.serial)
         with self._lock:

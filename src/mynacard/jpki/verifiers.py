@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from asn1crypto import keys as asn1_keys
@@ -163,6 +164,21 @@ _CACHE: dict[tuple[str, str], tuple[float, Any]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+_MISSING = object()
+
+
+@lru_cache(maxsize=8)
+def _sealer(data_key: bytes) -> Sealer:
+    return Sealer(data_key)
+
+
+def _peek(key: tuple[str, str]) -> Any:
+    """A cached value, or ``_MISSING``, without loading anything (for the non-blocking OCSP path)."""
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    return hit[1] if hit is not None and hit[0] > time.monotonic() else _MISSING
+
+
 def _cached(key: tuple[str, str], load: Any) -> Any:
     """A short-lived per-process cache: the OCSP hot path must not query accounts on every request; a
     suspension takes effect within two seconds (or at once in this process)."""
@@ -209,10 +225,30 @@ def authenticate(ctx: Context, api_key: str | None, client_cert_sha256: str | No
             return found
     if not api_key:
         return None
-    digest = Sealer(ctx.settings.data_key).lookup_hash(api_key)
+    digest = _sealer(ctx.settings.data_key).lookup_hash(api_key)
     key_principal: Principal | None = _cached((str(ctx.db.url), "k:" + digest),
                                               lambda: accounts.authenticate_api_key(ctx, api_key))
     return key_principal
+
+
+def cached_caller(ctx: Context, api_key: str | None, client_cert_sha256: str | None = None
+                  ) -> tuple[bool, Principal | None, Verifier | None]:
+    """(known, principal, verifier) from the caches only; ``known`` is False when a database look-up is
+    needed. Lets the OCSP responder answer from memory without leaving the event loop."""
+    url = str(ctx.db.url)
+    if client_cert_sha256:
+        return False, None, None
+    if not api_key:
+        return True, None, None
+    who = _peek((url, "k:" + _sealer(ctx.settings.data_key).lookup_hash(api_key)))
+    if who is _MISSING:
+        return False, None, None
+    if who is None or who.role is not Role.VERIFIER:
+        return True, who, None
+    verifier = _peek((url, "v:" + who.subject))
+    if verifier is _MISSING:
+        return False, None, None
+    return True, who, verifier if verifier is not None and verifier.active else None
 
 
 def caller_label(principal: Principal | None, remote: str | None = None) -> str:
@@ -264,8 +300,10 @@ def _log(ctx: Context) -> _QueryLog:
 
 
 def log_query(ctx: Context, verifier: Verifier | None, caller: str, action: str, serial: str | None,
-              outcome: str, detail: str | None, now: datetime, immediate: bool = False) -> None:
-    """Record one validity query (or refusal) against the verifier that made it."""
+              outcome: str, detail: str | None, now: datetime, immediate: bool = False,
+              flush: bool = True) -> bool:
+    """Record one validity query (or refusal) against the verifier that made it. Returns whether the
+    buffer is due to be written; with ``flush=False`` the caller writes it (off the event loop)."""
     row = {"verifier_id": verifier.id if verifier else None, "caller": caller[:128], "action": action[:24],
            "certificate_serial": serial[:48] if serial else None, "outcome": outcome[:16],
            "detail": detail[:500] if detail else None, "at": now}
@@ -274,8 +312,10 @@ def log_query(ctx: Context, verifier: Verifier | None, caller: str, action: str,
         log.rows.append(row)
         due = (immediate or len(log.rows) >= _FLUSH_ROWS
                or time.monotonic() - log.last_flush >= _FLUSH_SECONDS)
-    if due:
+    if due and flush:
         flush_query_log(ctx)
+        return False
+    return due
 
 
 def flush_query_log(ctx: Context) -> int:
