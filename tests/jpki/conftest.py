@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from mynacard.context import Context
-from tests.jpki.support import Town
+from mynacard.jpki import keys
+from tests.jpki.support import CA_KEYS, Town
 
 
 @pytest.fixture
@@ -27,4 +28,5 @@ def _jpki_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                  "MYNACARD_JPKI_PKCS11_PIN_FILE", "MYNACARD_JPKI_BASE_URL", "MYNACARD_JPKI_MTLS_HEADER"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MYNACARD_JPKI_SCHEDULER", "0")
+    monkeypatch.setattr(keys, "generate_software_key", lambda: keys.SoftwareSigner(CA_KEYS.take()))
     yield

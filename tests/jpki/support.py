@@ -36,12 +36,31 @@ MANUFACTURER = Principal(Role.MANUFACTURER, "test-manufacturer")
 CLERK = Principal(Role.CLERK, "clerk-chiyoda", CHIYODA)
 OTHER_CLERK = Principal(Role.CLERK, "clerk-sapporo", SAPPORO)
 
-_KEYS: list[rsa.RSAPrivateKey] = []
+class KeyPool:
+    """RSA-2048 keys generated at test time, handed out in turn: key generation is the slowest step of these
+    tests, and a key only has to differ from the others in use within one test (``size`` at most)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.keys: list[rsa.RSAPrivateKey] = []
+        self.next = 0
+
+    def take(self) -> rsa.RSAPrivateKey:
+        if len(self.keys) < self.size:
+            self.keys.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+            return self.keys[-1]
+        key = self.keys[self.next % self.size]
+        self.next += 1
+        return key
+
+
+CHIP_KEYS = KeyPool(24)
+CA_KEYS = KeyPool(24)
 
 
 def chip_key() -> rsa.RSAPrivateKey:
-    """An RSA-2048 key as the chip would generate (a small pool, so that tests stay fast)."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    """An RSA-2048 key as the chip would generate (from the pool)."""
+    return CHIP_KEYS.take()
 
 
 def spki(key: rsa.RSAPrivateKey) -> bytes:

@@ -374,7 +374,7 @@ class OcspSigner:
     signer: keys.Signer = field(repr=False)
 
 
-_OCSP_SIGNERS: dict[tuple[str, int], OcspSigner] = {}
+_OCSP_SIGNERS: dict[tuple[str, int, str], OcspSigner] = {}
 
 
 def _new_ocsp_signer(ctx: Context, conn: Connection, authority: Authority, now: datetime) -> OcspSigner:
@@ -394,7 +394,7 @@ def _new_ocsp_signer(ctx: Context, conn: Connection, authority: Authority, now: 
         sealed_key=keys.seal_software_key(key, sealer, f"jpki_ocsp_signers:{signer_id}".encode())))
     made = OcspSigner(signer_id, authority.id, der, key_hash, not_after, key)
     with _SIGNERS_LOCK:
-        _OCSP_SIGNERS[(str(ctx.db.url), signer_id)] = made
+        _OCSP_SIGNERS[(str(ctx.db.url), signer_id, key_hash.hex())] = made
     return made
 
 
@@ -412,7 +412,7 @@ def ocsp_signer(ctx: Context, authority: Authority, now: datetime, conn: Connect
             return _new_ocsp_signer(ctx, conn, authority, now)
         with ctx.transaction() as tx:
             return _new_ocsp_signer(ctx, tx.conn, authority, now)
-    cache_key = (str(ctx.db.url), row.id)
+    cache_key = (str(ctx.db.url), row.id, row.key_sha1)
     with _SIGNERS_LOCK:
         cached = _OCSP_SIGNERS.get(cache_key)
     if cached is not None:

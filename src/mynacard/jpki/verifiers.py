@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from asn1crypto import keys as asn1_keys
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mynacard.accounts import service as accounts
 from mynacard.context import Context
+from mynacard.db import Database
 from mynacard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mynacard.jpki import profiles, service
 from mynacard.jpki import relying_party as rp
@@ -147,7 +150,9 @@ def set_suspended(ctx: Context, principal: Principal, verifier_id: int, suspende
         if not done:
             raise NotFound("no such verifier")
         row = conn.execute(select(jpki_verifiers).where(jpki_verifiers.c.id == verifier_id)).one()
-    _CACHE.clear()
+    cache = _cache(ctx)
+    with _CACHE_LOCK:
+        cache.clear()
     return _verifier(row)
 
 
@@ -160,8 +165,17 @@ def list_verifiers(ctx: Context, principal: Principal) -> list[Verifier]:
 # --- who is asking -----------------------------------------------------------------------------------------
 
 _CACHE_SECONDS = 2.0
-_CACHE: dict[tuple[str, str], tuple[float, Any]] = {}
+_CACHES: WeakKeyDictionary[Database, dict[str, tuple[float, Any]]] = WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
+
+
+def _cache(ctx: Context) -> dict[str, tuple[float, Any]]:
+    """This database's short-lived cache (per Database object: a test's or a tenant's data never mixes)."""
+    with _CACHE_LOCK:
+        found = _CACHES.get(ctx.db)
+        if found is None:
+            found = _CACHES[ctx.db] = {}
+        return found
 
 
 _MISSING = object()
@@ -172,26 +186,28 @@ def _sealer(data_key: bytes) -> Sealer:
     return Sealer(data_key)
 
 
-def _peek(key: tuple[str, str]) -> Any:
+def _peek(ctx: Context, key: str) -> Any:
     """A cached value, or ``_MISSING``, without loading anything (for the non-blocking OCSP path)."""
+    cache = _cache(ctx)
     with _CACHE_LOCK:
-        hit = _CACHE.get(key)
+        hit = cache.get(key)
     return hit[1] if hit is not None and hit[0] > time.monotonic() else _MISSING
 
 
-def _cached(key: tuple[str, str], load: Any) -> Any:
+def _cached(ctx: Context, key: str, load: Any) -> Any:
     """A short-lived per-process cache: the OCSP hot path must not query accounts on every request; a
     suspension takes effect within two seconds (or at once in this process)."""
     now = time.monotonic()
+    cache = _cache(ctx)
     with _CACHE_LOCK:
-        hit = _CACHE.get(key)
+        hit = cache.get(key)
     if hit is not None and hit[0] > now:
         return hit[1]
     value = load()
     with _CACHE_LOCK:
-        if len(_CACHE) > 10000:
-            _CACHE.clear()
-        _CACHE[key] = (now + _CACHE_SECONDS, value)
+        if len(cache) > 10000:
+            cache.clear()
+        cache[key] = (now + _CACHE_SECONDS, value)
     return value
 
 
@@ -205,7 +221,7 @@ def verifier_of(ctx: Context, principal: Principal | None) -> Verifier | None:
             row = conn.execute(select(jpki_verifiers).where(jpki_verifiers.c.username == principal.subject)).first()
         return None if row is None else _verifier(row)
 
-    verifier: Verifier | None = _cached((str(ctx.db.url), "v:" + principal.subject), load)
+    verifier: Verifier | None = _cached(ctx, "v:" + principal.subject, load)
     return verifier if verifier is not None and verifier.active else None
 
 
@@ -220,14 +236,13 @@ def authenticate(ctx: Context, api_key: str | None, client_cert_sha256: str | No
                     jpki_verifiers.c.client_cert_sha256 == fingerprint)).scalar()
             return None if username is None else Principal(Role.VERIFIER, username)
 
-        found: Principal | None = _cached((str(ctx.db.url), "c:" + fingerprint), by_cert)
+        found: Principal | None = _cached(ctx, "c:" + fingerprint, by_cert)
         if found is not None:
             return found
     if not api_key:
         return None
     digest = _sealer(ctx.settings.data_key).lookup_hash(api_key)
-    key_principal: Principal | None = _cached((str(ctx.db.url), "k:" + digest),
-                                              lambda: accounts.authenticate_api_key(ctx, api_key))
+    key_principal: Principal | None = _cached(ctx, "k:" + digest, lambda: accounts.authenticate_api_key(ctx, api_key))
     return key_principal
 
 
@@ -235,17 +250,16 @@ def cached_caller(ctx: Context, api_key: str | None, client_cert_sha256: str | N
                   ) -> tuple[bool, Principal | None, Verifier | None]:
     """(known, principal, verifier) from the caches only; ``known`` is False when a database look-up is
     needed. Lets the OCSP responder answer from memory without leaving the event loop."""
-    url = str(ctx.db.url)
     if client_cert_sha256:
         return False, None, None
     if not api_key:
         return True, None, None
-    who = _peek((url, "k:" + _sealer(ctx.settings.data_key).lookup_hash(api_key)))
+    who = _peek(ctx, "k:" + _sealer(ctx.settings.data_key).lookup_hash(api_key))
     if who is _MISSING:
         return False, None, None
     if who is None or who.role is not Role.VERIFIER:
         return True, who, None
-    verifier = _peek((url, "v:" + who.subject))
+    verifier = _peek(ctx, "v:" + who.subject)
     if verifier is _MISSING:
         return False, None, None
     return True, who, verifier if verifier is not None and verifier.active else None
@@ -284,18 +298,17 @@ class _QueryLog:
         self.last_flush = time.monotonic()
 
 
-_LOGS: dict[str, _QueryLog] = {}
+_LOGS: WeakKeyDictionary[Database, _QueryLog] = WeakKeyDictionary()
 _LOGS_LOCK = threading.Lock()
 _FLUSH_ROWS = 500
 _FLUSH_SECONDS = 0.5
 
 
 def _log(ctx: Context) -> _QueryLog:
-    key = str(ctx.db.url)
     with _LOGS_LOCK:
-        log = _LOGS.get(key)
+        log = _LOGS.get(ctx.db)
         if log is None:
-            log = _LOGS[key] = _QueryLog()
+            log = _LOGS[ctx.db] = _QueryLog()
     return log
 
 
@@ -324,10 +337,30 @@ def flush_query_log(ctx: Context) -> int:
     with log.lock:
         rows, log.rows = log.rows, []
         log.last_flush = time.monotonic()
-    if rows:
+    if not rows:
+        return 0
+    try:
         with ctx.db.begin() as conn:
             conn.execute(insert(jpki_verifier_queries), rows)
+    except IntegrityError:
+        _log_one_by_one(ctx, rows)
+    except OperationalError:
+        with log.lock:  # the database is busy or away: keep the rows for the next flush (bounded)
+            log.rows = (rows + log.rows)[-100_000:]
+        raise
     return len(rows)
+
+
+def _log_one_by_one(ctx: Context, rows: list[dict[str, Any]]) -> None:
+    """A row the batch could not take (its verifier was removed meanwhile) is kept without the link."""
+    for row in rows:
+        try:
+            with ctx.db.begin() as conn:
+                conn.execute(insert(jpki_verifier_queries), [row])
+        except IntegrityError:
+            with ctx.db.begin() as conn:
+                conn.execute(insert(jpki_verifier_queries), [{**row, "verifier_id": None,
+                                                              "detail": f"verifier {row['verifier_id']} gone"}])
 
 
 def queries(ctx: Context, principal: Principal, verifier_id: int | None = None, refused_only: bool = False,
