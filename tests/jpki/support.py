@@ -180,3 +180,39 @@ def serve(ctx: Context) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def ocsp_server(ctx: Context, idle_seconds: float = 30.0) -> Iterator[str]:
+    """The dedicated OCSP responder server in a thread of this process; yields its base URL."""
+    import asyncio
+    import socket
+    import threading
+
+    from mynacard.jpki.ocsp_server import OcspServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    loop = asyncio.new_event_loop()
+    server = OcspServer(ctx, threads=2, idle_seconds=idle_seconds)
+    ready = threading.Event()
+    stop: list[asyncio.Event] = []
+
+    async def main() -> None:
+        stop.append(asyncio.Event())
+        started = asyncio.Event()
+        task = asyncio.create_task(server.run("127.0.0.1", port, started, stop[0]))
+        await started.wait()
+        ready.set()
+        await task
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(20), "the OCSP server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(stop[0].set)
+        thread.join(timeout=10)
+        loop.close()

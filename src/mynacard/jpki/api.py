@@ -12,11 +12,10 @@ import base64
 import binascii
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
@@ -26,12 +25,12 @@ from starlette.concurrency import run_in_threadpool
 
 from mynacard.context import Context
 from mynacard.errors import Forbidden, InvalidInput, NotFound
-from mynacard.jpki import ocsp, service, verifiers
+from mynacard.jpki import ocsp, ocsp_http, service, verifiers
 from mynacard.jpki.config import jpki_settings
 from mynacard.jpki.model import CaKind, Purpose, VerifierKind
 from mynacard.jpki.ocsp import MAX_REQUEST_BYTES, ResponseStatus
 from mynacard.jpki.relying_party import RelyingParty, Verification
-from mynacard.jpki.responder import Answer, responder_for
+from mynacard.jpki.responder import responder_for
 from mynacard.principal import Principal, Role
 from mynacard.web.deps import context, optional_principal, principal, render
 from mynacard.web.i18n import register
@@ -150,17 +149,20 @@ def _bearer(request: Request) -> str | None:
     return auth[7:].strip() if auth.lower().startswith("bearer ") else None
 
 
-def _caller(ctx: Context, request: Request) -> Principal | None:
-    header = jpki_settings().mtls_header
-    fingerprint = request.headers.get(header) if header else None
-    found = verifiers.authenticate(ctx, _bearer(request), fingerprint)
-    if found is not None:
-        return found
-    return optional_principal(request) if "session" in request.scope else None
-
-
 def _remote(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def _http_caller(request: Request) -> ocsp_http.Caller:
+    header = jpki_settings().mtls_header
+    session = optional_principal(request) if "session" in request.scope and not _bearer(request) else None
+    return ocsp_http.Caller(_bearer(request), request.headers.get(header) if header else None, _remote(request),
+                            session)
+
+
+def _caller(ctx: Context, request: Request) -> Principal | None:
+    caller = _http_caller(request)
+    return verifiers.authenticate(ctx, caller.api_key, caller.client_cert_sha256) or caller.session
 
 
 @router.get("/jpki/crl/{name}", include_in_schema=False)
@@ -193,75 +195,12 @@ def _ocsp_reply(der: bytes) -> Response:
     return Response(der, media_type="application/ocsp-response", headers=_OCSP_HEADERS)
 
 
-_INTERNAL = (Role.OPERATOR, Role.SYSTEM, Role.KIOSK)
-
-
-def _outcome(answer: Answer) -> tuple[str, bool]:
-    refused = answer.status is ResponseStatus.UNAUTHORIZED and bool(answer.kinds)
-    outcome = {ResponseStatus.SUCCESSFUL: "answered", ResponseStatus.MALFORMED_REQUEST: "malformed",
-               ResponseStatus.UNAUTHORIZED: "refused" if refused else "unknown_ca"}.get(answer.status, "error")
-    return outcome, refused
-
-
-def _allowed(who: Principal | None, verifier: verifiers.Verifier | None) -> Callable[[CaKind], bool]:
-    internal = who is not None and who.role in _INTERNAL
-
-    def allowed(kind: CaKind) -> bool:
-        return internal or (verifier is not None and verifier.may(Purpose.for_ca(kind)))
-
-    return allowed
-
-
-def _answer_ocsp(ctx: Context, request: Request, data: bytes) -> bytes:
-    """The whole answer, with database look-ups and signing as needed (runs in the thread pool)."""
-    now = _now()
-    remote = _remote(request)
-    who = _caller(ctx, request)
-    verifier = verifiers.verifier_of(ctx, who)
-    if verifier is None and not (who is not None and who.role in _INTERNAL):
-        verifiers.log_query(ctx, None, verifiers.caller_label(who, remote), "ocsp", None, "refused",
-                            "not a registered verifier", now, immediate=True)
-        return ocsp.error_response(ResponseStatus.UNAUTHORIZED)
-    try:
-        answer = responder_for(ctx).answer(data, now, _allowed(who, verifier))
-    except Exception:
-        log.exception("OCSP responder")
-        verifiers.log_query(ctx, verifier, verifiers.caller_label(who, remote), "ocsp", None, "error",
-                            "internal error", now, immediate=True)
-        return ocsp.error_response(ResponseStatus.INTERNAL_ERROR)
-    outcome, refused = _outcome(answer)
-    verifiers.log_query(ctx, verifier, verifiers.caller_label(who, remote), "ocsp",
-                        ",".join(answer.serials)[:48] or None, outcome, answer.detail, now, immediate=refused)
-    return answer.der
-
-
-def _answer_from_memory(ctx: Context, request: Request, data: bytes) -> tuple[bytes, bool] | None:
-    """(response, log due) when the caller and the answer are both in memory; None otherwise."""
-    if jpki_settings().mtls_header:
-        return None
-    known, who, verifier = verifiers.cached_caller(ctx, _bearer(request))
-    if not known or verifier is None:
-        return None
-    now = _now()
-    try:
-        answer = responder_for(ctx).answer_from_memory(data, now, _allowed(who, verifier))
-    except Exception:
-        return None
-    if answer is None:
-        return None
-    outcome, refused = _outcome(answer)
-    if refused:
-        return None  # refusals are written at once, by the full path
-    due = verifiers.log_query(ctx, verifier, verifiers.caller_label(who, _remote(request)), "ocsp",
-                              ",".join(answer.serials)[:48] or None, outcome, answer.detail, now, flush=False)
-    return answer.der, due
-
-
 async def _respond_ocsp(request: Request, data: bytes) -> Response:
     ctx = context(request)
-    fast = _answer_from_memory(ctx, request, data)
+    caller = _http_caller(request)
+    fast = ocsp_http.answer_from_memory(ctx, caller, data)
     if fast is None:
-        return _ocsp_reply(await run_in_threadpool(_answer_ocsp, ctx, request, data))
+        return _ocsp_reply(await run_in_threadpool(ocsp_http.answer, ctx, caller, data))
     der, log_due = fast
     response = _ocsp_reply(der)
     if log_due:
@@ -288,11 +227,7 @@ async def ocsp_post(request: Request) -> Response:
 
 async def ocsp_get(request: Request) -> Response:
     """RFC 6960 A.1.1 GET: ``/jpki/ocsp/{url-encoding of base64 of the DER request}``."""
-    raw = unquote(request.path_params.get("encoded", ""))
-    try:
-        data = base64.b64decode(raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        data = b""
+    data = ocsp_http.decode_get_path(request.path_params.get("encoded", ""))
     if not data:
         return _ocsp_reply(ocsp.error_response(ResponseStatus.MALFORMED_REQUEST))
     return await _respond_ocsp(request, data)

@@ -109,6 +109,19 @@ def ocsp_refresh(limit: int = typer.Option(100000, "--limit"), home: Path | None
     console.print(f"{service.refresh_ocsp_responses(ctx, OPERATOR, _now(), limit):,} responses signed")
 
 
+@app.command("ocsp-serve")
+def ocsp_serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8001, "--port"),
+               threads: int = typer.Option(4, "--threads", help="Threads for look-ups and signing."),
+               home: Path | None = HomeOption) -> None:
+    """Run the OCSP responder as a server of its own (POST /jpki/ocsp, GET /jpki/ocsp/{base64})."""
+    from mynacard.jpki.ocsp_server import serve
+
+    ctx = _ctx(home)
+    service.ensure_authorities(ctx, OPERATOR, _now())
+    console.print(f"[green]OCSP responder on http://{host}:{port}/jpki/ocsp[/green]")
+    serve(ctx, host, port, threads)
+
+
 @app.command()
 def rollover(kind: str = typer.Argument(..., help="sign or auth"), home: Path | None = HomeOption) -> None:
     """Start a new CA generation (new key and root, link certificates both ways)."""

@@ -56,6 +56,9 @@ class OcspResponder:
         self.ctx = ctx
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, bytes, int], _Entry] = OrderedDict()
+        self._by_request: dict[bytes, tuple[tuple[str, bytes, int], CaKind, str]] = {}
+        """Request bytes → its cache key: clients repeat the very same DER for a certificate, so a hit needs
+        no parsing (the entry itself is still checked, so an evicted answer is never served)."""
         self._authorities: dict[tuple[str, bytes], service.Authority] = {}
         self._counters: dict[int, int] = {}
         self._changes = 0
@@ -131,10 +134,10 @@ class OcspResponder:
         if len(request.refs) == 1 and request.nonce is None:
             ref = request.refs[0]
             entry = self._lookup(ref, now)
+            if entry is None:
+                entry = self._fill(authority, ref, now)
             if entry is not None:
-                return Answer(entry.der, ResponseStatus.SUCCESSFUL, serials, (authority.kind,), cached=True)
-            entry = self._fill(authority, ref, now)
-            if entry is not None:
+                self._remember(data, ref, authority.kind)
                 return Answer(entry.der, ResponseStatus.SUCCESSFUL, serials, (authority.kind,))
         return self._sign_fresh(authority, request, now, serials)
 
@@ -143,6 +146,15 @@ class OcspResponder:
         pre-signed response), else None — so that the web layer can answer without leaving its event loop."""
         if time.monotonic() - self._last_poll >= self._poll_seconds:
             return None
+        known = self._by_request.get(data)
+        if known is not None:
+            key, kind, serial = known
+            if not allowed(kind):
+                return Answer(ocsp.error_response(ResponseStatus.UNAUTHORIZED), ResponseStatus.UNAUTHORIZED,
+                              (serial,), (kind,), detail=f"not registered to verify {kind.value}")
+            entry = self._get(key, now)
+            if entry is not None:
+                return Answer(entry.der, ResponseStatus.SUCCESSFUL, (serial,), (kind,), cached=True)
         try:
             request = ocsp.parse_request(data)
         except ocsp.MalformedRequest as exc:
@@ -163,10 +175,19 @@ class OcspResponder:
         entry = self._lookup(ref, now)
         if entry is None:
             return None
+        self._remember(data, ref, authority.kind)
         return Answer(entry.der, ResponseStatus.SUCCESSFUL, serials, (authority.kind,), cached=True)
 
+    def _remember(self, data: bytes, ref: ocsp.CertRef, kind: CaKind) -> None:
+        with self._lock:
+            if len(self._by_request) >= 2 * self._max_entries:
+                self._by_request.clear()
+            self._by_request[data] = ((ref.hash_algorithm, ref.issuer_key_hash, ref.serial), kind, f"{ref.serial:X}")
+
     def _lookup(self, ref: ocsp.CertRef, now: datetime) -> _Entry | None:
-        key = (ref.hash_algorithm, ref.issuer_key_hash, ref.serial)
+        return self._get((ref.hash_algorithm, ref.issuer_key_hash, ref.serial), now)
+
+    def _get(self, key: tuple[str, bytes, int], now: datetime) -> _Entry | None:
         with self._lock:
             entry = self._cache.get(key)
             if entry is None:
