@@ -7,8 +7,9 @@
 3. Full and delta CRL generation with 1,000,000 revoked entries against ``openssl ca -gencrl`` on the same
    entries and CA key.
 
-Run: ``.venv/bin/python bench/jpki.py`` (``--quick`` for a smoke run). Needs ``openssl`` and ``ab`` (apache2-utils). Works in
-a temporary folder with its own SQLite database (or ``--database-url``), deleted afterwards.
+Run: ``.venv/bin/python bench/jpki.py`` (``--quick`` for a smoke run). Needs ``openssl`` and ``ab``
+(apache2-utils). Works in a temporary folder with its own SQLite database (or ``--database-url``), deleted
+afterwards.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -60,11 +61,9 @@ TOWN = "131016"
 
 def machine() -> dict[str, Any]:
     cpu = "unknown"
-    try:
+    with suppress(OSError, StopIteration):
         cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     mem = ""
     try:
         kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
@@ -189,7 +188,10 @@ def ab(url: str, seconds: int, connections: int, body: Path, headers: dict[str, 
         found = re.search(rf"^{label}:\s+([0-9.]+)", out, re.M)
         return float(found.group(1)) if found else 0.0
 
-    percent = dict(tuple(map(float, line.split(","))) for line in table.read_text().splitlines()[1:])
+    percent: dict[float, float] = {}
+    for line in table.read_text().splitlines()[1:]:
+        share, ms = line.split(",")
+        percent[float(share)] = float(ms)
     table.unlink()
     return {"per_s": number("Requests per second"), "requests": int(number("Complete requests")),
             "failed": int(number("Failed requests")), "non2xx": int(number("Non-2xx responses")),
@@ -235,12 +237,12 @@ def bench_ocsp(workdir: Path, url: str | None, certs: int, seconds: int, connect
         with_nonce = builder.add_extension(x509.OCSPNonce(secrets.token_bytes(16)), critical=False)
         (folder / f"nonce{i}.der").write_bytes(with_nonce.build().public_bytes(serialization.Encoding.DER))
         index.append(f"V\t{cert.not_valid_after_utc:%y%m%d%H%M%SZ}\t\t{cert.serial_number:X}\tunknown\t"
-                     f"/C=JP/CN={cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value}\n")
+                     f"/C=JP/CN={cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value!s}\n")
     (folder / "index.txt").write_text("".join(index))
     (folder / "ca.pem").write_bytes(ca.pem.encode())
     (folder / "responder.pem").write_bytes(x509.load_der_x509_certificate(responder.certificate_der).public_bytes(
         serialization.Encoding.PEM))
-    responder_key = responder.signer._key  # type: ignore[attr-defined]  # the same key for the peer, bench only
+    responder_key = responder.signer._key  # the same key for the peer, bench only
     (folder / "responder.key").write_bytes(responder_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     os.chmod(folder / "responder.key", 0o600)
@@ -294,7 +296,7 @@ def bench_crl(workdir: Path, url: str | None, entries: int, delta_entries: int) 
     ctx = context(workdir, url, "crl")
     now = datetime.now(UTC).replace(microsecond=0)
     ca = service.ensure_authorities(ctx, OPERATOR, now)[CaKind.SIGN]
-    serials = set()
+    serials: set[int] = set()
     while len(serials) < entries + delta_entries:
         serials.add(secrets.randbits(62) | (1 << 62))
     ordered = list(serials)
@@ -329,14 +331,14 @@ def bench_crl(workdir: Path, url: str | None, entries: int, delta_entries: int) 
     (delta,) = service.publish_crls(ctx, OPERATOR, now + timedelta(minutes=1), kinds=[CaKind.SIGN], delta_only=True)
     delta_seconds = time.perf_counter() - start
     check = x509.load_der_x509_crl(full.der)
-    assert check.is_signature_valid(ca.certificate.public_key()) and len(check) == entries  # type: ignore[arg-type]
+    assert check.is_signature_valid(ca.certificate.public_key()) and len(check) == entries
     assert len(x509.load_der_x509_crl(delta.der)) == delta_entries
 
     # the peer: openssl ca -gencrl over an index of the same revocations, signed with the same CA key
     folder = workdir / "crl-files"
     folder.mkdir()
     signer = service._ca_signer(ctx, None, ca)
-    (folder / "ca.key").write_bytes(signer._key.private_bytes(  # type: ignore[attr-defined]  # bench only
+    (folder / "ca.key").write_bytes(signer._key.private_bytes(  # bench only
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     os.chmod(folder / "ca.key", 0o600)
     (folder / "ca.pem").write_bytes(ca.pem.encode())
@@ -387,7 +389,8 @@ def report(results: dict[str, Any]) -> str:
                      f"with nonce {r['ratio_nonce']:.1f}×; web app route {r['ratio_web_app']:.1f}×")
     if "crl" in results:
         r = results["crl"]
-        lines.append(f"crl: full {r['entries']:,} entries in {r['full_seconds']:.1f} s ({r['full_bytes'] / 1e6:.1f} MB),"
+        lines.append(f"crl: full {r['entries']:,} entries in {r['full_seconds']:.1f} s "
+                     f"({r['full_bytes'] / 1e6:.1f} MB),"
                      f" delta {r['delta_entries']:,} entries in {r['delta_seconds']:.2f} s; openssl ca -gencrl "
                      f"{r['openssl_entries']:,} entries in {r['openssl_ca_gencrl_seconds']:.1f} s "
                      f"(setup {r['setup_seconds']:.0f} s, {r['database']})")

@@ -7,7 +7,8 @@ from datetime import date, timedelta
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from mynacard.cards.personalisation import CardHolder
 from mynacard.clock import JST
@@ -91,8 +92,7 @@ def test_bad_input_is_refused_whole_and_changes_nothing(town: Town) -> None:
     facts = registry.get_resident(town.ctx, SYSTEM, rid).facts
     good = CardHolder("E000000000101", CHIYODA, facts, date(2036, 1, 1), date(2031, 1, 1), True, True,
                       resident_id=rid)
-    small = __import__("cryptography.hazmat.primitives.asymmetric.rsa", fromlist=["rsa"]).generate_private_key(
-        public_exponent=65537, key_size=1024)
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     with pytest.raises(InvalidInput) as err:
         service.issue_batch(town.ctx, MANUFACTURER, [
             service.IssueRequest(good, spki(chip_key()), spki(chip_key())),
@@ -156,10 +156,10 @@ def test_window_reissue_refuses_a_card_not_in_use(town: Town) -> None:
 def test_the_certificates_key_is_the_cards_key(town: Town) -> None:
     card = town.card(town.resident())
     cert = x509.load_der_x509_certificate(card.issued.sign_certificate or b"")
-    signature = card.sign_key.sign(b"document", padding.PKCS1v15(), __import__(
-        "cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256())
-    cert.public_key().verify(signature, b"document", padding.PKCS1v15(),  # type: ignore[call-arg, union-attr]
-                             __import__("cryptography.hazmat.primitives.hashes", fromlist=["SHA256"]).SHA256())
+    signature = card.sign_key.sign(b"document", padding.PKCS1v15(), hashes.SHA256())
+    key = cert.public_key()
+    assert isinstance(key, rsa.RSAPublicKey)
+    key.verify(signature, b"document", padding.PKCS1v15(), hashes.SHA256())
 
 
 def test_operator_sees_every_certificate_clerks_only_their_town(town: Town) -> None:

@@ -1,7 +1,9 @@
 """Acceptance: 10,000 malformed OCSP requests (Hypothesis) get RFC 6960 error responses over HTTP, never a
-500, and the responder keeps serving — through the dedicated responder server and the web app's route. Malformed by construction — random bytes, broken DER, and
-well-formed DER that breaks RFC 6960 — and, for mutants of a valid request, judged against an independent
-parser (``cryptography``): whatever it cannot read must get ``malformedRequest``."""
+500, and the responder keeps serving — through the dedicated responder server and the web app's route.
+
+Malformed by construction — random bytes, broken DER, and well-formed DER that breaks RFC 6960 — and, for
+mutants of a valid request, judged against an independent parser (``cryptography``): whatever it cannot read
+must get ``malformedRequest``."""
 
 from __future__ import annotations
 

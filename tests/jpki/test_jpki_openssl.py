@@ -93,11 +93,11 @@ def test_openssl_verify_uses_delta_crls(town: Town, tmp_path: Path) -> None:
 def test_openssl_asn1parse_shows_the_subject_alt_name_other_names(town: Town, tmp_path: Path) -> None:
     card = town.card(town.resident(family="𠮷田", kana=("ヨシダ", "タロウ")))
     der = _write(tmp_path / "sign.der", card.issued.sign_certificate or b"")
-    rc, out = openssl("asn1parse", "-inform", "DER", "-in", der, check=True)
+    _, out = openssl("asn1parse", "-inform", "DER", "-in", der, check=True)
     lines = out.splitlines()
     at = next(i for i, line in enumerate(lines) if "X509v3 Subject Alternative Name" in line)
     offset = int(lines[at + 1].split(":", 1)[0])
-    rc, san = openssl("asn1parse", "-inform", "DER", "-in", der, "-strparse", str(offset), "-i", check=True)
+    _rc, san = openssl("asn1parse", "-inform", "DER", "-in", der, "-strparse", str(offset), "-i", check=True)
     oids = re.findall(r"OBJECT\s+:(1\.2\.392\.200149\.8\.5\.5\.\d)", san)
     assert oids == [f"1.2.392.200149.8.5.5.{n}" for n in (1, 4, 3, 5, 2, 6)], san
     assert san.count("cont [ 0 ]") >= 12  # each otherName: [0] type-id value, and the value [0] EXPLICIT
@@ -165,12 +165,12 @@ def test_openssl_ocsp_refuses_unregistered_clients_and_the_refusal_is_logged(ctx
     card = town.card(town.resident(at=now - timedelta(days=40)), now=now)
     ca = _write(tmp_path / "sign-ca.pem", _pem(card.issued.sign_ca_certificate))
     cert = _write(tmp_path / "sign.pem", _pem(card.issued.sign_certificate or b""))
-    rc, out = openssl("ocsp", "-issuer", ca, "-cert", cert, "-url", f"{live_server}/jpki/ocsp", "-CAfile", ca)
+    _, out = openssl("ocsp", "-issuer", ca, "-cert", cert, "-url", f"{live_server}/jpki/ocsp", "-CAfile", ca)
     assert "Responder Error: unauthorized (6)" in out, out
     # a verifier registered for authentication only may not learn about signing certificates
     auth_only, key = verifiers.register_verifier(ctx, OPERATOR, "ログイン事業者", VerifierKind.CERTIFIED_PRIVATE,
                                                  [Purpose.AUTHENTICATION], "login-only", now)
-    rc, out = openssl("ocsp", "-issuer", ca, "-cert", cert, "-url", f"{live_server}/jpki/ocsp", "-CAfile", ca,
+    _rc, out = openssl("ocsp", "-issuer", ca, "-cert", cert, "-url", f"{live_server}/jpki/ocsp", "-CAfile", ca,
                       "-header", f"Authorization=Bearer {key}")
     assert "Responder Error: unauthorized (6)" in out, out
     import httpx

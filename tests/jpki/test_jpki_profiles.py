@@ -92,7 +92,8 @@ def test_our_roots_match_the_real_roots_field_by_field(kind: CaKind, ca_key: key
 def test_the_roots_alternative_name_is_the_japanese_directory_name(ca_key: keys.SoftwareSigner) -> None:
     san = _ours(CaKind.SIGN, ca_key).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     (name,) = san.get_values_for_type(x509.DirectoryName)
-    assert [a.value for a in name] == ["JP", "公的個人認証サービス", "公的個人認証サービス署名用", "地方公共団体情報システム機構"]
+    assert [a.value for a in name] == ["JP", "公的個人認証サービス", "公的個人認証サービス署名用",
+                                       "地方公共団体情報システム機構"]
 
 
 def _urls() -> profiles.CaUrls:

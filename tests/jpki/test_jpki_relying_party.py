@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, utils
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from mynacard.context import Context
-from mynacard.jpki import profiles, service, verifiers
+from mynacard.jpki import keys, profiles, service, verifiers
 from mynacard.jpki.model import CaKind, Purpose, VerifierKind, root_not_after
 from mynacard.jpki.relying_party import CrlStatusSource, MemoryChallengeStore, RelyingParty, TrustStore
 from mynacard.principal import Principal, Role
@@ -73,7 +73,7 @@ def test_revoked_expired_wrong_purpose_and_foreign_certificates_are_refused(town
     late = party.verify_signature(DOC, signature, card.issued.sign_certificate or b"", end + timedelta(days=1))
     assert any("expired" in p for p in late.problems)
     # a look-alike CA with the very same name but another key
-    fake_key = __import__("mynacard.jpki.keys", fromlist=["x"]).generate_software_key()
+    fake_key = keys.generate_software_key()
     fake_root = profiles.root_certificate(CaKind.SIGN, fake_key, 1, NOW - timedelta(days=1), root_not_after(NOW))
     urls = profiles.CaUrls("http://x/crl", "http://x/d", "http://x/ca", "http://x/ocsp", "http://x/cps")
     forged = profiles.end_entity_certificate(profiles.EndEntityRequest(
@@ -112,7 +112,7 @@ def test_cms_detached_signatures(town: Town, tmp_path: Path) -> None:
     good = party.verify_cms_detached(DOC, cms, NOW)
     assert good.valid, good.problems
     assert good.signer is not None and good.signer.facts is not None and good.signing_time is not None
-    tampered = party.verify_cms_detached(DOC.replace("1".encode(), "2".encode()), cms, NOW)
+    tampered = party.verify_cms_detached(DOC.replace(b"1", b"2"), cms, NOW)
     assert not tampered.valid and "message digest" in tampered.problems[0]
     assert not party.verify_cms_detached(DOC, b"\x30\x03\x02\x01\x00", NOW).valid
     # the same with OpenSSL's own CMS signer (the card's key in a file, as a test stand-in for the chip)

@@ -65,7 +65,8 @@ def test_rollover_keeps_old_certificates_checkable_and_issues_with_the_new_key(t
     for card, ok in ((old_card, False), (new_card, True)):
         cert = tmp_path / f"{card.id}.pem"
         cert.write_bytes(_pem(card.issued.sign_certificate or b""))
-        rc, out = openssl("verify", "-attime", at, "-crl_check", "-CAfile", str(roots), "-CRLfile", str(crls), str(cert))
+        rc, out = openssl("verify", "-attime", at, "-crl_check", "-CAfile", str(roots), "-CRLfile", str(crls),
+                          str(cert))
         assert (rc == 0) is ok, out
 
     # the SDK trusts both generations; the responder answers for both

@@ -376,7 +376,8 @@ def _view(view: service.CertificateView) -> dict[str, Any]:
 
 
 @router.get("/api/jpki/certificates/{serial}")
-def get_certificate(serial: str, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
+def get_certificate(serial: str, ctx: Context = Depends(context),
+                    who: Principal = Depends(principal)) -> dict[str, Any]:
     """A certificate: for a platform operator one it follows; for clerks and the operator any in scope."""
     number = _serial(serial)
     if who.role is Role.VERIFIER:

@@ -185,7 +185,8 @@ class Pkcs11Signer:
                 exponent, modulus = public[Attribute.PUBLIC_EXPONENT], public[Attribute.MODULUS]
         except (pkcs11.exceptions.NoSuchKey, pkcs11.exceptions.MultipleObjectsReturned) as exc:
             raise Pkcs11Error(f"token {config.token_label!r} has no single key labelled {label!r}") from exc
-        self._public = rsa.RSAPublicNumbers(int.from_bytes(exponent, "big"), int.from_bytes(modulus, "big")).public_key()
+        numbers = rsa.RSAPublicNumbers(int.from_bytes(exponent, "big"), int.from_bytes(modulus, "big"))
+        self._public = numbers.public_key()
 
     @property
     def public_key(self) -> rsa.RSAPublicKey:

@@ -383,9 +383,10 @@ def romanise_kana(kana: str) -> str:
         elif ch == "ー":
             continue
         else:
-            syllable = _KANA.get(ch)
-            if syllable is None:
+            found = _KANA.get(ch)
+            if found is None:
                 raise ValueError(f"cannot romanise {ch!r}")
+            syllable = found
         if double_next:
             syllable = ("t" if syllable.startswith("ch") else syllable[0]) + syllable
             double_next = False

@@ -252,8 +252,9 @@ def _certificate(der: bytes) -> object:
     return asn1_x509.Certificate.load(der)
 
 
-_ERRORS = {status: asn1_ocsp.OCSPResponse({"response_status": int(status)}).dump()
-           for status in ResponseStatus if status is not ResponseStatus.SUCCESSFUL}
+_ERRORS: dict[ResponseStatus, bytes] = {
+    status: asn1_ocsp.OCSPResponse({"response_status": int(status)}).dump()
+    for status in ResponseStatus if status is not ResponseStatus.SUCCESSFUL}
 
 
 def error_response(status: ResponseStatus) -> bytes:

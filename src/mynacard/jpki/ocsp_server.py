@@ -157,7 +157,7 @@ class _Connection(asyncio.Protocol):
             request = self.queue.popleft()
             try:
                 reply = await self.server.handle(request, self.remote)
-            except Exception:  # noqa: BLE001 - never leave a client without an answer
+            except Exception:
                 log.exception("OCSP server")
                 reply = _response(200, "OK", ocsp.error_response(ResponseStatus.INTERNAL_ERROR), _OCSP_TYPE, False)
             if self.transport is None or self.transport.is_closing():
@@ -223,7 +223,7 @@ class OcspServer:
         def flush() -> None:
             try:
                 verifiers.flush_query_log(self.ctx)
-            except Exception:  # noqa: BLE001 - kept for the next flush
+            except Exception:
                 log.exception("OCSP query log")
             finally:
                 self._flushing = False
@@ -259,7 +259,7 @@ class OcspServer:
             await asyncio.sleep(0.5)
             try:
                 await loop.run_in_executor(self.executor, verifiers.flush_query_log, self.ctx)
-            except Exception:  # noqa: BLE001 - the rows stay buffered for the next try
+            except Exception:
                 log.exception("OCSP query log")
 
 

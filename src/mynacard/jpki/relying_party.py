@@ -289,7 +289,7 @@ def _ocsp_signer(response: x509_ocsp.OCSPResponse, issuer: x509.Certificate,
     candidates = [issuer, *response.certificates]
     for candidate in candidates:
         if response.responder_key_hash is not None:
-            ski = x509.SubjectKeyIdentifier.from_public_key(candidate.public_key())  # type: ignore[arg-type]
+            ski = x509.SubjectKeyIdentifier.from_public_key(candidate.public_key())
             if ski.digest != response.responder_key_hash:
                 continue
         elif response.responder_name != candidate.subject:
@@ -333,7 +333,7 @@ class CrlStatusSource:
             return RevocationInfo("unknown", source="crl", detail="no current CRL of this CA")
         full = max(fulls, key=_crl_number)
         deltas = [c for c in usable if _is_delta(c) and _delta_base(c) <= _crl_number(full) < _crl_number(c)]
-        for crl in sorted(deltas, key=_crl_number, reverse=True) + [full]:
+        for crl in [*sorted(deltas, key=_crl_number, reverse=True), full]:
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             if entry is not None:
                 try:

@@ -351,7 +351,9 @@ def rollover(ctx: Context, principal: Principal, kind: CaKind, now: datetime) ->
         pairs = [(new, old, old_signer, min(new.not_after, old.not_after)),  # NewWithOld
                  (old, new, new_signer, old.not_after)]                       # OldWithNew
         for subject, issuer, signer, until in pairs:
-            link = profiles.link_certificate(kind, subject.certificate.public_key(),  # type: ignore[arg-type]
+            subject_key = subject.certificate.public_key()
+            assert isinstance(subject_key, rsa.RSAPublicKey)
+            link = profiles.link_certificate(kind, subject_key,
                                              signer, issuer.certificate, _new_serial(), now.replace(microsecond=0),
                                              until)
             conn.execute(insert(jpki_link_certificates).values(
@@ -895,7 +897,7 @@ def _revoke(ctx: Context | None, conn: Connection, certificate_ids: Sequence[int
     """
     if not certificate_ids:
         return []
-    rows = []
+    rows: list[Any] = []
     ids = list(dict.fromkeys(certificate_ids))
     for i in range(0, len(ids), 5000):
         rows.extend(conn.execute(select(jpki_certificates.c.id, jpki_certificates.c.authority_id,
