@@ -154,3 +154,20 @@ def test_a_crl_is_signed_by_its_ca_and_not_stale(town: Town) -> None:
     assert crl.issuer == ca.subject and crl.next_update_utc is not None and crl.next_update_utc > NOW
     again = service.current_crl(town.ctx, CaKind.AUTH, False, NOW + timedelta(hours=1))
     assert again.number == info.number  # not due: the same CRL is served
+
+
+def test_a_responder_signs_the_revoked_answer_as_soon_as_it_sees_the_revocation(town: Town) -> None:
+    from sqlalchemy import select
+
+    from mynacard.jpki.responder import OcspResponder
+    from mynacard.jpki.tables import jpki_ocsp_responses
+
+    card = town.card(town.resident())
+    responder = OcspResponder(town.ctx)
+    assert responder.refresh_revoked(NOW) == 0
+    registry.move_resident(town.ctx, CLERK, card.resident_id, "東京都千代田区丸の内1番1号", None, NOW)
+    assert responder.refresh_revoked(NOW) == 1  # the registry's reaction revoked; this process signs the answer
+    with town.ctx.db.connect() as conn:
+        stored = conn.execute(select(jpki_ocsp_responses.c.status, jpki_ocsp_responses.c.hash_algorithm)).all()
+    assert [tuple(r) for r in stored] == [("revoked", "sha1")]
+    assert responder.refresh_revoked(NOW) == 0

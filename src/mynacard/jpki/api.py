@@ -80,10 +80,10 @@ def _scheduler(ctx: Context, stop: threading.Event) -> None:
         ticks += 1
         try:
             verifiers.flush_query_log(ctx)
+            responder_for(ctx).refresh_revoked(_now())  # revoked answers pre-signed as soon as seen
             if ticks % 60 == 1:  # every 30 s
                 service.publish_crls(ctx, system, _now())
-                responder_for(ctx).poll(force=True)
-        except Exception:
+        except Exception:  # the schedule carries on; the next tick retries
             log.exception("jpki scheduler")
 
 

@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from functools import lru_cache
 
 from mynacard.clock import JST
 from mynacard.registry.model import BasicFacts, add_years, age_on, nth_birthday_after
@@ -278,6 +279,7 @@ def _representable(ch: str) -> bool:
     return len(encoded) >= 2 and encoded[0] != 0x8E  # 0x8E: half-width katakana (JIS X 0201), not allowed
 
 
+@lru_cache(maxsize=65536)
 def substitute(text: str) -> tuple[str, str]:
     """Replace characters the certificate may not carry; return (text, position string of ``0``/``1``).
 

@@ -77,7 +77,7 @@ def answer(ctx: Context, caller: Caller, data: bytes) -> bytes:
         verifiers.log_query(ctx, verifier, label, "ocsp", ",".join(result.serials)[:48] or None, outcome,
                             result.detail, now, immediate=refused)
         return result.der
-    except Exception:
+    except Exception:  # RFC 6960: internalError, never an HTTP 500
         log.exception("OCSP responder")
         return ocsp.error_response(ResponseStatus.INTERNAL_ERROR)
 
@@ -101,7 +101,7 @@ def answer_from_memory(ctx: Context, caller: Caller, data: bytes) -> tuple[bytes
         due = verifiers.log_query(ctx, verifier, verifiers.caller_label(who, caller.remote), "ocsp",
                                   ",".join(result.serials)[:48] or None, outcome, result.detail, now, flush=False)
         return result.der, due
-    except Exception:
+    except Exception:  # the full path answers (and reports) properly
         return None
 
 

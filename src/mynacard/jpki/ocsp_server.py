@@ -18,6 +18,7 @@ import signal
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httptools
@@ -26,6 +27,7 @@ from mynacard.context import Context
 from mynacard.jpki import ocsp, ocsp_http, verifiers
 from mynacard.jpki.config import jpki_settings
 from mynacard.jpki.ocsp import MAX_REQUEST_BYTES, ResponseStatus
+from mynacard.jpki.responder import responder_for
 
 __all__ = ["OcspServer", "serve"]
 
@@ -157,7 +159,7 @@ class _Connection(asyncio.Protocol):
             request = self.queue.popleft()
             try:
                 reply = await self.server.handle(request, self.remote)
-            except Exception:
+            except Exception:  # never leave a client without an answer
                 log.exception("OCSP server")
                 reply = _response(200, "OK", ocsp.error_response(ResponseStatus.INTERNAL_ERROR), _OCSP_TYPE, False)
             if self.transport is None or self.transport.is_closing():
@@ -223,7 +225,7 @@ class OcspServer:
         def flush() -> None:
             try:
                 verifiers.flush_query_log(self.ctx)
-            except Exception:
+            except Exception:  # the rows stay buffered for the next flush
                 log.exception("OCSP query log")
             finally:
                 self._flushing = False
@@ -253,14 +255,16 @@ class OcspServer:
             self.executor.shutdown(wait=True)
 
     async def _tick(self, stop: asyncio.Event) -> None:
-        """Write the query log every half second even when traffic stops."""
+        """Every half second: write the query log, and sign the answers of newly revoked certificates."""
         loop = asyncio.get_running_loop()
+        responder = responder_for(self.ctx)
         while not stop.is_set():
             await asyncio.sleep(0.5)
             try:
                 await loop.run_in_executor(self.executor, verifiers.flush_query_log, self.ctx)
-            except Exception:
-                log.exception("OCSP query log")
+                await loop.run_in_executor(self.executor, responder.refresh_revoked, datetime.now(UTC))
+            except Exception:  # the next tick tries again
+                log.exception("OCSP responder tick")
 
 
 def serve(ctx: Context, host: str = "127.0.0.1", port: int = 8001, threads: int = 4) -> None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from asn1crypto import core
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
@@ -196,52 +198,85 @@ def _utf8_other_name(oid: ObjectIdentifier, value: str) -> x509.OtherName:
     return x509.OtherName(oid, core.UTF8String(value).dump())
 
 
+@dataclass(frozen=True)
+class _IssuerParts:
+    """The extensions that are the same in every certificate of one CA generation (built once)."""
+
+    issuer: x509.Name
+    head: tuple[x509.Extension[x509.ExtensionType], ...]
+    """keyUsage and certificatePolicies."""
+    tail: tuple[x509.Extension[x509.ExtensionType], ...]
+    """freshestCRL, authorityInformationAccess, authorityKeyIdentifier."""
+    ian: x509.Extension[x509.ExtensionType]
+
+
+@lru_cache(maxsize=64)
+def _issuer_parts(kind: CaKind, ca_der: bytes, urls: CaUrls) -> _IssuerParts:
+    ca_cert = x509.load_der_x509_certificate(ca_der)
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    policy = SIGN_POLICY if kind is CaKind.SIGN else AUTH_POLICY
+    ku = _SIGN_KEY_USAGE if kind is CaKind.SIGN else _AUTH_KEY_USAGE
+    cp = x509.CertificatePolicies([x509.PolicyInformation(policy, [urls.cps])])
+    freshest = x509.FreshestCRL([x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(urls.delta_crl)], relative_name=None, reasons=None,
+        crl_issuer=None)])
+    aia = x509.AuthorityInformationAccess([
+        x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp)),
+        x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                               x509.UniformResourceIdentifier(urls.ca_certificate))])
+    aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
+    ian = x509.IssuerAlternativeName([x509.DirectoryName(ca_alt_name(kind))])
+    return _IssuerParts(
+        ca_cert.subject,
+        (x509.Extension(ku.oid, True, ku), x509.Extension(cp.oid, True, cp)),
+        (x509.Extension(freshest.oid, False, freshest), x509.Extension(aia.oid, False, aia),
+         x509.Extension(aki.oid, False, aki)),
+        x509.Extension(ian.oid, False, ian))
+
+
+@lru_cache(maxsize=4096)
+def _place_parts(kind: CaKind, crl_uri: str, prefecture: str, municipality: str
+                 ) -> tuple[tuple[x509.NameAttribute[str], ...], x509.Extension[x509.ExtensionType]]:
+    """Subject prefix and CRL distribution points: the same for every card of one municipality."""
+    prefix: tuple[x509.NameAttribute[str], ...] = (x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),)
+    if kind is CaKind.SIGN:
+        prefix += (x509.NameAttribute(NameOID.LOCALITY_NAME, prefecture),
+                   x509.NameAttribute(NameOID.LOCALITY_NAME, municipality))
+    cdp = x509.CRLDistributionPoints([
+        x509.DistributionPoint(full_name=[x509.UniformResourceIdentifier(crl_uri)], relative_name=None,
+                               reasons=None, crl_issuer=None),
+        x509.DistributionPoint(full_name=[x509.DirectoryName(_crl_partition_name(kind, prefecture, municipality))],
+                               relative_name=None, reasons=None, crl_issuer=None)])
+    return prefix, x509.Extension(cdp.oid, False, cdp)
+
+
 def end_entity_certificate(req: EndEntityRequest, ca_cert: x509.Certificate, signer: Signer,
                            urls: CaUrls) -> x509.Certificate:
-    """A signing (署名用) or authentication (利用者証明用) certificate from the chip's public key."""
+    """A signing (署名用) or authentication (利用者証明用) certificate from the chip's public key.
+
+    Extensions, in order: keyUsage (critical), certificatePolicies (critical), subjectAltName (signing only),
+    issuerAltName, cRLDistributionPoints, freshestCRL, authorityInformationAccess, authorityKeyIdentifier,
+    subjectKeyIdentifier. The parts shared by every certificate of a CA are built once per process.
+    """
     kind = req.kind
     if (kind is CaKind.SIGN) != (req.facts is not None):
         raise ValueError("a signing certificate carries the basic four facts; an authentication one none")
     if req.public_key.key_size != 2048 or req.public_key.public_numbers().e != 65537:
         raise ValueError("card keys are RSA-2048 with e = 65537")
-    subject = [x509.NameAttribute(NameOID.COUNTRY_NAME, "JP")]
-    if kind is CaKind.SIGN:
-        subject += [x509.NameAttribute(NameOID.LOCALITY_NAME, req.prefecture),
-                    x509.NameAttribute(NameOID.LOCALITY_NAME, req.municipality)]
-    subject.append(x509.NameAttribute(NameOID.COMMON_NAME, req.common_name))
-    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    policy = SIGN_POLICY if kind is CaKind.SIGN else AUTH_POLICY
-    builder = (
-        x509.CertificateBuilder().subject_name(x509.Name(subject)).issuer_name(ca_cert.subject)
-        .public_key(req.public_key).serial_number(req.serial)
-        .not_valid_before(req.not_before).not_valid_after(req.not_after)
-        .add_extension(_SIGN_KEY_USAGE if kind is CaKind.SIGN else _AUTH_KEY_USAGE, critical=True)
-        .add_extension(x509.CertificatePolicies([x509.PolicyInformation(policy, [urls.cps])]), critical=True)
-    )
+    parts = _issuer_parts(kind, ca_cert.public_bytes(serialization.Encoding.DER), urls)
+    prefix, cdp = _place_parts(kind, urls.crl, req.prefecture, req.municipality)
+    extensions = list(parts.head)
     if req.facts is not None:
-        builder = builder.add_extension(x509.SubjectAlternativeName([
-            _utf8_other_name(FACT_OIDS[field], getattr(req.facts, field)) for field in _FACT_ORDER]),
-            critical=False)
-    builder = (
-        builder
-        .add_extension(x509.IssuerAlternativeName([x509.DirectoryName(ca_alt_name(kind))]), critical=False)
-        .add_extension(x509.CRLDistributionPoints([
-            x509.DistributionPoint(full_name=[x509.UniformResourceIdentifier(urls.crl)], relative_name=None,
-                                   reasons=None, crl_issuer=None),
-            x509.DistributionPoint(full_name=[x509.DirectoryName(
-                _crl_partition_name(kind, req.prefecture, req.municipality))], relative_name=None, reasons=None,
-                crl_issuer=None)]), critical=False)
-        .add_extension(x509.FreshestCRL([x509.DistributionPoint(
-            full_name=[x509.UniformResourceIdentifier(urls.delta_crl)], relative_name=None, reasons=None,
-            crl_issuer=None)]), critical=False)
-        .add_extension(x509.AuthorityInformationAccess([
-            x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP,
-                                   x509.UniformResourceIdentifier(urls.ocsp)),
-            x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS,
-                                   x509.UniformResourceIdentifier(urls.ca_certificate))]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(req.public_key), critical=False)
-    )
+        san = x509.SubjectAlternativeName([_utf8_other_name(FACT_OIDS[f], getattr(req.facts, f))
+                                           for f in _FACT_ORDER])
+        extensions.append(x509.Extension(san.oid, False, san))
+    ski = x509.SubjectKeyIdentifier.from_public_key(req.public_key)
+    extensions += [parts.ian, cdp, *parts.tail, x509.Extension(ski.oid, False, ski)]
+    builder = x509.CertificateBuilder(
+        issuer_name=parts.issuer,
+        subject_name=x509.Name([*prefix, x509.NameAttribute(NameOID.COMMON_NAME, req.common_name)]),
+        public_key=req.public_key, serial_number=req.serial, not_valid_before=req.not_before,
+        not_valid_after=req.not_after, extensions=extensions)
     return signer.sign_certificate(builder)
 
 

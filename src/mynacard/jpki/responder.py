@@ -80,10 +80,11 @@ class OcspResponder:
                 self._counters.setdefault(a.id, a.revocation_counter)
             self._last_reload = time.monotonic()
 
-    def poll(self, force: bool = False) -> int:
-        """Drop cached answers of certificates revoked since the last look; returns how many changed."""
+    def poll(self, force: bool = False) -> list[tuple[int, int]]:
+        """Drop cached answers of certificates revoked since the last look; returns (authority id, serial)
+        of each of them."""
         if not force and time.monotonic() - self._last_poll < self._poll_seconds:
-            return 0
+            return []
         with self._lock:
             counters = dict(self._counters)
         now_counters, changed = service.revocations_since(self.ctx, counters)
@@ -94,10 +95,24 @@ class OcspResponder:
                     self._counters[authority_id] = max(self._counters[authority_id], counter)
             if changed:
                 self._changes += 1
-                revoked = {(a, s) for a, s in changed}
-                by_key = {key: a.id for key, a in self._authorities.items()}
-                for cache_key in [k for k in self._cache if (by_key.get((k[0], k[1])), k[2]) in revoked]:
-                    del self._cache[cache_key]
+                by_id = {a.id: a for a in self._authorities.values()}
+                for authority_id, serial in changed:
+                    authority = by_id.get(authority_id)
+                    if authority is None:
+                        continue
+                    for algorithm, key_hash in (("sha1", authority.key_sha1), ("sha256", authority.key_sha256)):
+                        self._cache.pop((algorithm, bytes.fromhex(key_hash), serial), None)
+        return changed
+
+    def refresh_revoked(self, now: datetime) -> int:
+        """Poll now and sign the revoked answers at once (a background tick calls this), so that the next
+        request for a newly revoked certificate is answered from a pre-signed response again."""
+        changed = self.poll(force=True)
+        by_id = {a.id: a for a in self._authorities.values()}
+        for authority_id, serial in changed:
+            authority = by_id.get(authority_id)
+            if authority is not None:
+                service.presigned_response(self.ctx, authority, serial, "sha1", now)
         return len(changed)
 
     def _authority(self, ref: ocsp.CertRef) -> service.Authority | None:

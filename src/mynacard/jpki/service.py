@@ -252,7 +252,7 @@ def _create_generation(ctx: Context, conn: Connection, kind: CaKind, generation:
             not_before=root.not_valid_before_utc, not_after=root.not_valid_after_utc, key_store=store,
             key_label=label, sealed_key=sealed, created_at=now, retired_at=None, last_crl_number=0,
             last_full_crl_number=0, revocation_counter=0).returning(jpki_authorities.c.id)).scalar_one()
-    except Exception:
+    except Exception:  # the generation was not recorded: do not leave its key in the token
         if store == "pkcs11" and settings.pkcs11 is not None:
             keys.delete_pkcs11_key(settings.pkcs11, label)
         raise
