@@ -173,3 +173,27 @@ def test_ocsp_over_http_post_and_get(ctx: Context, client: TestClient) -> None:
     assert client.post("/jpki/ocsp", content=b"\x00" * 20_000, headers=headers).status_code == 200
     answered = [q for q in verifiers.queries(ctx, OPERATOR) if q["action"] == "ocsp"]
     assert [q["outcome"] for q in answered].count("answered") == 2 and "malformed" in [q["outcome"] for q in answered]
+
+
+def test_the_web_apps_background_schedule_signs_revoked_answers(ctx: Context,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from sqlalchemy import select
+
+    from mynacard.jpki.tables import jpki_ocsp_responses
+    from mynacard.registry import service as registry
+    from tests.jpki.support import CLERK
+
+    town = Town(ctx)
+    card = town.card(town.resident())
+    monkeypatch.setenv("MYNACARD_JPKI_SCHEDULER", "1")
+    with TestClient(create_app(ctx)):
+        registry.move_resident(ctx, CLERK, card.resident_id, "東京都千代田区丸の内1番1号", None, NOW)
+        deadline = time.monotonic() + 20
+        stored: list[Any] = []
+        while not stored and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with ctx.db.connect() as conn:
+                stored = conn.execute(select(jpki_ocsp_responses.c.status)).all()
+    assert [r.status for r in stored] == ["revoked"]

@@ -81,8 +81,8 @@ def _scheduler(ctx: Context, stop: threading.Event) -> None:
         try:
             verifiers.flush_query_log(ctx)
             responder_for(ctx).refresh_revoked(_now())  # revoked answers pre-signed as soon as seen
-            if ticks % 60 == 1:  # every 30 s
-                service.publish_crls(ctx, system, _now())
+            if ticks % 60 == 0:  # every 30 s; CAs are made at first use, not by the schedule
+                service.publish_crls(ctx, system, _now(), create=False)
         except Exception:  # the schedule carries on; the next tick retries
             log.exception("jpki scheduler")
 
@@ -93,6 +93,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     stop = threading.Event()
     thread = None
     if ctx is not None and jpki_settings().scheduler:
+        responder_for(ctx)  # from now on this process sees every revocation (and signs its answer)
         thread = threading.Thread(target=_scheduler, args=(ctx, stop), name="jpki-scheduler", daemon=True)
         thread.start()
     try:

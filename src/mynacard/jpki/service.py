@@ -1259,13 +1259,16 @@ def _crl_info(row: Any, authority: Authority) -> CrlInfo:
 
 
 def publish_crls(ctx: Context, principal: Principal, now: datetime, *, force: bool = False,
-                 kinds: Iterable[CaKind] = tuple(CaKind), delta_only: bool = False) -> list[CrlInfo]:
+                 kinds: Iterable[CaKind] = tuple(CaKind), delta_only: bool = False,
+                 create: bool = True) -> list[CrlInfo]:
     """The scheduled job: a new full CRL per CA generation when the last one is due, a new delta when the
     last delta (or the full it would follow) is due; ``force`` publishes both now. Generations whose root
-    has expired publish nothing. Returns what was published."""
+    has expired publish nothing; with ``create`` the CAs are made first if there are none yet. Returns what
+    was published."""
     principal.require(*_OPERATORS)
     settings = jpki_settings()
-    ensure_authorities(ctx, principal, now)
+    if create:
+        ensure_authorities(ctx, principal, now)
     out: list[CrlInfo] = []
     wanted = {k for k in kinds}
     for authority in authorities(ctx):
