@@ -79,6 +79,10 @@ class SoftwareSigner:
     def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
         return builder.sign(self._key, hashes.SHA256())
 
+    def builder_key(self) -> rsa.RSAPrivateKey:
+        """For ``cryptography``'s own builders (OCSP responses): the key stays in this process."""
+        return self._key
+
 
 def generate_software_key() -> SoftwareSigner:
     return SoftwareSigner(rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE))

@@ -12,9 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
+from functools import lru_cache
+from typing import Any
 
 from asn1crypto import core
 from asn1crypto import ocsp as asn1_ocsp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp as x509_ocsp
 
 from mynacard.jpki.keys import Signer
 from mynacard.jpki.model import RevocationReason
@@ -222,10 +227,15 @@ def build_response(statuses: Sequence[SingleStatus], *, produced_at: datetime, r
     """A successful ``OCSPResponse`` (DER) carrying a signed ``BasicOCSPResponse``.
 
     The responder is identified by key hash and its certificate is included, so a client holding only the
-    CA certificate can check the delegation (RFC 6960 §4.2.2.2).
+    CA certificate can check the delegation (RFC 6960 §4.2.2.2). One certificate with an in-process key —
+    every answer the responder signs — is encoded by ``cryptography`` (its producedAt is then the moment of
+    signing); several certificates by ``asn1crypto``.
     """
     if not statuses:
         raise ValueError("a response answers at least one CertID")
+    builder_key = getattr(signer, "builder_key", None)
+    if len(statuses) == 1 and builder_key is not None:
+        return _build_one(statuses[0], responder_cert_der, builder_key(), nonce)
     data: dict[str, object] = {
         "responder_id": asn1_ocsp.ResponderId(name="by_key", value=responder_key_hash),
         "produced_at": _gt(produced_at),
@@ -246,10 +256,55 @@ def build_response(statuses: Sequence[SingleStatus], *, produced_at: datetime, r
     }).dump()
 
 
+_X509_REASONS = {
+    RevocationReason.UNSPECIFIED: x509.ReasonFlags.unspecified,
+    RevocationReason.KEY_COMPROMISE: x509.ReasonFlags.key_compromise,
+    RevocationReason.CA_COMPROMISE: x509.ReasonFlags.ca_compromise,
+    RevocationReason.AFFILIATION_CHANGED: x509.ReasonFlags.affiliation_changed,
+    RevocationReason.SUPERSEDED: x509.ReasonFlags.superseded,
+    RevocationReason.CESSATION_OF_OPERATION: x509.ReasonFlags.cessation_of_operation,
+    RevocationReason.CERTIFICATE_HOLD: x509.ReasonFlags.certificate_hold,
+}
+_HASHES: dict[str, hashes.HashAlgorithm] = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(),
+                                             "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}
+_CERT_STATUS = {"good": x509_ocsp.OCSPCertStatus.GOOD, "revoked": x509_ocsp.OCSPCertStatus.REVOKED,
+                "unknown": x509_ocsp.OCSPCertStatus.UNKNOWN}
+
+
+@lru_cache(maxsize=64)
+def _x509_certificate(der: bytes) -> x509.Certificate:
+    return x509.load_der_x509_certificate(der)
+
+
+def _build_one(item: SingleStatus, responder_cert_der: bytes, key: Any, nonce: bytes | None) -> bytes:
+    cid = asn1_ocsp.CertId.load(item.cert_id_der)
+    algorithm = _HASHES[cid["hash_algorithm"]["algorithm"].native]
+    revoked = item.status == "revoked"
+    reason = item.reason if revoked and item.reason is not RevocationReason.UNSPECIFIED else None
+    responder = _x509_certificate(responder_cert_der)
+    builder = (
+        x509_ocsp.OCSPResponseBuilder()
+        .add_response_by_hash(cid["issuer_name_hash"].native, cid["issuer_key_hash"].native,
+                              cid["serial_number"].native, algorithm, _CERT_STATUS[item.status],
+                              _gt(item.this_update), _gt(item.next_update) if item.next_update else None,
+                              _gt(item.revoked_at) if revoked and item.revoked_at else None,
+                              _X509_REASONS[reason] if reason is not None else None)
+        .responder_id(x509_ocsp.OCSPResponderEncoding.HASH, responder)
+        .certificates([responder])
+    )
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+@lru_cache(maxsize=64)
 def _certificate(der: bytes) -> object:
+    """The responder certificate, parsed once: asn1crypto then writes its original bytes untouched."""
     from asn1crypto import x509 as asn1_x509
 
-    return asn1_x509.Certificate.load(der)
+    cert = asn1_x509.Certificate.load(der)
+    cert.dump()
+    return cert
 
 
 _ERRORS: dict[ResponseStatus, bytes] = {

@@ -150,7 +150,22 @@ class _Connection(asyncio.Protocol):
         if len(self.queue) > MAX_PIPELINED and self.transport is not None:
             self.transport.pause_reading()
         if self.worker is None or self.worker.done():
+            if len(self.queue) == 1 and self._answer_now():
+                return
             self.worker = asyncio.get_running_loop().create_task(self._work())
+
+    def _answer_now(self) -> bool:
+        """Answer the only queued request at once if it needs no thread (most do): no task, no await."""
+        request = self.queue[0]
+        reply = self.server.answer_in_memory(request, self.remote)
+        if reply is None:
+            return False
+        self.queue.popleft()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(reply)
+            if not request.keep_alive:
+                self._close()
+        return True
 
     # --- answering, in order ------------------------------------------------------------------------------
 
@@ -181,8 +196,40 @@ class OcspServer:
         self.idle_seconds = idle_seconds
         self.connections: set[_Connection] = set()
         self._flushing = False
+        header = jpki_settings().mtls_header
+        self.mtls_header = header.lower().encode() if header else None
+
+    def answer_in_memory(self, request: _Request, remote: str | None) -> bytes | None:
+        """The complete reply when no database or signature is needed, else None."""
+        routed = self._route(request, remote)
+        if isinstance(routed, bytes):
+            return routed
+        data, caller = routed
+        fast = ocsp_http.answer_from_memory(self.ctx, caller, data)
+        if fast is None:
+            return None
+        der, log_due = fast
+        if log_due:
+            self._flush_later()
+        return _response(200, "OK", der, _OCSP_TYPE, request.keep_alive)
 
     async def handle(self, request: _Request, remote: str | None) -> bytes:
+        routed = self._route(request, remote)
+        if isinstance(routed, bytes):
+            return routed
+        data, caller = routed
+        fast = ocsp_http.answer_from_memory(self.ctx, caller, data)
+        if fast is not None:
+            der, log_due = fast
+            if log_due:
+                self._flush_later()
+        else:
+            loop = asyncio.get_running_loop()
+            der = await loop.run_in_executor(self.executor, ocsp_http.answer, self.ctx, caller, data)
+        return _response(200, "OK", der, _OCSP_TYPE, request.keep_alive)
+
+    def _route(self, request: _Request, remote: str | None) -> bytes | tuple[bytes, ocsp_http.Caller]:
+        """A finished reply (errors, health), or the OCSP request's bytes and who sent it."""
         keep = request.keep_alive
         path, _, _query = request.url.partition(b"?")
         if request.method == "GET" and path in (b"/healthz", b"/jpki/ocsp/healthz"):
@@ -199,22 +246,13 @@ class OcspServer:
                 return _response(200, "OK", ocsp.error_response(ResponseStatus.MALFORMED_REQUEST), _OCSP_TYPE, keep)
         else:
             return _response(404, "Not Found", b"not found\n", b"text/plain", keep)
-        caller = self._caller(request.headers, remote)
-        fast = ocsp_http.answer_from_memory(self.ctx, caller, data)
-        if fast is not None:
-            der, log_due = fast
-            if log_due:
-                self._flush_later()
-        else:
-            loop = asyncio.get_running_loop()
-            der = await loop.run_in_executor(self.executor, ocsp_http.answer, self.ctx, caller, data)
-        return _response(200, "OK", der, _OCSP_TYPE, keep)
+        return data, self._caller(request.headers, remote)
 
     def _caller(self, headers: dict[bytes, bytes], remote: str | None) -> ocsp_http.Caller:
         auth = headers.get(b"authorization", b"").decode("latin-1")
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        header = jpki_settings().mtls_header
-        fingerprint = headers.get(header.lower().encode()) if header else None
+        header = self.mtls_header
+        fingerprint = headers.get(header) if header else None
         return ocsp_http.Caller(key, fingerprint.decode("latin-1") if fingerprint else None, remote)
 
     def _flush_later(self) -> None:

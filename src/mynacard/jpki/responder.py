@@ -65,6 +65,8 @@ class OcspResponder:
         self._last_poll = 0.0
         self._last_reload = 0.0
         settings = jpki_settings()
+        self._signers: dict[int, tuple[service.OcspSigner, float]] = {}
+        self._lifetime = settings.ocsp_lifetime
         self._max_entries = settings.ocsp_cache_entries
         self._poll_seconds = settings.ocsp_poll_seconds
         self._reload()
@@ -230,14 +232,34 @@ class OcspResponder:
 
     def _sign_fresh(self, authority: service.Authority, request: ocsp.OcspRequest, now: datetime,
                     serials: tuple[str, ...]) -> Answer:
-        lifetime = jpki_settings().ocsp_lifetime
+        """A response signed now (a nonce, or several certificates): the status from the cached entry when
+        there is one (it is exactly as fresh as the pre-signed answer), else from the database."""
         moment = now.replace(microsecond=0)
         statuses = []
         for ref in request.refs:
-            row = service.certificate_status_row(self.ctx, authority, ref.serial)
-            statuses.append(service.single_status(row, ref.der, moment, lifetime))
-        der = service.sign_ocsp_response(self.ctx, authority, statuses, moment, nonce=request.nonce)
+            entry = self._get((ref.hash_algorithm, ref.issuer_key_hash, ref.serial), now)
+            if entry is not None:
+                statuses.append(ocsp.SingleStatus(ref.der, entry.status, moment, moment + self._lifetime,
+                                                  entry.revoked_at, entry.reason))
+            else:
+                row = service.certificate_status_row(self.ctx, authority, ref.serial)
+                statuses.append(service.single_status(row, ref.der, moment, self._lifetime))
+        signer = self._signer(authority, now)
+        der = ocsp.build_response(statuses, produced_at=moment, responder_key_hash=signer.key_hash,
+                                  responder_cert_der=signer.certificate_der, signer=signer.signer,
+                                  nonce=request.nonce)
         return Answer(der, ResponseStatus.SUCCESSFUL, serials, (authority.kind,))
+
+    def _signer(self, authority: service.Authority, now: datetime) -> service.OcspSigner:
+        """The generation's delegated responder, looked up again at most once a minute."""
+        with self._lock:
+            found = self._signers.get(authority.id)
+        if found is not None and found[1] > time.monotonic():
+            return found[0]
+        signer = service.ocsp_signer(self.ctx, authority, now)
+        with self._lock:
+            self._signers[authority.id] = (signer, time.monotonic() + 60)
+        return signer
 
     def cache_size(self) -> int:
         with self._lock:
