@@ -177,7 +177,7 @@ class OcspResponder:
         except ocsp.MalformedRequest as exc:
             return Answer(ocsp.error_response(ResponseStatus.MALFORMED_REQUEST),
                           ResponseStatus.MALFORMED_REQUEST, detail=str(exc))
-        if len(request.refs) != 1 or request.nonce is not None:
+        if len(request.refs) != 1:
             return None
         ref = request.refs[0]
         with self._lock:
@@ -192,6 +192,14 @@ class OcspResponder:
         entry = self._lookup(ref, now)
         if entry is None:
             return None
+        if request.nonce is not None:
+            # the status is in memory and so is the responder key: sign here (the signature holds the
+            # interpreter either way, so a thread would only add a hand-over)
+            with self._lock:
+                signer = self._signers.get(authority.id)
+            if signer is None or signer[1] <= time.monotonic():
+                return None
+            return self._sign_fresh(authority, request, now, serials)
         self._remember(data, ref, authority.kind)
         return Answer(entry.der, ResponseStatus.SUCCESSFUL, serials, (authority.kind,), cached=True)
 
