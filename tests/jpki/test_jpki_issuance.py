@@ -173,3 +173,13 @@ def test_operator_sees_every_certificate_clerks_only_their_town(town: Town) -> N
     with pytest.raises(NotFound):
         service.certificate_by_serial(town.ctx, Principal(Role.RESIDENT, str(card.resident_id + 1)), serial)
     assert service.holder_of_certificate(town.ctx, Principal(Role.KIOSK, "kiosk-1"), serial, NOW) == card.resident_id
+
+
+def test_a_card_twice_in_one_batch_is_refused(town: Town) -> None:
+    rid = town.resident()
+    facts = registry.get_resident(town.ctx, SYSTEM, rid).facts
+    holder = CardHolder("E000000000101", CHIYODA, facts, date(2036, 1, 1), date(2031, 1, 1), False, True,
+                        resident_id=rid)
+    with pytest.raises(InvalidInput) as err:
+        service.issue_batch(town.ctx, MANUFACTURER, [service.IssueRequest(holder, spki(chip_key()), None)] * 2, NOW)
+    assert "twice" in err.value.problems[0]

@@ -699,12 +699,17 @@ def _issue_batch(ctx: Context, principal: Principal, conn: Connection, requests:
                  now: datetime) -> list[IssuedCertificates]:
     problems: list[str] = []
     parsed: list[tuple[rsa.RSAPublicKey | None, rsa.RSAPublicKey | None]] = []
+    seen: set[int | str] = set()
     for i, req in enumerate(requests):
         h = req.holder
         label = f"#{i + 1} ({h.card_serial})"
         try:
             if h.card_id is None and h.resident_id is None:
                 raise InvalidInput("the card must be known (card_id or resident_id)")
+            identity = h.card_id if h.card_id is not None else h.card_serial
+            if identity in seen:
+                raise InvalidInput("the same card appears twice in this batch")
+            seen.add(identity)
             auth = _card_key(req.auth_public_key, "authentication") if (
                 h.wants_auth_cert and req.auth_public_key is not None) else None
             sign = _card_key(req.sign_public_key, "signing") if (
