@@ -210,6 +210,12 @@ class _IssuerParts:
     ian: x509.Extension[x509.ExtensionType]
 
 
+def _raw(critical: bool, value: x509.ExtensionType) -> x509.Extension[x509.ExtensionType]:
+    """The extension with its value already DER-encoded: ``cryptography`` then copies the bytes instead of
+    converting the Python objects again for every certificate (the result is byte-for-byte the same)."""
+    return x509.Extension(value.oid, critical, x509.UnrecognizedExtension(value.oid, value.public_bytes()))
+
+
 @lru_cache(maxsize=64)
 def _issuer_parts(kind: CaKind, ca_der: bytes, urls: CaUrls) -> _IssuerParts:
     ca_cert = x509.load_der_x509_certificate(ca_der)
@@ -226,12 +232,8 @@ def _issuer_parts(kind: CaKind, ca_der: bytes, urls: CaUrls) -> _IssuerParts:
                                x509.UniformResourceIdentifier(urls.ca_certificate))])
     aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
     ian = x509.IssuerAlternativeName([x509.DirectoryName(ca_alt_name(kind))])
-    return _IssuerParts(
-        ca_cert.subject,
-        (x509.Extension(ku.oid, True, ku), x509.Extension(cp.oid, True, cp)),
-        (x509.Extension(freshest.oid, False, freshest), x509.Extension(aia.oid, False, aia),
-         x509.Extension(aki.oid, False, aki)),
-        x509.Extension(ian.oid, False, ian))
+    return _IssuerParts(ca_cert.subject, (_raw(True, ku), _raw(True, cp)),
+                        (_raw(False, freshest), _raw(False, aia), _raw(False, aki)), _raw(False, ian))
 
 
 @lru_cache(maxsize=4096)
@@ -247,11 +249,11 @@ def _place_parts(kind: CaKind, crl_uri: str, prefecture: str, municipality: str
                                reasons=None, crl_issuer=None),
         x509.DistributionPoint(full_name=[x509.DirectoryName(_crl_partition_name(kind, prefecture, municipality))],
                                relative_name=None, reasons=None, crl_issuer=None)])
-    return prefix, x509.Extension(cdp.oid, False, cdp)
+    return prefix, _raw(False, cdp)
 
 
 def end_entity_certificate(req: EndEntityRequest, ca_cert: x509.Certificate, signer: Signer,
-                           urls: CaUrls) -> x509.Certificate:
+                           urls: CaUrls, ca_der: bytes | None = None) -> x509.Certificate:
     """A signing (署名用) or authentication (利用者証明用) certificate from the chip's public key.
 
     Extensions, in order: keyUsage (critical), certificatePolicies (critical), subjectAltName (signing only),
@@ -263,15 +265,13 @@ def end_entity_certificate(req: EndEntityRequest, ca_cert: x509.Certificate, sig
         raise ValueError("a signing certificate carries the basic four facts; an authentication one none")
     if req.public_key.key_size != 2048 or req.public_key.public_numbers().e != 65537:
         raise ValueError("card keys are RSA-2048 with e = 65537")
-    parts = _issuer_parts(kind, ca_cert.public_bytes(serialization.Encoding.DER), urls)
+    parts = _issuer_parts(kind, ca_der or ca_cert.public_bytes(serialization.Encoding.DER), urls)
     prefix, cdp = _place_parts(kind, urls.crl, req.prefecture, req.municipality)
     extensions = list(parts.head)
     if req.facts is not None:
-        san = x509.SubjectAlternativeName([_utf8_other_name(FACT_OIDS[f], getattr(req.facts, f))
-                                           for f in _FACT_ORDER])
-        extensions.append(x509.Extension(san.oid, False, san))
-    ski = x509.SubjectKeyIdentifier.from_public_key(req.public_key)
-    extensions += [parts.ian, cdp, *parts.tail, x509.Extension(ski.oid, False, ski)]
+        extensions.append(_raw(False, x509.SubjectAlternativeName([
+            _utf8_other_name(FACT_OIDS[f], getattr(req.facts, f)) for f in _FACT_ORDER])))
+    extensions += [parts.ian, cdp, *parts.tail, _raw(False, x509.SubjectKeyIdentifier.from_public_key(req.public_key))]
     builder = x509.CertificateBuilder(
         issuer_name=parts.issuer,
         subject_name=x509.Name([*prefix, x509.NameAttribute(NameOID.COMMON_NAME, req.common_name)]),
