@@ -185,3 +185,4 @@ def test_common_names() -> None:
     assert profiles.sign_common_name(NOW, 1234567, "A") == "2026040609300034567A"
     cn = profiles.auth_common_name(b"\x01" * 16)
     assert len(cn) == 23 and cn.isalnum() and cn.upper() == cn
+    assert profiles.auth_common_name(bytes(range(15))) != cn

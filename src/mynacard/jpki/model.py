@@ -320,6 +320,7 @@ class SigningFacts:
         return parse_jpki_birth_date(self.birth_date)
 
 
+@lru_cache(maxsize=65536)
 def signing_facts(facts: BasicFacts) -> SigningFacts:
     """What the signing certificate carries for a resident's basic four facts."""
     name, name_marks = substitute(facts.name)

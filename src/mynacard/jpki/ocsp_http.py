@@ -43,11 +43,14 @@ class Caller:
     """A logged-in web session (the web app only)."""
 
 
+_OUTCOMES = {ResponseStatus.SUCCESSFUL: "answered", ResponseStatus.MALFORMED_REQUEST: "malformed"}
+
+
 def _outcome(result: Answer) -> tuple[str, bool]:
-    refused = result.status is ResponseStatus.UNAUTHORIZED and bool(result.kinds)
-    outcome = {ResponseStatus.SUCCESSFUL: "answered", ResponseStatus.MALFORMED_REQUEST: "malformed",
-               ResponseStatus.UNAUTHORIZED: "refused" if refused else "unknown_ca"}.get(result.status, "error")
-    return outcome, refused
+    if result.status is ResponseStatus.UNAUTHORIZED:
+        refused = bool(result.kinds)
+        return ("refused" if refused else "unknown_ca"), refused
+    return _OUTCOMES.get(result.status, "error"), False
 
 
 def _allowed(who: Principal | None, verifier: verifiers.Verifier | None) -> Callable[[CaKind], bool]:

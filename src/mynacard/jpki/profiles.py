@@ -10,6 +10,7 @@ same profile comes out whether the CA key sits sealed in the database or inside 
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -184,18 +185,20 @@ def sign_common_name(requested_at: datetime, sequence: int, window: str) -> str:
 
 
 def auth_common_name(token: bytes) -> str:
-    """An opaque 23-character identifier (``[0-9A-Z]``), carrying nothing about the holder."""
-    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    value = int.from_bytes(token, "big")
-    chars = []
-    for _ in range(23):
-        value, digit = divmod(value, 36)
-        chars.append(alphabet[digit])
-    return "".join(chars)
+    """An opaque 23-character identifier (``[A-Z2-7]``, base32 of 15 random bytes less its last character),
+    carrying nothing about the holder."""
+    if len(token) < 15:
+        raise ValueError("an authentication common name needs 15 random bytes")
+    return base64.b32encode(token[:15]).decode()[:23]
+
+
+@lru_cache(maxsize=65536)
+def _utf8(value: str) -> bytes:
+    return core.UTF8String(value).dump()
 
 
 def _utf8_other_name(oid: ObjectIdentifier, value: str) -> x509.OtherName:
-    return x509.OtherName(oid, core.UTF8String(value).dump())
+    return x509.OtherName(oid, _utf8(value))
 
 
 @dataclass(frozen=True)

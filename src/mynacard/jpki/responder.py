@@ -18,8 +18,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
 from mynacard.context import Context
+from mynacard.db import Database
 from mynacard.jpki import ocsp, service
 from mynacard.jpki.config import jpki_settings
 from mynacard.jpki.model import CaKind, RevocationReason
@@ -274,15 +276,17 @@ class OcspResponder:
             return len(self._cache)
 
 
-_RESPONDERS: dict[str, OcspResponder] = {}
+_RESPONDERS: WeakKeyDictionary[Database, OcspResponder] = WeakKeyDictionary()
 _RESPONDERS_LOCK = threading.Lock()
 
 
 def responder_for(ctx: Context) -> OcspResponder:
     """This process's responder for the context's database."""
-    key = str(ctx.db.url)
+    responder = _RESPONDERS.get(ctx.db)
+    if responder is not None:
+        return responder
     with _RESPONDERS_LOCK:
-        responder = _RESPONDERS.get(key)
-        if responder is None or responder.ctx is not ctx:
-            responder = _RESPONDERS[key] = OcspResponder(ctx)
+        responder = _RESPONDERS.get(ctx.db)
+        if responder is None:
+            responder = _RESPONDERS[ctx.db] = OcspResponder(ctx)
     return responder

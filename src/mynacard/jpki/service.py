@@ -638,6 +638,7 @@ def _sign_drafts(ctx: Context, conn: Connection, drafts: list[_Draft], now: date
     settings = jpki_settings()
     not_before = now.replace(microsecond=0)
     per_ca: dict[int, tuple[keys.Signer, profiles.CaUrls]] = {}
+    requested = profiles.sign_common_name(now, 0, "")[:14]  # YYYYMMDDhhmmss, the same for the whole batch
     for draft, serial in zip(drafts, _fresh_serials(conn, len(drafts)), strict=True):
         authority = draft.authority
         if authority.id not in per_ca:
@@ -646,7 +647,7 @@ def _sign_drafts(ctx: Context, conn: Connection, drafts: list[_Draft], now: date
         draft.serial = serial
         prefecture, municipality = _place(ctx, draft.municipality_code)
         if draft.kind is CaKind.SIGN:
-            draft.common_name = profiles.sign_common_name(now, serial, draft.window)
+            draft.common_name = f"{requested}{serial % 100000:05d}{draft.window}"
             facts = signing_facts(draft.resident.facts)
         else:
             draft.common_name = profiles.auth_common_name(secrets.token_bytes(16))

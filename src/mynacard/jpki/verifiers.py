@@ -186,6 +186,12 @@ def _sealer(data_key: bytes) -> Sealer:
     return Sealer(data_key)
 
 
+@lru_cache(maxsize=4096)
+def _key_digest(data_key: bytes, api_key: str) -> str:
+    """The keyed hash an API key is stored under (a verifier sends the same key with every request)."""
+    return _sealer(data_key).lookup_hash(api_key)
+
+
 def _peek(ctx: Context, key: str) -> Any:
     """A cached value, or ``_MISSING``, without loading anything (for the non-blocking OCSP path)."""
     cache = _cache(ctx)
@@ -241,7 +247,7 @@ def authenticate(ctx: Context, api_key: str | None, client_cert_sha256: str | No
             return found
     if not api_key:
         return None
-    digest = _sealer(ctx.settings.data_key).lookup_hash(api_key)
+    digest = _key_digest(ctx.settings.data_key, api_key)
     key_principal: Principal | None = _cached(ctx, "k:" + digest, lambda: accounts.authenticate_api_key(ctx, api_key))
     return key_principal
 
@@ -254,7 +260,7 @@ def cached_caller(ctx: Context, api_key: str | None, client_cert_sha256: str | N
         return False, None, None
     if not api_key:
         return True, None, None
-    who = _peek(ctx, "k:" + _sealer(ctx.settings.data_key).lookup_hash(api_key))
+    who = _peek(ctx, "k:" + _key_digest(ctx.settings.data_key, api_key))
     if who is _MISSING:
         return False, None, None
     if who is None or who.role is not Role.VERIFIER:
