@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         if "issuance" in wanted:
             results["issuance"] = bench_issuance(workdir, args.database_url, 100 if quick else 600,
-                                                 1 if quick else 3, 1 if quick else 3)
+                                                 1 if quick else 5, 1 if quick else 3)
             print(report({"machine": "", "issuance": results["issuance"]}).splitlines()[1], flush=True)
         if "ocsp" in wanted:
             results["ocsp"] = bench_ocsp(workdir, args.database_url, 50 if quick else 1000, 2 if quick else 10, 8)
