@@ -61,8 +61,8 @@ def test_answers_keep_alive_get_and_revocation(ctx: Context) -> None:
         assert revoked.revocation_reason is x509.ReasonFlags.affiliation_changed
         assert revoked.serial_number == cert.serial_number
     answered = [q for q in verifiers.queries(ctx, OPERATOR) if q["action"] == "ocsp"]
-    assert [q["outcome"] for q in answered].count("answered") == 4
-    assert [q["outcome"] for q in answered].count("refused") == 1
+    assert sum(q["count"] for q in answered if q["outcome"] == "answered") == 4
+    assert sum(q["count"] for q in answered if q["outcome"] == "refused") == 1
 
 
 def test_http_limits_and_errors(ctx: Context) -> None:

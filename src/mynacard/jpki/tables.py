@@ -169,7 +169,9 @@ jpki_verifier_queries = Table(
     Column("certificate_serial", String(48), nullable=True),
     Column("outcome", String(16), nullable=False),
     Column("detail", Text, nullable=True),
-    Column("at", UtcDateTime(), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),  # the first of the queries this row counts
+    Column("last_at", UtcDateTime(), nullable=False),
+    Column("count", Integer, nullable=False),
     Index("ix_jpki_verifier_queries_verifier", "verifier_id", "at"),
 )
 

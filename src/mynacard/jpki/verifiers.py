@@ -294,12 +294,17 @@ def require_verifier(ctx: Context, principal: Principal | None, purpose: Purpose
 
 # --- the query log -----------------------------------------------------------------------------------------
 
+_LogKey = tuple[int | None, str, str, str | None, str, str | None]
+
+
 class _QueryLog:
-    """Rows waiting to be written; OCSP answers are batched (a few hundred rows per insert), refusals and
-    everything else go in at once."""
+    """Queries waiting to be written, counted per verifier, caller, action, certificate, outcome and detail
+    (with the first and last time) — a verifier asking about one certificate a thousand times in half a
+    second is one row with ``count`` 1,000. OCSP answers wait up to half a second; refusals and everything
+    else are written at once."""
 
     def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
+        self.rows: dict[_LogKey, list[Any]] = {}
         self.lock = threading.Lock()
         self.last_flush = time.monotonic()
 
@@ -323,12 +328,16 @@ def log_query(ctx: Context, verifier: Verifier | None, caller: str, action: str,
               flush: bool = True) -> bool:
     """Record one validity query (or refusal) against the verifier that made it. Returns whether the
     buffer is due to be written; with ``flush=False`` the caller writes it (off the event loop)."""
-    row = {"verifier_id": verifier.id if verifier else None, "caller": caller[:128], "action": action[:24],
-           "certificate_serial": serial[:48] if serial else None, "outcome": outcome[:16],
-           "detail": detail[:500] if detail else None, "at": now}
+    key: _LogKey = (verifier.id if verifier else None, caller[:128], action[:24], serial[:48] if serial else None,
+                    outcome[:16], detail[:500] if detail else None)
     log = _log(ctx)
     with log.lock:
-        log.rows.append(row)
+        seen = log.rows.get(key)
+        if seen is None:
+            log.rows[key] = [now, now, 1]
+        else:
+            seen[1] = max(seen[1], now)
+            seen[2] += 1
         due = (immediate or len(log.rows) >= _FLUSH_ROWS
                or time.monotonic() - log.last_flush >= _FLUSH_SECONDS)
     if due and flush:
@@ -341,20 +350,28 @@ def flush_query_log(ctx: Context) -> int:
     """Write the buffered rows of this process; returns how many."""
     log = _log(ctx)
     with log.lock:
-        rows, log.rows = log.rows, []
+        pending, log.rows = log.rows, {}
         log.last_flush = time.monotonic()
-    if not rows:
+    if not pending:
         return 0
+    rows = [{"verifier_id": k[0], "caller": k[1], "action": k[2], "certificate_serial": k[3], "outcome": k[4],
+             "detail": k[5], "at": v[0], "last_at": v[1], "count": v[2]} for k, v in pending.items()]
     try:
         with ctx.db.begin() as conn:
             conn.execute(insert(jpki_verifier_queries), rows)
     except IntegrityError:
         _log_one_by_one(ctx, rows)
     except OperationalError:
-        with log.lock:  # the database is busy or away: keep the rows for the next flush (bounded)
-            log.rows = (rows + log.rows)[-100_000:]
+        with log.lock:  # the database is busy or away: keep the counts for the next flush (bounded)
+            for key, (first, last, count) in pending.items():
+                seen = log.rows.get(key)
+                if seen is None:
+                    if len(log.rows) < 100_000:
+                        log.rows[key] = [first, last, count]
+                else:
+                    seen[0], seen[1], seen[2] = min(seen[0], first), max(seen[1], last), seen[2] + count
         raise
-    return len(rows)
+    return sum(r["count"] for r in rows)
 
 
 def _log_one_by_one(ctx: Context, rows: list[dict[str, Any]]) -> None:

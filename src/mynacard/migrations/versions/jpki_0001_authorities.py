@@ -156,6 +156,8 @@ def upgrade() -> None:
     sa.Column('outcome', sa.String(length=16), nullable=False),
     sa.Column('detail', sa.Text(), nullable=True),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['verifier_id'], ['jpki_verifiers.id'], name=op.f('fk_jpki_verifier_queries_verifier_id_jpki_verifiers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_jpki_verifier_queries'))
     )
