@@ -21,11 +21,13 @@ LIFE_EVENTS = ("registry.resident_moved", "registry.name_changed", "registry.res
 
 def build_bus() -> MessageBus:
     from mynacard.cards import handlers as card_handlers
+    from mynacard.jpki import handlers as jpki_handlers
     from mynacard.kiosk import handlers as kiosk_handlers
 
     bus = MessageBus()
     for kind in LIFE_EVENTS:
         bus.subscribe(kind, "cards.on_life_event", card_handlers.on_life_event)
+        bus.subscribe(kind, "jpki.on_life_event", jpki_handlers.on_life_event)
     bus.subscribe("registry.resident_moved", "kiosk.on_resident_moved", kiosk_handlers.on_resident_moved)
     return bus
 

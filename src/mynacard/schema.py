@@ -8,6 +8,7 @@ from mynacard.accounts import tables as _accounts  # noqa: F401
 from mynacard.cards import tables as _cards  # noqa: F401
 from mynacard.db import metadata
 from mynacard.exchange import tables as _exchange  # noqa: F401
+from mynacard.jpki import tables as _jpki  # noqa: F401
 from mynacard.kiosk import tables as _kiosk  # noqa: F401
 from mynacard.plans import tables as _plans  # noqa: F401
 from mynacard.portal import tables as _portal  # noqa: F401

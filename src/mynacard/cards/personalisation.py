@@ -41,6 +41,9 @@ class CardHolder:
     """The face photo (JPEG) for the card-face application."""
     card_id: int | None = None
     """The card row in the pipeline, when there is one."""
+    resident_id: int | None = None
+    """The holder's resident record, when the caller has it at hand (the JPKI issuer looks it up from
+    ``card_id`` otherwise); certificates are recorded against it so that life events can revoke them."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,448 @@
+"""JPKI benchmarks, each figure beside a peer measured in the same run (docs/PERFORMANCE.md, JPKI section).
+
+1. Certificate issuance per second (the manufacturing run: 250 cards per transaction, two certificates
+   each, stored) against ``openssl speed rsa2048`` signing — goal: at least 0.7 of the raw signing rate.
+2. OCSP responses per second and p99 latency over HTTP (``ab -k``, same requests, same certificates, same
+   delegated responder key) against the ``openssl ocsp`` responder — goal: at least 10× its throughput.
+3. Full and delta CRL generation with 1,000,000 revoked entries against ``openssl ca -gencrl`` on the same
+   entries and CA key.
+
+Run: ``.venv/bin/python bench/jpki.py`` (``--quick`` for a smoke run). Needs ``openssl`` and ``ab``
+(apache2-utils). Works in a temporary folder with its own SQLite database (or ``--database-url``), deleted
+afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509 import ocsp as x509_ocsp
+from sqlalchemy import insert, update
+
+from mynacard.bootstrap import build_context
+from mynacard.cards.model import validity
+from mynacard.cards.personalisation import CardHolder
+from mynacard.clock import local_date
+from mynacard.context import Context
+from mynacard.jpki import crl as crl_codec
+from mynacard.jpki import service, verifiers
+from mynacard.jpki.model import CaKind, Purpose, RevocationReason, VerifierKind
+from mynacard.jpki.tables import jpki_authorities, jpki_certificates
+from mynacard.migrate import upgrade
+from mynacard.principal import Principal, Role
+from mynacard.registry import service as registry
+from mynacard.sim.population import generate_residents
+
+OPERATOR = Principal(Role.OPERATOR, "bench")
+MANUFACTURER = Principal(Role.MANUFACTURER, "bench")
+TOWN = "131016"
+
+# --- the machine ------------------------------------------------------------------------------------------
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with suppress(OSError, StopIteration):
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    mem = ""
+    try:
+        kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")))
+        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    openssl_version = subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "python": platform.python_version(),
+            "openssl": openssl_version, "load_average": os.getloadavg()}
+
+
+def context(workdir: Path, url: str | None, name: str) -> Context:
+    home = workdir / name
+    home.mkdir(parents=True, exist_ok=True)
+    ctx = build_context(home=home, database_url=url or f"sqlite:///{home / 'bench.db'}")
+    upgrade(ctx.db)
+    return ctx
+
+
+def residents(ctx: Context, n: int, now: datetime) -> list[int]:
+    town = registry.get_municipality(ctx, TOWN)
+    people = list(generate_residents(town, n, now.date(), 7))
+    return registry.register_residents(ctx, Principal.system("bench"), people, now - timedelta(days=30))
+
+
+def key_pool(n: int) -> list[bytes]:
+    return [rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) for _ in range(n)]
+
+
+def holders(ctx: Context, ids: list[int], now: datetime, sign: bool = True) -> list[service.IssueRequest]:
+    people = registry.residents_by_id(ctx, Principal.system("bench"), ids)
+    pool = key_pool(32)
+    out = []
+    for i, rid in enumerate(ids):
+        r = people[rid]
+        v = validity(r.facts.birth_date, local_date(now), local_date(now))
+        holder = CardHolder(f"B{i:012d}", r.municipality_code, r.facts, v.card_until, v.certificates_until,
+                            wants_sign_cert=sign, wants_auth_cert=True, resident_id=rid)
+        out.append(service.IssueRequest(holder, pool[(2 * i) % 32], pool[(2 * i + 1) % 32] if sign else None))
+    return out
+
+
+# --- 1. issuance ------------------------------------------------------------------------------------------
+
+def openssl_speed_sign(seconds: int, elapsed: bool) -> float:
+    """``openssl speed rsa2048`` signs per second: by CPU time (its default) or by wall-clock time."""
+    args = ["openssl", "speed", *(["-elapsed"] if elapsed else []), "-seconds", str(seconds), "rsa2048"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in out.splitlines() if re.match(r"\s*rsa\s+2048 bits", line))
+    return float(line.split()[-2])
+
+
+def cryptography_sign_rate(seconds: float) -> float:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    data = secrets.token_bytes(1500)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def bench_issuance(workdir: Path, url: str | None, cards: int, rounds: int, seconds: int) -> dict[str, Any]:
+    ctx = context(workdir, url, "issuance")
+    now = datetime.now(UTC).replace(microsecond=0)
+    ids = residents(ctx, cards, now)
+    requests = [r for r in holders(ctx, ids, now) if r.holder.wants_sign_cert]
+    service.ensure_authorities(ctx, OPERATOR, now)
+    ours, ours_cpu, peer, peer_wall, raw = [], [], [], [], []
+    for _ in range(rounds):
+        peer.append(openssl_speed_sign(seconds, elapsed=False))
+        peer_wall.append(openssl_speed_sign(seconds, elapsed=True))
+        issued, start, cpu = 0, time.perf_counter(), time.process_time()
+        for i in range(0, len(requests), 250):
+            for made in service.issue_batch(ctx, MANUFACTURER, requests[i:i + 250], now):
+                issued += (made.auth_certificate is not None) + (made.sign_certificate is not None)
+        ours.append(issued / (time.perf_counter() - start))
+        ours_cpu.append(issued / (time.process_time() - cpu))
+        raw.append(cryptography_sign_rate(seconds))
+    ctx.db.dispose()
+    return {"certificates_per_round": issued, "ours_per_s": ours, "ours_per_cpu_s": ours_cpu,
+            "openssl_speed_sign_per_s": peer, "openssl_speed_elapsed_sign_per_s": peer_wall,
+            "cryptography_sign_per_s": raw,
+            "ratio_cpu_median": statistics.median(o / p for o, p in zip(ours_cpu, peer, strict=True)),
+            "ratio_wall_median": statistics.median(o / p for o, p in zip(ours, peer_wall, strict=True)),
+            "goal": 0.7}
+
+
+# --- 2. OCSP ----------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def process(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[None]:
+    log = open(os.environ.get("JPKI_BENCH_LOG", os.devnull), "ab")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=log)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def ab(url: str, seconds: int, connections: int, body: Path, headers: dict[str, str], folder: Path,
+       keep_alive: bool = False) -> dict[str, Any]:
+    """ApacheBench, one request body; p50/p99 from its percentile table (ms, fractional)."""
+    table = folder / f"ab-{secrets.token_hex(4)}.csv"
+    args = ["ab", "-q", *(["-k"] if keep_alive else []), "-t", str(seconds), "-n", "50000000", "-c",
+            str(connections), "-p", str(body), "-T", "application/ocsp-request", "-e", str(table)]
+    for name, value in headers.items():
+        args += ["-H", f"{name}: {value}"]
+    done = subprocess.run([*args, url], capture_output=True, text=True, timeout=seconds + 120)
+    out = done.stdout
+    if not table.exists():
+        raise RuntimeError(f"ab failed against {url}: {done.stdout[-500:]} {done.stderr[-500:]}")
+
+    def number(label: str) -> float:
+        found = re.search(rf"^{label}:\s+([0-9.]+)", out, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    percent: dict[float, float] = {}
+    for line in table.read_text().splitlines()[1:]:
+        share, ms = line.split(",")
+        percent[float(share)] = float(ms)
+    table.unlink()
+    return {"per_s": number("Requests per second"), "requests": int(number("Complete requests")),
+            "failed": int(number("Failed requests")), "non2xx": int(number("Non-2xx responses")),
+            "p50_ms": percent[50.0], "p99_ms": percent[99.0]}
+
+
+def check_answer(url: str, body: bytes, headers: dict[str, str], timeout: float = 30) -> str:
+    """One real request, retried until the server is up (a bare connect would wedge ``openssl ocsp``,
+    whose single-threaded server then waits on that silent connection)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reply = httpx.post(url, content=body, headers={"Content-Type": "application/ocsp-request",
+                                                           "Connection": "close", **headers}, timeout=10)
+            return x509_ocsp.load_der_ocsp_response(reply.content).certificate_status.name
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def bench_ocsp(workdir: Path, url: str | None, certs: int, seconds: int, connections: int) -> dict[str, Any]:
+    ctx = context(workdir, url, "ocsp")
+    now = datetime.now(UTC).replace(microsecond=0)
+    ids = residents(ctx, certs, now)
+    issued = []
+    for i in range(0, len(ids), 250):
+        issued += service.issue_batch(ctx, MANUFACTURER, holders(ctx, ids[i:i + 250], now, sign=False), now)
+    service.refresh_ocsp_responses(ctx, OPERATOR, now)
+    _, key = verifiers.register_verifier(ctx, OPERATOR, "bench", VerifierKind.GOVERNMENT, [Purpose.AUTHENTICATION],
+                                         "bench-verifier", now)
+    ca = service.current_authority(ctx, CaKind.AUTH, now)
+    responder = service.ocsp_signer(ctx, ca, now)
+    folder = workdir / "ocsp-files"
+    folder.mkdir()
+    index = []
+    for i, made in enumerate(issued):
+        cert = x509.load_der_x509_certificate(made.auth_certificate or b"")
+        builder = x509_ocsp.OCSPRequestBuilder().add_certificate(cert, ca.certificate, hashes.SHA1())
+        (folder / f"req{i}.der").write_bytes(builder.build().public_bytes(serialization.Encoding.DER))
+        with_nonce = builder.add_extension(x509.OCSPNonce(secrets.token_bytes(16)), critical=False)
+        (folder / f"nonce{i}.der").write_bytes(with_nonce.build().public_bytes(serialization.Encoding.DER))
+        index.append(f"V\t{cert.not_valid_after_utc:%y%m%d%H%M%SZ}\t\t{cert.serial_number:X}\tunknown\t"
+                     f"/C=JP/CN={cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value!s}\n")
+    (folder / "index.txt").write_text("".join(index))
+    (folder / "ca.pem").write_bytes(ca.pem.encode())
+    (folder / "responder.pem").write_bytes(x509.load_der_x509_certificate(responder.certificate_der).public_bytes(
+        serialization.Encoding.PEM))
+    responder_key = responder.signer._key  # the same key for the peer, bench only
+    (folder / "responder.key").write_bytes(responder_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    os.chmod(folder / "responder.key", 0o600)
+    db_url = ctx.db.url.render_as_string(hide_password=False)
+    home = str(ctx.settings.home)
+    ctx.db.dispose()
+    auth = {"Authorization": f"Bearer {key}"}
+    body, nonce_body = folder / f"req{len(issued) // 2}.der", folder / f"nonce{len(issued) // 2}.der"
+    results: dict[str, Any] = {"certificates": len(issued), "connections": connections, "seconds": seconds,
+                               "client": "ab (ApacheBench), a new connection per request unless keep-alive"}
+    env = {**os.environ, "MYNACARD_DATABASE_URL": db_url}
+    port = free_port()
+    with process([sys.executable, "-m", "mynacard.cli", "jpki", "ocsp-serve", "--home", home, "--port", str(port)],
+                 env=env):
+        ours = f"http://127.0.0.1:{port}/jpki/ocsp"
+        assert check_answer(ours, body.read_bytes(), auth) == "GOOD"
+        for i in range(len(issued)):  # every certificate asked once: the process's cache is warm
+            check_answer(ours, (folder / f"req{i}.der").read_bytes(), auth)
+        ab(ours, 2, connections, body, auth, folder)
+        results["ours_presigned"] = ab(ours, seconds, connections, body, auth, folder)
+        results["ours_presigned_keepalive"] = ab(ours, seconds, connections, body, auth, folder, keep_alive=True)
+        results["ours_nonce"] = ab(ours, seconds, connections, nonce_body, auth, folder)
+    port = free_port()
+    launch = ("import sys, uvicorn; from pathlib import Path; from mynacard.bootstrap import build_context; "
+              "from mynacard.web.app import create_app; "
+              "ctx = build_context(home=Path(sys.argv[1]), database_url=sys.argv[2]); "
+              "uvicorn.run(create_app(ctx), host='127.0.0.1', port=int(sys.argv[3]), log_level='warning', "
+              "access_log=False)")
+    with process([sys.executable, "-c", launch, home, db_url, str(port)], env=env):
+        web = f"http://127.0.0.1:{port}/jpki/ocsp"
+        assert check_answer(web, body.read_bytes(), auth) == "GOOD"
+        ab(web, 2, connections, body, auth, folder)
+        results["web_app_presigned"] = ab(web, seconds, connections, body, auth, folder)
+    # openssl's responder serves one connection at a time and spins on a connection closed without a request
+    # (OpenSSL 3.0), so each measurement gets a fresh process and no keep-alive
+    for name, request in (("openssl_ocsp", body), ("openssl_ocsp_nonce", nonce_body)):
+        port = free_port()
+        with process(["openssl", "ocsp", "-index", "index.txt", "-port", str(port), "-rsigner", "responder.pem",
+                      "-rkey", "responder.key", "-CA", "ca.pem", "-nmin", "60", "-ignore_err"], cwd=folder):
+            peer = f"http://127.0.0.1:{port}/"
+            assert check_answer(peer, body.read_bytes(), {}) == "GOOD"
+            results[name] = ab(peer, seconds, connections, request, {}, folder)
+    (folder / "responder.key").unlink()
+    results["ratio_presigned"] = results["ours_presigned"]["per_s"] / results["openssl_ocsp"]["per_s"]
+    results["ratio_nonce"] = results["ours_nonce"]["per_s"] / results["openssl_ocsp_nonce"]["per_s"]
+    results["ratio_web_app"] = results["web_app_presigned"]["per_s"] / results["openssl_ocsp"]["per_s"]
+    results["goal"] = 10
+    return results
+
+
+# --- 3. CRLs ----------------------------------------------------------------------------------------------
+
+def bench_crl(workdir: Path, url: str | None, entries: int, delta_entries: int) -> dict[str, Any]:
+    ctx = context(workdir, url, "crl")
+    now = datetime.now(UTC).replace(microsecond=0)
+    ca = service.ensure_authorities(ctx, OPERATOR, now)[CaKind.SIGN]
+    serials: set[int] = set()
+    while len(serials) < entries + delta_entries:
+        serials.add(secrets.randbits(62) | (1 << 62))
+    ordered = list(serials)
+    reasons = [RevocationReason.AFFILIATION_CHANGED, RevocationReason.CERTIFICATE_HOLD,
+               RevocationReason.CESSATION_OF_OPERATION, RevocationReason.SUPERSEDED]
+    start = time.perf_counter()
+    expiry = now + timedelta(days=1500)
+
+    def load(batch: list[int], crl_after: int, first_no: int) -> None:
+        moment = now - timedelta(days=1)
+        with ctx.db.begin() as conn:
+            rows = [{"authority_id": ca.id, "kind": "sign", "serial": s, "card_id": None, "card_serial": None,
+                     "resident_id": 0, "municipality_code": TOWN, "subject_cn": "bench", "spki_sha256": "-",
+                     "facts_digest": None, "der": b"\x30\x00", "not_before": moment, "not_after": expiry,
+                     "issued_at": moment, "issued_by": "bench", "status": "revoked",
+                     "revoked_at": moment, "revocation_reason": reasons[i % 4].value,
+                     "revocation_no": first_no + i, "crl_after": crl_after, "replaces_id": None,
+                     "crl_entry": crl_codec.encode_entry(s, moment, reasons[i % 4])} for i, s in enumerate(batch)]
+            for i in range(0, len(rows), 20000):
+                conn.execute(insert(jpki_certificates), rows[i:i + 20000])
+            conn.execute(update(jpki_authorities).where(jpki_authorities.c.id == ca.id).values(
+                revocation_counter=first_no + len(batch)))
+
+    for i in range(0, entries, 100_000):
+        load(ordered[i:min(i + 100_000, entries)], 0, i)
+    setup = time.perf_counter() - start
+    start = time.perf_counter()
+    (full,) = service.publish_crls(ctx, OPERATOR, now, force=True, kinds=[CaKind.SIGN])
+    full_seconds = time.perf_counter() - start
+    load(ordered[entries:], full.number, entries)
+    start = time.perf_counter()
+    (delta,) = service.publish_crls(ctx, OPERATOR, now + timedelta(minutes=1), kinds=[CaKind.SIGN], delta_only=True)
+    delta_seconds = time.perf_counter() - start
+    check = x509.load_der_x509_crl(full.der)
+    assert check.is_signature_valid(ca.certificate.public_key()) and len(check) == entries
+    assert len(x509.load_der_x509_crl(delta.der)) == delta_entries
+
+    # the peer: openssl ca -gencrl over an index of the same revocations, signed with the same CA key
+    folder = workdir / "crl-files"
+    folder.mkdir()
+    signer = service._ca_signer(ctx, None, ca)
+    (folder / "ca.key").write_bytes(signer._key.private_bytes(  # bench only
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    os.chmod(folder / "ca.key", 0o600)
+    (folder / "ca.pem").write_bytes(ca.pem.encode())
+    revoked_at = (now - timedelta(days=1)).strftime("%y%m%d%H%M%SZ")
+    names = {RevocationReason.AFFILIATION_CHANGED: "affiliationChanged",
+             RevocationReason.CERTIFICATE_HOLD: "certificateHold",
+             RevocationReason.CESSATION_OF_OPERATION: "cessationOfOperation",
+             RevocationReason.SUPERSEDED: "superseded"}
+    with open(folder / "index.txt", "w") as f:
+        for i, s in enumerate(ordered[:entries]):
+            hexed = f"{s:X}"
+            f.write(f"R\t{expiry:%y%m%d%H%M%SZ}\t{revoked_at},{names[reasons[i % 4]]}\t"
+                    f"{'0' * (len(hexed) % 2)}{hexed}\tunknown\t/C=JP/CN=bench{i}\n")
+    (folder / "crlnumber").write_text("01\n")
+    (folder / "ca.cnf").write_text("[ca]\ndefault_ca = CA\n[CA]\ndatabase = index.txt\ncrlnumber = crlnumber\n"
+                                   "default_md = sha256\ndefault_crl_hours = 24\nunique_subject = no\n")
+    start = time.perf_counter()
+    subprocess.run(["openssl", "ca", "-gencrl", "-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.pem",
+                    "-out", "crl.pem", "-batch"], cwd=folder, check=True, capture_output=True)
+    peer_seconds = time.perf_counter() - start
+    (folder / "ca.key").unlink()
+    peer_entries = len(x509.load_pem_x509_crl((folder / "crl.pem").read_bytes()))
+    ctx.db.dispose()
+    return {"entries": entries, "setup_seconds": setup, "full_seconds": full_seconds, "full_bytes": len(full.der),
+            "delta_entries": delta_entries, "delta_seconds": delta_seconds, "delta_bytes": len(delta.der),
+            "openssl_ca_gencrl_seconds": peer_seconds, "openssl_entries": peer_entries,
+            "database": ctx.db.url.get_backend_name()}
+
+
+# --- the report -------------------------------------------------------------------------------------------
+
+def report(results: dict[str, Any]) -> str:
+    lines = [f"machine: {results['machine']}"]
+    if "issuance" in results:
+        r = results["issuance"]
+        lines.append(
+            f"issuance: {statistics.median(r['ours_per_cpu_s']):,.0f} certificates per CPU second vs openssl speed "
+            f"rsa2048 {statistics.median(r['openssl_speed_sign_per_s']):,.0f} signs per CPU second: ratio "
+            f"{r['ratio_cpu_median']:.2f} (goal ≥ {r['goal']}); wall clock "
+            f"{statistics.median(r['ours_per_s']):,.0f}/s vs openssl speed -elapsed "
+            f"{statistics.median(r['openssl_speed_elapsed_sign_per_s']):,.0f}/s: ratio {r['ratio_wall_median']:.2f};"
+            f" cryptography raw signing {statistics.median(r['cryptography_sign_per_s']):,.0f}/s (wall)")
+    if "ocsp" in results:
+        r = results["ocsp"]
+        for name in ("ours_presigned", "openssl_ocsp", "ours_nonce", "openssl_ocsp_nonce", "web_app_presigned",
+                     "ours_presigned_keepalive"):
+            x = r[name]
+            lines.append(f"ocsp {name}: {x['per_s']:,.0f} responses/s, p50 {x['p50_ms']:.2f} ms, "
+                         f"p99 {x['p99_ms']:.2f} ms, failed {x['failed']}, non-2xx {x['non2xx']}")
+        lines.append(f"ocsp ratio pre-signed/openssl {r['ratio_presigned']:.1f}× (goal ≥ {r['goal']}×); "
+                     f"with nonce {r['ratio_nonce']:.1f}×; web app route {r['ratio_web_app']:.1f}×")
+    if "crl" in results:
+        r = results["crl"]
+        lines.append(f"crl: full {r['entries']:,} entries in {r['full_seconds']:.1f} s "
+                     f"({r['full_bytes'] / 1e6:.1f} MB),"
+                     f" delta {r['delta_entries']:,} entries in {r['delta_seconds']:.2f} s; openssl ca -gencrl "
+                     f"{r['openssl_entries']:,} entries in {r['openssl_ca_gencrl_seconds']:.1f} s "
+                     f"(setup {r['setup_seconds']:.0f} s, {r['database']})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    parser.add_argument("--only", choices=["issuance", "ocsp", "crl"], action="append")
+    parser.add_argument("--database-url", help="run on this (empty) database instead of a temporary SQLite file")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    for tool in ("openssl", "ab"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is needed", file=sys.stderr)
+            return 2
+    wanted = set(args.only or ["issuance", "ocsp", "crl"])
+    quick = args.quick
+    results: dict[str, Any] = {"machine": machine(), "started": datetime.now(UTC).isoformat()}
+    with tempfile.TemporaryDirectory(prefix="jpki-bench-") as tmp:
+        workdir = Path(tmp)
+        if "issuance" in wanted:
+            results["issuance"] = bench_issuance(workdir, args.database_url, 100 if quick else 600,
+                                                 1 if quick else 5, 1 if quick else 3)
+            print(report({"machine": "", "issuance": results["issuance"]}).splitlines()[1], flush=True)
+        if "ocsp" in wanted:
+            results["ocsp"] = bench_ocsp(workdir, args.database_url, 50 if quick else 1000, 2 if quick else 10, 8)
+            print("\n".join(report({"machine": "", "ocsp": results["ocsp"]}).splitlines()[1:]), flush=True)
+        if "crl" in wanted:
+            results["crl"] = bench_crl(workdir, args.database_url, 20_000 if quick else 1_000_000,
+                                       100 if quick else 1000)
+            print(report({"machine": "", "crl": results["crl"]}).splitlines()[1], flush=True)
+    results["machine"]["load_average_end"] = os.getloadavg()
+    print(report(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

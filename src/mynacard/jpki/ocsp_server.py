@@ -1,0 +1,318 @@
+"""The OCSP responder as a server of its own (``mynacard jpki ocsp-serve``): the production deployment of
+``/jpki/ocsp`` for throughput, beside the same routes in the web app.
+
+HTTP/1.1 (and 1.0) on asyncio — uvloop when installed — with the request parsed by ``httptools`` (the parser
+uvicorn uses). Answers that are in memory (a pre-signed response, a refusal, a malformed request) are written
+from the event loop; anything needing the database or a signature runs in a small thread pool. Requests on
+one connection are answered in order (pipelining is allowed); limits on header size, body size, queued
+requests and idle time keep a bad client from holding the server. Paths: ``POST /jpki/ocsp``,
+``GET /jpki/ocsp/{base64}``, ``GET /healthz``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httptools
+
+from mynacard.context import Context
+from mynacard.jpki import ocsp, ocsp_http, verifiers
+from mynacard.jpki.config import jpki_settings
+from mynacard.jpki.ocsp import MAX_REQUEST_BYTES, ResponseStatus
+from mynacard.jpki.responder import responder_for
+
+__all__ = ["OcspServer", "serve"]
+
+log = logging.getLogger(__name__)
+
+MAX_HEADER_BYTES = 16 * 1024
+MAX_URL_BYTES = 32 * 1024  # base64 of the largest request, url-encoded
+MAX_PIPELINED = 32
+IDLE_SECONDS = 30.0
+
+
+def _response(status: int, reason: str, body: bytes, content_type: bytes, keep_alive: bool) -> bytes:
+    head = (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nCache-Control: no-cache\r\n"
+            b"Connection: %s\r\n\r\n" % (status, reason.encode(), content_type, len(body),
+                                         b"keep-alive" if keep_alive else b"close"))
+    return head + body
+
+
+_OCSP_TYPE = b"application/ocsp-response"
+
+
+@dataclass
+class _Request:
+    method: str
+    url: bytes
+    headers: dict[bytes, bytes]
+    body: bytes
+    keep_alive: bool
+    too_large: bool = False
+
+
+@dataclass
+class _Parsing:
+    url: bytearray = field(default_factory=bytearray)
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    header_bytes: int = 0
+    body: bytearray = field(default_factory=bytearray)
+    too_large: bool = False
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: OcspServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.current = _Parsing()
+        self.queue: deque[_Request] = deque()
+        self.worker: asyncio.Task[None] | None = None
+        self.idle: asyncio.TimerHandle | None = None
+        self.remote: str | None = None
+        self.closing = False
+
+    # --- asyncio ---------------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's TCPTransport is not an asyncio.Transport
+        peer = transport.get_extra_info("peername")
+        self.remote = peer[0] if isinstance(peer, tuple) else None
+        self.server.connections.add(self)
+        self._arm_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self.closing = True
+        if self.idle is not None:
+            self.idle.cancel()
+        if self.worker is not None and not self.worker.done():
+            self.worker.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        self._arm_idle()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(400, "Bad Request")
+        except httptools.HttpParserError:
+            self._fail(400, "Bad Request")
+
+    def _arm_idle(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.idle = asyncio.get_running_loop().call_later(self.server.idle_seconds, self._close)
+
+    def _close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, status: int, reason: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_response(status, reason, reason.encode() + b"\n", b"text/plain", False))
+        self._close()
+
+    # --- httptools callbacks ------------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.current = _Parsing()
+
+    def on_url(self, url: bytes) -> None:
+        self.current.url += url
+        if len(self.current.url) > MAX_URL_BYTES:
+            raise httptools.HttpParserError("URL too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.current.header_bytes += len(name) + len(value)
+        if self.current.header_bytes > MAX_HEADER_BYTES or len(self.current.headers) > 100:
+            raise httptools.HttpParserError("headers too large")
+        self.current.headers[name.lower()] = value
+
+    def on_body(self, body: bytes) -> None:
+        if len(self.current.body) + len(body) > MAX_REQUEST_BYTES:
+            self.current.too_large = True
+            return
+        self.current.body += body
+
+    def on_message_complete(self) -> None:
+        method = self.parser.get_method().decode("ascii", "replace")
+        self.queue.append(_Request(method, bytes(self.current.url), self.current.headers, bytes(self.current.body),
+                                   self.parser.should_keep_alive(), self.current.too_large))
+        if len(self.queue) > MAX_PIPELINED and self.transport is not None:
+            self.transport.pause_reading()
+        if self.worker is None or self.worker.done():
+            if len(self.queue) == 1 and self._answer_now():
+                return
+            self.worker = asyncio.get_running_loop().create_task(self._work())
+
+    def _answer_now(self) -> bool:
+        """Answer the only queued request at once if it needs no thread (most do): no task, no await."""
+        request = self.queue[0]
+        reply = self.server.answer_in_memory(request, self.remote)
+        if reply is None:
+            return False
+        self.queue.popleft()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(reply)
+            if not request.keep_alive:
+                self._close()
+        return True
+
+    # --- answering, in order ------------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while self.queue and not self.closing:
+            request = self.queue.popleft()
+            try:
+                reply = await self.server.handle(request, self.remote)
+            except Exception:  # never leave a client without an answer
+                log.exception("OCSP server")
+                reply = _response(200, "OK", ocsp.error_response(ResponseStatus.INTERNAL_ERROR), _OCSP_TYPE, False)
+            if self.transport is None or self.transport.is_closing():
+                return
+            self.transport.write(reply)
+            if not request.keep_alive:
+                self._close()
+                return
+            if len(self.queue) <= MAX_PIPELINED // 2:
+                self.transport.resume_reading()
+
+
+class OcspServer:
+    """The responder server of one installation (one database)."""
+
+    def __init__(self, ctx: Context, threads: int = 4, idle_seconds: float = IDLE_SECONDS) -> None:
+        self.ctx = ctx
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ocsp")
+        self.idle_seconds = idle_seconds
+        self.connections: set[_Connection] = set()
+        self._flushing = False
+        header = jpki_settings().mtls_header
+        self.mtls_header = header.lower().encode() if header else None
+
+    def answer_in_memory(self, request: _Request, remote: str | None) -> bytes | None:
+        """The complete reply when no database or signature is needed, else None."""
+        routed = self._route(request, remote)
+        if isinstance(routed, bytes):
+            return routed
+        data, caller = routed
+        fast = ocsp_http.answer_from_memory(self.ctx, caller, data)
+        if fast is None:
+            return None
+        der, log_due = fast
+        if log_due:
+            self._flush_later()
+        return _response(200, "OK", der, _OCSP_TYPE, request.keep_alive)
+
+    async def handle(self, request: _Request, remote: str | None) -> bytes:
+        routed = self._route(request, remote)
+        if isinstance(routed, bytes):
+            return routed
+        data, caller = routed
+        fast = ocsp_http.answer_from_memory(self.ctx, caller, data)
+        if fast is not None:
+            der, log_due = fast
+            if log_due:
+                self._flush_later()
+        else:
+            loop = asyncio.get_running_loop()
+            der = await loop.run_in_executor(self.executor, ocsp_http.answer, self.ctx, caller, data)
+        return _response(200, "OK", der, _OCSP_TYPE, request.keep_alive)
+
+    def _route(self, request: _Request, remote: str | None) -> bytes | tuple[bytes, ocsp_http.Caller]:
+        """A finished reply (errors, health), or the OCSP request's bytes and who sent it."""
+        keep = request.keep_alive
+        path, _, _query = request.url.partition(b"?")
+        if request.method == "GET" and path in (b"/healthz", b"/jpki/ocsp/healthz"):
+            return _response(200, "OK", b"ok\n", b"text/plain", keep)
+        if path == b"/jpki/ocsp" or path == b"/jpki/ocsp/":
+            if request.method != "POST":
+                return _response(405, "Method Not Allowed", b"POST the DER request\n", b"text/plain", keep)
+            data = b"\0" * (MAX_REQUEST_BYTES + 1) if request.too_large else request.body  # "too large"
+        elif path.startswith(b"/jpki/ocsp/"):
+            if request.method != "GET":
+                return _response(405, "Method Not Allowed", b"GET /jpki/ocsp/{base64}\n", b"text/plain", keep)
+            data = ocsp_http.decode_get_path(path[len(b"/jpki/ocsp/"):].decode("ascii", "replace"))
+            if not data:
+                return _response(200, "OK", ocsp.error_response(ResponseStatus.MALFORMED_REQUEST), _OCSP_TYPE, keep)
+        else:
+            return _response(404, "Not Found", b"not found\n", b"text/plain", keep)
+        return data, self._caller(request.headers, remote)
+
+    def _caller(self, headers: dict[bytes, bytes], remote: str | None) -> ocsp_http.Caller:
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        header = self.mtls_header
+        fingerprint = headers.get(header) if header else None
+        return ocsp_http.Caller(key, fingerprint.decode("latin-1") if fingerprint else None, remote)
+
+    def _flush_later(self) -> None:
+        if self._flushing:
+            return
+        self._flushing = True
+
+        def flush() -> None:
+            try:
+                verifiers.flush_query_log(self.ctx)
+            except Exception:  # the rows stay buffered for the next flush
+                log.exception("OCSP query log")
+            finally:
+                self._flushing = False
+
+        self.executor.submit(flush)
+
+    async def run(self, host: str, port: int, ready: asyncio.Event | None = None,
+                  stop: asyncio.Event | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _Connection(self), host, port, reuse_address=True, backlog=1024)
+        stop = stop or asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        if ready is not None:
+            ready.set()
+        ticker = loop.create_task(self._tick(stop))
+        try:
+            await stop.wait()
+        finally:
+            server.close()
+            for connection in list(self.connections):
+                connection._close()
+            await server.wait_closed()
+            ticker.cancel()
+            await loop.run_in_executor(self.executor, verifiers.flush_query_log, self.ctx)
+            self.executor.shutdown(wait=True)
+
+    async def _tick(self, stop: asyncio.Event) -> None:
+        """Every half second: write the query log, and sign the answers of newly revoked certificates."""
+        loop = asyncio.get_running_loop()
+        responder = responder_for(self.ctx)
+        while not stop.is_set():
+            await asyncio.sleep(0.5)
+            try:
+                await loop.run_in_executor(self.executor, verifiers.flush_query_log, self.ctx)
+                await loop.run_in_executor(self.executor, responder.refresh_revoked, datetime.now(UTC))
+            except Exception:  # the next tick tries again
+                log.exception("OCSP responder tick")
+
+
+def serve(ctx: Context, host: str = "127.0.0.1", port: int = 8001, threads: int = 4) -> None:
+    """Run the responder until SIGINT/SIGTERM."""
+    server = OcspServer(ctx, threads)
+    runner: Any
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        runner = asyncio.run
+    runner(server.run(host, port))

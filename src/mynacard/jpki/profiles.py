@@ -1,0 +1,324 @@
+"""Certificate profiles: the two JPKI roots, the signing and authentication certificates, the delegated
+OCSP responder and the key-rollover link certificates (pure: no I/O, no clock).
+
+Names, extensions and their order mirror the real roots in ``reference/jpki-roots/``; the end-entity
+profiles follow ``reference/jpki-technical.md`` §3.2–3.4. Where ours differ from the real ones (URLs in the
+CRL distribution points, an OCSP access point) ``docs/JPKI-PROFILE.md`` says so and why.
+Encoding is done by ``cryptography``; signing goes through a :class:`~mynacard.jpki.keys.Signer`, so that the
+same profile comes out whether the CA key sits sealed in the database or inside a PKCS#11 token.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from asn1crypto import core
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+from mynacard.clock import JST
+from mynacard.jpki.keys import Signer
+from mynacard.jpki.model import CaKind, SigningFacts
+
+__all__ = [
+    "AUTH_POLICY",
+    "FACT_OIDS",
+    "OCSP_NOCHECK",
+    "SIGN_POLICY",
+    "CaUrls",
+    "EndEntityRequest",
+    "auth_common_name",
+    "ca_alt_name",
+    "ca_name",
+    "end_entity_certificate",
+    "link_certificate",
+    "ocsp_responder_certificate",
+    "read_signing_facts",
+    "root_certificate",
+    "sign_common_name",
+]
+
+JPKI_ARC = "1.2.392.200149.8.5"
+SIGN_POLICY = ObjectIdentifier(f"{JPKI_ARC}.1.1.20")
+"""jpki-cp-sign-class20 — the production signing-certificate policy (critical, with a CPS qualifier)."""
+AUTH_POLICY = ObjectIdentifier(f"{JPKI_ARC}.1.3.30")
+"""jpki-cp-auth-class30 — the authentication-certificate policy."""
+
+FACT_OIDS = {
+    "name": ObjectIdentifier(f"{JPKI_ARC}.5.1"),
+    "name_substitutions": ObjectIdentifier(f"{JPKI_ARC}.5.2"),
+    "sex": ObjectIdentifier(f"{JPKI_ARC}.5.3"),
+    "birth_date": ObjectIdentifier(f"{JPKI_ARC}.5.4"),
+    "address": ObjectIdentifier(f"{JPKI_ARC}.5.5"),
+    "address_substitutions": ObjectIdentifier(f"{JPKI_ARC}.5.6"),
+}
+"""The otherName type-ids of the basic four facts (personalData arc, reference §3.3)."""
+_FACT_ORDER = ("name", "birth_date", "sex", "address", "name_substitutions", "address_substitutions")
+"""The order observed in real certificates: .1, .4, .3, .5, .2, .6."""
+
+OCSP_NOCHECK = ObjectIdentifier("1.3.6.1.5.5.7.48.1.5")
+"""id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1): the responder's own certificate is not checked by OCSP."""
+
+_AGENCY = "Japan Agency for Local Authority Information Systems"
+_OU = {CaKind.SIGN: "JPKI for digital signature", CaKind.AUTH: "JPKI for user authentication"}
+_OU_JA = {CaKind.SIGN: "公的個人認証サービス署名用", CaKind.AUTH: "公的個人認証サービス利用者証明用"}
+
+
+def ca_name(kind: CaKind) -> x509.Name:
+    """Subject and issuer of a root, as the real ones: ``C=JP, O=JPKI, OU=<purpose>, OU=<J-LIS>``."""
+    return x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "JPKI"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, _OU[kind]),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, _AGENCY),
+    ])
+
+
+def ca_alt_name(kind: CaKind) -> x509.Name:
+    """The Japanese DirName of the roots' subjectAltName (and of the certificates' issuerAltName)."""
+    return x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "公的個人認証サービス"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, _OU_JA[kind]),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "地方公共団体情報システム機構"),
+    ])
+
+
+def _crl_partition_name(kind: CaKind, prefecture: str, municipality: str) -> x509.Name:
+    """The DirName CDP shape of real end-entity certificates (a CRL partition per municipality)."""
+    return x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "JPKI"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, _OU[kind]),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "CRL Distribution Points"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, prefecture),
+        x509.NameAttribute(NameOID.COMMON_NAME, municipality),
+    ])
+
+
+_CA_KEY_USAGE = x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                              data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                              crl_sign=True, encipher_only=False, decipher_only=False)
+_SIGN_KEY_USAGE = x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=False,
+                                data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                crl_sign=False, encipher_only=False, decipher_only=False)
+_AUTH_KEY_USAGE = x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                crl_sign=False, encipher_only=False, decipher_only=False)
+
+
+def root_certificate(kind: CaKind, signer: Signer, serial: int, not_before: datetime,
+                     not_after: datetime) -> x509.Certificate:
+    """A self-signed root with the real roots' extensions in their order: keyUsage (critical),
+    subjectAltName DirName, basicConstraints (critical), cRLDistributionPoints DirName, subjectKeyIdentifier."""
+    name = ca_name(kind)
+    builder = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(signer.public_key)
+        .serial_number(serial).not_valid_before(not_before).not_valid_after(not_after)
+        .add_extension(_CA_KEY_USAGE, critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DirectoryName(ca_alt_name(kind))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+            full_name=[x509.DirectoryName(name)], relative_name=None, reasons=None, crl_issuer=None)]),
+            critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(signer.public_key), critical=False)
+    )
+    return signer.sign_certificate(builder)
+
+
+def link_certificate(kind: CaKind, subject_key: rsa.RSAPublicKey, issuer: Signer, issuer_cert: x509.Certificate,
+                     serial: int, not_before: datetime, not_after: datetime) -> x509.Certificate:
+    """A key-rollover link certificate (NewWithOld / OldWithNew, RFC 4210 §4.4): the CA name over one
+    generation's key, signed by the other's, so that relying parties holding either root reach both."""
+    name = ca_name(kind)
+    builder = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(subject_key)
+        .serial_number(serial).not_valid_before(not_before).not_valid_after(not_after)
+        .add_extension(_CA_KEY_USAGE, critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DirectoryName(ca_alt_name(kind))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key()),  # type: ignore[arg-type]
+                       critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_key), critical=False)
+    )
+    return issuer.sign_certificate(builder)
+
+
+@dataclass(frozen=True)
+class CaUrls:
+    """Where relying parties find a CA generation's CRLs, its certificate and the OCSP responder."""
+
+    crl: str
+    delta_crl: str
+    ca_certificate: str
+    ocsp: str
+    cps: str
+
+
+@dataclass(frozen=True)
+class EndEntityRequest:
+    """Everything a card certificate needs besides the CA."""
+
+    kind: CaKind
+    public_key: rsa.RSAPublicKey
+    """The chip's public key (RSA-2048, e=65537)."""
+    serial: int
+    common_name: str
+    not_before: datetime
+    not_after: datetime
+    prefecture: str
+    """Romanised prefecture (``Tokyo-to``) for the subject and the CRL partition name."""
+    municipality: str
+    """Romanised municipality (``Chiyoda-ku``)."""
+    facts: SigningFacts | None = None
+    """The basic four facts; required for a signing certificate, refused for an authentication one."""
+
+
+def sign_common_name(requested_at: datetime, sequence: int, window: str) -> str:
+    """``YYYYMMDDhhmmss`` (JST) of the issuance request, a 5-digit sequence and the window identifier."""
+    return f"{requested_at.astimezone(JST):%Y%m%d%H%M%S}{sequence % 100000:05d}{window}"
+
+
+def auth_common_name(token: bytes) -> str:
+    """An opaque 23-character identifier (``[A-Z2-7]``, base32 of 15 random bytes less its last character),
+    carrying nothing about the holder."""
+    if len(token) < 15:
+        raise ValueError("an authentication common name needs 15 random bytes")
+    return base64.b32encode(token[:15]).decode()[:23]
+
+
+@lru_cache(maxsize=65536)
+def _utf8(value: str) -> bytes:
+    return core.UTF8String(value).dump()
+
+
+def _utf8_other_name(oid: ObjectIdentifier, value: str) -> x509.OtherName:
+    return x509.OtherName(oid, _utf8(value))
+
+
+@dataclass(frozen=True)
+class _IssuerParts:
+    """The extensions that are the same in every certificate of one CA generation (built once)."""
+
+    issuer: x509.Name
+    head: tuple[x509.Extension[x509.ExtensionType], ...]
+    """keyUsage and certificatePolicies."""
+    tail: tuple[x509.Extension[x509.ExtensionType], ...]
+    """freshestCRL, authorityInformationAccess, authorityKeyIdentifier."""
+    ian: x509.Extension[x509.ExtensionType]
+
+
+def _raw(critical: bool, value: x509.ExtensionType) -> x509.Extension[x509.ExtensionType]:
+    """The extension with its value already DER-encoded: ``cryptography`` then copies the bytes instead of
+    converting the Python objects again for every certificate (the result is byte-for-byte the same)."""
+    return x509.Extension(value.oid, critical, x509.UnrecognizedExtension(value.oid, value.public_bytes()))
+
+
+@lru_cache(maxsize=64)
+def _issuer_parts(kind: CaKind, ca_der: bytes, urls: CaUrls) -> _IssuerParts:
+    ca_cert = x509.load_der_x509_certificate(ca_der)
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    policy = SIGN_POLICY if kind is CaKind.SIGN else AUTH_POLICY
+    ku = _SIGN_KEY_USAGE if kind is CaKind.SIGN else _AUTH_KEY_USAGE
+    cp = x509.CertificatePolicies([x509.PolicyInformation(policy, [urls.cps])])
+    freshest = x509.FreshestCRL([x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(urls.delta_crl)], relative_name=None, reasons=None,
+        crl_issuer=None)])
+    aia = x509.AuthorityInformationAccess([
+        x509.AccessDescription(x509.AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(urls.ocsp)),
+        x509.AccessDescription(x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                               x509.UniformResourceIdentifier(urls.ca_certificate))])
+    aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski)
+    ian = x509.IssuerAlternativeName([x509.DirectoryName(ca_alt_name(kind))])
+    return _IssuerParts(ca_cert.subject, (_raw(True, ku), _raw(True, cp)),
+                        (_raw(False, freshest), _raw(False, aia), _raw(False, aki)), _raw(False, ian))
+
+
+@lru_cache(maxsize=4096)
+def _place_parts(kind: CaKind, crl_uri: str, prefecture: str, municipality: str
+                 ) -> tuple[tuple[x509.NameAttribute[str], ...], x509.Extension[x509.ExtensionType]]:
+    """Subject prefix and CRL distribution points: the same for every card of one municipality."""
+    prefix: tuple[x509.NameAttribute[str], ...] = (x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),)
+    if kind is CaKind.SIGN:
+        prefix += (x509.NameAttribute(NameOID.LOCALITY_NAME, prefecture),
+                   x509.NameAttribute(NameOID.LOCALITY_NAME, municipality))
+    cdp = x509.CRLDistributionPoints([
+        x509.DistributionPoint(full_name=[x509.UniformResourceIdentifier(crl_uri)], relative_name=None,
+                               reasons=None, crl_issuer=None),
+        x509.DistributionPoint(full_name=[x509.DirectoryName(_crl_partition_name(kind, prefecture, municipality))],
+                               relative_name=None, reasons=None, crl_issuer=None)])
+    return prefix, _raw(False, cdp)
+
+
+def end_entity_certificate(req: EndEntityRequest, ca_cert: x509.Certificate, signer: Signer,
+                           urls: CaUrls, ca_der: bytes | None = None) -> x509.Certificate:
+    """A signing (署名用) or authentication (利用者証明用) certificate from the chip's public key.
+
+    Extensions, in order: keyUsage (critical), certificatePolicies (critical), subjectAltName (signing only),
+    issuerAltName, cRLDistributionPoints, freshestCRL, authorityInformationAccess, authorityKeyIdentifier,
+    subjectKeyIdentifier. The parts shared by every certificate of a CA are built once per process.
+    """
+    kind = req.kind
+    if (kind is CaKind.SIGN) != (req.facts is not None):
+        raise ValueError("a signing certificate carries the basic four facts; an authentication one none")
+    if req.public_key.key_size != 2048 or req.public_key.public_numbers().e != 65537:
+        raise ValueError("card keys are RSA-2048 with e = 65537")
+    parts = _issuer_parts(kind, ca_der or ca_cert.public_bytes(serialization.Encoding.DER), urls)
+    prefix, cdp = _place_parts(kind, urls.crl, req.prefecture, req.municipality)
+    extensions = list(parts.head)
+    if req.facts is not None:
+        extensions.append(_raw(False, x509.SubjectAlternativeName([
+            _utf8_other_name(FACT_OIDS[f], getattr(req.facts, f)) for f in _FACT_ORDER])))
+    extensions += [parts.ian, cdp, *parts.tail, _raw(False, x509.SubjectKeyIdentifier.from_public_key(req.public_key))]
+    builder = x509.CertificateBuilder(
+        issuer_name=parts.issuer,
+        subject_name=x509.Name([*prefix, x509.NameAttribute(NameOID.COMMON_NAME, req.common_name)]),
+        public_key=req.public_key, serial_number=req.serial, not_valid_before=req.not_before,
+        not_valid_after=req.not_after, extensions=extensions)
+    return signer.sign_certificate(builder)
+
+
+def ocsp_responder_certificate(kind: CaKind, generation: int, responder_key: rsa.RSAPublicKey,
+                               ca_cert: x509.Certificate, signer: Signer, serial: int, not_before: datetime,
+                               not_after: datetime) -> x509.Certificate:
+    """The delegated OCSP responder of one CA generation (RFC 6960 §4.2.2.2): issued by that CA, with
+    id-kp-OCSPSigning and id-pkix-ocsp-nocheck."""
+    name = x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "JPKI"),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, _OU[kind]),
+        x509.NameAttribute(NameOID.COMMON_NAME, f"JPKI OCSP Responder {kind.value} G{generation}"),
+    ])
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(ca_cert.subject).public_key(responder_key)
+        .serial_number(serial).not_valid_before(not_before).not_valid_after(not_after)
+        .add_extension(_AUTH_KEY_USAGE, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+        .add_extension(x509.OCSPNoCheck(), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(responder_key), critical=False)
+    )
+    return signer.sign_certificate(builder)
+
+
+def read_signing_facts(cert: x509.Certificate) -> SigningFacts | None:
+    """The basic four facts from a signing certificate's subjectAltName, or None if it carries none."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return None
+    by_oid = {oid: name for name, oid in FACT_OIDS.items()}
+    values: dict[str, str] = {}
+    for other in san.get_values_for_type(x509.OtherName):
+        field = by_oid.get(other.type_id)
+        if field is not None:
+            values[field] = str(core.UTF8String.load(other.value).native)
+    if set(values) != set(FACT_OIDS):
+        return None
+    return SigningFacts(**values)

@@ -1,0 +1,132 @@
+"""The dedicated OCSP responder server: HTTP/1.1 details, limits, and the same answers as the web app."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp as x509_ocsp
+
+from mynacard.context import Context
+from mynacard.jpki import verifiers
+from mynacard.jpki.model import Purpose, VerifierKind
+from mynacard.principal import Principal, Role
+from mynacard.registry import service as registry
+from tests.jpki.support import OPERATOR, Town, ocsp_server
+
+
+def _setup(ctx: Context) -> tuple[bytes, str, x509.Certificate, int]:
+    town = Town(ctx)
+    now = datetime.now(UTC)
+    card = town.card(town.resident(at=now - timedelta(days=40)), now=now)
+    _, key = verifiers.register_verifier(ctx, OPERATOR, "検証者", VerifierKind.GOVERNMENT,
+                                         [Purpose.SIGNATURE], "sv", now)
+    cert = x509.load_der_x509_certificate(card.issued.sign_certificate or b"")
+    issuer = x509.load_der_x509_certificate(card.issued.sign_ca_certificate)
+    req = x509_ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()
+    return req.public_bytes(serialization.Encoding.DER), key, cert, card.resident_id
+
+
+def _status(body: bytes) -> str:
+    parsed = x509_ocsp.load_der_ocsp_response(body)
+    if parsed.response_status is not x509_ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return parsed.response_status.name
+    return parsed.certificate_status.name
+
+
+def test_answers_keep_alive_get_and_revocation(ctx: Context) -> None:
+    request, key, cert, resident_id = _setup(ctx)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/ocsp-request"}
+    with ocsp_server(ctx) as base, httpx.Client(base_url=base) as client:
+        assert client.get("/healthz").text == "ok\n"
+        first = client.post("/jpki/ocsp", content=request, headers=headers)
+        again = client.post("/jpki/ocsp", content=request, headers=headers)  # the same connection
+        assert first.headers["content-type"] == "application/ocsp-response"
+        assert first.headers["cache-control"] == "no-cache" and first.headers["connection"] == "keep-alive"
+        assert _status(first.content) == _status(again.content) == "GOOD"
+        encoded = base64.urlsafe_b64encode(request).decode()
+        assert _status(client.get(f"/jpki/ocsp/{encoded}", headers=headers).content) == "GOOD"
+        assert _status(client.post("/jpki/ocsp", content=request).content) == "UNAUTHORIZED"
+        resident = registry.get_resident(ctx, OPERATOR, resident_id)
+        registry.record_death(ctx, Principal(Role.CLERK, "c", resident.municipality_code), resident_id,
+                              datetime.now(UTC))
+        time.sleep(1.0)
+        revoked = x509_ocsp.load_der_ocsp_response(client.post("/jpki/ocsp", content=request, headers=headers).content)
+        assert revoked.certificate_status is x509_ocsp.OCSPCertStatus.REVOKED
+        assert revoked.revocation_reason is x509.ReasonFlags.affiliation_changed
+        assert revoked.serial_number == cert.serial_number
+    answered = [q for q in verifiers.queries(ctx, OPERATOR) if q["action"] == "ocsp"]
+    assert sum(q["count"] for q in answered if q["outcome"] == "answered") == 4
+    assert sum(q["count"] for q in answered if q["outcome"] == "refused") == 1
+
+
+def test_http_limits_and_errors(ctx: Context) -> None:
+    request, key, _, _ = _setup(ctx)
+    auth = f"Authorization: Bearer {key}\r\n".encode()
+    with ocsp_server(ctx, idle_seconds=1.0) as base, httpx.Client(base_url=base) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        assert client.get("/elsewhere").status_code == 404
+        assert client.get("/jpki/ocsp").status_code == 405
+        assert client.put("/jpki/ocsp/abc", content=b"x").status_code == 405
+        assert _status(client.post("/jpki/ocsp", content=b"\x30" * 20_000, headers=headers).content) == \
+            "MALFORMED_REQUEST"
+        assert _status(client.get("/jpki/ocsp/!!!", headers=headers).content) == "MALFORMED_REQUEST"
+        port = int(base.rsplit(":", 1)[1])
+        # three pipelined requests on one connection are answered in order
+        one = b"POST /jpki/ocsp HTTP/1.1\r\nHost: x\r\n" + auth + b"Content-Length: %d\r\n\r\n" % len(request) + request
+        bad = b"POST /jpki/ocsp HTTP/1.1\r\nHost: x\r\n" + auth + b"Content-Length: 3\r\n\r\nabc"
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(one + bad + one)
+            data = _read(s, 3)
+        assert data.count(b"HTTP/1.1 200 OK") == 3
+        bodies = [part.split(b"\r\n\r\n", 1)[1] for part in data.split(b"HTTP/1.1 ")[1:]]
+        assert [_status(b[: len(b)]) for b in _split_bodies(data)] == ["GOOD", "MALFORMED_REQUEST", "GOOD"], bodies
+        # broken HTTP: 400, and the connection is closed
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            reply = s.recv(1000)
+            assert reply.startswith(b"HTTP/1.1 400") and s.recv(1000) == b""
+        # an idle connection is closed after the idle time
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.settimeout(5)
+            started = time.monotonic()
+            assert s.recv(10) == b"" and time.monotonic() - started < 4
+        # a silent connection does not wedge the server (it did wedge `openssl ocsp`)
+        with socket.create_connection(("127.0.0.1", port)):
+            pass
+        assert _status(client.post("/jpki/ocsp", content=request, headers=headers).content) == "GOOD"
+
+
+def _read(s: socket.socket, responses: int) -> bytes:
+    s.settimeout(10)
+    data = b""
+    while data.count(b"HTTP/1.1 ") < responses or not _complete(data, responses):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _split_bodies(data: bytes) -> list[bytes]:
+    out = []
+    rest = data
+    while rest:
+        head, _, rest = rest.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(
+            b"content-length")))
+        out.append(rest[:length])
+        rest = rest[length:]
+    return out
+
+
+def _complete(data: bytes, responses: int) -> bool:
+    try:
+        return len(_split_bodies(data)) == responses
+    except (StopIteration, ValueError):
+        return False
