@@ -36,13 +36,15 @@ def claim(conn: Connection, state: CardState | Sequence[CardState], limit: int, 
 
 def advance(conn: Connection, ids: Sequence[int], sources: Iterable[CardState], target: CardState, *,
             actor: str, now: datetime, reason: str | None = None, values: dict[str, Any] | None = None,
-            per_card: dict[str, Sequence[Any]] | None = None, bump_print_count: bool = False) -> list[int]:
+            per_card: dict[str, Sequence[Any]] | None = None, reasons: Sequence[str] | None = None,
+            bump_print_count: bool = False) -> list[int]:
     """Move the cards among ``ids`` that are in one of ``sources`` to ``target``; return the ids moved.
 
     Cards in another state are left alone (the caller decides whether that is an error). Each move writes
     one ``card_events`` row (from, to, actor, time, reason). ``values`` are columns set alike on every moved
     card; ``per_card`` maps a column to one value per entry of ``ids`` (a serial, a date), set in the same
-    statement so that each row is written once.
+    statement so that each row is written once; ``reasons`` gives each card's event its own reason instead
+    of ``reason`` (a box number, say).
     """
     source_list = list(sources)
     check_transitions(source_list, target)
@@ -56,8 +58,11 @@ def advance(conn: Connection, ids: Sequence[int], sources: Iterable[CardState], 
     for column, column_values in per_card.items():
         if len(column_values) != len(ids):
             raise ValueError(f"per-card values for {column!r} do not match the ids")
+    if reasons is not None and len(reasons) != len(ids):
+        raise ValueError("per-card reasons do not match the ids")
     if conn.dialect.name == "postgresql":
-        return _advance_pg(conn, ids, source_list, target, actor, now, reason, values, per_card, bump_print_count)
+        return _advance_pg(conn, ids, source_list, target, actor, now, reason, values, per_card, reasons,
+                           bump_print_count)
     moved: list[int] = []
     extra = dict(values)
     if bump_print_count:
@@ -71,26 +76,33 @@ def advance(conn: Connection, ids: Sequence[int], sources: Iterable[CardState], 
         ids_here = [r.id for r in rows]
         conn.execute(update(cards).where(cards.c.id.in_(ids_here)).values(
             state=target.value, updated_at=now, version=cards.c.version + 1, **extra))
+        position = {card_id: i + j for j, card_id in enumerate(chunk)}
         if per_card:
-            position = {card_id: i + j for j, card_id in enumerate(chunk)}
             conn.execute(update(cards).where(cards.c.id == bindparam("card_id")).values(
                 {column: bindparam(f"p_{column}") for column in per_card}),
                 [{"card_id": card_id, **{f"p_{c}": v[position[card_id]] for c, v in per_card.items()}}
                  for card_id in ids_here])
         bulk_insert(conn, card_events, [
             {"card_id": r.id, "from_state": r.state, "to_state": target.value, "actor": actor, "at": now,
-             "reason": reason} for r in rows])
+             "reason": reason if reasons is None else reasons[position[r.id]]} for r in rows])
         moved.extend(ids_here)
     return moved
 
 
 def _advance_pg(conn: Connection, ids: Sequence[int], sources: list[CardState], target: CardState,
                 actor: str, now: datetime, reason: str | None, values: dict[str, Any],
-                per_card: dict[str, Sequence[Any]], bump_print_count: bool) -> list[int]:
+                per_card: dict[str, Sequence[Any]], reasons: Sequence[str] | None,
+                bump_print_count: bool) -> list[int]:
     # One statement: lock the cards still in a source state, move them (setting every column once),
     # and write their events from the rows the UPDATE returned.
     arrays = "".join(f", CAST(:p_{c} AS {cards.c[c].type.compile(dialect=conn.dialect)}[])" for c in per_card)
     names = "".join(f", {c}" for c in per_card)
+    if reasons is not None:
+        arrays += ", CAST(:p_event_reason AS text[])"
+        names += ", event_reason"
+    reason_sql = "event_reason" if reasons is not None else ":reason"
+    returning_reason = ", v.event_reason" if reasons is not None else ""
+
     sets = "".join(f", {column} = :v_{column}" for column in values)
     sets += "".join(f", {column} = v.{column}" for column in per_card)
     if bump_print_count:
@@ -105,14 +117,16 @@ def _advance_pg(conn: Connection, ids: Sequence[int], sources: list[CardState], 
         ), moved AS (
             UPDATE cards c SET state = :target, updated_at = :now, version = c.version + 1{sets}
             FROM old JOIN v ON v.id = old.id WHERE c.id = old.id
-            RETURNING c.id, old.state AS from_state
+            RETURNING c.id, old.state AS from_state{returning_reason}
         )
         INSERT INTO card_events (card_id, from_state, to_state, actor, at, reason)
-        SELECT id, from_state, :target, :actor, :now, :reason FROM moved
+        SELECT id, from_state, :target, :actor, :now, {reason_sql} FROM moved
         RETURNING card_id""")
     params = {"ids": list(ids), "sources": [s.value for s in sources], "target": target.value, "now": now,
               "actor": actor, "reason": reason, **{f"v_{k}": v for k, v in values.items()},
               **{f"p_{k}": list(v) for k, v in per_card.items()}}
+    if reasons is not None:
+        params["p_event_reason"] = list(reasons)
     return list(conn.execute(stmt, params).scalars())
 
 

@@ -546,7 +546,6 @@ def ship_cards(ctx: Context, principal: Principal, now: datetime, box_capacity: 
     principal.require(Role.MANUFACTURER, *_OPERATORS)
     if not 1 <= box_capacity <= 10000:
         raise InvalidInput("box capacity must be 1–10,000 cards")
-    box_ids: list[int] = []
     with ctx.transaction() as tx:
         conn = tx.conn
         ids = ledger.claim(conn, S.MANUFACTURED, limit, order_by=[cards.c.municipality_code])
@@ -555,17 +554,18 @@ def ship_cards(ctx: Context, principal: Principal, now: datetime, box_capacity: 
         by_muni: dict[str, list[tuple[int, str]]] = defaultdict(list)
         for r in _rows(conn, ids, cards.c.id, cards.c.municipality_code, cards.c.card_serial):
             by_muni[r.municipality_code].append((r.id, r.card_serial))
-        for muni, members in sorted(by_muni.items()):
-            for j in range(0, len(members), box_capacity):
-                box = members[j:j + box_capacity]
-                box_id = conn.execute(insert(boxes).values(
-                    municipality_code=muni, manufacturer=manufacturer_for(muni), card_count=len(box),
-                    manifest_sha256=manifest_digest(s for _, s in box), shipped_at=now)
-                    .returning(boxes.c.id)).scalar_one()
-                ledger.advance(conn, [cid for cid, _ in box], [S.MANUFACTURED], S.SHIPPED,
-                               actor=principal.subject, now=now, reason=f"box {box_id}",
-                               values={"box_id": box_id})
-                box_ids.append(box_id)
+        packed = [(muni, members[j:j + box_capacity]) for muni, members in sorted(by_muni.items())
+                  for j in range(0, len(members), box_capacity)]
+        # All boxes in one INSERT and all their cards in one move: a stage of 20,000 cards for 1,741
+        # towns is a few statements, not two per box.
+        box_ids = list(conn.execute(insert(boxes).returning(boxes.c.id, sort_by_parameter_order=True), [
+            {"municipality_code": muni, "manufacturer": manufacturer_for(muni), "card_count": len(box),
+             "manifest_sha256": manifest_digest(s for _, s in box), "shipped_at": now}
+            for muni, box in packed]).scalars())
+        card_ids = [cid for _, box in packed for cid, _ in box]
+        card_boxes = [box_id for box_id, (_, box) in zip(box_ids, packed, strict=True) for _ in box]
+        ledger.advance(conn, card_ids, [S.MANUFACTURED], S.SHIPPED, actor=principal.subject, now=now,
+                       per_card={"box_id": card_boxes}, reasons=[f"box {b}" for b in card_boxes])
     return box_ids
 
 
