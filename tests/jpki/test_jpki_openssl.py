@@ -9,8 +9,10 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -19,7 +21,7 @@ from mynacard.jpki import service, verifiers
 from mynacard.jpki.model import CaKind, Purpose, VerifierKind
 from mynacard.registry import service as registry
 from tests.conftest import NOW
-from tests.jpki.support import CLERK, OPERATOR, Town, openssl
+from tests.jpki.support import CLERK, OPERATOR, Town, ocsp_server, openssl, serve
 
 
 def _pem(der: bytes) -> bytes:
@@ -113,8 +115,20 @@ def _cli(ctx: Context, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-def test_openssl_ocsp_sees_good_then_revoked_within_a_second(ctx: Context, live_server: str,
+@pytest.fixture(params=["web", "ocsp_server"])
+def responder(request: pytest.FixtureRequest, ctx: Context) -> Iterator[str]:
+    """The base URL of a running OCSP responder: the web app's route, or the dedicated ``ocsp_server``."""
+    if request.param == "web":
+        with serve(ctx) as base:
+            yield base
+    else:
+        with ocsp_server(ctx) as base:
+            yield base
+
+
+def test_openssl_ocsp_sees_good_then_revoked_within_a_second(ctx: Context, responder: str,
                                                             tmp_path: Path) -> None:
+    live_server = responder
     town = Town(ctx)
     now = datetime.now(UTC)
     card = town.card(town.resident(at=now - timedelta(days=40)), now=now)

@@ -89,7 +89,9 @@ __all__ = [
     "ocsp_signer",
     "publish_crls",
     "refresh_ocsp_responses",
+    "record_handover",
     "reissue_certificate",
+    "reissue_sign_certificate",
     "revocations_since",
     "revoke_at_holder_request",
     "revoke_certificate",
@@ -617,7 +619,8 @@ def _latest_by_card(conn: Connection, card_ids: Sequence[int]) -> dict[tuple[int
         for row in conn.execute(select(jpki_certificates.c.id, jpki_certificates.c.card_id, jpki_certificates.c.kind,
                                        jpki_certificates.c.spki_sha256, jpki_certificates.c.status,
                                        jpki_certificates.c.der, jpki_certificates.c.not_after,
-                                       jpki_certificates.c.authority_id, jpki_certificates.c.serial)
+                                       jpki_certificates.c.authority_id, jpki_certificates.c.serial,
+                                       jpki_certificates.c.replaces_id)
                                 .where(jpki_certificates.c.card_id.in_(card_ids[i:i + 5000]))
                                 .order_by(jpki_certificates.c.id)):
             out[(row.card_id, row.kind)] = row
@@ -838,15 +841,25 @@ def _card_for_window(ctx: Context, principal: Principal, card_id: int) -> tuple[
 
 
 def reissue_certificate(ctx: Context, principal: Principal, card_id: int, kind: CaKind, public_key: bytes,
-                        now: datetime) -> CertificateRecord:
+                        now: datetime, conn: Connection | None = None) -> CertificateRecord:
     """Issue a new certificate for a card at the window (電子証明書の発行・更新), e.g. a signing certificate
     after an address change, from a key the chip generated just now.
 
     The previous certificate of that kind is linked as its predecessor (old → new) and, if still good,
     revoked as superseded; platform operators subscribed to it are told where the new one is and follow
-    it. Repeating the call with the same key returns the same certificate.
+    it. Repeating the call with the same key returns the same certificate. Pass ``conn`` to issue inside
+    the caller's transaction (it then commits or rolls back with the caller's work).
     """
     card, resident = _card_for_window(ctx, principal, card_id)
+    if conn is not None:
+        return _reissue(ctx, principal, conn, card, resident, kind, public_key, now)
+    with ctx.transaction() as tx:
+        return _reissue(ctx, principal, tx.conn, card, resident, kind, public_key, now)
+
+
+def _reissue(ctx: Context, principal: Principal, conn: Connection, card: cards.CardView, resident: Resident,
+             kind: CaKind, public_key: bytes, now: datetime) -> CertificateRecord:
+    card_id = card.id
     key = _card_key(public_key, "new")
     if card.state is not CardState.ISSUED:
         raise Conflict(f"certificates are issued only for a card in use (this one is {card.state.value})")
@@ -858,36 +871,113 @@ def reissue_certificate(ctx: Context, principal: Principal, card_id: int, kind: 
     if card.card_valid_until is None:
         raise Conflict("the card has no validity recorded")
     spki = _spki_sha256(key)
-    with ctx.transaction() as tx:
-        conn = tx.conn
-        latest = _latest_by_card(conn, [card_id])
-        previous = latest.get((card_id, kind.value))
-        if previous is not None and previous.spki_sha256 == spki:
-            if previous.status != "good":
-                raise Conflict("this key's certificate was revoked; the chip must generate a new key")
-            row = conn.execute(_views_query().where(jpki_certificates.c.id == previous.id)).one()
-            return CertificateRecord(_view(row), previous.der)
-        cas = _ensure(ctx, conn, now, principal)
-        auth = latest.get((card_id, CaKind.AUTH.value))
-        auth_until = auth.not_after if (kind is CaKind.SIGN and auth is not None and auth.status == "good") else None
-        not_after = certificate_not_after(
-            birth_date=resident.facts.birth_date, issued_at=now, card_valid_until=card.card_valid_until,
-            ca_not_after=cas[kind].not_after,
-            previous_not_after=previous.not_after if previous is not None else None, auth_not_after=auth_until)
-        if not_after <= now:
-            raise Conflict("the card or the authentication certificate has expired")
-        draft = _Draft(kind, cas[kind], key, spki, 0, resident, card_id, card.card_serial,
-                       resident.municipality_code, not_after,
-                       cards.facts_digest(resident.facts) if kind is CaKind.SIGN else None, previous, "W")
-        _sign_drafts(ctx, conn, [draft], now)
-        if previous is not None and previous.status == "good":
-            _revoke(ctx, conn, [previous.id], RevocationReason.SUPERSEDED, now, principal.subject,
-                    "renewed at the window (更新)")
-        (new_id,) = _store_drafts(conn, [draft], principal.subject, now, "issued at the window")
-        if previous is not None:
-            _notify_reissue(conn, previous.id, new_id, now)
-        row = conn.execute(_views_query().where(jpki_certificates.c.id == new_id)).one()
+    latest = _latest_by_card(conn, [card_id])
+    previous = latest.get((card_id, kind.value))
+    if previous is not None and previous.spki_sha256 == spki:
+        if previous.status != "good":
+            raise Conflict("this key's certificate was revoked; the chip must generate a new key")
+        row = conn.execute(_views_query().where(jpki_certificates.c.id == previous.id)).one()
+        return CertificateRecord(_view(row), previous.der)
+    cas = _ensure(ctx, conn, now, principal)
+    auth = latest.get((card_id, CaKind.AUTH.value))
+    auth_until = auth.not_after if (kind is CaKind.SIGN and auth is not None and auth.status == "good") else None
+    not_after = certificate_not_after(
+        birth_date=resident.facts.birth_date, issued_at=now, card_valid_until=card.card_valid_until,
+        ca_not_after=cas[kind].not_after,
+        previous_not_after=previous.not_after if previous is not None else None, auth_not_after=auth_until)
+    if not_after <= now:
+        raise Conflict("the card or the authentication certificate has expired")
+    draft = _Draft(kind, cas[kind], key, spki, 0, resident, card_id, card.card_serial,
+                   resident.municipality_code, not_after,
+                   cards.facts_digest(resident.facts) if kind is CaKind.SIGN else None, previous, "W")
+    _sign_drafts(ctx, conn, [draft], now)
+    if previous is not None and previous.status == "good":
+        _revoke(ctx, conn, [previous.id], RevocationReason.SUPERSEDED, now, principal.subject,
+                "renewed at the window (更新)")
+    (new_id,) = _store_drafts(conn, [draft], principal.subject, now, "issued at the window")
+    if previous is not None:
+        _notify_reissue(conn, previous.id, new_id, now)
+    row = conn.execute(_views_query().where(jpki_certificates.c.id == new_id)).one()
     return CertificateRecord(_view(row), draft.der)
+
+
+def reissue_sign_certificate(ctx: Context, principal: Principal, old_serial: int, new_public_key_spki_der: bytes,
+                             holder: CardHolder | None, now: datetime,
+                             conn: Connection | None = None) -> CertificateRecord:
+    """A new signing certificate (署名用電子証明書) at the window in place of ``old_serial`` — typically after
+    an address or name change revoked the old one (affiliationChanged) — from the key the chip just
+    generated (SubjectPublicKeyInfo DER). Lineage old → new is recorded (``replaces_id``, :func:`lineage`),
+    a still-good old certificate is revoked as superseded, and subscribed platform operators are notified.
+
+    The certificate carries the registry's basic four facts (基本4情報). ``holder`` is what the window has
+    just endorsed on the card (追記); when given, its facts must equal the registry's and its card must be
+    the old certificate's, otherwise :class:`Conflict` and nothing is issued. A retry with the same key
+    returns the same certificate; a second replacement of an already replaced certificate is refused.
+    Clerks of the holder's municipality, supervisors, operators and system jobs only. Pass ``conn`` to
+    issue inside the caller's transaction.
+    """
+    principal.require(*_WINDOW)
+    old = certificate_by_serial(ctx, principal, old_serial).view
+    if old.kind is not CaKind.SIGN:
+        raise InvalidInput("not a signing certificate")
+    if old.card_id is None:
+        raise Conflict("the certificate is not on a card known here")
+    card, resident = _card_for_window(ctx, principal, old.card_id)
+    if holder is not None:
+        if holder.card_id is not None and holder.card_id != old.card_id:
+            raise Conflict("the holder's card is not the card of this certificate")
+        if holder.facts != resident.facts:
+            raise Conflict("the facts on the card differ from the resident registry; record the change first")
+    key = _card_key(new_public_key_spki_der, "new signing")
+
+    def run(c: Connection) -> CertificateRecord:
+        latest = _latest_by_card(c, [old.card_id])[(old.card_id, CaKind.SIGN.value)]
+        if latest.id != old.id:
+            retry = latest.replaces_id == old.id and latest.spki_sha256 == _spki_sha256(key)
+            if not retry:
+                raise Conflict(f"certificate {old.serial_hex} was already replaced by {latest.serial:X}")
+        return _reissue(ctx, principal, c, card, resident, CaKind.SIGN, new_public_key_spki_der, now)
+
+    if conn is not None:
+        return run(conn)
+    with ctx.transaction() as tx:
+        return run(tx.conn)
+
+
+def record_handover(ctx: Context, principal: Principal, card_id: int, now: datetime,
+                    conn: Connection | None = None) -> list[CertificateView]:
+    """Record in each good certificate's history that its card was handed to the holder (交付).
+
+    The real JPKI has no activation step: the certificates are issued at manufacture and are ``good`` from
+    then on (the card's PINs, set by the holder at the window, are what guard the keys; a card destroyed
+    before handover has its certificates revoked as ``unspecified``, 交付前に破棄). So this changes no
+    status, no CRL and no OCSP answer: it only appends a history event, once (a retry adds nothing).
+    """
+    card, _resident = _card_for_window(ctx, principal, card_id)
+
+    def run(c: Connection) -> list[CertificateView]:
+        rows = c.execute(_views_query().where(jpki_certificates.c.card_id == card.id,
+                                              jpki_certificates.c.status == CertificateStatus.GOOD.value)
+                         .order_by(jpki_certificates.c.id)).all()
+        ids = [r.id for r in rows]
+        done = set(c.execute(select(jpki_certificate_events.c.certificate_id).where(
+            jpki_certificate_events.c.certificate_id.in_(ids),
+            jpki_certificate_events.c.detail == _HANDOVER)).scalars()) if ids else set()
+        todo = [i for i in ids if i not in done]
+        if todo:
+            c.execute(insert(jpki_certificate_events), [
+                {"certificate_id": i, "from_status": CertificateStatus.GOOD.value,
+                 "to_status": CertificateStatus.GOOD.value, "reason": None, "actor": principal.subject,
+                 "at": now, "detail": _HANDOVER} for i in todo])
+        return [_view(r) for r in rows]
+
+    if conn is not None:
+        return run(conn)
+    with ctx.transaction() as tx:
+        return run(tx.conn)
+
+
+_HANDOVER = "handed over with the card (交付)"
 
 
 # --- revocation ------------------------------------------------------------------------------------------
