@@ -88,8 +88,8 @@ __all__ = [
     "lineage",
     "ocsp_signer",
     "publish_crls",
-    "refresh_ocsp_responses",
     "record_handover",
+    "refresh_ocsp_responses",
     "reissue_certificate",
     "reissue_sign_certificate",
     "revocations_since",
@@ -920,18 +920,19 @@ def reissue_sign_certificate(ctx: Context, principal: Principal, old_serial: int
     old = certificate_by_serial(ctx, principal, old_serial).view
     if old.kind is not CaKind.SIGN:
         raise InvalidInput("not a signing certificate")
-    if old.card_id is None:
+    card_id = old.card_id
+    if card_id is None:
         raise Conflict("the certificate is not on a card known here")
-    card, resident = _card_for_window(ctx, principal, old.card_id)
+    card, resident = _card_for_window(ctx, principal, card_id)
     if holder is not None:
-        if holder.card_id is not None and holder.card_id != old.card_id:
+        if holder.card_id is not None and holder.card_id != card_id:
             raise Conflict("the holder's card is not the card of this certificate")
         if holder.facts != resident.facts:
             raise Conflict("the facts on the card differ from the resident registry; record the change first")
     key = _card_key(new_public_key_spki_der, "new signing")
 
     def run(c: Connection) -> CertificateRecord:
-        latest = _latest_by_card(c, [old.card_id])[(old.card_id, CaKind.SIGN.value)]
+        latest = _latest_by_card(c, [card_id])[(card_id, CaKind.SIGN.value)]
         if latest.id != old.id:
             retry = latest.replaces_id == old.id and latest.spki_sha256 == _spki_sha256(key)
             if not retry:
