@@ -827,13 +827,16 @@ class JpkiIssuer:
                                        self.conn)
 
 
-def _card_for_window(ctx: Context, principal: Principal, card_id: int) -> tuple[cards.CardView, Resident]:
+def _card_for_window(ctx: Context, principal: Principal, card_id: int,
+                     conn: Connection | None = None) -> tuple[cards.CardView, Resident]:
+    """The card and its holder's record — read in the caller's transaction when given, so that a change of
+    address made in the same transaction is what the new certificate carries."""
     principal.require(*_WINDOW)
     try:
         card = cards.get_card(ctx, Principal.system("jpki"), card_id)
     except NotFound:
         raise NotFound("no such card") from None
-    resident = registry.get_resident(ctx, Principal.system("jpki"), card.resident_id)
+    resident = registry.get_resident(ctx, Principal.system("jpki"), card.resident_id, conn)
     if not (principal.can_see_municipality(card.municipality_code)
             or principal.can_see_municipality(resident.municipality_code)):
         raise NotFound("no such card")
@@ -850,9 +853,10 @@ def reissue_certificate(ctx: Context, principal: Principal, card_id: int, kind: 
     it. Repeating the call with the same key returns the same certificate. Pass ``conn`` to issue inside
     the caller's transaction (it then commits or rolls back with the caller's work).
     """
-    card, resident = _card_for_window(ctx, principal, card_id)
     if conn is not None:
+        card, resident = _card_for_window(ctx, principal, card_id, conn)
         return _reissue(ctx, principal, conn, card, resident, kind, public_key, now)
+    card, resident = _card_for_window(ctx, principal, card_id)
     with ctx.transaction() as tx:
         return _reissue(ctx, principal, tx.conn, card, resident, kind, public_key, now)
 
@@ -923,7 +927,7 @@ def reissue_sign_certificate(ctx: Context, principal: Principal, old_serial: int
     card_id = old.card_id
     if card_id is None:
         raise Conflict("the certificate is not on a card known here")
-    card, resident = _card_for_window(ctx, principal, card_id)
+    card, resident = _card_for_window(ctx, principal, card_id, conn)
     if holder is not None:
         if holder.card_id is not None and holder.card_id != card_id:
             raise Conflict("the holder's card is not the card of this certificate")
