@@ -1096,43 +1096,53 @@ def revoke_certificate(ctx: Context, principal: Principal, serial: int, reason: 
 
 
 def _revoke_card(ctx: Context, principal: Principal, card_id: int, reason: RevocationReason, now: datetime,
-                 detail: str, kinds: Iterable[CaKind] = tuple(CaKind)) -> list[CertificateView]:
+                 detail: str, kinds: Iterable[CaKind] = tuple(CaKind),
+                 conn: Connection | None = None) -> list[CertificateView]:
     wanted = [k.value for k in kinds]
-    with ctx.transaction() as tx:
-        conn = tx.conn
-        rows = conn.execute(_views_query().where(jpki_certificates.c.card_id == card_id)).all()
-        if not rows or not _may_see(principal, conn, rows[-1]):
+
+    def run(c: Connection) -> list[CertificateView]:
+        rows = c.execute(_views_query().where(jpki_certificates.c.card_id == card_id)).all()
+        if not rows or not _may_see(principal, c, rows[-1]):
             raise NotFound("no certificates for this card")
         targets = [r.id for r in rows if r.kind in wanted and r.status == CertificateStatus.GOOD.value]
-        done = set(_revoke(ctx, conn, targets, reason, now, principal.subject, detail))
-        return [_view(r) for r in conn.execute(_views_query().where(jpki_certificates.c.id.in_(done))
-                                               .order_by(jpki_certificates.c.id))]
+        done = set(_revoke(ctx, c, targets, reason, now, principal.subject, detail))
+        return [_view(r) for r in c.execute(_views_query().where(jpki_certificates.c.id.in_(done))
+                                            .order_by(jpki_certificates.c.id))]
+
+    if conn is not None:
+        return run(conn)
+    with ctx.transaction() as tx:
+        return run(tx.conn)
 
 
-def hold_card_certificates(ctx: Context, principal: Principal, card_id: int, now: datetime) -> list[CertificateView]:
+def hold_card_certificates(ctx: Context, principal: Principal, card_id: int, now: datetime,
+                           conn: Connection | None = None) -> list[CertificateView]:
     """A card reported lost or suspended (一時利用停止, by phone at any hour): both certificates are put on
-    hold (一時保留, certificateHold). J-LIS never releases a hold: new certificates are issued instead."""
+    hold (一時保留, certificateHold). J-LIS never releases a hold: new certificates are issued instead.
+    Pass ``conn`` to revoke inside the caller's transaction."""
     principal.require(*_WINDOW)
     return _revoke_card(ctx, principal, card_id, RevocationReason.CERTIFICATE_HOLD, now,
-                        "card lost or suspended (一時保留)")
+                        "card lost or suspended (一時保留)", conn=conn)
 
 
-def abolish_card_certificates(ctx: Context, principal: Principal, card_id: int, now: datetime) -> list[CertificateView]:
-    """The card was abolished (返納, 破損, 期限切れ …): its certificates are revoked (cessationOfOperation)."""
+def abolish_card_certificates(ctx: Context, principal: Principal, card_id: int, now: datetime,
+                              conn: Connection | None = None) -> list[CertificateView]:
+    """The card was abolished (返納, 破損, 期限切れ …): its certificates are revoked (cessationOfOperation).
+    Pass ``conn`` to revoke inside the caller's transaction."""
     principal.require(*_WINDOW)
     return _revoke_card(ctx, principal, card_id, RevocationReason.CESSATION_OF_OPERATION, now,
-                        "card abolished (廃止)")
+                        "card abolished (廃止)", conn=conn)
 
 
 def revoke_at_holder_request(ctx: Context, principal: Principal, card_id: int, now: datetime,
                              kinds: Iterable[CaKind] = tuple(CaKind),
-                             key_compromise: bool = False) -> list[CertificateView]:
+                             key_compromise: bool = False, conn: Connection | None = None) -> list[CertificateView]:
     """The holder asks for revocation (失効申請) — or reports that a key may be known to others
     (秘密鍵の漏えい等の届出, keyCompromise). The holder themselves (online) or a clerk at the window."""
     if principal.role is not Role.RESIDENT:
         principal.require(*_WINDOW)
     reason = RevocationReason.KEY_COMPROMISE if key_compromise else RevocationReason.CESSATION_OF_OPERATION
-    return _revoke_card(ctx, principal, card_id, reason, now, "the holder's request (失効申請)", kinds)
+    return _revoke_card(ctx, principal, card_id, reason, now, "the holder's request (失効申請)", kinds, conn)
 
 
 def revoke_for_life_event(conn: Connection, kind: str, payload: dict[str, Any], now: datetime) -> list[int]:
