@@ -72,6 +72,7 @@ __all__ = [
     "IssueRequest",
     "JpkiIssuer",
     "OcspSigner",
+    "WindowIssuer",
     "abolish_card_certificates",
     "authorities",
     "authority_for_key_hash",
@@ -947,6 +948,48 @@ def reissue_sign_certificate(ctx: Context, principal: Principal, old_serial: int
         return run(conn)
     with ctx.transaction() as tx:
         return run(tx.conn)
+
+
+class WindowIssuer:
+    """The :class:`~mynacard.cards.personalisation.CertificateIssuer` of a municipal window: new certificates
+    for a card in use from keys its chip just generated (e.g. ``chip.issuance.IssuerTerminal.
+    replace_sign_certificate`` after an address change), each linked to its predecessor (old → new).
+
+    ``holder.card_id`` names the card; ``holder.facts`` (what the window endorsed on the card) must equal the
+    registry's, otherwise :class:`Conflict` and nothing is issued. A retry with the same key returns the same
+    certificate; a new key after a failed chip write supersedes the orphan (revoked ``superseded``), so a card
+    never keeps two good certificates of one kind. Pass ``conn`` to issue inside the caller's transaction.
+    """
+
+    def __init__(self, ctx: Context, principal: Principal, conn: Connection | None = None) -> None:
+        principal.require(*_WINDOW)
+        self.ctx = ctx
+        self.principal = principal
+        self.conn = conn
+
+    def issue(self, holder: CardHolder, auth_public_key: bytes | None, sign_public_key: bytes | None,
+              now: datetime) -> IssuedCertificates:
+        if holder.card_id is None:
+            raise InvalidInput("the window issues for a card in use: card_id is needed")
+        if auth_public_key is None and sign_public_key is None:
+            raise InvalidInput("no public key to certify")
+        if self.conn is not None:
+            return self._issue(self.conn, holder, holder.card_id, auth_public_key, sign_public_key, now)
+        with self.ctx.transaction() as tx:
+            return self._issue(tx.conn, holder, holder.card_id, auth_public_key, sign_public_key, now)
+
+    def _issue(self, conn: Connection, holder: CardHolder, card_id: int, auth_public_key: bytes | None,
+               sign_public_key: bytes | None, now: datetime) -> IssuedCertificates:
+        card, resident = _card_for_window(self.ctx, self.principal, card_id, conn)
+        if holder.facts != resident.facts:
+            raise Conflict("the facts on the card differ from the resident registry; record the change first")
+        out: dict[CaKind, bytes] = {}
+        for kind, key in ((CaKind.AUTH, auth_public_key), (CaKind.SIGN, sign_public_key)):
+            if key is not None:
+                out[kind] = _reissue(self.ctx, self.principal, conn, card, resident, kind, key, now).der
+        cas = _ensure(self.ctx, conn, now, self.principal)
+        return IssuedCertificates(auth_certificate=out.get(CaKind.AUTH), auth_ca_certificate=cas[CaKind.AUTH].der,
+                                  sign_certificate=out.get(CaKind.SIGN), sign_ca_certificate=cas[CaKind.SIGN].der)
 
 
 def record_handover(ctx: Context, principal: Principal, card_id: int, now: datetime,
