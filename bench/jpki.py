@@ -305,7 +305,7 @@ def bench_ocsp(workdir: Path, url: str | None, certs: int, seconds: int, connect
               "access_log=False)")
     with process([sys.executable, "-c", launch, home, db_url, str(port)], env=env) as pid:
         web = f"http://127.0.0.1:{port}/jpki/ocsp"
-        assert check_answer(web, body.read_bytes(), auth) == "GOOD"
+        assert check_answer(web, body.read_bytes(), auth, timeout=180) == "GOOD"  # the app starts slowly
         ab(web, 2, connections, body, auth, folder)
         results["web_app_presigned"] = ab(web, seconds, connections, body, auth, folder, server_pid=pid)
     # openssl's responder serves one connection at a time and spins on a connection closed without a request
