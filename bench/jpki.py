@@ -118,14 +118,16 @@ def openssl_speed_sign(seconds: int, elapsed: bool) -> float:
     return float(line.split()[-2])
 
 
-def cryptography_sign_rate(seconds: float) -> float:
+def cryptography_sign_rate(seconds: float) -> tuple[float, float]:
+    """Bare RSA-2048 PKCS#1 v1.5 signatures with ``cryptography`` (what issuance signs with), per wall-clock
+    second and per CPU second."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     data = secrets.token_bytes(1500)
-    n, start = 0, time.perf_counter()
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         key.sign(data, padding.PKCS1v15(), hashes.SHA256())
         n += 1
-    return n / (time.perf_counter() - start)
+    return n / (time.perf_counter() - start), n / max(time.process_time() - cpu, 1e-9)
 
 
 def bench_issuance(workdir: Path, url: str | None, cards: int, rounds: int, seconds: int) -> dict[str, Any]:
@@ -134,7 +136,7 @@ def bench_issuance(workdir: Path, url: str | None, cards: int, rounds: int, seco
     ids = residents(ctx, cards, now)
     requests = [r for r in holders(ctx, ids, now) if r.holder.wants_sign_cert]
     service.ensure_authorities(ctx, OPERATOR, now)
-    ours, ours_cpu, peer, peer_wall, raw = [], [], [], [], []
+    ours, ours_cpu, peer, peer_wall, raw, raw_cpu = [], [], [], [], [], []
     for _ in range(rounds):
         peer.append(openssl_speed_sign(seconds, elapsed=False))
         peer_wall.append(openssl_speed_sign(seconds, elapsed=True))
@@ -144,11 +146,15 @@ def bench_issuance(workdir: Path, url: str | None, cards: int, rounds: int, seco
                 issued += (made.auth_certificate is not None) + (made.sign_certificate is not None)
         ours.append(issued / (time.perf_counter() - start))
         ours_cpu.append(issued / (time.process_time() - cpu))
-        raw.append(cryptography_sign_rate(seconds))
+        wall, cpu_rate = cryptography_sign_rate(seconds)
+        raw.append(wall)
+        raw_cpu.append(cpu_rate)
     ctx.db.dispose()
     return {"certificates_per_round": issued, "ours_per_s": ours, "ours_per_cpu_s": ours_cpu,
             "openssl_speed_sign_per_s": peer, "openssl_speed_elapsed_sign_per_s": peer_wall,
-            "cryptography_sign_per_s": raw,
+            "cryptography_sign_per_s": raw, "cryptography_sign_per_cpu_s": raw_cpu,
+            "ratio_to_cryptography_cpu_median": statistics.median(
+                o / p for o, p in zip(ours_cpu, raw_cpu, strict=True)),
             "ratio_cpu_median": statistics.median(o / p for o, p in zip(ours_cpu, peer, strict=True)),
             "ratio_wall_median": statistics.median(o / p for o, p in zip(ours, peer_wall, strict=True)),
             "goal": 0.7}
@@ -163,11 +169,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def process(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[None]:
+def process(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[int]:
+    """A server process for the duration; yields its pid."""
     log = open(os.environ.get("JPKI_BENCH_LOG", os.devnull), "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=log)
     try:
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         try:
@@ -178,9 +185,21 @@ def process(args: list[str], env: dict[str, str] | None = None, cwd: Path | None
         log.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def ab(url: str, seconds: int, connections: int, body: Path, headers: dict[str, str], folder: Path,
-       keep_alive: bool = False) -> dict[str, Any]:
-    """ApacheBench, one request body; p50/p99 from its percentile table (ms, fractional)."""
+       keep_alive: bool = False, server_pid: int | None = None) -> dict[str, Any]:
+    """ApacheBench, one request body; p50/p99 from its percentile table (ms, fractional); with the server's
+    pid, also the CPU time the server and the client (ab) spent per request."""
+    import resource
+
+    server_before = cpu_seconds(server_pid) if server_pid else 0.0
+    client = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_before = client.ru_utime + client.ru_stime
     table = folder / f"ab-{secrets.token_hex(4)}.csv"
     args = ["ab", "-q", *(["-k"] if keep_alive else []), "-t", str(seconds), "-n", "50000000", "-c",
             str(connections), "-p", str(body), "-T", "application/ocsp-request", "-e", str(table)]
@@ -200,9 +219,14 @@ def ab(url: str, seconds: int, connections: int, body: Path, headers: dict[str, 
         share, ms = line.split(",")
         percent[float(share)] = float(ms)
     table.unlink()
+    requests = max(int(number("Complete requests")), 1)
+    client = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out_cpu = {"client_cpu_ms_per_request": (client.ru_utime + client.ru_stime - client_before) * 1000 / requests}
+    if server_pid:
+        out_cpu["server_cpu_ms_per_request"] = (cpu_seconds(server_pid) - server_before) * 1000 / requests
     return {"per_s": number("Requests per second"), "requests": int(number("Complete requests")),
             "failed": int(number("Failed requests")), "non2xx": int(number("Non-2xx responses")),
-            "p50_ms": percent[50.0], "p99_ms": percent[99.0]}
+            "p50_ms": percent[50.0], "p99_ms": percent[99.0], **out_cpu}
 
 
 def check_answer(url: str, body: bytes, headers: dict[str, str], timeout: float = 30) -> str:
@@ -263,35 +287,36 @@ def bench_ocsp(workdir: Path, url: str | None, certs: int, seconds: int, connect
     env = {**os.environ, "MYNACARD_DATABASE_URL": db_url}
     port = free_port()
     with process([sys.executable, "-m", "mynacard.cli", "jpki", "ocsp-serve", "--home", home, "--port", str(port)],
-                 env=env):
+                 env=env) as pid:
         ours = f"http://127.0.0.1:{port}/jpki/ocsp"
         assert check_answer(ours, body.read_bytes(), auth) == "GOOD"
         for i in range(len(issued)):  # every certificate asked once: the process's cache is warm
             check_answer(ours, (folder / f"req{i}.der").read_bytes(), auth)
         ab(ours, 2, connections, body, auth, folder)
-        results["ours_presigned"] = ab(ours, seconds, connections, body, auth, folder)
-        results["ours_presigned_keepalive"] = ab(ours, seconds, connections, body, auth, folder, keep_alive=True)
-        results["ours_nonce"] = ab(ours, seconds, connections, nonce_body, auth, folder)
+        results["ours_presigned"] = ab(ours, seconds, connections, body, auth, folder, server_pid=pid)
+        results["ours_presigned_keepalive"] = ab(ours, seconds, connections, body, auth, folder, keep_alive=True,
+                                                 server_pid=pid)
+        results["ours_nonce"] = ab(ours, seconds, connections, nonce_body, auth, folder, server_pid=pid)
     port = free_port()
     launch = ("import sys, uvicorn; from pathlib import Path; from mynacard.bootstrap import build_context; "
               "from mynacard.web.app import create_app; "
               "ctx = build_context(home=Path(sys.argv[1]), database_url=sys.argv[2]); "
               "uvicorn.run(create_app(ctx), host='127.0.0.1', port=int(sys.argv[3]), log_level='warning', "
               "access_log=False)")
-    with process([sys.executable, "-c", launch, home, db_url, str(port)], env=env):
+    with process([sys.executable, "-c", launch, home, db_url, str(port)], env=env) as pid:
         web = f"http://127.0.0.1:{port}/jpki/ocsp"
-        assert check_answer(web, body.read_bytes(), auth) == "GOOD"
+        assert check_answer(web, body.read_bytes(), auth, timeout=180) == "GOOD"  # the app starts slowly
         ab(web, 2, connections, body, auth, folder)
-        results["web_app_presigned"] = ab(web, seconds, connections, body, auth, folder)
+        results["web_app_presigned"] = ab(web, seconds, connections, body, auth, folder, server_pid=pid)
     # openssl's responder serves one connection at a time and spins on a connection closed without a request
     # (OpenSSL 3.0), so each measurement gets a fresh process and no keep-alive
     for name, request in (("openssl_ocsp", body), ("openssl_ocsp_nonce", nonce_body)):
         port = free_port()
         with process(["openssl", "ocsp", "-index", "index.txt", "-port", str(port), "-rsigner", "responder.pem",
-                      "-rkey", "responder.key", "-CA", "ca.pem", "-nmin", "60", "-ignore_err"], cwd=folder):
+                      "-rkey", "responder.key", "-CA", "ca.pem", "-nmin", "60", "-ignore_err"], cwd=folder) as pid:
             peer = f"http://127.0.0.1:{port}/"
             assert check_answer(peer, body.read_bytes(), {}) == "GOOD"
-            results[name] = ab(peer, seconds, connections, request, {}, folder)
+            results[name] = ab(peer, seconds, connections, request, {}, folder, server_pid=pid)
     (folder / "responder.key").unlink()
     results["ratio_presigned"] = results["ours_presigned"]["per_s"] / results["openssl_ocsp"]["per_s"]
     results["ratio_nonce"] = results["ours_nonce"]["per_s"] / results["openssl_ocsp_nonce"]["per_s"]
@@ -390,14 +415,18 @@ def report(results: dict[str, Any]) -> str:
             f"{r['ratio_cpu_median']:.2f} (goal ≥ {r['goal']}); wall clock "
             f"{statistics.median(r['ours_per_s']):,.0f}/s vs openssl speed -elapsed "
             f"{statistics.median(r['openssl_speed_elapsed_sign_per_s']):,.0f}/s: ratio {r['ratio_wall_median']:.2f};"
-            f" cryptography raw signing {statistics.median(r['cryptography_sign_per_s']):,.0f}/s (wall)")
+            f" cryptography raw signing {statistics.median(r['cryptography_sign_per_s']):,.0f}/s (wall), "
+            f"{statistics.median(r['cryptography_sign_per_cpu_s']):,.0f} per CPU second: issuance is "
+            f"{r['ratio_to_cryptography_cpu_median']:.2f} of it")
     if "ocsp" in results:
         r = results["ocsp"]
         for name in ("ours_presigned", "openssl_ocsp", "ours_nonce", "openssl_ocsp_nonce", "web_app_presigned",
                      "ours_presigned_keepalive"):
             x = r[name]
+            cpu = (f", CPU per request: server {x['server_cpu_ms_per_request']:.3f} ms, "
+                   f"client {x['client_cpu_ms_per_request']:.3f} ms" if "server_cpu_ms_per_request" in x else "")
             lines.append(f"ocsp {name}: {x['per_s']:,.0f} responses/s, p50 {x['p50_ms']:.2f} ms, "
-                         f"p99 {x['p99_ms']:.2f} ms, failed {x['failed']}, non-2xx {x['non2xx']}")
+                         f"p99 {x['p99_ms']:.2f} ms, failed {x['failed']}, non-2xx {x['non2xx']}{cpu}")
         lines.append(f"ocsp ratio pre-signed/openssl {r['ratio_presigned']:.1f}× (goal ≥ {r['goal']}×); "
                      f"with nonce {r['ratio_nonce']:.1f}×; web app route {r['ratio_web_app']:.1f}×")
     if "crl" in results:
@@ -416,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["issuance", "ocsp", "crl"], action="append")
     parser.add_argument("--database-url", help="run on this (empty) database instead of a temporary SQLite file")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--ocsp-seconds", type=int, help="seconds per OCSP figure (default 10, quick 2)")
     args = parser.parse_args(argv)
     for tool in ("openssl", "ab"):
         if shutil.which(tool) is None:
@@ -431,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
                                                  1 if quick else 5, 1 if quick else 3)
             print(report({"machine": "", "issuance": results["issuance"]}).splitlines()[1], flush=True)
         if "ocsp" in wanted:
-            results["ocsp"] = bench_ocsp(workdir, args.database_url, 50 if quick else 1000, 2 if quick else 10, 8)
+            results["ocsp"] = bench_ocsp(workdir, args.database_url, 50 if quick else 1000,
+                                         args.ocsp_seconds or (2 if quick else 10), 8)
             print("\n".join(report({"machine": "", "ocsp": results["ocsp"]}).splitlines()[1:]), flush=True)
         if "crl" in wanted:
             results["crl"] = bench_crl(workdir, args.database_url, 20_000 if quick else 1_000_000,

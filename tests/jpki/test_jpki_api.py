@@ -198,3 +198,37 @@ def test_the_web_apps_background_schedule_signs_revoked_answers(ctx: Context,
             with ctx.db.connect() as conn:
                 stored = conn.execute(select(jpki_ocsp_responses.c.status)).all()
     assert [r.status for r in stored] == ["revoked"]
+
+
+def test_the_basic_four_facts_are_refused_to_unregistered_clients_and_the_refusal_is_logged(
+        ctx: Context, client: TestClient) -> None:
+    town = Town(ctx)
+    card = town.card(town.resident())
+    doc = b"contract"
+    body = {"certificate_b64": base64.b64encode(card.issued.sign_certificate or b"").decode(),
+            "data_b64": base64.b64encode(doc).decode(),
+            "signature_b64": base64.b64encode(card.sign_key.sign(doc, padding.PKCS1v15(), hashes.SHA256())).decode()}
+    _, sign_key = verifiers.register_verifier(ctx, OPERATOR, "署名検証者", "government", ["signature"], "sv", NOW)
+    login_only, auth_key = verifiers.register_verifier(ctx, OPERATOR, "ログイン事業者", "certified_private",
+                                                       ["authentication"], "av", NOW)
+    suspended, suspended_key = verifiers.register_verifier(ctx, OPERATOR, "停止中", "certified_private",
+                                                           ["signature"], "gone", NOW)
+    verifiers.set_suspended(ctx, OPERATOR, suspended.id, True, NOW)
+    accounts.create_account(ctx, "some-agency", Role.AGENCY, None, NOW)
+    agency_key = accounts.issue_api_key(ctx, "some-agency")
+
+    allowed = client.post("/api/jpki/verify/signature", json=body, headers={"Authorization": f"Bearer {sign_key}"})
+    assert allowed.status_code == 200 and allowed.json()["signer"]["facts"]["address"] == "東京都千代田区千代田1番1号"
+    for key, status in ((None, 401), (auth_key, 403), (suspended_key, 403), (agency_key, 403), ("bogus", 401)):
+        headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+        reply = client.post("/api/jpki/verify/signature", json=body, headers=headers)
+        assert reply.status_code == status, (key, reply.text)
+        assert "千代田" not in reply.text and "山田" not in reply.text
+    refused = [q for q in verifiers.queries(ctx, OPERATOR, refused_only=True) if q["action"] == "verify"]
+    by_caller = {q["caller"]: q for q in refused}
+    assert set(by_caller) == {"verifier:av@testclient", "verifier:gone@testclient", "agency:some-agency@testclient",
+                              "anonymous@testclient"}, by_caller
+    # no key, and a key nobody holds
+    assert sum(q["count"] for q in refused if q["caller"] == "anonymous@testclient") == 2
+    assert by_caller["verifier:av@testclient"]["verifier_id"] == login_only.id
+    assert all(q["outcome"] == "refused" for q in refused)

@@ -183,3 +183,80 @@ def test_a_card_twice_in_one_batch_is_refused(town: Town) -> None:
     with pytest.raises(InvalidInput) as err:
         service.issue_batch(town.ctx, MANUFACTURER, [service.IssueRequest(holder, spki(chip_key()), None)] * 2, NOW)
     assert "twice" in err.value.problems[0]
+
+
+def _holder_after_move(town: Town, card_id: int, resident_id: int) -> CardHolder:
+    facts = registry.get_resident(town.ctx, SYSTEM, resident_id).facts
+    return CardHolder(card_serial="E", municipality_code=CHIYODA, facts=facts, card_valid_until=date(2035, 1, 1),
+                      cert_valid_until=date(2030, 1, 1), wants_sign_cert=True, wants_auth_cert=True,
+                      card_id=card_id, resident_id=resident_id)
+
+
+def test_reissue_sign_certificate_by_old_serial_after_an_address_change(town: Town) -> None:
+    """The window's entry point (address change → 追記 → a new signing certificate, lineage old → new)."""
+    rid = town.resident()
+    card = town.card(rid)
+    old = x509.load_der_x509_certificate(card.issued.sign_certificate or b"")
+    stale = _holder_after_move(town, card.id, rid)  # the facts before the move
+    registry.move_resident(town.ctx, CLERK, rid, "東京都千代田区永田町1番7号", None, NOW)
+    holder = _holder_after_move(town, card.id, rid)
+    key = chip_key()
+    later = NOW + timedelta(hours=1)
+    # the card's endorsed facts must be the registry's: the old facts are refused and nothing is issued
+    with pytest.raises(Conflict, match="differ from the resident registry"):
+        service.reissue_sign_certificate(town.ctx, CLERK, old.serial_number, spki(key), stale, later)
+    assert len(service.certificates_of_card(town.ctx, SYSTEM, card.id)) == 2
+    # an authentication certificate is not a signing certificate; another town's clerk sees nothing
+    auth_serial = x509.load_der_x509_certificate(card.issued.auth_certificate or b"").serial_number
+    with pytest.raises(InvalidInput):
+        service.reissue_sign_certificate(town.ctx, CLERK, auth_serial, spki(key), holder, later)
+    with pytest.raises(NotFound):
+        service.reissue_sign_certificate(town.ctx, OTHER_CLERK, old.serial_number, spki(key), holder, later)
+
+    new = service.reissue_sign_certificate(town.ctx, CLERK, old.serial_number, spki(key), holder, later)
+    cert = x509.load_der_x509_certificate(new.der)
+    assert cert.public_key() == key.public_key()
+    facts = read_signing_facts(cert)
+    assert facts is not None and facts.address == "東京都千代田区永田町1番7号"
+    assert str(cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value).endswith("W")
+    chain = service.lineage(town.ctx, SYSTEM, old.serial_number)
+    assert [v.serial for v in chain] == [old.serial_number, new.view.serial]
+    assert chain[0].revocation_reason is RevocationReason.AFFILIATION_CHANGED  # kept, not overwritten
+    # a retry (same key) returns the same certificate; replacing the old one again with another key is refused
+    again = service.reissue_sign_certificate(town.ctx, CLERK, old.serial_number, spki(key), holder,
+                                             later + timedelta(minutes=5))
+    assert again.view.id == new.view.id and again.der == new.der
+    with pytest.raises(Conflict, match="already replaced"):
+        service.reissue_sign_certificate(town.ctx, CLERK, old.serial_number, spki(chip_key()), holder, later)
+    assert len(service.certificates_of_card(town.ctx, SYSTEM, card.id)) == 3
+
+
+def test_reissue_sign_certificate_inside_the_callers_transaction_rolls_back_with_it(town: Town) -> None:
+    rid = town.resident()
+    card = town.card(rid)
+    old = x509.load_der_x509_certificate(card.issued.sign_certificate or b"")
+    registry.move_resident(town.ctx, CLERK, rid, "東京都千代田区永田町1番7号", None, NOW)
+
+    class Crash(Exception):
+        pass
+
+    with pytest.raises(Crash), town.ctx.transaction() as tx:
+        service.reissue_sign_certificate(town.ctx, CLERK, old.serial_number, spki(chip_key()),
+                                         None, NOW + timedelta(hours=1), conn=tx.conn)
+        raise Crash
+    assert [v.serial for v in service.lineage(town.ctx, SYSTEM, old.serial_number)] == [old.serial_number]
+
+
+def test_handover_records_an_event_and_changes_no_status(town: Town) -> None:
+    """The real JPKI has no activation step: certificates are good from manufacture; handover is history."""
+    card = town.card(town.resident())
+    before = service.certificates_of_card(town.ctx, SYSTEM, card.id)
+    assert {v.status for v in before} == {CertificateStatus.GOOD}
+    views = service.record_handover(town.ctx, CLERK, card.id, NOW)
+    service.record_handover(town.ctx, CLERK, card.id, NOW + timedelta(minutes=1))  # a retry adds nothing
+    assert views == before
+    for view in before:
+        events = service.certificate_events(town.ctx, SYSTEM, view.serial)
+        assert [e["detail"] for e in events].count("handed over with the card (交付)") == 1
+    with pytest.raises(NotFound):
+        service.record_handover(town.ctx, OTHER_CLERK, card.id, NOW)

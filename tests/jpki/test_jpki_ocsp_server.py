@@ -130,3 +130,19 @@ def _complete(data: bytes, responses: int) -> bool:
         return len(_split_bodies(data)) == responses
     except (StopIteration, ValueError):
         return False
+
+
+def test_a_ca_generation_made_after_the_responder_started_is_answered_at_the_next_poll(ctx: Context) -> None:
+    """A responder that last looked before a CA existed (first start, or a rollover since) learns of it from
+    its regular revocation poll — not only after its unknown-issuer reload back-off (this raced in tests)."""
+    import time as clock
+
+    from mynacard.jpki.responder import OcspResponder
+
+    responder = OcspResponder(ctx)  # no CA yet
+    request, _key, cert, _ = _setup(ctx)
+    responder._last_reload = clock.monotonic()  # as if it had looked (and seen none) a moment ago
+    responder.poll(force=True)
+    answer = responder.answer(request, datetime.now(UTC), lambda kind: True)
+    assert _status(answer.der) == "GOOD", answer.detail
+    assert x509_ocsp.load_der_ocsp_response(answer.der).serial_number == cert.serial_number

@@ -8,9 +8,11 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -19,7 +21,7 @@ from mynacard.jpki import service, verifiers
 from mynacard.jpki.model import CaKind, Purpose, VerifierKind
 from mynacard.registry import service as registry
 from tests.conftest import NOW
-from tests.jpki.support import CLERK, OPERATOR, Town, openssl
+from tests.jpki.support import CLERK, OPERATOR, Town, ocsp_server, openssl, serve
 
 
 def _pem(der: bytes) -> bytes:
@@ -113,8 +115,20 @@ def _cli(ctx: Context, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-def test_openssl_ocsp_sees_good_then_revoked_within_a_second(ctx: Context, live_server: str,
+@pytest.fixture(params=["web", "ocsp_server"])
+def responder(request: pytest.FixtureRequest, ctx: Context) -> Iterator[str]:
+    """The base URL of a running OCSP responder: the web app's route, or the dedicated ``ocsp_server``."""
+    if request.param == "web":
+        with serve(ctx) as base:
+            yield base
+    else:
+        with ocsp_server(ctx) as base:
+            yield base
+
+
+def test_openssl_ocsp_sees_good_then_revoked_within_a_second(ctx: Context, responder: str,
                                                             tmp_path: Path) -> None:
+    live_server = responder
     town = Town(ctx)
     now = datetime.now(UTC)
     card = town.card(town.resident(at=now - timedelta(days=40)), now=now)
@@ -126,7 +140,9 @@ def test_openssl_ocsp_sees_good_then_revoked_within_a_second(ctx: Context, live_
            "-header", f"Authorization=Bearer {key}", "-timeout", "20")
 
     rc, out = openssl(*ask)
-    assert rc == 0 and f"{cert}: good" in out and "Response verify OK" in out, out
+    assert rc == 0 and f"{cert}: good" in out and "Response verify OK" in out, (
+        out, [(q["outcome"], q["detail"]) for q in verifiers.queries(ctx, OPERATOR)],
+        [(a.kind, a.generation) for a in service.authorities(ctx)])
     rc, out = openssl(*ask, "-no_nonce")  # the pre-signed answer (RFC 5019 style) verifies too
     assert rc == 0 and f"{cert}: good" in out and "Response verify OK" in out, out
 

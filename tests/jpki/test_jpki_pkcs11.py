@@ -141,3 +141,31 @@ def test_sealed_keys_are_bound_to_their_data_key_and_row(ctx: Context) -> None:
     with pytest.raises(InvalidTag):
         keys.open_sealed_key(sealed, Sealer(secrets.token_bytes(32)),
                              f"jpki_authorities:sign:{cas[CaKind.SIGN].key_label}".encode())
+
+
+def test_ca_and_responder_keys_are_encrypted_at_rest_by_default(ctx: Context) -> None:
+    """Without a PKCS#11 token configured, every private key the JPKI part stores is sealed (AES-GCM under the
+    data key, which lives outside the database): no key material is readable from the database."""
+    from sqlalchemy import select
+
+    from mynacard.jpki.tables import jpki_authorities, jpki_ocsp_signers
+    from mynacard.sealing import Sealer
+
+    assert os.environ.get("MYNACARD_JPKI_PKCS11_MODULE") is None
+    cas = service.ensure_authorities(ctx, OPERATOR, NOW)
+    assert {a.key_store for a in cas.values()} == {"sealed"}
+    signer = service.ocsp_signer(ctx, cas[CaKind.SIGN], NOW)
+    sealer = Sealer(ctx.settings.data_key)
+    with ctx.db.connect() as conn:
+        stored = [(f"jpki_authorities:{r.kind}:{r.key_label}".encode(), r.sealed_key)
+                  for r in conn.execute(select(jpki_authorities))]
+        stored += [(f"jpki_ocsp_signers:{r.id}".encode(), r.sealed_key)
+                   for r in conn.execute(select(jpki_ocsp_signers).where(jpki_ocsp_signers.c.id == signer.id))]
+    assert len(stored) == 3
+    for context, sealed in stored:
+        opened = keys.open_sealed_key(sealed, sealer, context)
+        numbers = opened._key.private_numbers()
+        for secret in (numbers.p, numbers.q, numbers.d):
+            assert secret.to_bytes((secret.bit_length() + 7) // 8, "big") not in sealed
+        with pytest.raises(ValueError):
+            serialization.load_der_private_key(sealed, password=None)

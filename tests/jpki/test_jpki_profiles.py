@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID, SignatureAlgorithmOID
 
 from mynacard.clock import JST
+from mynacard.context import Context
 from mynacard.jpki import keys, profiles
 from mynacard.jpki.model import CaKind, root_not_after, signing_facts
 from mynacard.registry.model import BasicFacts
@@ -186,3 +187,28 @@ def test_common_names() -> None:
     cn = profiles.auth_common_name(b"\x01" * 16)
     assert len(cn) == 23 and cn.isalnum() and cn.upper() == cn
     assert profiles.auth_common_name(bytes(range(15))) != cn
+
+
+def test_the_roots_the_service_serves_match_the_real_roots(ctx: Context) -> None:
+    """The same comparison on the roots the running service made and serves (``/jpki/ca/*.pem``)."""
+    from fastapi.testclient import TestClient
+
+    from mynacard.web.app import create_app
+
+    with TestClient(create_app(ctx)) as client:
+        for kind in CaKind:
+            served = x509.load_pem_x509_certificate(client.get(f"/jpki/ca/{kind.value}.pem").content)
+            for name in REAL[kind]:
+                real = _real(name)
+                assert served.subject.public_bytes() == real.subject.public_bytes()
+                assert served.issuer.public_bytes() == real.issuer.public_bytes()
+                assert _extension_shape(served) == _extension_shape(real)
+                for oid in (ExtensionOID.KEY_USAGE, ExtensionOID.BASIC_CONSTRAINTS,
+                            ExtensionOID.SUBJECT_ALTERNATIVE_NAME, ExtensionOID.CRL_DISTRIBUTION_POINTS):
+                    assert served.extensions.get_extension_for_oid(oid).value == \
+                        real.extensions.get_extension_for_oid(oid).value, oid
+                # the key (and so serial, key identifier, signature) is ours
+                assert served.public_key().public_bytes(serialization.Encoding.DER,
+                                                        serialization.PublicFormat.SubjectPublicKeyInfo) != \
+                    real.public_key().public_bytes(serialization.Encoding.DER,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -171,3 +171,22 @@ def test_a_responder_signs_the_revoked_answer_as_soon_as_it_sees_the_revocation(
         stored = conn.execute(select(jpki_ocsp_responses.c.status, jpki_ocsp_responses.c.hash_algorithm)).all()
     assert [tuple(r) for r in stored] == [("revoked", "sha1")]
     assert responder.refresh_revoked(NOW) == 0
+
+
+def test_a_hold_inside_the_callers_transaction_commits_or_rolls_back_with_it(town: Town) -> None:
+    """The window suspends a card and holds its certificates in one transaction: all or nothing."""
+    card = town.card(town.resident())
+
+    class Crash(Exception):
+        pass
+
+    with pytest.raises(Crash), town.ctx.transaction() as tx:
+        held = service.hold_card_certificates(town.ctx, CLERK, card.id, NOW, conn=tx.conn)
+        assert {v.revocation_reason for v in held} == {RevocationReason.CERTIFICATE_HOLD}
+        raise Crash
+    assert {v.status for v in service.certificates_of_card(town.ctx, SYSTEM, card.id)} == {CertificateStatus.GOOD}
+    with town.ctx.transaction() as tx:
+        service.hold_card_certificates(town.ctx, CLERK, card.id, NOW, conn=tx.conn)
+    after = service.certificates_of_card(town.ctx, SYSTEM, card.id)
+    assert {(v.status, v.revocation_reason) for v in after} == {
+        (CertificateStatus.REVOKED, RevocationReason.CERTIFICATE_HOLD)}

@@ -32,7 +32,7 @@ from mynacard.jpki.ocsp import MAX_REQUEST_BYTES, ResponseStatus
 from mynacard.jpki.relying_party import RelyingParty, Verification
 from mynacard.jpki.responder import responder_for
 from mynacard.principal import Principal, Role
-from mynacard.web.deps import context, optional_principal, principal, render
+from mynacard.web.deps import LoginRequired, context, optional_principal, principal, render
 from mynacard.web.i18n import register
 
 __all__ = ["router"]
@@ -274,12 +274,26 @@ class SignatureIn(BaseModel):
     prehashed: bool = False
 
 
+def _signature_verifier(request: Request, ctx: Context = Depends(context)) -> Principal:
+    """The caller of the verification service, which returns the basic four facts: a registered signature
+    verifier (or J-LIS's own services). Anyone else is refused and the refusal logged — anonymous callers
+    too (401), with their address."""
+    who = optional_principal(request)
+    try:
+        verifiers.require_verifier(ctx, who, Purpose.SIGNATURE, "verify", _now(), None, _remote(request))
+    except Forbidden:
+        if who is None:
+            raise LoginRequired("login required") from None
+        raise
+    assert who is not None
+    return who
+
+
 @router.post("/api/jpki/verify/signature")
 def verify_signature(body: SignatureIn, ctx: Context = Depends(context),
-                     who: Principal = Depends(principal)) -> dict[str, Any]:
+                     who: Principal = Depends(_signature_verifier)) -> dict[str, Any]:
     """Check a raw PKCS#1 v1.5 signature made with a card's signing key: chain, validity, revocation."""
     now = _now()
-    verifiers.require_verifier(ctx, who, Purpose.SIGNATURE, "verify", now)
     party = RelyingParty.for_service(ctx, who)
     return _verification(party.verify_signature(
         _b64(body.data_b64, "data_b64"), _b64(body.signature_b64, "signature_b64"),
@@ -293,10 +307,10 @@ class CmsIn(BaseModel):
 
 
 @router.post("/api/jpki/verify/cms")
-def verify_cms(body: CmsIn, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
+def verify_cms(body: CmsIn, ctx: Context = Depends(context),
+               who: Principal = Depends(_signature_verifier)) -> dict[str, Any]:
     """Check a CMS/PKCS#7 detached signature made with a card's signing key."""
     now = _now()
-    verifiers.require_verifier(ctx, who, Purpose.SIGNATURE, "verify", now)
     party = RelyingParty.for_service(ctx, who)
     cert = _b64(body.certificate_b64, "certificate_b64") if body.certificate_b64 else None
     return _verification(party.verify_cms_detached(_b64(body.data_b64, "data_b64"), _b64(body.cms_b64, "cms_b64"),

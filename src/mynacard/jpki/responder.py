@@ -92,6 +92,8 @@ class OcspResponder:
         with self._lock:
             counters = dict(self._counters)
         now_counters, changed = service.revocations_since(self.ctx, counters)
+        if any(authority_id not in counters for authority_id in now_counters):
+            self._reload()  # a CA generation made since the last look (first start, or a rollover)
         with self._lock:
             self._last_poll = time.monotonic()
             for authority_id, counter in now_counters.items():
@@ -122,7 +124,7 @@ class OcspResponder:
     def _authority(self, ref: ocsp.CertRef) -> service.Authority | None:
         key = (ref.hash_algorithm, ref.issuer_key_hash)
         authority = self._authorities.get(key)
-        if authority is None and time.monotonic() - self._last_reload > 1.0:
+        if authority is None and time.monotonic() - self._last_reload > self._poll_seconds:
             self._reload()  # a rollover made a new generation since this process started
             authority = self._authorities.get(key)
         if authority is None:

@@ -72,6 +72,7 @@ __all__ = [
     "IssueRequest",
     "JpkiIssuer",
     "OcspSigner",
+    "WindowIssuer",
     "abolish_card_certificates",
     "authorities",
     "authority_for_key_hash",
@@ -88,8 +89,10 @@ __all__ = [
     "lineage",
     "ocsp_signer",
     "publish_crls",
+    "record_handover",
     "refresh_ocsp_responses",
     "reissue_certificate",
+    "reissue_sign_certificate",
     "revocations_since",
     "revoke_at_holder_request",
     "revoke_certificate",
@@ -617,7 +620,8 @@ def _latest_by_card(conn: Connection, card_ids: Sequence[int]) -> dict[tuple[int
         for row in conn.execute(select(jpki_certificates.c.id, jpki_certificates.c.card_id, jpki_certificates.c.kind,
                                        jpki_certificates.c.spki_sha256, jpki_certificates.c.status,
                                        jpki_certificates.c.der, jpki_certificates.c.not_after,
-                                       jpki_certificates.c.authority_id, jpki_certificates.c.serial)
+                                       jpki_certificates.c.authority_id, jpki_certificates.c.serial,
+                                       jpki_certificates.c.replaces_id)
                                 .where(jpki_certificates.c.card_id.in_(card_ids[i:i + 5000]))
                                 .order_by(jpki_certificates.c.id)):
             out[(row.card_id, row.kind)] = row
@@ -824,13 +828,16 @@ class JpkiIssuer:
                                        self.conn)
 
 
-def _card_for_window(ctx: Context, principal: Principal, card_id: int) -> tuple[cards.CardView, Resident]:
+def _card_for_window(ctx: Context, principal: Principal, card_id: int,
+                     conn: Connection | None = None) -> tuple[cards.CardView, Resident]:
+    """The card and its holder's record — read in the caller's transaction when given, so that a change of
+    address made in the same transaction is what the new certificate carries."""
     principal.require(*_WINDOW)
     try:
         card = cards.get_card(ctx, Principal.system("jpki"), card_id)
     except NotFound:
         raise NotFound("no such card") from None
-    resident = registry.get_resident(ctx, Principal.system("jpki"), card.resident_id)
+    resident = registry.get_resident(ctx, Principal.system("jpki"), card.resident_id, conn)
     if not (principal.can_see_municipality(card.municipality_code)
             or principal.can_see_municipality(resident.municipality_code)):
         raise NotFound("no such card")
@@ -838,15 +845,26 @@ def _card_for_window(ctx: Context, principal: Principal, card_id: int) -> tuple[
 
 
 def reissue_certificate(ctx: Context, principal: Principal, card_id: int, kind: CaKind, public_key: bytes,
-                        now: datetime) -> CertificateRecord:
+                        now: datetime, conn: Connection | None = None) -> CertificateRecord:
     """Issue a new certificate for a card at the window (電子証明書の発行・更新), e.g. a signing certificate
     after an address change, from a key the chip generated just now.
 
     The previous certificate of that kind is linked as its predecessor (old → new) and, if still good,
     revoked as superseded; platform operators subscribed to it are told where the new one is and follow
-    it. Repeating the call with the same key returns the same certificate.
+    it. Repeating the call with the same key returns the same certificate. Pass ``conn`` to issue inside
+    the caller's transaction (it then commits or rolls back with the caller's work).
     """
+    if conn is not None:
+        card, resident = _card_for_window(ctx, principal, card_id, conn)
+        return _reissue(ctx, principal, conn, card, resident, kind, public_key, now)
     card, resident = _card_for_window(ctx, principal, card_id)
+    with ctx.transaction() as tx:
+        return _reissue(ctx, principal, tx.conn, card, resident, kind, public_key, now)
+
+
+def _reissue(ctx: Context, principal: Principal, conn: Connection, card: cards.CardView, resident: Resident,
+             kind: CaKind, public_key: bytes, now: datetime) -> CertificateRecord:
+    card_id = card.id
     key = _card_key(public_key, "new")
     if card.state is not CardState.ISSUED:
         raise Conflict(f"certificates are issued only for a card in use (this one is {card.state.value})")
@@ -858,36 +876,156 @@ def reissue_certificate(ctx: Context, principal: Principal, card_id: int, kind: 
     if card.card_valid_until is None:
         raise Conflict("the card has no validity recorded")
     spki = _spki_sha256(key)
-    with ctx.transaction() as tx:
-        conn = tx.conn
-        latest = _latest_by_card(conn, [card_id])
-        previous = latest.get((card_id, kind.value))
-        if previous is not None and previous.spki_sha256 == spki:
-            if previous.status != "good":
-                raise Conflict("this key's certificate was revoked; the chip must generate a new key")
-            row = conn.execute(_views_query().where(jpki_certificates.c.id == previous.id)).one()
-            return CertificateRecord(_view(row), previous.der)
-        cas = _ensure(ctx, conn, now, principal)
-        auth = latest.get((card_id, CaKind.AUTH.value))
-        auth_until = auth.not_after if (kind is CaKind.SIGN and auth is not None and auth.status == "good") else None
-        not_after = certificate_not_after(
-            birth_date=resident.facts.birth_date, issued_at=now, card_valid_until=card.card_valid_until,
-            ca_not_after=cas[kind].not_after,
-            previous_not_after=previous.not_after if previous is not None else None, auth_not_after=auth_until)
-        if not_after <= now:
-            raise Conflict("the card or the authentication certificate has expired")
-        draft = _Draft(kind, cas[kind], key, spki, 0, resident, card_id, card.card_serial,
-                       resident.municipality_code, not_after,
-                       cards.facts_digest(resident.facts) if kind is CaKind.SIGN else None, previous, "W")
-        _sign_drafts(ctx, conn, [draft], now)
-        if previous is not None and previous.status == "good":
-            _revoke(ctx, conn, [previous.id], RevocationReason.SUPERSEDED, now, principal.subject,
-                    "renewed at the window (更新)")
-        (new_id,) = _store_drafts(conn, [draft], principal.subject, now, "issued at the window")
-        if previous is not None:
-            _notify_reissue(conn, previous.id, new_id, now)
-        row = conn.execute(_views_query().where(jpki_certificates.c.id == new_id)).one()
+    latest = _latest_by_card(conn, [card_id])
+    previous = latest.get((card_id, kind.value))
+    if previous is not None and previous.spki_sha256 == spki:
+        if previous.status != "good":
+            raise Conflict("this key's certificate was revoked; the chip must generate a new key")
+        row = conn.execute(_views_query().where(jpki_certificates.c.id == previous.id)).one()
+        return CertificateRecord(_view(row), previous.der)
+    cas = _ensure(ctx, conn, now, principal)
+    auth = latest.get((card_id, CaKind.AUTH.value))
+    auth_until = auth.not_after if (kind is CaKind.SIGN and auth is not None and auth.status == "good") else None
+    not_after = certificate_not_after(
+        birth_date=resident.facts.birth_date, issued_at=now, card_valid_until=card.card_valid_until,
+        ca_not_after=cas[kind].not_after,
+        previous_not_after=previous.not_after if previous is not None else None, auth_not_after=auth_until)
+    if not_after <= now:
+        raise Conflict("the card or the authentication certificate has expired")
+    draft = _Draft(kind, cas[kind], key, spki, 0, resident, card_id, card.card_serial,
+                   resident.municipality_code, not_after,
+                   cards.facts_digest(resident.facts) if kind is CaKind.SIGN else None, previous, "W")
+    _sign_drafts(ctx, conn, [draft], now)
+    if previous is not None and previous.status == "good":
+        _revoke(ctx, conn, [previous.id], RevocationReason.SUPERSEDED, now, principal.subject,
+                "renewed at the window (更新)")
+    (new_id,) = _store_drafts(conn, [draft], principal.subject, now, "issued at the window")
+    if previous is not None:
+        _notify_reissue(conn, previous.id, new_id, now)
+    row = conn.execute(_views_query().where(jpki_certificates.c.id == new_id)).one()
     return CertificateRecord(_view(row), draft.der)
+
+
+def reissue_sign_certificate(ctx: Context, principal: Principal, old_serial: int, new_public_key_spki_der: bytes,
+                             holder: CardHolder | None, now: datetime,
+                             conn: Connection | None = None) -> CertificateRecord:
+    """A new signing certificate (署名用電子証明書) at the window in place of ``old_serial`` — typically after
+    an address or name change revoked the old one (affiliationChanged) — from the key the chip just
+    generated (SubjectPublicKeyInfo DER). Lineage old → new is recorded (``replaces_id``, :func:`lineage`),
+    a still-good old certificate is revoked as superseded, and subscribed platform operators are notified.
+
+    The certificate carries the registry's basic four facts (基本4情報). ``holder`` is what the window has
+    just endorsed on the card (追記); when given, its facts must equal the registry's and its card must be
+    the old certificate's, otherwise :class:`Conflict` and nothing is issued. A retry with the same key
+    returns the same certificate; a second replacement of an already replaced certificate is refused.
+    Clerks of the holder's municipality, supervisors, operators and system jobs only. Pass ``conn`` to
+    issue inside the caller's transaction.
+    """
+    principal.require(*_WINDOW)
+    old = certificate_by_serial(ctx, principal, old_serial).view
+    if old.kind is not CaKind.SIGN:
+        raise InvalidInput("not a signing certificate")
+    card_id = old.card_id
+    if card_id is None:
+        raise Conflict("the certificate is not on a card known here")
+    card, resident = _card_for_window(ctx, principal, card_id, conn)
+    if holder is not None:
+        if holder.card_id is not None and holder.card_id != card_id:
+            raise Conflict("the holder's card is not the card of this certificate")
+        if holder.facts != resident.facts:
+            raise Conflict("the facts on the card differ from the resident registry; record the change first")
+    key = _card_key(new_public_key_spki_der, "new signing")
+
+    def run(c: Connection) -> CertificateRecord:
+        latest = _latest_by_card(c, [card_id])[(card_id, CaKind.SIGN.value)]
+        if latest.id != old.id:
+            retry = latest.replaces_id == old.id and latest.spki_sha256 == _spki_sha256(key)
+            if not retry:
+                raise Conflict(f"certificate {old.serial_hex} was already replaced by {latest.serial:X}")
+        return _reissue(ctx, principal, c, card, resident, CaKind.SIGN, new_public_key_spki_der, now)
+
+    if conn is not None:
+        return run(conn)
+    with ctx.transaction() as tx:
+        return run(tx.conn)
+
+
+class WindowIssuer:
+    """The :class:`~mynacard.cards.personalisation.CertificateIssuer` of a municipal window: new certificates
+    for a card in use from keys its chip just generated (e.g. ``chip.issuance.IssuerTerminal.
+    replace_sign_certificate`` after an address change), each linked to its predecessor (old → new).
+
+    ``holder.card_id`` names the card; ``holder.facts`` (what the window endorsed on the card) must equal the
+    registry's, otherwise :class:`Conflict` and nothing is issued. A retry with the same key returns the same
+    certificate; a new key after a failed chip write supersedes the orphan (revoked ``superseded``), so a card
+    never keeps two good certificates of one kind. Pass ``conn`` to issue inside the caller's transaction.
+    """
+
+    def __init__(self, ctx: Context, principal: Principal, conn: Connection | None = None) -> None:
+        principal.require(*_WINDOW)
+        self.ctx = ctx
+        self.principal = principal
+        self.conn = conn
+
+    def issue(self, holder: CardHolder, auth_public_key: bytes | None, sign_public_key: bytes | None,
+              now: datetime) -> IssuedCertificates:
+        if holder.card_id is None:
+            raise InvalidInput("the window issues for a card in use: card_id is needed")
+        if auth_public_key is None and sign_public_key is None:
+            raise InvalidInput("no public key to certify")
+        if self.conn is not None:
+            return self._issue(self.conn, holder, holder.card_id, auth_public_key, sign_public_key, now)
+        with self.ctx.transaction() as tx:
+            return self._issue(tx.conn, holder, holder.card_id, auth_public_key, sign_public_key, now)
+
+    def _issue(self, conn: Connection, holder: CardHolder, card_id: int, auth_public_key: bytes | None,
+               sign_public_key: bytes | None, now: datetime) -> IssuedCertificates:
+        card, resident = _card_for_window(self.ctx, self.principal, card_id, conn)
+        if holder.facts != resident.facts:
+            raise Conflict("the facts on the card differ from the resident registry; record the change first")
+        out: dict[CaKind, bytes] = {}
+        for kind, key in ((CaKind.AUTH, auth_public_key), (CaKind.SIGN, sign_public_key)):
+            if key is not None:
+                out[kind] = _reissue(self.ctx, self.principal, conn, card, resident, kind, key, now).der
+        cas = _ensure(self.ctx, conn, now, self.principal)
+        return IssuedCertificates(auth_certificate=out.get(CaKind.AUTH), auth_ca_certificate=cas[CaKind.AUTH].der,
+                                  sign_certificate=out.get(CaKind.SIGN), sign_ca_certificate=cas[CaKind.SIGN].der)
+
+
+def record_handover(ctx: Context, principal: Principal, card_id: int, now: datetime,
+                    conn: Connection | None = None) -> list[CertificateView]:
+    """Record in each good certificate's history that its card was handed to the holder (交付).
+
+    The real JPKI has no activation step: the certificates are issued at manufacture and are ``good`` from
+    then on (the card's PINs, set by the holder at the window, are what guard the keys; a card destroyed
+    before handover has its certificates revoked as ``unspecified``, 交付前に破棄). So this changes no
+    status, no CRL and no OCSP answer: it only appends a history event, once (a retry adds nothing).
+    """
+    card, _resident = _card_for_window(ctx, principal, card_id)
+
+    def run(c: Connection) -> list[CertificateView]:
+        rows = c.execute(_views_query().where(jpki_certificates.c.card_id == card.id,
+                                              jpki_certificates.c.status == CertificateStatus.GOOD.value)
+                         .order_by(jpki_certificates.c.id)).all()
+        ids = [r.id for r in rows]
+        done = set(c.execute(select(jpki_certificate_events.c.certificate_id).where(
+            jpki_certificate_events.c.certificate_id.in_(ids),
+            jpki_certificate_events.c.detail == _HANDOVER)).scalars()) if ids else set()
+        todo = [i for i in ids if i not in done]
+        if todo:
+            c.execute(insert(jpki_certificate_events), [
+                {"certificate_id": i, "from_status": CertificateStatus.GOOD.value,
+                 "to_status": CertificateStatus.GOOD.value, "reason": None, "actor": principal.subject,
+                 "at": now, "detail": _HANDOVER} for i in todo])
+        return [_view(r) for r in rows]
+
+    if conn is not None:
+        return run(conn)
+    with ctx.transaction() as tx:
+        return run(tx.conn)
+
+
+_HANDOVER = "handed over with the card (交付)"
 
 
 # --- revocation ------------------------------------------------------------------------------------------
@@ -1001,43 +1139,53 @@ def revoke_certificate(ctx: Context, principal: Principal, serial: int, reason: 
 
 
 def _revoke_card(ctx: Context, principal: Principal, card_id: int, reason: RevocationReason, now: datetime,
-                 detail: str, kinds: Iterable[CaKind] = tuple(CaKind)) -> list[CertificateView]:
+                 detail: str, kinds: Iterable[CaKind] = tuple(CaKind),
+                 conn: Connection | None = None) -> list[CertificateView]:
     wanted = [k.value for k in kinds]
-    with ctx.transaction() as tx:
-        conn = tx.conn
-        rows = conn.execute(_views_query().where(jpki_certificates.c.card_id == card_id)).all()
-        if not rows or not _may_see(principal, conn, rows[-1]):
+
+    def run(c: Connection) -> list[CertificateView]:
+        rows = c.execute(_views_query().where(jpki_certificates.c.card_id == card_id)).all()
+        if not rows or not _may_see(principal, c, rows[-1]):
             raise NotFound("no certificates for this card")
         targets = [r.id for r in rows if r.kind in wanted and r.status == CertificateStatus.GOOD.value]
-        done = set(_revoke(ctx, conn, targets, reason, now, principal.subject, detail))
-        return [_view(r) for r in conn.execute(_views_query().where(jpki_certificates.c.id.in_(done))
-                                               .order_by(jpki_certificates.c.id))]
+        done = set(_revoke(ctx, c, targets, reason, now, principal.subject, detail))
+        return [_view(r) for r in c.execute(_views_query().where(jpki_certificates.c.id.in_(done))
+                                            .order_by(jpki_certificates.c.id))]
+
+    if conn is not None:
+        return run(conn)
+    with ctx.transaction() as tx:
+        return run(tx.conn)
 
 
-def hold_card_certificates(ctx: Context, principal: Principal, card_id: int, now: datetime) -> list[CertificateView]:
+def hold_card_certificates(ctx: Context, principal: Principal, card_id: int, now: datetime,
+                           conn: Connection | None = None) -> list[CertificateView]:
     """A card reported lost or suspended (一時利用停止, by phone at any hour): both certificates are put on
-    hold (一時保留, certificateHold). J-LIS never releases a hold: new certificates are issued instead."""
+    hold (一時保留, certificateHold). J-LIS never releases a hold: new certificates are issued instead.
+    Pass ``conn`` to revoke inside the caller's transaction."""
     principal.require(*_WINDOW)
     return _revoke_card(ctx, principal, card_id, RevocationReason.CERTIFICATE_HOLD, now,
-                        "card lost or suspended (一時保留)")
+                        "card lost or suspended (一時保留)", conn=conn)
 
 
-def abolish_card_certificates(ctx: Context, principal: Principal, card_id: int, now: datetime) -> list[CertificateView]:
-    """The card was abolished (返納, 破損, 期限切れ …): its certificates are revoked (cessationOfOperation)."""
+def abolish_card_certificates(ctx: Context, principal: Principal, card_id: int, now: datetime,
+                              conn: Connection | None = None) -> list[CertificateView]:
+    """The card was abolished (返納, 破損, 期限切れ …): its certificates are revoked (cessationOfOperation).
+    Pass ``conn`` to revoke inside the caller's transaction."""
     principal.require(*_WINDOW)
     return _revoke_card(ctx, principal, card_id, RevocationReason.CESSATION_OF_OPERATION, now,
-                        "card abolished (廃止)")
+                        "card abolished (廃止)", conn=conn)
 
 
 def revoke_at_holder_request(ctx: Context, principal: Principal, card_id: int, now: datetime,
                              kinds: Iterable[CaKind] = tuple(CaKind),
-                             key_compromise: bool = False) -> list[CertificateView]:
+                             key_compromise: bool = False, conn: Connection | None = None) -> list[CertificateView]:
     """The holder asks for revocation (失効申請) — or reports that a key may be known to others
     (秘密鍵の漏えい等の届出, keyCompromise). The holder themselves (online) or a clerk at the window."""
     if principal.role is not Role.RESIDENT:
         principal.require(*_WINDOW)
     reason = RevocationReason.KEY_COMPROMISE if key_compromise else RevocationReason.CESSATION_OF_OPERATION
-    return _revoke_card(ctx, principal, card_id, reason, now, "the holder's request (失効申請)", kinds)
+    return _revoke_card(ctx, principal, card_id, reason, now, "the holder's request (失効申請)", kinds, conn)
 
 
 def revoke_for_life_event(conn: Connection, kind: str, payload: dict[str, Any], now: datetime) -> list[int]:
