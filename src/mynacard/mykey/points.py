@@ -1,0 +1,347 @@
+"""Local government points (自治体ポイント): one double-entry ledger for every municipality's programme.
+
+Every posting is a :class:`~mynacard.mykey.model.Posting` whose legs sum to zero, stored as one
+``point_transactions`` row and its ``point_entries``; each account keeps its balance beside its entries, so
+that a holder's balance is one row to lock. Concurrency:
+
+* a debit of a holder (resident, shop) is a conditional update ``balance = balance - n WHERE balance >= n``;
+  on PostgreSQL it takes the row lock and re-checks after any wait, on SQLite ``BEGIN IMMEDIATE`` serialises
+  writers — either way two redemptions of the same points cannot both succeed (no double spend); the
+  ``no_overdraft`` check constraint backs it up;
+* accounts are updated in id order, so postings never deadlock one another;
+* every posting carries an idempotency key (unique): a retry returns the first outcome and posts nothing;
+  the same key with different content is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+
+from mynacard.context import Context
+from mynacard.errors import Conflict, Forbidden, InvalidInput, NotFound
+from mynacard.mykey.model import AccountKind, InsufficientPoints, Posting, PostingKind, Rate, check_mykey_id
+from mynacard.mykey.tables import (
+    mykey_ids,
+    point_accounts,
+    point_entries,
+    point_partners,
+    point_shops,
+    point_transactions,
+)
+from mynacard.principal import Principal, Role
+
+__all__ = [
+    "Account",
+    "LedgerCheck",
+    "PostingResult",
+    "StatementLine",
+    "balance",
+    "convert",
+    "earn",
+    "post",
+    "redeem",
+    "register_partner",
+    "register_shop",
+    "statement",
+    "verify_ledger",
+]
+
+_KEY = re.compile(r"[A-Za-z0-9._:-]{8,64}")
+_NATIONAL = (Role.OPERATOR, Role.SYSTEM)
+_MUNICIPAL = (Role.CLERK, Role.SUPERVISOR, Role.OPERATOR, Role.SYSTEM)
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    kind: AccountKind
+    owner: str
+    municipality_code: str
+    balance: int
+
+
+@dataclass(frozen=True)
+class PostingResult:
+    transaction_id: int
+    replayed: bool
+    """True when this idempotency key had already been posted: nothing new happened."""
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    transaction_id: int
+    at: datetime
+    kind: PostingKind
+    memo: str
+    amount: int
+    balance_after: int
+
+
+@dataclass(frozen=True)
+class LedgerCheck:
+    """The result of :func:`verify_ledger`; ``ok`` when every figure agrees."""
+
+    transactions: int
+    entries: int
+    unbalanced_transactions: tuple[int, ...]
+    accounts_out_of_step: tuple[int, ...]
+    overdrawn_accounts: tuple[int, ...]
+    total: int
+
+    @property
+    def ok(self) -> bool:
+        return not (self.unbalanced_transactions or self.accounts_out_of_step or self.overdrawn_accounts
+                    or self.total)
+
+
+# --- partners and shops -------------------------------------------------------------------------------------
+
+def register_partner(ctx: Context, principal: Principal, code: str, name: str, rate: Rate = Rate()) -> None:
+    """A partner programme (credit card, airline, …) and its one-way rate (1 point = 1 yen by default)."""
+    principal.require(*_NATIONAL)
+    _check_code(code)
+    with ctx.transaction() as tx:
+        row = tx.conn.execute(select(point_partners).where(point_partners.c.code == code)).first()
+        if row is None:
+            tx.conn.execute(insert(point_partners).values(code=code, name=name[:128], rate_numerator=rate.numerator,
+                                                          rate_denominator=rate.denominator))
+        elif (row.rate_numerator, row.rate_denominator) != (rate.numerator, rate.denominator):
+            tx.conn.execute(update(point_partners).where(point_partners.c.code == code).values(
+                name=name[:128], rate_numerator=rate.numerator, rate_denominator=rate.denominator))
+
+
+def register_shop(ctx: Context, principal: Principal, code: str, name: str, municipality_code: str,
+                  online: bool = False) -> None:
+    """A local shop (or an online shop) that takes one municipality's points."""
+    principal.require(*_MUNICIPAL)
+    if not principal.can_see_municipality(municipality_code):
+        raise Forbidden("a municipality registers only its own shops")
+    _check_code(code)
+    with ctx.transaction() as tx:
+        row = tx.conn.execute(select(point_shops).where(point_shops.c.code == code)).first()
+        if row is None:
+            tx.conn.execute(insert(point_shops).values(code=code, name=name[:128],
+                                                       municipality_code=municipality_code, online=online))
+        elif row.municipality_code != municipality_code:
+            raise Conflict(f"shop {code} belongs to another municipality")
+
+
+def _check_code(code: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", code or ""):
+        raise InvalidInput("a code is 1–32 letters, digits, '-' or '_'")
+
+
+# --- posting -----------------------------------------------------------------------------------------------
+
+def _ensure_account(conn: Connection, kind: AccountKind, owner: str, municipality_code: str) -> int:
+    where = (point_accounts.c.kind == kind.value, point_accounts.c.owner == owner,
+             point_accounts.c.municipality_code == municipality_code)
+    found = conn.execute(select(point_accounts.c.id).where(*where)).scalar()
+    if found is not None:
+        return int(found)
+    values = {"kind": kind.value, "owner": owner, "municipality_code": municipality_code, "balance": 0,
+              "may_go_negative": kind.may_go_negative}
+    maker: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    conn.execute(maker(point_accounts).values(**values).on_conflict_do_nothing())
+    return int(conn.execute(select(point_accounts.c.id).where(*where)).scalar_one())
+
+
+def _replay(ctx: Context, key: str, posting: Posting) -> PostingResult | None:
+    with ctx.db.connect() as conn:
+        row = conn.execute(select(point_transactions.c.id, point_transactions.c.fingerprint)
+                           .where(point_transactions.c.idempotency_key == key)).first()
+    if row is None:
+        return None
+    if row.fingerprint != posting.fingerprint:
+        raise Conflict("this idempotency key was used for a different posting")
+    return PostingResult(int(row.id), True)
+
+
+def _check_legs(conn: Connection, posting: Posting) -> None:
+    for leg in posting.legs:
+        if leg.kind is AccountKind.RESIDENT:
+            if conn.execute(select(mykey_ids.c.mykey_id).where(mykey_ids.c.mykey_id == leg.owner)).first() is None:
+                raise NotFound("no such MyKey ID")
+        elif leg.kind is AccountKind.SHOP:
+            shop = conn.execute(select(point_shops.c.municipality_code)
+                                .where(point_shops.c.code == leg.owner)).scalar()
+            if shop is None:
+                raise NotFound(f"no shop {leg.owner}")
+            if shop != posting.municipality_code:
+                raise InvalidInput(f"shop {leg.owner} does not take this municipality's points")
+        elif leg.kind is AccountKind.PARTNER:
+            if conn.execute(select(point_partners.c.code).where(point_partners.c.code == leg.owner)).first() is None:
+                raise NotFound(f"no partner {leg.owner}")
+        elif leg.owner != posting.municipality_code:
+            raise InvalidInput("a programme account belongs to its own municipality")
+
+
+def post(ctx: Context, principal: Principal, posting: Posting, idempotency_key: str, now: datetime) -> PostingResult:
+    """Post a balanced set of legs, all or nothing. Raises :class:`InsufficientPoints` when a holder would go
+    below zero; a repeated ``idempotency_key`` returns the first result."""
+    if not isinstance(idempotency_key, str) or not _KEY.fullmatch(idempotency_key):
+        raise InvalidInput("an idempotency key is 8–64 letters, digits or . _ : -")
+    replay = _replay(ctx, idempotency_key, posting)
+    if replay is not None:
+        return replay
+    try:
+        with ctx.transaction() as tx:
+            conn = tx.conn
+            _check_legs(conn, posting)
+            tid = conn.execute(insert(point_transactions).values(
+                idempotency_key=idempotency_key, kind=posting.kind.value,
+                municipality_code=posting.municipality_code, fingerprint=posting.fingerprint,
+                memo=posting.memo[:128], actor=f"{principal.role.value}:{principal.subject}"[:64], at=now)
+                .returning(point_transactions.c.id)).scalar_one()
+            legs = [(_ensure_account(conn, leg.kind, leg.owner, posting.municipality_code), leg)
+                    for leg in posting.legs]
+            for account_id, leg in sorted(legs, key=lambda pair: pair[0]):
+                stmt = update(point_accounts).where(point_accounts.c.id == account_id)
+                if leg.amount < 0 and not leg.kind.may_go_negative:
+                    stmt = stmt.where(point_accounts.c.balance >= -leg.amount)
+                if conn.execute(stmt.values(balance=point_accounts.c.balance + leg.amount)).rowcount != 1:
+                    raise InsufficientPoints(f"not enough points ({-leg.amount} needed)")
+            conn.execute(insert(point_entries), [{"transaction_id": tid, "account_id": account_id,
+                                                  "amount": leg.amount} for account_id, leg in legs])
+            tx.record("mykey.points_posted", {"transaction_id": tid, "kind": posting.kind.value,
+                                              "municipality_code": posting.municipality_code}, now)
+    except IntegrityError:
+        replay = _replay(ctx, idempotency_key, posting)  # the same key committed meanwhile
+        if replay is None:
+            raise
+        return replay
+    return PostingResult(int(tid), False)
+
+
+def _partner_rate(ctx: Context, partner: str) -> Rate:
+    with ctx.db.connect() as conn:
+        row = conn.execute(select(point_partners).where(point_partners.c.code == partner)).first()
+    if row is None:
+        raise NotFound(f"no partner {partner}")
+    return Rate(row.rate_numerator, row.rate_denominator)
+
+
+def _acting_for(principal: Principal, what: str, code: str) -> None:
+    if principal.role in _NATIONAL:
+        return
+    if principal.role is Role.AGENCY and principal.subject == f"{what}:{code}":
+        return
+    raise Forbidden(f"only {what} {code} (or the point platform) may do this")
+
+
+def convert(ctx: Context, principal: Principal, partner: str, mykey_id: str, municipality_code: str,
+            partner_points: int, idempotency_key: str, now: datetime) -> PostingResult:
+    """地域経済応援ポイント: the partner converts ``partner_points`` of the holder's points into this
+    municipality's points at its configured rate. One way: nothing converts back."""
+    _acting_for(principal, "partner", partner)
+    posting = Posting.conversion(municipality_code, partner, check_mykey_id(mykey_id), partner_points,
+                                 _partner_rate(ctx, partner))
+    return post(ctx, principal, posting, idempotency_key, now)
+
+
+def earn(ctx: Context, principal: Principal, municipality_code: str, mykey_id: str, points: int, reason: str,
+         idempotency_key: str, now: datetime) -> PostingResult:
+    """行政ポイント: the municipality grants points (volunteering, a health check-up, an event)."""
+    principal.require(*_MUNICIPAL)
+    if not principal.can_see_municipality(municipality_code):
+        raise Forbidden("a municipality grants only its own points")
+    posting = Posting.earning(municipality_code, check_mykey_id(mykey_id), points, reason)
+    return post(ctx, principal, posting, idempotency_key, now)
+
+
+def redeem(ctx: Context, principal: Principal, shop: str, mykey_id: str, municipality_code: str, points: int,
+           idempotency_key: str, now: datetime) -> PostingResult:
+    """The holder spends points at a registered shop (at the till with the card, or online)."""
+    _acting_for(principal, "shop", shop)
+    posting = Posting.redemption(municipality_code, check_mykey_id(mykey_id), shop, points)
+    return post(ctx, principal, posting, idempotency_key, now)
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+def _may_read(conn: Connection, principal: Principal, kind: AccountKind, owner: str, municipality_code: str) -> bool:
+    if principal.role in _NATIONAL:
+        return True
+    if principal.role in (Role.CLERK, Role.SUPERVISOR):
+        return principal.can_see_municipality(municipality_code)
+    if principal.role is Role.RESIDENT:
+        mine = conn.execute(select(mykey_ids.c.mykey_id).where(
+            mykey_ids.c.resident_id == int(principal.subject))).scalar() if principal.subject.isdigit() else None
+        return kind is AccountKind.RESIDENT and owner == mine
+    if principal.role is Role.AGENCY:
+        return principal.subject == f"{kind.value}:{owner}"
+    return False
+
+
+def balance(ctx: Context, principal: Principal, kind: AccountKind | str, owner: str, municipality_code: str) -> int:
+    return statement(ctx, principal, kind, owner, municipality_code, limit=0)[0]
+
+
+def statement(ctx: Context, principal: Principal, kind: AccountKind | str, owner: str, municipality_code: str,
+              limit: int = 100) -> tuple[int, list[StatementLine]]:
+    """An account's balance and its latest ``limit`` lines, newest first, each with the balance after it —
+    for the resident (their own), the municipality (its programme and everyone in it), a shop or a partner
+    (their own). Anyone else finds nothing."""
+    kind = AccountKind(kind)
+    with ctx.db.connect() as conn:
+        if not _may_read(conn, principal, kind, owner, municipality_code):
+            raise NotFound("no such account")
+        account = conn.execute(select(point_accounts).where(
+            point_accounts.c.kind == kind.value, point_accounts.c.owner == owner,
+            point_accounts.c.municipality_code == municipality_code)).first()
+        if account is None:
+            return 0, []
+        rows = conn.execute(select(point_entries.c.transaction_id, point_entries.c.amount, point_transactions.c.at,
+                                   point_transactions.c.kind, point_transactions.c.memo)
+                            .join(point_transactions, point_transactions.c.id == point_entries.c.transaction_id)
+                            .where(point_entries.c.account_id == account.id)
+                            .order_by(point_entries.c.id.desc()).limit(max(limit, 0))).all()
+    lines = []
+    running = int(account.balance)
+    for r in rows:
+        lines.append(StatementLine(r.transaction_id, r.at, PostingKind(r.kind), r.memo, int(r.amount), running))
+        running -= int(r.amount)
+    return int(account.balance), lines
+
+
+def accounts_of_municipality(ctx: Context, principal: Principal, municipality_code: str) -> list[Account]:
+    """Every account in one municipality's programme (its statement page)."""
+    principal.require(*_MUNICIPAL)
+    if not principal.can_see_municipality(municipality_code):
+        raise NotFound("no such programme")
+    with ctx.db.connect() as conn:
+        rows = conn.execute(select(point_accounts).where(point_accounts.c.municipality_code == municipality_code)
+                            .order_by(point_accounts.c.kind, point_accounts.c.owner)).all()
+    return [Account(r.id, AccountKind(r.kind), r.owner, r.municipality_code, int(r.balance)) for r in rows]
+
+
+def verify_ledger(ctx: Context) -> LedgerCheck:
+    """Check the whole ledger: every transaction balances, every balance is the sum of its entries, no holder
+    is below zero, and everything together sums to zero."""
+    with ctx.db.connect() as conn:
+        sums = select(point_entries.c.transaction_id, func.sum(point_entries.c.amount).label("total")).group_by(
+            point_entries.c.transaction_id).subquery()
+        unbalanced = conn.execute(select(sums.c.transaction_id).where(sums.c.total != 0)).scalars().all()
+        with_entries = conn.execute(select(func.count()).select_from(sums)).scalar_one()
+        transactions = conn.execute(select(func.count()).select_from(point_transactions)).scalar_one()
+        empty = conn.execute(select(point_transactions.c.id).where(~point_transactions.c.id.in_(
+            select(point_entries.c.transaction_id)))).scalars().all() if with_entries != transactions else []
+        per_account = select(point_entries.c.account_id, func.sum(point_entries.c.amount).label("total")).group_by(
+            point_entries.c.account_id).subquery()
+        out_of_step = conn.execute(select(point_accounts.c.id).outerjoin(
+            per_account, per_account.c.account_id == point_accounts.c.id).where(
+            point_accounts.c.balance != func.coalesce(per_account.c.total, 0))).scalars().all()
+        overdrawn = conn.execute(select(point_accounts.c.id).where(
+            point_accounts.c.balance < 0, point_accounts.c.may_go_negative.is_(False))).scalars().all()
+        total = conn.execute(select(func.coalesce(func.sum(point_accounts.c.balance), 0))).scalar_one()
+        entries = conn.execute(select(func.count()).select_from(point_entries)).scalar_one()
+    return LedgerCheck(int(transactions), int(entries), tuple(int(t) for t in [*unbalanced, *empty]),
+                       tuple(int(a) for a in out_of_step), tuple(int(a) for a in overdrawn), int(total))

@@ -1,0 +1,82 @@
+"""Builders for the MyKey tests: a resident of Chiyoda-ku with a real emulated chip whose keys were made inside
+it and whose certificates the JPKI CAs issued, and the window's renewal of its authentication certificate."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from mynacard.chip.cardinfo import CardInfoSigner
+from mynacard.chip.client import CardClient
+from mynacard.chip.emulator import Chip
+from mynacard.chip.image import ChipImage
+from mynacard.chip.issuance import InitialPins, IssuerTerminal
+from mynacard.chip.issuerkey import IssuerMasterKey
+from mynacard.chip.model import Application, KeyKind
+from mynacard.chip.transport import InProcessTransport
+from mynacard.cards import service as cards
+from mynacard.cards.personalisation import CardHolder
+from mynacard.context import Context
+from mynacard.jpki import service as jpki
+from mynacard.jpki.model import CaKind
+from mynacard.registry import service as registry
+from tests.conftest import NOW
+from tests.jpki.support import CLERK, MANUFACTURER, SYSTEM, Town
+
+PINS = InitialPins(auth="1234", card_info="2580", residence="9753", sign="JPKI2026")
+NUMBER = "123456789018"  # only on the chip's card-info application; MyKey never reads it
+MASTER = IssuerMasterKey(os.urandom(32))
+_SIGNER: list[CardInfoSigner] = []
+
+
+def card_info_signer() -> CardInfoSigner:
+    if not _SIGNER:
+        _SIGNER.append(CardInfoSigner.generate())
+    return _SIGNER[0]
+
+
+@dataclass
+class ChipCard:
+    """A resident's card in a reader: the emulated chip and the client other parts use."""
+
+    ctx: Context
+    card_id: int
+    resident_id: int
+    chip: Chip
+
+    @property
+    def client(self) -> CardClient:
+        return CardClient(InProcessTransport(self.chip))
+
+    def renew_auth_certificate(self, now: datetime) -> int:
+        """利用者証明用電子証明書の更新 at the window: a new key pair made in the chip, the certificate from the
+        JPKI CA (linked old → new), written to the chip. Returns the new serial."""
+        terminal = IssuerTerminal(InProcessTransport(self.chip), MASTER)
+        terminal.open(Application.JPKI)
+        spki = terminal.generate_key(KeyKind.AUTH)
+        record = jpki.reissue_certificate(self.ctx, CLERK, self.card_id, CaKind.AUTH, spki, now)
+        terminal.write(0x000A, record.der)
+        self.chip.reset()
+        return record.view.serial
+
+
+def chip_card(town: Town, family: str = "山田", given: str = "太郎", birth: date = date(1980, 1, 1),
+              household_with: int | None = None) -> ChipCard:
+    """A handed-over card whose chip generated its own keys and holds JPKI certificates for them (the pool
+    certificates of the pipeline are superseded as a reprint's would be)."""
+    ctx = town.ctx
+    rid = town.resident(family, given, birth)
+    made = town.card(rid)
+    view = cards.get_card(ctx, SYSTEM, made.id)
+    person = registry.get_resident(ctx, SYSTEM, rid)
+    holder = CardHolder(view.card_serial or made.serial, person.municipality_code, person.facts,
+                        view.card_valid_until or date(2035, 1, 1), date(2030, 1, 1), True, True,
+                        individual_number=NUMBER, card_id=made.id, resident_id=rid)
+    serial = holder.card_serial
+    chip = Chip(ChipImage.blank(serial, MASTER.card_key(serial)))
+    terminal = IssuerTerminal(InProcessTransport(chip), MASTER)
+    terminal.personalise(holder, jpki.JpkiIssuer(ctx, MANUFACTURER), card_info_signer(), NOW)
+    terminal.set_initial_pins(PINS)
+    chip.reset()
+    return ChipCard(ctx, made.id, rid, chip)
