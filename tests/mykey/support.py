@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from mynacard.cards import service as cards
+from mynacard.cards.personalisation import CardHolder
 from mynacard.chip.cardinfo import CardInfoSigner
 from mynacard.chip.client import CardClient
 from mynacard.chip.emulator import Chip
@@ -15,8 +17,6 @@ from mynacard.chip.issuance import InitialPins, IssuerTerminal
 from mynacard.chip.issuerkey import IssuerMasterKey
 from mynacard.chip.model import Application, KeyKind
 from mynacard.chip.transport import InProcessTransport
-from mynacard.cards import service as cards
-from mynacard.cards.personalisation import CardHolder
 from mynacard.context import Context
 from mynacard.jpki import service as jpki
 from mynacard.jpki.model import CaKind

@@ -141,17 +141,29 @@ def _check_code(code: str) -> None:
 
 # --- posting -----------------------------------------------------------------------------------------------
 
-def _ensure_account(conn: Connection, kind: AccountKind, owner: str, municipality_code: str) -> int:
-    where = (point_accounts.c.kind == kind.value, point_accounts.c.owner == owner,
-             point_accounts.c.municipality_code == municipality_code)
-    found = conn.execute(select(point_accounts.c.id).where(*where)).scalar()
-    if found is not None:
-        return int(found)
-    values = {"kind": kind.value, "owner": owner, "municipality_code": municipality_code, "balance": 0,
-              "may_go_negative": kind.may_go_negative}
-    maker: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    conn.execute(maker(point_accounts).values(**values).on_conflict_do_nothing())
-    return int(conn.execute(select(point_accounts.c.id).where(*where)).scalar_one())
+def _account_ids(conn: Connection, posting: Posting) -> dict[tuple[str, str], int]:
+    owners = {(leg.kind.value, leg.owner) for leg in posting.legs}
+    rows = conn.execute(select(point_accounts.c.id, point_accounts.c.kind, point_accounts.c.owner).where(
+        point_accounts.c.municipality_code == posting.municipality_code,
+        point_accounts.c.owner.in_(sorted({owner for _, owner in owners})))).all()
+    return {(r.kind, r.owner): int(r.id) for r in rows if (r.kind, r.owner) in owners}
+
+
+def _open_accounts(ctx: Context, posting: Posting) -> dict[tuple[str, str], int]:
+    """The posting's accounts, opened first in a short transaction of their own when new: a posting then only
+    updates existing rows (in id order), so two postings can never wait on each other's new account."""
+    with ctx.db.connect() as conn:
+        found = _account_ids(conn, posting)
+    if len(found) == len({(leg.kind, leg.owner) for leg in posting.legs}):
+        return found  # an account exists only once its owner was checked for this programme
+    with ctx.db.begin() as conn:
+        _check_legs(conn, posting)
+        maker: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        for leg in posting.legs:
+            conn.execute(maker(point_accounts).values(
+                kind=leg.kind.value, owner=leg.owner, municipality_code=posting.municipality_code, balance=0,
+                may_go_negative=leg.kind.may_go_negative).on_conflict_do_nothing())
+        return _account_ids(conn, posting)
 
 
 def _replay(ctx: Context, key: str, posting: Posting) -> PostingResult | None:
@@ -192,17 +204,16 @@ def post(ctx: Context, principal: Principal, posting: Posting, idempotency_key: 
     replay = _replay(ctx, idempotency_key, posting)
     if replay is not None:
         return replay
+    accounts = _open_accounts(ctx, posting)
+    legs = [(accounts[(leg.kind.value, leg.owner)], leg) for leg in posting.legs]
     try:
         with ctx.transaction() as tx:
             conn = tx.conn
-            _check_legs(conn, posting)
             tid = conn.execute(insert(point_transactions).values(
                 idempotency_key=idempotency_key, kind=posting.kind.value,
                 municipality_code=posting.municipality_code, fingerprint=posting.fingerprint,
                 memo=posting.memo[:128], actor=f"{principal.role.value}:{principal.subject}"[:64], at=now)
                 .returning(point_transactions.c.id)).scalar_one()
-            legs = [(_ensure_account(conn, leg.kind, leg.owner, posting.municipality_code), leg)
-                    for leg in posting.legs]
             for account_id, leg in sorted(legs, key=lambda pair: pair[0]):
                 stmt = update(point_accounts).where(point_accounts.c.id == account_id)
                 if leg.amount < 0 and not leg.kind.may_go_negative:
@@ -211,8 +222,6 @@ def post(ctx: Context, principal: Principal, posting: Posting, idempotency_key: 
                     raise InsufficientPoints(f"not enough points ({-leg.amount} needed)")
             conn.execute(insert(point_entries), [{"transaction_id": tid, "account_id": account_id,
                                                   "amount": leg.amount} for account_id, leg in legs])
-            tx.record("mykey.points_posted", {"transaction_id": tid, "kind": posting.kind.value,
-                                              "municipality_code": posting.municipality_code}, now)
     except IntegrityError:
         replay = _replay(ctx, idempotency_key, posting)  # the same key committed meanwhile
         if replay is None:
