@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from mynacard.cards import service as cards
 from mynacard.cards.personalisation import CardHolder
@@ -21,8 +21,9 @@ from mynacard.context import Context
 from mynacard.jpki import service as jpki
 from mynacard.jpki.model import CaKind
 from mynacard.registry import service as registry
+from mynacard.registry.model import BasicFacts
 from tests.conftest import NOW
-from tests.jpki.support import CLERK, MANUFACTURER, SYSTEM, Town
+from tests.jpki.support import CHIYODA, CLERK, MANUFACTURER, SYSTEM, Town
 
 PINS = InitialPins(auth="1234", card_info="2580", residence="9753", sign="JPKI2026")
 NUMBER = "123456789018"  # only on the chip's card-info application; MyKey never reads it
@@ -62,11 +63,11 @@ class ChipCard:
 
 
 def chip_card(town: Town, family: str = "山田", given: str = "太郎", birth: date = date(1980, 1, 1),
-              household_with: int | None = None) -> ChipCard:
+              resident_id: int | None = None) -> ChipCard:
     """A handed-over card whose chip generated its own keys and holds JPKI certificates for them (the pool
     certificates of the pipeline are superseded as a reprint's would be)."""
     ctx = town.ctx
-    rid = town.resident(family, given, birth)
+    rid = resident_id if resident_id is not None else town.resident(family, given, birth)
     made = town.card(rid)
     view = cards.get_card(ctx, SYSTEM, made.id)
     person = registry.get_resident(ctx, SYSTEM, rid)
@@ -80,3 +81,12 @@ def chip_card(town: Town, family: str = "山田", given: str = "太郎", birth: 
     terminal.set_initial_pins(PINS)
     chip.reset()
     return ChipCard(ctx, made.id, rid, chip)
+
+
+def household(ctx: Context, names: list[tuple[str, str, date, str]]) -> list[int]:
+    """One household of Chiyoda-ku (the first is its head): (given name, kana, birth, relationship)."""
+    people = [registry.NewResident(CHIYODA, BasicFacts.parse("鈴木", given, birth, "1" if i == 0 else "2",
+                                                             "東京都千代田区神田1番1号"),
+                                   "スズキ", kana, household_key="suzuki", relationship=relationship)
+              for i, (given, kana, birth, relationship) in enumerate(names)]
+    return registry.register_residents(ctx, SYSTEM, people, NOW - timedelta(days=40))
