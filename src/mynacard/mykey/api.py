@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from mynacard.clock import local_date
 from mynacard.context import Context
 from mynacard.errors import InvalidInput
-from mynacard.mykey import points, shelter
+from mynacard.mykey import child_health, points, shelter
 from mynacard.mykey.model import AccountKind
 from mynacard.principal import Principal
 from mynacard.web.deps import context, principal, render
@@ -34,6 +35,19 @@ register({
     "mykey.disaster.found": ("避難済みの世帯員", "Checked-in member"),
     "mykey.disaster.not_found": ("未確認", "Not checked in"),
     "mykey.disaster.none": ("該当なし", "None"),
+    "mykey.child.title": ("母子保健 (予防接種・健診)", "Mother and child health (vaccinations, check-ups)"),
+    "mykey.child.lead": ("市区町村の保健センターが記録した、お子さんの予防接種と乳幼児健診の記録です。",
+                         "Your children's vaccinations and check-ups as recorded by the municipal health centre."),
+    "mykey.child.none": ("表示できるお子さんの記録はありません。", "There are no children's records to show."),
+    "mykey.child.age": ("{m}か月", "{m} months"),
+    "mykey.child.records": ("記録", "Records"),
+    "mykey.child.no_records": ("記録はまだありません。", "Nothing recorded yet."),
+    "mykey.child.reminders": ("お知らせ", "Reminders"),
+    "mykey.child.missed": ("時期を過ぎています。保健センターにご相談ください",
+                           "Missed: please contact the health centre"),
+    "mykey.child.due": ("接種・受診の時期です", "Due now"),
+    "mykey.child.date": ("実施日", "Date"),
+    "mykey.child.item": ("項目", "Item"),
     "mykey.points.title": ("自治体ポイント 勘定一覧", "Municipal points: accounts"),
     "mykey.points.kind": ("種別", "Kind"),
     "mykey.points.owner": ("名義", "Owner"),
@@ -92,3 +106,16 @@ def points_page(request: Request, municipality_code: str, ctx: Context = Depends
     check = points.verify_ledger(ctx)
     return render(request, "mykey_points.html", municipality_code=municipality_code, accounts=accounts,
                   kinds=list(AccountKind), ledger_ok=check.ok)
+
+
+@router.get("/portal/child-health", response_class=HTMLResponse, include_in_schema=False)
+def child_health_page(request: Request) -> Response:
+    """母子保健 in Mynaportal: the logged-in parent's children, their records and reminders."""
+    from mynacard.portal import api as portal_api  # the portal's session and layout (its own router's helpers)
+
+    found = portal_api._session(request)
+    if found is None:
+        return RedirectResponse("/portal/login", status_code=303)
+    who, token = found
+    children = child_health.for_parent(context(request), who, local_date(_now()))
+    return portal_api._page(request, "mykey_child_health.html", who, token, children=children)

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -151,4 +152,21 @@ shelter_touches = Table(
     Column("received_at", UtcDateTime(), nullable=False),
     Index("ix_shelter_touches_resident", "resident_id", "touched_at"),
     Index("ix_shelter_touches_shelter", "shelter_id"),
+)
+
+# --- mother-and-child health (母子保健) --------------------------------------------------------------------------
+
+child_health_records = Table(
+    "child_health_records",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("child_resident_id", ForeignKey("residents.id"), nullable=False),
+    Column("municipality_code", String(6), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("code", String(32), nullable=False),
+    Column("done_on", Date, nullable=False),
+    Column("note", String(200), nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("child_resident_id", "kind", "code", name="uq_child_health_records_item"),
 )
