@@ -53,11 +53,14 @@ class ChipCard:
     def renew_auth_certificate(self, now: datetime) -> int:
         """利用者証明用電子証明書の更新 at the window: a new key pair made in the chip, the certificate from the
         JPKI CA (linked old → new), written to the chip. Returns the new serial."""
+        return self.renew(CaKind.AUTH, now)
+
+    def renew(self, kind: CaKind, now: datetime) -> int:
         terminal = IssuerTerminal(InProcessTransport(self.chip), MASTER)
         terminal.open(Application.JPKI)
-        spki = terminal.generate_key(KeyKind.AUTH)
-        record = jpki.reissue_certificate(self.ctx, CLERK, self.card_id, CaKind.AUTH, spki, now)
-        terminal.write(0x000A, record.der)
+        spki = terminal.generate_key(KeyKind.AUTH if kind is CaKind.AUTH else KeyKind.SIGN)
+        record = jpki.reissue_certificate(self.ctx, CLERK, self.card_id, kind, spki, now)
+        terminal.write(0x000A if kind is CaKind.AUTH else 0x0001, record.der)
         self.chip.reset()
         return record.view.serial
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     UniqueConstraint,
@@ -169,4 +170,26 @@ child_health_records = Table(
     Column("recorded_by", String(64), nullable=False),
     Column("recorded_at", UtcDateTime(), nullable=False),
     UniqueConstraint("child_resident_id", "kind", "code", name="uq_child_health_records_item"),
+)
+
+# --- pension status confirmation (現況確認) -----------------------------------------------------------------------
+
+pension_annuitants = Table(
+    "pension_annuitants",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("platform", String(64), nullable=False),
+    Column("insurer", String(32), nullable=False),
+    Column("contract_number", String(32), nullable=False),
+    Column("sign_serial", String(48), nullable=False, index=True),
+    Column("auth_certificate", LargeBinary, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("address", String(400), nullable=False),
+    Column("birth_date", String(9), nullable=False),
+    Column("sex", String(1), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("detail", String(200), nullable=False),
+    Column("enrolled_at", UtcDateTime(), nullable=False),
+    Column("checked_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("insurer", "contract_number", name="uq_pension_annuitants_contract"),
 )

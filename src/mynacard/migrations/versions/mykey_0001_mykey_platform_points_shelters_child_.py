@@ -1,9 +1,9 @@
-"""mykey platform, points ledger, shelters, child health
+"""mykey platform, points, shelters, child health, pension
 
 Revision ID: mykey_0001
 Revises:
 Depends on: 0001_foundation
-Create Date: 2026-11-27 05:06:13.601774
+Create Date: 2026-11-27 05:09:07.540212
 """
 from __future__ import annotations
 
@@ -41,6 +41,27 @@ def upgrade() -> None:
     sa.Column('shelter_pin_required', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('municipality_code', name=op.f('pk_mykey_settings'))
     )
+    op.create_table('pension_annuitants',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('platform', sa.String(length=64), nullable=False),
+    sa.Column('insurer', sa.String(length=32), nullable=False),
+    sa.Column('contract_number', sa.String(length=32), nullable=False),
+    sa.Column('sign_serial', sa.String(length=48), nullable=False),
+    sa.Column('auth_certificate', sa.LargeBinary(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('address', sa.String(length=400), nullable=False),
+    sa.Column('birth_date', sa.String(length=9), nullable=False),
+    sa.Column('sex', sa.String(length=1), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('detail', sa.String(length=200), nullable=False),
+    sa.Column('enrolled_at', mynacard.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('checked_at', mynacard.db.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pension_annuitants')),
+    sa.UniqueConstraint('insurer', 'contract_number', name='uq_pension_annuitants_contract')
+    )
+    with op.batch_alter_table('pension_annuitants', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_pension_annuitants_sign_serial'), ['sign_serial'], unique=False)
+
     op.create_table('point_accounts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
@@ -211,6 +232,10 @@ def downgrade() -> None:
     op.drop_table('point_shops')
     op.drop_table('point_partners')
     op.drop_table('point_accounts')
+    with op.batch_alter_table('pension_annuitants', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pension_annuitants_sign_serial'))
+
+    op.drop_table('pension_annuitants')
     op.drop_table('mykey_settings')
     with op.batch_alter_table('mykey_facilities', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_mykey_facilities_municipality_code'))
