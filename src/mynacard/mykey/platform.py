@@ -12,8 +12,13 @@ serial is seen, it is bound to the MyKey ID of its predecessor.
 from __future__ import annotations
 
 import secrets
+import threading
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +51,31 @@ __all__ = [
 
 PLATFORM = Principal.system("mykey")
 """The platform acts as a J-LIS internal relying party (it runs on the JPKI platform)."""
+CACHE_SECONDS = 30.0
+"""How long a process keeps the relying party (the JPKI roots) and facility rows: a new CA generation or a
+changed facility is seen within this time. Revocation status is never cached here."""
+_CACHE: weakref.WeakKeyDictionary[Any, dict[str, tuple[float, Any]]] = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+def _cached(ctx: Context, key: str, load: Callable[[], Any]) -> Any:
+    now = time.monotonic()
+    with _CACHE_LOCK:
+        per_db = _CACHE.setdefault(ctx.db, {})
+        found = per_db.get(key)
+    if found is not None and found[0] > now:
+        return found[1]
+    value = load()
+    with _CACHE_LOCK:
+        if len(per_db) > 10_000:
+            per_db.clear()
+        per_db[key] = (now + CACHE_SECONDS, value)
+    return value
+
+
+def _relying_party(ctx: Context) -> RelyingParty:
+    rp: RelyingParty = _cached(ctx, "rp", lambda: RelyingParty.for_service(ctx, PLATFORM))
+    return rp
 _STAFF = (Role.CLERK, Role.SUPERVISOR, Role.OPERATOR, Role.SYSTEM)
 
 
@@ -85,13 +115,13 @@ class Recognition:
 
 def issue_challenge(ctx: Context, now: datetime) -> Challenge:
     """A single-use challenge for a card to sign (kept in the JPKI challenge store: any process checks it)."""
-    return RelyingParty.for_service(ctx, PLATFORM).issue_challenge(now)
+    return _relying_party(ctx).issue_challenge(now)
 
 
 def verify_card(ctx: Context, proof: CardProof, now: datetime, *, pin_required: bool = True) -> int:
     """The serial of a valid, unrevoked authentication certificate the card proved it holds (or, where no
     PIN is required and none was given, that it presented). Anything else: :class:`Forbidden`."""
-    rp = RelyingParty.for_service(ctx, PLATFORM)
+    rp = _relying_party(ctx)
     verification: Verification
     if proof.with_pin:
         assert proof.challenge_id is not None and proof.signature is not None
@@ -175,8 +205,12 @@ def _facility_row(conn: Connection, code: str) -> Facility:
 
 
 def facility(ctx: Context, code: str) -> Facility:
-    with ctx.db.connect() as conn:
-        return _facility_row(conn, code)
+    def load() -> Facility:
+        with ctx.db.connect() as conn:
+            return _facility_row(conn, code)
+
+    place: Facility = _cached(ctx, "facility:" + code, load)
+    return place
 
 
 def register_facility(ctx: Context, principal: Principal, code: str, name: str, kind: FacilityKind | str,
@@ -235,7 +269,14 @@ def recognise(ctx: Context, facility_code: str, proof: CardProof, now: datetime)
     """A touch at the facility: the member the card stands for, without a separate member card."""
     place = facility(ctx, facility_code)
     serial = verify_card(ctx, proof, now, pin_required=place.pin_required)
-    mykey_id = mykey_id_of_certificate(ctx, serial, now)
+    with ctx.db.connect() as conn:  # the usual case in one indexed join: certificate → MyKey ID → member
+        row = conn.execute(select(mykey_links.c.member_number, mykey_links.c.mykey_id)
+                           .join(mykey_certificates, mykey_certificates.c.mykey_id == mykey_links.c.mykey_id)
+                           .where(mykey_certificates.c.serial == _hex(serial),
+                                  mykey_links.c.facility_id == place.id)).first()
+    if row is not None:
+        return Recognition(place.code, str(row.member_number), str(row.mykey_id), _hex(serial))
+    mykey_id = mykey_id_of_certificate(ctx, serial, now)  # a renewed certificate seen for the first time
     if mykey_id is None:
         raise NotFound("this card has no MyKey ID")
     with ctx.db.connect() as conn:

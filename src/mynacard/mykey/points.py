@@ -16,6 +16,7 @@ that a holder's balance is one row to lock. Concurrency:
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -149,12 +150,21 @@ def _account_ids(conn: Connection, posting: Posting) -> dict[tuple[str, str], in
     return {(r.kind, r.owner): int(r.id) for r in rows if (r.kind, r.owner) in owners}
 
 
+_KNOWN: weakref.WeakKeyDictionary[Any, dict[tuple[str, str, str], int]] = weakref.WeakKeyDictionary()
+"""Account ids this process has seen, per database: an account is never deleted or renumbered."""
+
+
 def _open_accounts(ctx: Context, posting: Posting) -> dict[tuple[str, str], int]:
     """The posting's accounts, opened first in a short transaction of their own when new: a posting then only
     updates existing rows (in id order), so two postings can never wait on each other's new account."""
-    with ctx.db.connect() as conn:
-        found = _account_ids(conn, posting)
-    if len(found) == len({(leg.kind, leg.owner) for leg in posting.legs}):
+    known = _KNOWN.setdefault(ctx.db, {})
+    wanted = {(leg.kind.value, leg.owner) for leg in posting.legs}
+    found = {k: known[(posting.municipality_code, *k)] for k in wanted if (posting.municipality_code, *k) in known}
+    if len(found) < len(wanted):
+        with ctx.db.connect() as conn:
+            found = _account_ids(conn, posting)
+    if len(found) == len(wanted):
+        known.update(((posting.municipality_code, *k), v) for k, v in found.items())
         return found  # an account exists only once its owner was checked for this programme
     with ctx.db.begin() as conn:
         _check_legs(conn, posting)
@@ -201,9 +211,6 @@ def post(ctx: Context, principal: Principal, posting: Posting, idempotency_key: 
     below zero; a repeated ``idempotency_key`` returns the first result."""
     if not isinstance(idempotency_key, str) or not _KEY.fullmatch(idempotency_key):
         raise InvalidInput("an idempotency key is 8–64 letters, digits or . _ : -")
-    replay = _replay(ctx, idempotency_key, posting)
-    if replay is not None:
-        return replay
     accounts = _open_accounts(ctx, posting)
     legs = [(accounts[(leg.kind.value, leg.owner)], leg) for leg in posting.legs]
     try:
@@ -223,7 +230,7 @@ def post(ctx: Context, principal: Principal, posting: Posting, idempotency_key: 
             conn.execute(insert(point_entries), [{"transaction_id": tid, "account_id": account_id,
                                                   "amount": leg.amount} for account_id, leg in legs])
     except IntegrityError:
-        replay = _replay(ctx, idempotency_key, posting)  # the same key committed meanwhile
+        replay = _replay(ctx, idempotency_key, posting)  # the key was posted before (or just now)
         if replay is None:
             raise
         return replay
