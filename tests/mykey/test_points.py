@@ -167,7 +167,7 @@ def test_ledger_balances_after_10000_concurrent_postings(pg_ctx: Context) -> Non
     lock = threading.Lock()
     expected: Counter[tuple[str, str]] = Counter()
     posted: dict[str, int] = {}
-    outcome = Counter()
+    outcome: Counter[str] = Counter()
 
     def run(op: tuple[str, str, str, int, str]) -> None:
         kind, other, who, amount, key = op

@@ -196,7 +196,7 @@ def presence(touches: Iterable[tuple[int, str, str, object]]) -> dict[int, str |
     latest: dict[int, tuple[object, int, str, str]] = {}
     for resident, shelter, direction, at in touches:
         key = (at, 1 if direction == "in" else 0, shelter, direction)
-        if resident not in latest or key > latest[resident]:  # type: ignore[operator]
+        if resident not in latest or key > latest[resident]:
             latest[resident] = key
     return {r: (k[2] if k[3] == "in" else None) for r, k in latest.items()}
 
