@@ -11,14 +11,16 @@ import pytest
 from sqlalchemy import insert
 
 from mynacard.accounts import service as accounts
-from mynacard.mykey import points, shelter
+from mynacard.errors import Forbidden
+from mynacard.mykey import platform, points, shelter
 from mynacard.mykey.model import Rate
 from mynacard.mykey.shelter_client import HttpUplink, ShelterClient
 from mynacard.mykey.tables import mykey_ids
+from mynacard.mykey.terminal import prove
 from mynacard.principal import Principal, Role
 from tests.conftest import NOW
 from tests.jpki.support import CHIYODA, Town
-from tests.mykey.support import PINS
+from tests.mykey.support import PINS, chip_card
 from tests.mykey.test_shelter import STAFF, _family
 
 PASSWORD = "correct horse battery"
@@ -83,3 +85,33 @@ def test_points_page_in_chromium(town: Town, live_server: str, page: Any) -> Non
     assert rows == {("partner", "jal"): "-1,200", ("programme", CHIYODA): "-100", ("resident", "ABCDEFGH"): "800",
                     ("shop", "bakery"): "500"}
     page.shot("points-ja")
+
+
+@pytest.mark.browser
+def test_resident_spends_with_the_card_and_reads_the_statement_in_mynaportal(town: Town, live_server: str,
+                                                                            page: Any) -> None:
+    from mynacard.portal import service as portal
+    from mynacard.portal.model import CardLogin
+
+    ctx = town.ctx
+    card = chip_card(town)
+    now = datetime.now(UTC)
+    mykey_id = platform.create_mykey_id(ctx, prove(card.client, platform.issue_challenge(ctx, now), PINS.auth), now)
+    op = Principal(Role.OPERATOR, "point-cloud")
+    bakery = Principal(Role.AGENCY, "shop:bakery")
+    points.register_partner(ctx, op, "jal", "JAL", Rate(1, 1))
+    points.register_shop(ctx, STAFF, "bakery", "神田ベーカリー", CHIYODA)
+    points.convert(ctx, op, "jal", mykey_id, CHIYODA, 1200, "portal-cv-0001", now)
+    till = prove(card.client, platform.issue_challenge(ctx, now), PINS.auth)
+    points.redeem_with_card(ctx, bakery, "bakery", till, CHIYODA, 450, "bakery-till-77", now)
+    with pytest.raises(Forbidden):  # the signature was for one challenge, used up
+        points.redeem_with_card(ctx, bakery, "bakery", till, CHIYODA, 450, "bakery-till-78", now)
+
+    ticket = portal.open_session(ctx, CardLogin("1A2B3C", card.resident_id, now), now)
+    page.context.add_cookies([{"name": "mynaportal_session", "value": ticket.token, "url": live_server}])
+    page.goto(live_server + "/portal/points")
+    assert page.locator("#mykey-id").inner_text() == f"マイキーID: {mykey_id}"
+    holding = page.locator(f"section.holding[data-municipality='{CHIYODA}']")
+    assert holding.locator(".balance").inner_text() == "残高 750 ポイント"
+    assert [a.inner_text() for a in holding.locator("td.amount").all()] == ["-450", "+1,200"]
+    page.shot("my-points-ja")

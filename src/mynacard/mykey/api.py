@@ -48,6 +48,19 @@ register({
     "mykey.child.due": ("接種・受診の時期です", "Due now"),
     "mykey.child.date": ("実施日", "Date"),
     "mykey.child.item": ("項目", "Item"),
+    "mykey.mypoints.title": ("自治体ポイント", "Municipal points"),
+    "mykey.mypoints.mykey": ("マイキーID: {id}", "MyKey ID: {id}"),
+    "mykey.mypoints.no_mykey": ("マイキーIDが設定されていません。", "You have no MyKey ID yet."),
+    "mykey.mypoints.none": ("ポイントはまだありません。", "No points yet."),
+    "mykey.mypoints.programme": ("{code} のポイント", "Points of {code}"),
+    "mykey.mypoints.balance": ("残高 {n} ポイント", "Balance: {n} points"),
+    "mykey.mypoints.when": ("日時", "When"),
+    "mykey.mypoints.what": ("内容", "What"),
+    "mykey.mypoints.amount": ("増減", "Change"),
+    "mykey.mypoints.after": ("残高", "Balance"),
+    "mykey.kind.conversion": ("ポイント移行", "Conversion"),
+    "mykey.kind.earning": ("行政ポイント付与", "Granted"),
+    "mykey.kind.redemption": ("利用", "Spent"),
     "mykey.points.title": ("自治体ポイント 勘定一覧", "Municipal points: accounts"),
     "mykey.points.kind": ("種別", "Kind"),
     "mykey.points.owner": ("名義", "Owner"),
@@ -119,3 +132,16 @@ def child_health_page(request: Request) -> Response:
     who, token = found
     children = child_health.for_parent(context(request), who, local_date(_now()))
     return portal_api._page(request, "mykey_child_health.html", who, token, children=children)
+
+
+@router.get("/portal/points", response_class=HTMLResponse, include_in_schema=False)
+def my_points_page(request: Request) -> Response:
+    """自治体ポイント in Mynaportal: the resident's own balances and statements."""
+    from mynacard.portal import api as portal_api
+
+    found = portal_api._session(request)
+    if found is None:
+        return RedirectResponse("/portal/login", status_code=303)
+    who, token = found
+    mykey_id, holdings = points.my_points(context(request), who)
+    return portal_api._page(request, "mykey_my_points.html", who, token, mykey_id=mykey_id, holdings=holdings)

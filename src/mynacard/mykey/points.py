@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mynacard.context import Context
 from mynacard.errors import Conflict, Forbidden, InvalidInput, NotFound
+from mynacard.mykey import platform
 from mynacard.mykey.model import AccountKind, InsufficientPoints, Posting, PostingKind, Rate, check_mykey_id
 from mynacard.mykey.tables import (
     mykey_ids,
@@ -41,14 +42,17 @@ from mynacard.principal import Principal, Role
 
 __all__ = [
     "Account",
+    "Holding",
     "LedgerCheck",
     "PostingResult",
     "StatementLine",
     "balance",
     "convert",
     "earn",
+    "my_points",
     "post",
     "redeem",
+    "redeem_with_card",
     "register_partner",
     "register_shop",
     "statement",
@@ -281,6 +285,18 @@ def redeem(ctx: Context, principal: Principal, shop: str, mykey_id: str, municip
     return post(ctx, principal, posting, idempotency_key, now)
 
 
+def redeem_with_card(ctx: Context, principal: Principal, shop: str, proof: platform.CardProof, municipality_code: str,
+                     points: int, idempotency_key: str, now: datetime) -> PostingResult:
+    """At the shop's till: the holder touches the card and enters the PIN (the card signs the platform's
+    challenge); the points are taken from the MyKey ID the card stands for."""
+    _acting_for(principal, "shop", shop)
+    serial = platform.verify_card(ctx, proof, now)
+    mykey_id = platform.mykey_id_of_certificate(ctx, serial, now)
+    if mykey_id is None:
+        raise NotFound("this card has no MyKey ID")
+    return redeem(ctx, principal, shop, mykey_id, municipality_code, points, idempotency_key, now)
+
+
 # --- reading ------------------------------------------------------------------------------------------------
 
 def _may_read(conn: Connection, principal: Principal, kind: AccountKind, owner: str, municipality_code: str) -> bool:
@@ -326,6 +342,34 @@ def statement(ctx: Context, principal: Principal, kind: AccountKind | str, owner
         lines.append(StatementLine(r.transaction_id, r.at, PostingKind(r.kind), r.memo, int(r.amount), running))
         running -= int(r.amount)
     return int(account.balance), lines
+
+
+@dataclass(frozen=True)
+class Holding:
+    """A resident's points in one municipality's programme, with the latest lines."""
+
+    municipality_code: str
+    balance: int
+    lines: list[StatementLine]
+
+
+def my_points(ctx: Context, principal: Principal, limit: int = 20) -> tuple[str | None, list[Holding]]:
+    """The logged-in resident's MyKey ID and their points in every programme (Mynaportal's page)."""
+    if principal.role is not Role.RESIDENT or not principal.subject.isdigit():
+        raise Forbidden("only a resident sees their own points")
+    with ctx.db.connect() as conn:
+        mykey_id = conn.execute(select(mykey_ids.c.mykey_id).where(
+            mykey_ids.c.resident_id == int(principal.subject))).scalar()
+        if mykey_id is None:
+            return None, []
+        towns = conn.execute(select(point_accounts.c.municipality_code).where(
+            point_accounts.c.kind == AccountKind.RESIDENT.value, point_accounts.c.owner == mykey_id)
+            .order_by(point_accounts.c.municipality_code)).scalars().all()
+    out = []
+    for town in towns:
+        balance_now, lines = statement(ctx, principal, AccountKind.RESIDENT, mykey_id, town, limit)
+        out.append(Holding(town, balance_now, lines))
+    return str(mykey_id), out
 
 
 def accounts_of_municipality(ctx: Context, principal: Principal, municipality_code: str) -> list[Account]:
