@@ -139,3 +139,27 @@ def test_scoped_to_the_municipality(town: Town) -> None:
     with pytest.raises(NotFound):
         shelter.receive_touches(ctx, other, "kanda-es", [], NOW)
     assert shelter.disaster_view(ctx, other, SAPPORO).shelters == []
+
+
+def test_cli_sync_and_ledger_check(town: Town, live_server: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mynacard.cli import app
+
+    ctx = town.ctx
+    card = chip_card(town)
+    key = _device(ctx)
+    shelter.register_shelter(ctx, STAFF, "kanda-es", "神田小学校", CHIYODA, 300)
+    queue = tmp_path / "queue.db"
+    touch_id = ShelterClient(queue, "kanda-es", HttpUplink(_closed_port_url(), key, timeout=2)).touch(
+        card.client, NOW, pin=PINS.auth)
+    runner = CliRunner()
+    args = ["mykey", "shelter-sync", "--queue", str(queue), "--shelter", "kanda-es", "--api-key", key]
+    down = runner.invoke(app, [*args, "--url", _closed_port_url()])
+    assert down.exit_code == 2 and "stay queued" in down.output
+    up = runner.invoke(app, [*args, "--url", live_server])
+    assert up.exit_code == 0 and "1 new" in up.output
+    again = runner.invoke(app, [*args, "--url", live_server])
+    assert again.exit_code == 0 and "sent 0" in again.output
+    with ctx.db.connect() as conn:
+        assert list(conn.execute(select(shelter_touches.c.touch_id)).scalars()) == [touch_id]
