@@ -205,3 +205,22 @@ def test_ledger_balances_after_10000_concurrent_postings(pg_ctx: Context) -> Non
     assert outcome["replayed"] >= 150 and outcome["refused"] > 100 and outcome["redeem"] > 1000
     for (kind, owner), amount in expected.items():
         assert points.balance(ctx, OPERATOR, kind, owner, CHIYODA) == amount, (kind, owner)
+
+
+def test_cli_verify_ledger(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from mynacard.cli import app
+
+    (alice,) = _holders(ctx, 1)
+    _programme(ctx)
+    points.earn(ctx, CLERK, CHIYODA, alice, 100, "x", "cli-ledger-0001", NOW)
+    monkeypatch.setenv("MYNACARD_DATABASE_URL", str(ctx.db.engine.url.render_as_string(hide_password=False)))
+    runner = CliRunner()
+    good = runner.invoke(app, ["mykey", "verify-ledger"])
+    assert good.exit_code == 0 and "the ledger balances" in good.output
+    with ctx.db.begin() as conn:
+        conn.execute(insert(point_accounts).values(kind="shop", owner="bakery", municipality_code=CHIYODA,
+                                                   balance=5, may_go_negative=False))
+    bad = runner.invoke(app, ["mykey", "verify-ledger"])
+    assert bad.exit_code == 1 and "out of step" in bad.output
