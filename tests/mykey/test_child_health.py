@@ -79,7 +79,9 @@ def test_child_health_page_in_mynaportal(ctx: Context, live_server: str, page: A
     child_health.record(ctx, NURSE, baby, "vaccination", "HepB-1", birth + timedelta(days=70), now)
     ticket = portal.open_session(ctx, CardLogin("1A2B3C", mother, now), now)
     page.context.add_cookies([{"name": "mynaportal_session", "value": ticket.token, "url": live_server}])
-    page.goto(live_server + "/portal/child-health")
+    page.goto(live_server + "/portal/notices")
+    page.click("header >> text=母子保健")
+    page.wait_for_url(live_server + "/portal/child-health")
     assert page.locator("h1").inner_text() == "母子保健 (予防接種・健診)"
     section = page.locator(f"section.child[data-child='{baby}']")
     assert section.locator("table.records tr[data-code='HepB-1']").count() == 1

@@ -48,6 +48,8 @@ register({
     "mykey.child.due": ("接種・受診の時期です", "Due now"),
     "mykey.child.date": ("実施日", "Date"),
     "mykey.child.item": ("項目", "Item"),
+    "mykey.nav.child": ("母子保健", "Child health"),
+    "mykey.nav.points": ("ポイント", "Points"),
     "mykey.mypoints.title": ("自治体ポイント", "Municipal points"),
     "mykey.mypoints.mykey": ("マイキーID: {id}", "MyKey ID: {id}"),
     "mykey.mypoints.no_mykey": ("マイキーIDが設定されていません。", "You have no MyKey ID yet."),
