@@ -163,3 +163,23 @@ def test_cli_sync_and_ledger_check(town: Town, live_server: str, tmp_path: Path)
     assert again.exit_code == 0 and "sent 0" in again.output
     with ctx.db.connect() as conn:
         assert list(conn.execute(select(shelter_touches.c.touch_id)).scalars()) == [touch_id]
+
+
+def test_touch_api_refuses_bad_input_and_strangers(town: Town, live_server: str) -> None:
+    import httpx
+
+    ctx = town.ctx
+    key = _device(ctx)
+    shelter.register_shelter(ctx, STAFF, "kanda-es", "神田小学校", CHIYODA, 300)
+    url = f"{live_server}/api/mykey/shelters/kanda-es/touches"
+    auth = {"Authorization": f"Bearer {key}"}
+    assert httpx.post(url, json={"touches": []}).status_code == 401
+    assert httpx.post(url, content=b"not json", headers=auth).status_code == 422
+    bad = httpx.post(url, json={"touches": [{"touch_id": "x", "certificate": "%%%"}]}, headers=auth)
+    assert bad.status_code == 422 and "not a touch" in bad.json()["detail"]
+    assert httpx.post(url, json={"touches": []}, headers=auth).json() == {"accepted": [], "duplicates": [],
+                                                                            "refused": {}}
+    accounts.create_account(ctx, "sapporo-shelter", Role.CLERK, None, NOW, SAPPORO)
+    other = {"Authorization": f"Bearer {accounts.issue_api_key(ctx, 'sapporo-shelter')}"}
+    assert httpx.post(url, json={"touches": []}, headers=other).status_code == 404
+    assert _stored(ctx) == 0
