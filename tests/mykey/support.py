@@ -93,3 +93,16 @@ def household(ctx: Context, names: list[tuple[str, str, date, str]]) -> list[int
                                    "スズキ", kana, household_key="suzuki", relationship=relationship)
               for i, (given, kana, birth, relationship) in enumerate(names)]
     return registry.register_residents(ctx, SYSTEM, people, NOW - timedelta(days=40))
+
+
+def portal_session(ctx: Context, resident_id: int, now: datetime) -> str:
+    """A Mynaportal session for a resident whose card login the JPKI relying party verified (the login page
+    itself is the portal's test). On PostgreSQL the agency stores are schemas that outlive the per-test
+    truncation, so they are dropped first, as the exchange tests do."""
+    from mynacard.exchange.store import drop_all_agency_stores
+    from mynacard.portal import service as portal
+    from mynacard.portal.model import CardLogin
+
+    with ctx.db.begin() as conn:
+        drop_all_agency_stores(conn)
+    return portal.open_session(ctx, CardLogin("1A2B3C", resident_id, now), now).token

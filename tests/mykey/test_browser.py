@@ -20,7 +20,7 @@ from mynacard.mykey.terminal import prove
 from mynacard.principal import Principal, Role
 from tests.conftest import NOW
 from tests.jpki.support import CHIYODA, Town
-from tests.mykey.support import PINS, chip_card
+from tests.mykey.support import PINS, chip_card, portal_session
 from tests.mykey.test_shelter import STAFF, _family
 
 PASSWORD = "correct horse battery"
@@ -90,9 +90,6 @@ def test_points_page_in_chromium(town: Town, live_server: str, page: Any) -> Non
 @pytest.mark.browser
 def test_resident_spends_with_the_card_and_reads_the_statement_in_mynaportal(town: Town, live_server: str,
                                                                             page: Any) -> None:
-    from mynacard.portal import service as portal
-    from mynacard.portal.model import CardLogin
-
     ctx = town.ctx
     card = chip_card(town)
     now = datetime.now(UTC)
@@ -107,11 +104,12 @@ def test_resident_spends_with_the_card_and_reads_the_statement_in_mynaportal(tow
     with pytest.raises(Forbidden):  # the signature was for one challenge, used up
         points.redeem_with_card(ctx, bakery, "bakery", till, CHIYODA, 450, "bakery-till-78", now)
 
-    ticket = portal.open_session(ctx, CardLogin("1A2B3C", card.resident_id, now), now)
-    page.context.add_cookies([{"name": "mynaportal_session", "value": ticket.token, "url": live_server}])
+    token = portal_session(ctx, card.resident_id, now)
+    page.context.add_cookies([{"name": "mynaportal_session", "value": token, "url": live_server}])
     page.goto(live_server + "/portal/points")
     assert page.locator("#mykey-id").inner_text() == f"マイキーID: {mykey_id}"
     holding = page.locator(f"section.holding[data-municipality='{CHIYODA}']")
+    assert holding.locator("h2").inner_text() == "東京都千代田区 のポイント"
     assert holding.locator(".balance").inner_text() == "残高 750 ポイント"
     assert [a.inner_text() for a in holding.locator("td.amount").all()] == ["-450", "+1,200"]
     page.shot("my-points-ja")

@@ -13,13 +13,12 @@ from mynacard.context import Context
 from mynacard.errors import Conflict, InvalidInput, NotFound
 from mynacard.mykey import child_health
 from mynacard.mykey.child_health import months_old, reminders
-from mynacard.portal import service as portal
-from mynacard.portal.model import CardLogin
 from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
 from mynacard.registry.model import BasicFacts
 from tests.conftest import NOW
 from tests.jpki.support import CHIYODA, SAPPORO, SYSTEM
+from tests.mykey.support import portal_session
 
 NURSE = Principal(Role.CLERK, "hoken-center", CHIYODA)
 
@@ -77,8 +76,8 @@ def test_child_health_page_in_mynaportal(ctx: Context, live_server: str, page: A
     mother, baby, _ = _family(ctx, today)
     birth = registry.get_resident(ctx, SYSTEM, baby).facts.birth_date
     child_health.record(ctx, NURSE, baby, "vaccination", "HepB-1", birth + timedelta(days=70), now)
-    ticket = portal.open_session(ctx, CardLogin("1A2B3C", mother, now), now)
-    page.context.add_cookies([{"name": "mynaportal_session", "value": ticket.token, "url": live_server}])
+    token = portal_session(ctx, mother, now)
+    page.context.add_cookies([{"name": "mynaportal_session", "value": token, "url": live_server}])
     page.goto(live_server + "/portal/notices")
     page.click("header >> text=母子保健")
     page.wait_for_url(live_server + "/portal/child-health")

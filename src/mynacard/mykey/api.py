@@ -15,6 +15,7 @@ from mynacard.errors import InvalidInput
 from mynacard.mykey import child_health, points, shelter
 from mynacard.mykey.model import AccountKind
 from mynacard.principal import Principal
+from mynacard.registry import service as registry
 from mynacard.web.deps import context, principal, render
 from mynacard.web.i18n import register
 
@@ -145,5 +146,8 @@ def my_points_page(request: Request) -> Response:
     if found is None:
         return RedirectResponse("/portal/login", status_code=303)
     who, token = found
-    mykey_id, holdings = points.my_points(context(request), who)
-    return portal_api._page(request, "mykey_my_points.html", who, token, mykey_id=mykey_id, holdings=holdings)
+    ctx = context(request)
+    mykey_id, holdings = points.my_points(ctx, who)
+    names = {h.municipality_code: registry.get_municipality(ctx, h.municipality_code).full_name for h in holdings}
+    return portal_api._page(request, "mykey_my_points.html", who, token, mykey_id=mykey_id, holdings=holdings,
+                            names=names)
