@@ -95,7 +95,7 @@ def test_resident_spends_with_the_card_and_reads_the_statement_in_mynaportal(tow
     now = datetime.now(UTC)
     mykey_id = platform.create_mykey_id(ctx, prove(card.client, platform.issue_challenge(ctx, now), PINS.auth), now)
     op = Principal(Role.OPERATOR, "point-cloud")
-    bakery = Principal(Role.AGENCY, "shop:bakery")
+    bakery = Principal(Role.AGENCY, "shop-bakery")
     points.register_partner(ctx, op, "jal", "JAL", Rate(1, 1))
     points.register_shop(ctx, STAFF, "bakery", "神田ベーカリー", CHIYODA)
     points.convert(ctx, op, "jal", mykey_id, CHIYODA, 1200, "portal-cv-0001", now)

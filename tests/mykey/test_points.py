@@ -23,8 +23,8 @@ from tests.jpki.support import CHIYODA, SAPPORO, Town
 OPERATOR = Principal(Role.OPERATOR, "point-cloud")
 CLERK = Principal(Role.CLERK, "points-desk", CHIYODA)
 SAPPORO_CLERK = Principal(Role.CLERK, "points-desk", SAPPORO)
-JAL = Principal(Role.AGENCY, "partner:jal")
-BAKERY = Principal(Role.AGENCY, "shop:bakery")
+JAL = Principal(Role.AGENCY, "partner-jal")
+BAKERY = Principal(Role.AGENCY, "shop-bakery")
 
 
 def _holders(ctx: Context, count: int) -> list[str]:
@@ -224,3 +224,38 @@ def test_cli_verify_ledger(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Non
                                                    balance=5, may_go_negative=False))
     bad = runner.invoke(app, ["mykey", "verify-ledger"])
     assert bad.exit_code == 1 and "out of step" in bad.output
+
+
+def test_partner_and_shop_api_with_api_keys(ctx: Context, live_server: str) -> None:
+    import httpx
+
+    from mynacard.accounts import service as accounts
+
+    (alice,) = _holders(ctx, 1)
+    _programme(ctx)
+    keys = {}
+    for name in ("partner-jal", "shop-bakery"):
+        accounts.create_account(ctx, name, Role.AGENCY, None, NOW)
+        keys[name] = {"Authorization": f"Bearer {accounts.issue_api_key(ctx, name)}"}
+    api = f"{live_server}/api/mykey/points"
+    conversion = {"partner": "jal", "mykey_id": alice, "municipality_code": CHIYODA, "partner_points": 300,
+                  "idempotency_key": "jal-api-000001"}
+    first = httpx.post(f"{api}/conversions", json=conversion, headers=keys["partner-jal"])
+    again = httpx.post(f"{api}/conversions", json=conversion, headers=keys["partner-jal"])
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == {"transaction_id": first.json()["transaction_id"], "replayed": True}
+    assert httpx.post(f"{api}/conversions", json=conversion, headers=keys["shop-bakery"]).status_code == 403
+    spend = {"shop": "bakery", "mykey_id": alice, "municipality_code": CHIYODA, "points": 200,
+             "idempotency_key": "web-order-0001"}
+    assert httpx.post(f"{api}/redemptions", json=spend, headers=keys["shop-bakery"]).status_code == 201
+    too_much = httpx.post(f"{api}/redemptions", json={**spend, "idempotency_key": "web-order-0002"},
+                          headers=keys["shop-bakery"])
+    assert too_much.status_code == 409
+    mine = httpx.get(f"{api}/statement", params={"kind": "shop", "owner": "bakery", "municipality_code": CHIYODA},
+                     headers=keys["shop-bakery"]).json()
+    assert mine["balance"] == 200 and [line["amount"] for line in mine["lines"]] == [200]
+    theirs = httpx.get(f"{api}/statement", params={"kind": "resident", "owner": alice, "municipality_code": CHIYODA},
+                       headers=keys["shop-bakery"])
+    assert theirs.status_code == 404
+    assert httpx.post(f"{api}/redemptions", json=spend).status_code == 401
+    assert points.verify_ledger(ctx).ok

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel
 
 from mynacard.clock import local_date
 from mynacard.context import Context
@@ -151,3 +152,56 @@ def my_points_page(request: Request) -> Response:
     names = {h.municipality_code: registry.get_municipality(ctx, h.municipality_code).full_name for h in holdings}
     return portal_api._page(request, "mykey_my_points.html", who, token, mykey_id=mykey_id, holdings=holdings,
                             names=names)
+
+
+# --- points: partners, shops and the municipality over JSON (API keys) ----------------------------------------------
+
+class ConversionIn(BaseModel):
+    partner: str
+    mykey_id: str
+    municipality_code: str
+    partner_points: int
+    idempotency_key: str
+
+
+class RedemptionIn(BaseModel):
+    shop: str
+    mykey_id: str
+    municipality_code: str
+    points: int
+    idempotency_key: str
+
+
+def _posted(result: points.PostingResult) -> JSONResponse:
+    return JSONResponse({"transaction_id": result.transaction_id, "replayed": result.replayed},
+                        status_code=200 if result.replayed else 201)
+
+
+@router.post("/api/mykey/points/conversions")
+def convert_json(body: ConversionIn, ctx: Context = Depends(context),
+                 who: Principal = Depends(principal)) -> JSONResponse:
+    """A partner converts a holder's points (account ``partner-<code>``); a retried key answers 200."""
+    return _posted(points.convert(ctx, who, body.partner, body.mykey_id, body.municipality_code,
+                                  body.partner_points, body.idempotency_key, _now()))
+
+
+@router.post("/api/mykey/points/redemptions")
+def redeem_json(body: RedemptionIn, ctx: Context = Depends(context),
+                who: Principal = Depends(principal)) -> JSONResponse:
+    """An (online) shop takes points (account ``shop-<code>``); not enough points is 409."""
+    return _posted(points.redeem(ctx, who, body.shop, body.mykey_id, body.municipality_code, body.points,
+                                 body.idempotency_key, _now()))
+
+
+@router.get("/api/mykey/points/statement")
+def statement_json(kind: str, owner: str, municipality_code: str, limit: int = 100,
+                   ctx: Context = Depends(context), who: Principal = Depends(principal)) -> JSONResponse:
+    """An account's statement for whoever may read it (the shop or partner itself, the municipality)."""
+    try:
+        kind_ = AccountKind(kind)
+    except ValueError:
+        raise InvalidInput(f"kind is one of {', '.join(k.value for k in AccountKind)}") from None
+    balance, lines = points.statement(ctx, who, kind_, owner, municipality_code, min(max(limit, 0), 1000))
+    return JSONResponse({"balance": balance, "lines": [
+        {"transaction_id": line.transaction_id, "at": line.at.isoformat(), "kind": line.kind.value, "memo": line.memo,
+         "amount": line.amount, "balance_after": line.balance_after} for line in lines]})

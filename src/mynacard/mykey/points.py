@@ -252,7 +252,7 @@ def _partner_rate(ctx: Context, partner: str) -> Rate:
 def _acting_for(principal: Principal, what: str, code: str) -> None:
     if principal.role in _NATIONAL:
         return
-    if principal.role is Role.AGENCY and principal.subject == f"{what}:{code}":
+    if principal.role is Role.AGENCY and principal.subject == f"{what}-{code}":
         return
     raise Forbidden(f"only {what} {code} (or the point platform) may do this")
 
@@ -309,7 +309,7 @@ def _may_read(conn: Connection, principal: Principal, kind: AccountKind, owner: 
             mykey_ids.c.resident_id == int(principal.subject))).scalar() if principal.subject.isdigit() else None
         return kind is AccountKind.RESIDENT and owner == mine
     if principal.role is Role.AGENCY:
-        return principal.subject == f"{kind.value}:{owner}"
+        return principal.subject == f"{kind.value}-{owner}"
     return False
 
 
