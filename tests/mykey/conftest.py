@@ -1,0 +1,26 @@
+"""Fixtures of the MyKey tests: the JPKI CA keys come from a pool (as in the JPKI tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from mynacard.context import Context
+from mynacard.jpki import keys
+from tests.jpki.support import CA_KEYS, Town
+
+
+@pytest.fixture
+def town(ctx: Context) -> Town:
+    return Town(ctx)
+
+
+@pytest.fixture(autouse=True)
+def _jpki_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("MYNACARD_JPKI_PKCS11_MODULE", "MYNACARD_JPKI_PKCS11_TOKEN", "MYNACARD_JPKI_PKCS11_PIN",
+                 "MYNACARD_JPKI_PKCS11_PIN_FILE", "MYNACARD_JPKI_BASE_URL", "MYNACARD_JPKI_MTLS_HEADER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MYNACARD_JPKI_SCHEDULER", "0")
+    monkeypatch.setattr(keys, "generate_software_key", lambda: keys.SoftwareSigner(CA_KEYS.take()))
+    yield
