@@ -51,7 +51,8 @@ def town_with_notices(ctx: Context, n: int, code: str = CHIYODA, *, seed: int = 
     card_ids = received_cards(ctx, n, code, seed=seed)
     site_id = open_windows(ctx, code, **windows)
     service.check_received_cards(ctx, SYSTEM, code, EVENING - timedelta(hours=1), limit=n)
-    service.run_pre_issuance_setup(ctx, SYSTEM, code, EVENING)
+    while service.run_pre_issuance_setup(ctx, SYSTEM, code, EVENING):  # one run per terminal capacity
+        pass
     notices = service.send_notices(ctx, SYSTEM, code, EVENING)
     return Town(code, site_id, card_ids, notices)
 
