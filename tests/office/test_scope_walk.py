@@ -29,7 +29,8 @@ from tests.conftest import NOW
 from tests.helpers import CHIYODA, SAPPORO, SYSTEM
 from tests.office.support import EVENING, town_with_notices
 
-PUBLIC_OFFICE = re.compile(r"^/(office/m/\{code\}/congestion|api/office/\{code\}/(congestion|slots)|book.*|api/book.*)$")
+PUBLIC_OFFICE = re.compile(
+    r"^/(office/m/\{code\}/congestion|api/office/\{code\}/(congestion|slots)|book.*|api/book.*)$")
 
 
 def _routes(routes: list[Any]) -> Iterator[Any]:
