@@ -299,7 +299,7 @@ def check_received_cards(ctx: Context, principal: Principal, municipality_code: 
     checked = select(office_receipt_checks.c.card_id).where(office_receipt_checks.c.outcome == "passed")
     with ctx.transaction() as tx:
         conn = tx.conn
-        ids = cards.claim_in_municipality(conn, [S.RECEIVED], municipality_code, limit + 50)
+        ids = cards.claim_in_municipality(conn, [S.RECEIVED], municipality_code, limit + 50, changed_before=now)
         passed_before = set(conn.execute(checked.where(office_receipt_checks.c.card_id.in_(ids))).scalars()) \
             if ids else set()
         ids = [i for i in ids if i not in passed_before][:limit]
@@ -367,7 +367,8 @@ def run_pre_issuance_setup(ctx: Context, principal: Principal, municipality_code
         if terminals == 0:
             raise Conflict("the municipality has no integrated terminals registered (add a site with counters)")
         limit = terminals * per_terminal
-        ids = cards.claim_in_municipality(conn, [S.RECEIVED], municipality_code, limit, among=passed)
+        ids = cards.claim_in_municipality(conn, [S.RECEIVED], municipality_code, limit, among=passed,
+                                         changed_before=now)
         moved = ledger.advance(conn, ids, [S.RECEIVED], S.PRE_ISSUANCE_SET, actor=principal.subject, now=now,
                                reason="pre-issuance setup")
         conn.execute(insert(office_setup_runs).values(
@@ -395,7 +396,8 @@ def send_notices(ctx: Context, principal: Principal, municipality_code: str, now
             room = min(room, max(0, limit))
         if room == 0:
             return []
-        ids = cards.claim_in_municipality(conn, [S.PRE_ISSUANCE_SET], municipality_code, room)
+        ids = cards.claim_in_municipality(conn, [S.PRE_ISSUANCE_SET], municipality_code, room,
+                                         changed_before=now)
         found = cards.office_cards(conn, ids)
         deadline = pickup_deadline(local_date(now))
         numbers: list[str] = []
