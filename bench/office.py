@@ -72,6 +72,23 @@ def _percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def _cpu_seconds(parent: int) -> float:
+    """CPU time (user + system) of the server and its worker processes so far: the app's own cost per request,
+    whatever else the shared machine is doing (PostgreSQL's backends are not counted)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == parent or int(fields[1]) == parent:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def seed(url: str, home: Path, notices: int) -> tuple[list[tuple[str, str]], int]:
     """The town, its windows and ``notices`` noticed cards; returns (notice number, birth date) pairs and the
     number of free places."""
@@ -199,8 +216,11 @@ def main() -> None:
                 except httpx.HTTPError:
                     time.sleep(0.1)
             slot_ids = [s["id"] for s in httpx.get(f"{base}/api/office/{TOWN}/slots", timeout=30).json()]
+            cpu0 = _cpu_seconds(proc.pid)
             peer_lat, peer_wall = asyncio.run(_healthz(base, args.clients, 20))
+            cpu1 = _cpu_seconds(proc.pid)
             lat, statuses, wall = asyncio.run(_book_all(base, args.clients, pairs, slot_ids, args.seconds))
+            cpu2 = _cpu_seconds(proc.pid)
             # the invariants after the storm, read straight from the database
             engine = create_engine(url)
             with engine.connect() as conn:
@@ -225,10 +245,12 @@ def main() -> None:
         "free_places": free, "seed_seconds": round(seeded, 1),
         "booking": {"requests": len(lat), "seconds": round(wall, 2), "requests_per_second": round(len(lat) / wall, 1),
                     "bookings_per_second": round(statuses.get(201, 0) / wall, 1), "statuses": statuses,
-                    "p50_ms": round(_percentile(lat, 50) * 1000, 1), "p99_ms": round(_percentile(lat, 99) * 1000, 1)},
+                    "p50_ms": round(_percentile(lat, 50) * 1000, 1), "p99_ms": round(_percentile(lat, 99) * 1000, 1),
+                    "server_cpu_ms_per_request": round((cpu2 - cpu1) * 1000 / max(1, len(lat)), 2)},
         "peer_healthz": {"requests": len(peer_lat), "requests_per_second": round(len(peer_lat) / peer_wall, 1),
                          "p50_ms": round(_percentile(peer_lat, 50) * 1000, 1),
-                         "p99_ms": round(_percentile(peer_lat, 99) * 1000, 1)},
+                         "p99_ms": round(_percentile(peer_lat, 99) * 1000, 1),
+                         "server_cpu_ms_per_request": round((cpu1 - cpu0) * 1000 / max(1, len(peer_lat)), 2)},
         "invariants": {"overbooked_slots": over, "slots_whose_count_differs": drift,
                        "notices_with_two_active_bookings": double, "bookings_rows": booked},
     }
@@ -240,8 +262,9 @@ def main() -> None:
     print(f"seeded {len(pairs)} notices, {free} free places in {seeded:.0f} s")
     print(f"booking: {b['requests']} requests in {b['seconds']} s = {b['requests_per_second']}/s "
           f"({b['bookings_per_second']} bookings/s), statuses {b['statuses']}, p50 {b['p50_ms']} ms, "
-          f"p99 {b['p99_ms']} ms with {args.clients} clients")
-    print(f"peer GET /healthz: {p['requests_per_second']}/s, p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms")
+          f"p99 {b['p99_ms']} ms with {args.clients} clients, server CPU {b['server_cpu_ms_per_request']} ms/request")
+    print(f"peer GET /healthz: {p['requests_per_second']}/s, p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, "
+          f"server CPU {p['server_cpu_ms_per_request']} ms/request")
     print(f"invariants: {result['invariants']}")
 
 
