@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -115,7 +116,9 @@ def test_notice_pdf_is_a_japanese_postcard_with_the_booking_qr(ctx: Context, cli
     from PIL import Image
 
     codes = zxingcpp.read_barcodes(Image.open(tmp_path / "page.png"))
-    assert [c.text for c in codes] == [f"http://testserver/book?n={number}"]
+    assert len(codes) == 1
+    link = urlsplit(codes[0].text)  # the check character may be one of * $ = (URL-quoted)
+    assert (link.netloc, link.path, parse_qs(link.query)) == ("testserver", "/book", {"n": [number]})
     # a re-notice gives a new postcard and the old number stops working
     again = client.post(f"/office/notices/{number}/renotice", headers=mine, follow_redirects=False)
     assert again.status_code == 303 and number not in again.headers["location"]

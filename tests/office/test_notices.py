@@ -181,3 +181,17 @@ def test_receipt_check_sends_a_misprinted_card_back_for_a_reprint(ctx: Context) 
     with pytest.raises(NotFound):
         service.check_received_cards(ctx, clerk(SAPPORO), CHIYODA, EVENING)
     assert cards.verify_ledger(ctx).ok
+
+
+def test_booking_link_carries_every_check_character() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from mynacard.office.pdf import booking_url
+
+    wanted = set("*~$=U")
+    while wanted:
+        number = new_notice_number()
+        if number[16] in wanted:
+            wanted.discard(number[16])
+            link = urlsplit(booking_url("https://example.jp/", number))
+            assert link.path == "/book" and parse_qs(link.query) == {"n": [number]}
