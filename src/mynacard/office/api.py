@@ -41,6 +41,8 @@ register({
     "office.booking.active": ("予約中", "booked"),
     "office.booking.visited": ("来庁済", "visited"),
     "office.booking.cancelled": ("取消", "cancelled"),
+    "office.renotice": ("再通知", "Re-notice"),
+    "office.destroy": ("受取期限切れのカードを廃棄", "Destroy uncollected cards"),
     "office.notice.sent": ("送付済", "sent"),
     "office.notice.collected": ("交付済", "collected"),
     "office.notice.withdrawn": ("再通知で差替", "replaced by a re-notice"),
@@ -175,6 +177,13 @@ def setup_form(request: Request, code: str, ctx: Context = Depends(context),
 def notices_form(request: Request, code: str, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> Response:
     return _done(code, "backlog", len(service.send_notices(ctx, who, code, _now(request))))
+
+
+@router.post("/office/m/{code}/destroy", include_in_schema=False)
+def destroy_form(request: Request, code: str, ctx: Context = Depends(context),
+                 who: Principal = Depends(principal)) -> Response:
+    """廃棄 of uncollected cards past deadline and retention (supervisor)."""
+    return _done(code, "backlog", len(service.destroy_uncollected(ctx, who, code, _now(request))))
 
 
 @router.get("/office/notices/{number}.pdf", include_in_schema=False)
