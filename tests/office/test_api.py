@@ -18,7 +18,7 @@ from mynacard.office.model import format_notice_number
 from mynacard.principal import Role
 from mynacard.registry import service as registry
 from mynacard.web.app import create_app
-from tests.conftest import NOW
+from tests.conftest import NOW, require
 from tests.helpers import CHIYODA, SAPPORO, SYSTEM
 from tests.office.support import EVENING, town_with_notices
 
@@ -98,8 +98,8 @@ def test_notice_pdf_is_a_japanese_postcard_with_the_booking_qr(ctx: Context, cli
     assert pdf.startswith(b"%PDF") and b"IPAex" in pdf
     path = tmp_path / "notice.pdf"
     path.write_bytes(pdf)
-    if shutil.which("pdftotext") is None or shutil.which("pdftoppm") is None:
-        pytest.skip("poppler-utils (pdftotext, pdftoppm) not installed")
+    require(shutil.which("pdftotext") is not None and shutil.which("pdftoppm") is not None,
+            "poppler-utils (pdftotext, pdftoppm) not installed")
     text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
                           check=True).stdout
     card = service.card_for_notice(ctx, SYSTEM, number)
