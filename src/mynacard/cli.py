@@ -16,6 +16,7 @@ from mynacard.exchange.cli import app as exchange_app
 from mynacard.jpki import cli as jpki_cli
 from mynacard.kiosk.cli import app as kiosk_app
 from mynacard.mykey.cli import app as mykey_app
+from mynacard.office import cli as office_cli
 from mynacard.plans.cli import app as plans_app
 from mynacard.portal.cli import app as portal_app
 
@@ -29,6 +30,7 @@ app.add_typer(kiosk_app, name="kiosk")
 app.add_typer(plans_app, name="plans")
 app.add_typer(jpki_cli.app, name="jpki")
 app.add_typer(mykey_app, name="mykey")
+app.add_typer(office_cli.app, name="office")
 console = Console()
 
 HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_HOME or ~/.mynacard).")

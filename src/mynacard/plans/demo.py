@@ -6,6 +6,9 @@ notice or hand a card over, and every plan would face a window that does nothing
 does the pre-issuance setup and sends notices for the cards that have arrived, as many as its means allow that
 day (less on a bad day), oldest first; residents who have had a notice for two days come in and collect at
 random. When the office part lands, its simulation replaces this module's window.
+
+The office part has landed: :func:`prepare_demo` now runs :mod:`mynacard.office.demo` (receipt checks, setup,
+staged notices, bookings, pickup); :func:`work_window` is no longer called by the demo.
 """
 
 from __future__ import annotations
@@ -79,12 +82,19 @@ def prepare_demo(ctx: Context, start: date, days: int, *, console: Console | Non
     for c in cards.transition_counts(ctx, SYSTEM, [CardState.RECEIVED]):
         arrived[c.municipality_code] = arrived.get(c.municipality_code, 0) + c.count
     means = {code: demo_means(code, arrived.get(code, 0) / open_days) for code in towns}
+    # The municipal office part works each town's windows (receipt checks, setup, staged notices, bookings,
+    # pickup); work_window above is the stand-in it replaced, kept for reference and for plans' own tests.
+    from mynacard.office import demo as office
+
+    for code in towns:
+        office.open_offices(ctx, code, means[code], start, start + timedelta(days=days - 1))
     for offset in range(days):
         day = start + timedelta(days=offset)
         if not is_government_business_day(day) and day.weekday() != 5:
             continue
         for code in towns:
-            work_window(ctx, code, day, means[code], random.Random(f"demo-window:{code}:{day.isoformat()}"))
+            office.work_office_day(ctx, code, day, means[code],
+                                   random.Random(f"demo-window:{code}:{day.isoformat()}"))
     now = datetime.combine(start + timedelta(days=days), time(7, 0), JST)
     service.refresh_actuals(ctx, SYSTEM, now)
     for code in towns:
