@@ -119,7 +119,8 @@ def _start(pg_ctx: Context, tmp_path: Path, base: str, jpki_dir: Path) -> subpro
            "MYNACARD_DATABASE_URL": pg_ctx.db.url.render_as_string(hide_password=False),
            "MYNACARD_KIOSK_TEST_JPKI": str(jpki_dir), "MYNACARD_KIOSK_CLOCK": NOW.isoformat(),
            "MYNACARD_KIOSK_PUBLIC_URL": base}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.cli:asgi_app", "--factory",
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.testing:stand_in_asgi_app",
+                             "--factory",
                              "--host", "127.0.0.1", "--port", port, "--workers", "2", "--log-level", "warning"],
                             env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("wb"))
     object.__setattr__(pg_ctx, "_storm_server", proc)
