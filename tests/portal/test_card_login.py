@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -30,6 +33,18 @@ from tests.helpers import SYSTEM
 from tests.portal.conftest import resident
 
 Town = tuple[demo.World, list[Resident]]
+
+
+@contextmanager
+def serve_app(app: Any) -> Iterator[str]:
+    from tests.kiosk.conftest import serve
+
+    server, thread, base = serve(app)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def _now() -> datetime:
@@ -153,3 +168,34 @@ def test_the_demo_reader_signs_with_a_card_file_and_says_why_it_refuses(ctx: Con
     assert ok.status_code == 303  # type: ignore[attr-defined]
     client.cookies.update(ok.cookies)  # type: ignore[attr-defined]
     assert f"{me.facts.name} さんでログイン中" in client.get("/portal").text
+
+
+@pytest.mark.browser
+def test_the_login_page_with_a_chip_card_in_chromium(ctx: Context, town: Town, page: Any) -> None:
+    """The production app (JPKI relying party) with the demonstration reader on, in Chromium, JS-free."""
+    world, people = town
+    me = people[6]
+    demo.run_exchanges(ctx, world, 30, _now())
+    serial = _card(ctx, me.id, "9753")
+    app = create_app(ctx)
+    app.state.portal_demo_reader = True
+    with serve_app(app) as base:
+        page.goto(base + "/portal/login")
+        assert "デモ用です" in page.locator("#demo-reader").inner_text()
+        page.fill("#reader-login input[name=card]", serial)
+        page.fill("#reader-login input[name=pin]", "1111")
+        page.click("#reader-login button[type=submit]")
+        assert "暗証番号が違います。あと 2 回" in page.locator("[role=alert]").inner_text()
+        page.shot("wrong-pin")
+        page.fill("#reader-login input[name=card]", serial)
+        page.fill("#reader-login input[name=pin]", "9753")
+        page.click("#reader-login button[type=submit]")
+        page.wait_for_url(base + "/portal")
+        assert page.locator("#whoami").inner_text() == f"{me.facts.name} さんでログイン中"
+        page.click("header >> text=やりとり履歴")
+        _, total = ex.records_about(ctx, resident(me.id), _now(), limit=50)
+        assert page.locator("#records tbody tr").count() == min(total, 50) > 0
+        page.shot("records")
+        page.goto(base + "/portal/login?lang=en")
+        assert "For demonstration" in page.locator("#demo-reader").inner_text()
+        page.shot("login-en")
