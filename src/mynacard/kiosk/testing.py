@@ -1,14 +1,15 @@
-"""Test doubles for the parts not yet on this branch: a JPKI stand-in and software cards.
+"""Test doubles: a JPKI stand-in and software cards, for the tests and the benchmark only.
 
 **Not for production.** :class:`TestJpki` is a runtime-generated authentication CA (``cryptography``) with a
 real RFC 6960 OCSP responder (in process) and a serial → resident directory; :class:`SoftwareCard` is a card
 whose key lives in software and which counts PIN tries like the chip (3 tries, then blocked). The centre sees
 them only through :class:`~mynacard.kiosk.auth.CardAuthenticator`, :class:`~mynacard.kiosk.auth.HolderDirectory`
-and :class:`~mynacard.kiosk.auth.KioskCard`; when the chip and JPKI parts land, their ``CardClient`` and
-relying-party SDK replace these (docs/ARCHITECTURE.md, "kiosk").
+and :class:`~mynacard.kiosk.auth.KioskCard`; production uses JPKI's relying-party SDK and the chip's
+``CardClient`` (:mod:`mynacard.kiosk.jpki_auth`, :mod:`mynacard.kiosk.chip_card`).
 
-A :class:`TestJpki` can be saved to a folder so that a server in another process (the storm, the benchmark,
-``mynacard kiosk serve``) sees the same CA, serials and revocations: ``MYNACARD_KIOSK_TEST_JPKI=<folder>``.
+A :class:`TestJpki` can be saved to a folder so that a server in another process (the storm, the benchmark:
+:func:`stand_in_asgi_app`) sees the same CA, serials and revocations: ``MYNACARD_KIOSK_TEST_JPKI=<folder>``.
+The production app never reads that variable.
 """
 
 from __future__ import annotations
