@@ -4,7 +4,7 @@ records — the production wiring of :func:`mynacard.kiosk.service.build_centre`
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -27,12 +27,12 @@ from tests.helpers import SYSTEM
 from tests.kiosk.conftest import VERIFY_BASE, Town
 
 
-def _kiosk(ctx: Context, at: object = NOW) -> tuple[KioskTerminal, VirtualReader, MemoryPrinter]:
-    centre = build_centre(ctx, VERIFY_BASE, clock=lambda: at)  # type: ignore[arg-type, return-value]
+def _kiosk(ctx: Context, at: datetime = NOW) -> tuple[KioskTerminal, VirtualReader, MemoryPrinter]:
+    centre = build_centre(ctx, VERIFY_BASE, clock=lambda: at)
     assert isinstance(centre.authenticator, JpkiCardAuthenticator)
     assert isinstance(centre.directory, JpkiHolderDirectory)
     reader, printer = VirtualReader(), MemoryPrinter()
-    client = LocalCentreClient(centre, "kiosk-0001", lambda: at)  # type: ignore[arg-type, return-value]
+    client = LocalCentreClient(centre, "kiosk-0001", lambda: at)
     return KioskTerminal("kiosk-0001", client, reader, printer), reader, printer
 
 
