@@ -29,6 +29,7 @@ def prepare_portal_demo(ctx: Context, municipality_codes: Sequence[str], now: da
     """Seed the exchange network and the kiosk service; make ``cards`` chip cards for adults who have
     exchange records. Returns the cards (their manufacture numbers are what the demo reader asks for)."""
     from mynacard.exchange import demo as exchange_demo
+    from mynacard.exchange import service as exchange_service
     from mynacard.kiosk import municipal
     from mynacard.kiosk.chip_card import make_resident_card
     from mynacard.registry import service as registry
@@ -48,10 +49,11 @@ def prepare_portal_demo(ctx: Context, municipality_codes: Sequence[str], now: da
         municipal.configure(ctx, system, code, now)
         municipal.seed_records(ctx, system, code, now)
     linked = {rid for refs in world.refs.values() for rid in refs}
-    adults = [r for r in people if r.id in linked and r.age_on(now.date()) >= 20
-              and r.status.value == "active"][:cards]
+    adults = [r for r in people if r.id in linked and r.age_on(now.date()) >= 20 and r.status.value == "active"]
+    with_records = [r for r in adults
+                    if exchange_service.records_about(ctx, Principal(Role.RESIDENT, str(r.id)), now, limit=1)[1]]
     made = []
-    for person in adults:
+    for person in with_records[:cards]:
         card = make_resident_card(ctx, system, person.id, DEMO_PIN, now)
         made.append(DemoCard(card.serial, person.id, person.facts.name))
     return made
