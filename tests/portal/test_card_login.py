@@ -199,3 +199,30 @@ def test_the_login_page_with_a_chip_card_in_chromium(ctx: Context, town: Town, p
         page.goto(base + "/portal/login?lang=en")
         assert "For demonstration" in page.locator("#demo-reader").inner_text()
         page.shot("login-en")
+
+
+def test_the_command_line_answers_the_login_page_like_reader_software(ctx: Context, town: Town) -> None:
+    """``mynacard portal answer`` signs the page's challenge with a card file; the page accepts it."""
+    from typer.testing import CliRunner
+
+    from mynacard.portal.cli import app as portal_cli
+
+    _, people = town
+    me = people[7]
+    serial = _card(ctx, me.id, "8642")
+    client = TestClient(create_app(ctx))
+    challenge_id, nonce = _challenge(client)
+    card = str(chips.card_path(ctx, serial))
+    runner = CliRunner()
+    wrong = runner.invoke(portal_cli, ["answer", "--challenge", base64.b64encode(nonce).decode(), "--card", card,
+                                       "--pin", "0000", "--home", str(ctx.settings.home)])
+    assert wrong.exit_code == 1 and "2 tries left" in wrong.output
+    done = runner.invoke(portal_cli, ["answer", "--challenge", base64.b64encode(nonce).decode(), "--card", card,
+                                      "--pin", "8642", "--home", str(ctx.settings.home)])
+    assert done.exit_code == 0, done.output
+    lines = dict(line.split(": ", 1) for line in done.output.splitlines() if ": " in line)
+    response = client.post("/portal/login", follow_redirects=False, data={
+        "challenge_id": challenge_id, "certificate": lines["certificate"], "signature": lines["signature"]})
+    assert response.status_code == 303
+    client.cookies.update(response.cookies)
+    assert f"{me.facts.name} さんでログイン中" in client.get("/portal").text
