@@ -147,6 +147,9 @@ def test_the_demo_reader_signs_with_a_card_file_and_says_why_it_refuses(ctx: Con
     app = create_app(ctx)
     client = TestClient(app)
     assert 'id="reader-login"' not in client.get("/portal/login").text  # off unless started for a demonstration
+    off = client.post("/portal/login/reader", data={"challenge_id": "x", "nonce": "AA==", "card": serial,
+                                                    "pin": "2468"})
+    assert off.status_code == 404 and "mynaportal_session" not in off.cookies
     app.state.portal_demo_reader = True
     page = client.get("/portal/login").text
     assert "デモ用です" in page and 'id="reader-login"' in page

@@ -252,8 +252,10 @@ def login_with_reader(request: Request, challenge_id: str = Form(...), nonce: st
     from mynacard.portal.card_login import demo_reader_sign
 
     auth = card_authenticator(request)
-    if auth is None or not demo_reader_enabled(request):
+    if auth is None:
         return _login_page(request, None, status_code=503)
+    if not demo_reader_enabled(request):
+        return _login_page(request, auth, status_code=404, failed="no demonstration reader on this server")
     ctx = context(request)
     t = translator(language(request))
     try:
