@@ -108,3 +108,24 @@ def test_a_revoked_or_expired_certificate_is_refused(ctx: Context, town: Town) -
         terminal.enter_pin(terminal.start(), "1234")
     assert expired.value.reason is RefusalReason.CERTIFICATE_EXPIRED
     assert _documents(ctx) == 0 and printer.jobs == {}
+
+
+def test_the_production_centre_never_uses_the_test_stand_in(ctx: Context, monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: object) -> None:
+    """``MYNACARD_KIOSK_TEST_JPKI`` is read only by the test-only app factory, not by the production wiring."""
+    from mynacard.kiosk.api import centre_of
+    from mynacard.kiosk.testing import TEST_JPKI_ENV
+    from mynacard.web.app import create_app
+
+    monkeypatch.setenv(TEST_JPKI_ENV, str(tmp_path))
+    centre = build_centre(ctx, VERIFY_BASE)
+    assert isinstance(centre.authenticator, JpkiCardAuthenticator)
+    assert isinstance(centre.directory, JpkiHolderDirectory)
+    app = create_app(ctx)
+
+    class _Request:  # what centre_of reads
+        def __init__(self) -> None:
+            self.app = app
+            self.base_url = "http://kiosk.test/"
+
+    assert isinstance(centre_of(_Request()).authenticator, JpkiCardAuthenticator)  # type: ignore[arg-type]
