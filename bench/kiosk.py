@@ -189,7 +189,8 @@ def main() -> None:
         env = {**os.environ, "MYNACARD_HOME": str(home), "MYNACARD_DATABASE_URL": url,
                "MYNACARD_KIOSK_TEST_JPKI": str(home / "test-jpki"), "MYNACARD_KIOSK_CLOCK": NOW.isoformat(),
                "MYNACARD_KIOSK_PUBLIC_URL": base}
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.cli:asgi_app", "--factory",
+        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.testing:stand_in_asgi_app",
+                                 "--factory",
                                  "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
                                 env=env)
         for _ in range(300):

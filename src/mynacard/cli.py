@@ -150,13 +150,22 @@ def demo(
         from mynacard.plans.demo import prepare_demo
 
         prepare_demo(ctx, start, days, console=console)
+        from mynacard.portal.demo import DEMO_PIN, prepare_portal_demo
+
+        with console.status("exchange network, kiosks and demo cards"):
+            demo_cards = prepare_portal_demo(ctx, ["131016", "011002"], _now())
+        for card in demo_cards:
+            console.print(f"demo card {card.serial} ({card.name}), PIN {DEMO_PIN}: Mynaportal → /portal/login")
     else:
         console.print(f"[yellow]reusing the demo database in {root}[/yellow] (delete it for a fresh town)")
     if serve_after:
+        import os
+
         import uvicorn
 
         from mynacard.web.app import create_app
 
+        os.environ.setdefault("MYNACARD_PORTAL_DEMO_READER", "1")  # the demo cards are files on this server
         console.print(f"[bold green]mynacard is running on http://{host}:{port}[/bold green]")
         uvicorn.run(create_app(ctx), host=host, port=port, log_level="warning")
 

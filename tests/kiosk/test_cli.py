@@ -1,4 +1,5 @@
-"""``mynacard kiosk …`` as a user runs it: set up a town, make a card, issue a certificate from the command line."""
+"""``mynacard kiosk …`` as a user runs it: set up a town, make a chip card, issue a certificate from the command
+line (authenticated through JPKI, as in production)."""
 
 from __future__ import annotations
 
@@ -33,12 +34,12 @@ def test_issue_a_resident_record_copy_from_the_command_line(tmp_path: Path) -> N
     with ctx.db.connect() as conn:
         ids = registry.resident_ids_in(conn, "131016")
     adult = next(r for r in registry.residents_by_id(ctx, SYSTEM, ids).values() if r.age_on(NOW.date()) >= 20)
-    card = tmp_path / "card.json"
-    made = run("kiosk", "make-test-card", "--resident-id", str(adult.id), "--out", str(card), "--pin", "4321")
+    made = run("kiosk", "make-card", "--resident-id", str(adult.id), "--pin", "4321")
     assert made.returncode == 0, made.stderr
+    card = home / "chips" / f"K{adult.id:010d}01.card"  # a chip card file, certificates from JPKI
+    assert card.exists(), made.stdout
     out = tmp_path / "juminhyo.pdf"
-    args = ["kiosk", "issue", "--card", str(card), "--document", "juminhyo", "--out", str(out),
-            "--test-jpki", str(home / "test-jpki")]
+    args = ["kiosk", "issue", "--card", str(card), "--document", "juminhyo", "--out", str(out)]
     wrong = run(*args, "--pin", "0000")
     assert wrong.returncode == 2 and "wrong_pin" in wrong.stdout and not out.exists()
     issued = run(*args, "--pin", "4321")

@@ -119,7 +119,8 @@ def _start(pg_ctx: Context, tmp_path: Path, base: str, jpki_dir: Path) -> subpro
            "MYNACARD_DATABASE_URL": pg_ctx.db.url.render_as_string(hide_password=False),
            "MYNACARD_KIOSK_TEST_JPKI": str(jpki_dir), "MYNACARD_KIOSK_CLOCK": NOW.isoformat(),
            "MYNACARD_KIOSK_PUBLIC_URL": base}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.cli:asgi_app", "--factory",
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.testing:stand_in_asgi_app",
+                             "--factory",
                              "--host", "127.0.0.1", "--port", port, "--workers", "2", "--log-level", "warning"],
                             env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "server.log").open("wb"))
     object.__setattr__(pg_ctx, "_storm_server", proc)
@@ -212,6 +213,8 @@ def test_collision_storm_delivers_only_to_the_authenticated_holder(pg_ctx: Conte
                                                                    jpki_ca: TestJpki) -> None:
     base, jpki_dir = server
     ctx = pg_ctx
+    phases: dict[str, float] = {}
+    mark = time.monotonic()
     town = seed_town(ctx, 900, seed=11)
     sapporo = seed_town(ctx, 500, code=SAPPORO, seed=12)
     people = {**town.people, **sapporo.people}
@@ -231,6 +234,7 @@ def test_collision_storm_delivers_only_to_the_authenticated_holder(pg_ctx: Conte
         accounts.create_account(ctx, f"storm-{i:03d}", Role.KIOSK, None, NOW)
         keys.append(accounts.issue_api_key(ctx, f"storm-{i:03d}"))
     _start(ctx, tmp_path, base, jpki_dir)
+    phases["setup"] = time.monotonic() - mark
 
     outcomes: list[Outcome] = []
     barrier = threading.Barrier(KIOSKS)
@@ -244,6 +248,7 @@ def test_collision_storm_delivers_only_to_the_authenticated_holder(pg_ctx: Conte
     for t in threads:
         t.join(timeout=240)
     elapsed = time.monotonic() - began
+    mark = time.monotonic()
     assert not any(t.is_alive() for t in threads), "a kiosk hung"
     for part in lists:
         outcomes.extend(part)
@@ -308,6 +313,9 @@ def test_collision_storm_delivers_only_to_the_authenticated_holder(pg_ctx: Conte
     assert len(checks) >= len(printed)
     assert verify_audit(ctx).ok
 
+    phases["storm"] = elapsed
+    phases["checks"] = time.monotonic() - mark
+
     # the counts
     by_ms = Counter(int(s.created_at.timestamp() * 1000) for s in sessions.values())
     same_ms = sum(n for n in by_ms.values() if n > 1)
@@ -323,6 +331,7 @@ def test_collision_storm_delivers_only_to_the_authenticated_holder(pg_ctx: Conte
         "sessions_sharing_a_millisecond": same_ms, "busiest_millisecond": max(by_ms.values()),
         "orders_sharing_a_millisecond": sum(n for n in order_ms.values() if n > 1),
         "release_checks": len(checks), "seconds": round(elapsed, 1),
+        "phases_seconds": {k: round(v, 1) for k, v in phases.items()},
     }
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "kiosk-storm.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))

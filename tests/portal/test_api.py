@@ -29,9 +29,9 @@ from tests.portal.conftest import FakeCardAuthenticator, open_test_session, sign
 Town = tuple[demo.World, list[Resident]]
 
 
-def _client(ctx: Context, auth: FakeCardAuthenticator | None = None) -> TestClient:
+def _client(ctx: Context, auth: FakeCardAuthenticator | None = None, *, unconfigured: bool = False) -> TestClient:
     app = create_app(ctx)
-    if auth is not None:
+    if auth is not None or unconfigured:
         app.state.card_authenticator = auth
     return TestClient(app)
 
@@ -95,7 +95,7 @@ def test_a_bad_or_replayed_card_response_is_refused(ctx: Context, town: Town) ->
 
 
 def test_without_a_relying_party_card_login_is_unavailable(ctx: Context) -> None:
-    client = _client(ctx)
+    client = _client(ctx, unconfigured=True)
     assert "カードによるログインが設定されていません" in client.get("/portal/login").text
     assert client.post("/portal/login", data={"challenge_id": "x", "certificate": "x", "signature": "x"}
                        ).status_code == 503

@@ -4,7 +4,7 @@ the centre (several worker processes) and a kiosk's touch screen, check the audi
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import typer
@@ -91,24 +91,25 @@ def closure(
     console.print(f"[green]closed[/green] {day} {municipality or 'nationwide'} {document or ''}")
 
 
-@app.command("make-test-card")
-def make_test_card(
+@app.command("make-card")
+def make_card(
     resident_id: int = typer.Option(..., "--resident-id"),
-    out: Path = typer.Option(..., "--out", help="Card file to write."),
-    pin: str = typer.Option("1234", "--pin"),
-    jpki_dir: Path | None = typer.Option(None, "--jpki", help="Test JPKI folder (default $MYNACARD_HOME/test-jpki)."),
+    pin: str = typer.Option("1234", "--pin", help="利用者証明用暗証番号 (4 digits; also set as the card-info and "
+                                                  "residence PINs)."),
     home: Path | None = HomeOption,
 ) -> None:
-    """A software card from the test JPKI stand-in (until the chip and JPKI parts are wired)."""
-    from mynacard.kiosk.testing import TestJpki
+    """A chip card (card file) for a registered resident: keys made in the chip, certificates from JPKI."""
+    from mynacard.errors import DomainError
+    from mynacard.kiosk.chip_card import make_resident_card
+    from mynacard.principal import Principal
 
-    ctx = _context(home)
-    folder = jpki_dir or ctx.settings.home / "test-jpki"
-    jpki = TestJpki.load(folder) if (folder / "test-jpki.json").exists() else TestJpki(datetime.now(UTC))
-    card = jpki.issue_card(resident_id, _now(), pin=pin)
-    jpki.save(folder)
-    card.save(out)
-    console.print(f"[green]card[/green] {out} (serial {card.serial:X}); test JPKI in {folder}")
+    try:
+        made = make_resident_card(_context(home), Principal.system("kiosk-cli"), resident_id, pin, _now())
+    except DomainError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"[green]card[/green] {made.path} (manufacture number {made.serial})"
+                  + ("" if made.created else " — already made; PINs unchanged"))
 
 
 @app.command()
@@ -125,13 +126,9 @@ def issue(
     centre_url: str | None = typer.Option(None, "--centre", help="Centre URL (default: in process)."),
     api_key: str | None = typer.Option(None, "--api-key", envvar="MYNACARD_KIOSK_API_KEY"),
     kiosk_id: str = typer.Option("cli-kiosk", "--kiosk-id"),
-    test_jpki: Path | None = typer.Option(None, "--test-jpki", help="In process: the test JPKI folder to "
-                                          "authenticate against (until JPKI is wired)."),
     home: Path | None = HomeOption,
 ) -> None:
     """Run the whole flow against a card file: PIN, authentication, document, fee, PDF, "print" to --out."""
-    if test_jpki is not None:
-        os.environ["MYNACARD_KIOSK_TEST_JPKI"] = str(test_jpki)
     from mynacard.kiosk.service import build_centre, clock_from_env
     from mynacard.kiosk.terminal import (
         CentreClient,
@@ -142,7 +139,7 @@ def issue(
         VirtualReader,
     )
 
-    kiosk_card = _open_card(card)
+    kiosk_card = _open_card(card, home)
     client: CentreClient
     if centre_url:
         if not api_key:
@@ -176,14 +173,20 @@ def issue(
     console.print(f"[green]printed[/green] {out} — certificate {result.document_id}, request {result.request_id}")
 
 
-def _open_card(path: Path) -> KioskCard:
-    """A card file: the software test card now; the chip part's card file once it is merged."""
-    from mynacard.kiosk.testing import SoftwareCard
+def _open_card(path: Path, home: Path | None) -> KioskCard:
+    """A card file (the chip part's sealed card image, under the installation's data key) on this kiosk's
+    reader; the card is inserted for each step."""
+    from mynacard.chip.cardfile import load_image
+    from mynacard.config import load_settings
+    from mynacard.errors import DomainError
+    from mynacard.kiosk.chip_card import CardFileKioskCard
 
+    key = load_settings(home=home).data_key
     try:
-        return SoftwareCard.load(path)
-    except (ValueError, KeyError, UnicodeDecodeError):
-        raise typer.BadParameter(f"{path} is not a card file this build can open") from None
+        load_image(path, key)
+    except (DomainError, ValueError, KeyError, OSError):
+        raise typer.BadParameter(f"{path} is not a card file this installation can open") from None
+    return CardFileKioskCard(path, key)
 
 
 @app.command()
@@ -204,6 +207,7 @@ def terminal(
     spool: Path = typer.Option(Path("var/kiosk-spool"), "--spool"),
     host: str = "127.0.0.1",
     port: int = 8100,
+    home: Path | None = HomeOption,
 ) -> None:
     """Serve a kiosk's touch screen (the card on --card, prints into --spool)."""
     import uvicorn
@@ -211,7 +215,7 @@ def terminal(
     from mynacard.kiosk.terminal import HttpCentreClient, KioskTerminal, SpoolPrinter, VirtualReader
     from mynacard.kiosk.terminal_app import create_terminal_app
 
-    reader = VirtualReader(_open_card(card) if card else None)
+    reader = VirtualReader(_open_card(card, home) if card else None)
     kiosk = KioskTerminal(kiosk_id, HttpCentreClient(centre_url, api_key), reader, SpoolPrinter(spool))
     console.print(f"[bold green]kiosk {kiosk_id}[/bold green] on http://{host}:{port} → {centre_url}")
     uvicorn.run(create_terminal_app(kiosk), host=host, port=port, log_level="warning")

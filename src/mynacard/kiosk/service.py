@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from mynacard.context import Context
-from mynacard.errors import Conflict
 from mynacard.kiosk import audit
-from mynacard.kiosk.auth import AuthenticatedCard, CardAuthenticator, HolderDirectory
+from mynacard.kiosk.auth import CardAuthenticator, HolderDirectory
 from mynacard.kiosk.centre import Centre, LocalGateway, MunicipalGateway
 from mynacard.kiosk.municipal import (
     add_closure,
@@ -37,7 +34,6 @@ from mynacard.kiosk.municipal import (
 
 __all__ = [
     "CLOCK_ENV",
-    "TEST_JPKI_ENV",
     "Clock",
     "add_closure",
     "add_support_measure",
@@ -58,8 +54,6 @@ __all__ = [
     "verify_audit",
 ]
 
-TEST_JPKI_ENV = "MYNACARD_KIOSK_TEST_JPKI"
-"""Folder of a saved :class:`~mynacard.kiosk.testing.TestJpki` (tests, demo, benchmark) until JPKI lands."""
 CLOCK_ENV = "MYNACARD_KIOSK_CLOCK"
 """An ISO instant: the server's clock starts there and runs at real speed (tests and demos pin the hour)."""
 
@@ -78,35 +72,14 @@ def clock_from_env() -> Clock:
     return lambda: datetime.now(UTC) + offset
 
 
-@dataclass(frozen=True)
-class _Unconfigured:
-    """Card authentication before the JPKI part is wired: every card is refused with a clear reason."""
-
-    def authenticate(self, certificate: bytes, challenge: bytes, signature: bytes,
-                     now: datetime) -> AuthenticatedCard:
-        raise Conflict("card authentication is not configured (JPKI relying party, or "
-                       f"{TEST_JPKI_ENV} for the test stand-in)")
-
-    def resident_for(self, serial: int, now: datetime) -> int | None:
-        return None
-
-
 def card_authentication(ctx: Context, clock: Clock | None = None) -> tuple[CardAuthenticator, HolderDirectory]:
-    """The card authenticator and holder directory of this installation.
+    """The card authenticator and holder directory of this installation: JPKI's relying-party SDK (roots and
+    revocation status from the CA database, every query logged against the centre) and J-LIS's certificate
+    serial → resident records. ``clock`` is accepted for symmetry with the test stand-in
+    (:func:`mynacard.kiosk.testing.stand_in_asgi_app`); JPKI is told the time on every call."""
+    from mynacard.kiosk.jpki_auth import JpkiCardAuthenticator, JpkiHolderDirectory
 
-    Until the JPKI part lands this is the test stand-in named by ``MYNACARD_KIOSK_TEST_JPKI``; the lead wires
-    JPKI's relying-party SDK here (docs/ARCHITECTURE.md, "kiosk: what to wire").
-    """
-    folder = os.environ.get(TEST_JPKI_ENV)
-    if folder:
-        from mynacard.kiosk.testing import TestJpki
-
-        jpki = TestJpki.load(Path(folder))
-        if clock is not None:
-            jpki.clock = clock
-        return jpki.authenticator(), jpki
-    unconfigured = _Unconfigured()
-    return unconfigured, unconfigured
+    return JpkiCardAuthenticator(ctx), JpkiHolderDirectory(ctx)
 
 
 def build_centre(ctx: Context, verify_base_url: str, *, gateway: MunicipalGateway | None = None,

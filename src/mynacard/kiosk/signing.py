@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from asn1crypto import algos, cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,6 +26,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers
 from pyhanko.sign.fields import SigSeedSubFilter
+from pyhanko.sign.general import simple_cms_attribute
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -42,6 +44,9 @@ __all__ = [
 AUTHORITY_NAME = "mynacard Document Signing CA (LGPKI stand-in)"
 _AUTHORITY_YEARS = 10
 _SIGNING_YEARS = 3
+_CONSTANT_ATTRIBUTES = frozenset({"content_type", "signing_certificate_v2", "cms_algorithm_protection"})
+"""Signed attributes that do not change between signatures by one certificate (no signing time: PAdES puts
+the time in the signature dictionary, ``/M``)."""
 _RESERVED = 12288
 """Bytes reserved in the PDF for the CMS signature (a 2048-bit signature and two certificates fit)."""
 
@@ -118,18 +123,64 @@ class _LoadedKeySigner(signers.Signer):
     """A pyHanko signer over a key already loaded by ``cryptography`` (pyHanko's SimpleSigner re-parses and
     re-validates the RSA key on every signature, which costs more than the signature itself)."""
 
-    def __init__(self, key: rsa.RSAPrivateKey, cert_der: bytes, chain_der: list[bytes]) -> None:
-        super().__init__(embed_roots=False, signing_cert=asn1_x509.Certificate.load(cert_der),
+    def __init__(self, key: rsa.RSAPrivateKey, cert_der: bytes, chain_der: list[bytes],
+                 templates: dict[str, Any] | None = None) -> None:
+        # Roots are never embedded. Only the chain's intermediates go in the registry, chosen once with
+        # ``cryptography`` (DocumentSigner): asking asn1crypto whether each is self-signed would parse it, and a
+        # parsed certificate is then re-encoded field by field when the CMS is assembled.
+        super().__init__(embed_roots=True, signing_cert=asn1_x509.Certificate.load(cert_der),
                          cert_registry=SimpleCertificateStore.from_certs(
                              [asn1_x509.Certificate.load(c) for c in chain_der]))
         self._key = key
         self._cert_der = cert_der
+        self._templates: dict[str, Any] = {} if templates is None else templates
 
     @property
     def signing_cert(self) -> asn1_x509.Certificate:
         # A freshly parsed certificate on every use: asn1crypto deep-copies parsed sub-structures when the CMS is
         # assembled, and a certificate nobody has looked into copies as one block of bytes (about 3x faster).
         return asn1_x509.Certificate.load(self._cert_der)
+
+    async def signed_attrs(self, data_digest: bytes, digest_algorithm: str, attr_settings: Any = None,
+                           content_type: str = "data", use_pades: bool = False, timestamper: Any = None,
+                           dry_run: bool = False, is_pdf_sig: bool = True) -> cms.CMSAttributes:
+        """The signed attributes. For one signing certificate they are the same every time except the message
+        digest (content type, ESS signing-certificate-v2, CMS algorithm protection): pyHanko makes them the
+        first time; later signatures reuse their DER and add this document's digest."""
+        key = f"attrs:{digest_algorithm}:{content_type}:{use_pades}:{is_pdf_sig}"
+        # DocumentSigner always asks with the same metadata; anything extra (CAdES attributes, revocation
+        # info, a timestamp, a dry run) is made afresh each time
+        reusable = timestamper is None and not dry_run and (attr_settings is None or (
+            getattr(attr_settings, "cades_signed_attrs", None) is None
+            and getattr(attr_settings, "adobe_revinfo_attr", None) is None))
+        template: tuple[tuple[str, bytes], ...] | None = self._templates.get(key) if reusable else None
+        if template is None:
+            made: cms.CMSAttributes = await super().signed_attrs(
+                data_digest, digest_algorithm, attr_settings, content_type, use_pades, timestamper, dry_run,
+                is_pdf_sig)
+            kinds = {a["type"].native for a in made}
+            if reusable and kinds <= _CONSTANT_ATTRIBUTES | {"message_digest"}:
+                self._templates[key] = tuple((a["type"].native, a.dump()) for a in made)
+            return made
+        return cms.CMSAttributes([simple_cms_attribute("message_digest", data_digest) if kind == "message_digest"
+                                  else cms.CMSAttribute.load(der) for kind, der in template])
+
+    def signer_info(self, digest_algorithm: str, signed_attrs: cms.CMSAttributes,
+                    signature: bytes) -> cms.SignerInfo:
+        """pyHanko's ``SignerInfo``, with the parts fixed for this certificate (signer identifier, algorithms)
+        reused as DER after the first signature."""
+        key = f"info:{digest_algorithm}"
+        parts: tuple[bytes, bytes, bytes] | None = self._templates.get(key)
+        if parts is None:
+            info: cms.SignerInfo = super().signer_info(digest_algorithm, signed_attrs, signature)
+            self._templates[key] = (info["sid"].dump(), info["digest_algorithm"].dump(),
+                                    info["signature_algorithm"].dump())
+            return info
+        sid, digest, mechanism = parts
+        return cms.SignerInfo({"version": "v1", "sid": cms.SignerIdentifier.load(sid),
+                               "digest_algorithm": algos.DigestAlgorithm.load(digest),
+                               "signature_algorithm": algos.SignedDigestAlgorithm.load(mechanism),
+                               "signed_attrs": signed_attrs, "signature": signature})
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if digest_algorithm != "sha256":
@@ -146,13 +197,16 @@ class DocumentSigner:
         self.chain = chain
         self._key = key
         self._cert_der = certificate.public_bytes(serialization.Encoding.DER)
-        self._chain_der = [c.public_bytes(serialization.Encoding.DER) for c in chain]
+        self._chain_der = [c.public_bytes(serialization.Encoding.DER) for c in chain
+                           if c.subject != c.issuer]  # roots are not embedded (the verifier has them)
+        self._templates: dict[str, Any] = {}
+        """DER of the CMS parts that are the same for every signature with this certificate."""
 
     def sign(self, pdf: bytes, *, reason: str, location: str) -> bytes:
         meta = signers.PdfSignatureMetadata(
             field_name="MunicipalSeal", subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256",
             reason=reason, location=location)
-        signer = _LoadedKeySigner(self._key, self._cert_der, self._chain_der)
+        signer = _LoadedKeySigner(self._key, self._cert_der, self._chain_der, self._templates)
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
         pdf_signer = signers.PdfSigner(meta, signer=signer)
         out = _run(lambda: pdf_signer.async_sign_pdf(writer, bytes_reserved=_RESERVED))

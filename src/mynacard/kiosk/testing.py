@@ -1,14 +1,15 @@
-"""Test doubles for the parts not yet on this branch: a JPKI stand-in and software cards.
+"""Test doubles: a JPKI stand-in and software cards, for the tests and the benchmark only.
 
 **Not for production.** :class:`TestJpki` is a runtime-generated authentication CA (``cryptography``) with a
 real RFC 6960 OCSP responder (in process) and a serial → resident directory; :class:`SoftwareCard` is a card
 whose key lives in software and which counts PIN tries like the chip (3 tries, then blocked). The centre sees
 them only through :class:`~mynacard.kiosk.auth.CardAuthenticator`, :class:`~mynacard.kiosk.auth.HolderDirectory`
-and :class:`~mynacard.kiosk.auth.KioskCard`; when the chip and JPKI parts land, their ``CardClient`` and
-relying-party SDK replace these (docs/ARCHITECTURE.md, "kiosk").
+and :class:`~mynacard.kiosk.auth.KioskCard`; production uses JPKI's relying-party SDK and the chip's
+``CardClient`` (:mod:`mynacard.kiosk.jpki_auth`, :mod:`mynacard.kiosk.chip_card`).
 
-A :class:`TestJpki` can be saved to a folder so that a server in another process (the storm, the benchmark,
-``mynacard kiosk serve``) sees the same CA, serials and revocations: ``MYNACARD_KIOSK_TEST_JPKI=<folder>``.
+A :class:`TestJpki` can be saved to a folder so that a server in another process (the storm, the benchmark:
+:func:`stand_in_asgi_app`) sees the same CA, serials and revocations: ``MYNACARD_KIOSK_TEST_JPKI=<folder>``.
+The production app never reads that variable.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from cryptography.x509.oid import NameOID
 
 from mynacard.kiosk.auth import AUTH_POLICY, PinBlocked, WrongPin, X509CardAuthenticator
 
-__all__ = ["SoftwareCard", "TestJpki"]
+__all__ = ["TEST_JPKI_ENV", "SoftwareCard", "TestJpki", "stand_in_asgi_app"]
 
 _PIN_TRIES = 3
 
@@ -235,3 +236,34 @@ class TestJpki:
         jpki.holders = {int(s): int(r) for s, r in data["holders"].items()}
         jpki.revoked = {int(s): datetime.fromisoformat(t) for s, t in data["revoked"].items()}
         return jpki
+
+
+# --- a server with the stand-in (tests and the benchmark only) -------------------------------------------------
+
+TEST_JPKI_ENV = "MYNACARD_KIOSK_TEST_JPKI"
+"""Folder of a saved :class:`TestJpki`, read only by :func:`stand_in_asgi_app` (never by the production app)."""
+
+
+def stand_in_asgi_app() -> object:
+    """TEST ONLY: the web app whose certificate issuance centre authenticates cards against the
+    :class:`TestJpki` saved in ``$MYNACARD_KIOSK_TEST_JPKI`` instead of JPKI — for the collision storm and the
+    benchmark, which need 1,000 cards (P-256 software keys made in a second) rather than chip cards.
+    ``uvicorn --factory mynacard.kiosk.testing:stand_in_asgi_app``; the production factory
+    (:func:`mynacard.kiosk.cli.asgi_app`) never reads the variable."""
+    from mynacard.bootstrap import build_context
+    from mynacard.kiosk.centre import Centre, LocalGateway
+    from mynacard.kiosk.service import clock_from_env
+    from mynacard.web.app import create_app
+
+    folder = os.environ.get(TEST_JPKI_ENV)
+    if not folder:
+        raise RuntimeError(f"{TEST_JPKI_ENV} must name a saved test JPKI folder")
+    ctx = build_context()
+    app = create_app(ctx)
+    clock = clock_from_env()
+    jpki = TestJpki.load(Path(folder))
+    jpki.clock = clock
+    base = os.environ.get("MYNACARD_KIOSK_PUBLIC_URL", "http://127.0.0.1:8000")
+    app.state.kiosk_clock = clock
+    app.state.kiosk_centre = Centre(ctx, jpki.authenticator(), jpki, LocalGateway(ctx), base)
+    return app

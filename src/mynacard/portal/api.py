@@ -30,8 +30,8 @@ from mynacard.portal import service
 from mynacard.portal.model import FORMS, CardAuthenticator, ChildProcedure, validate_form
 from mynacard.principal import Principal
 from mynacard.sealing import Sealer
-from mynacard.web.deps import LoginRequired, context, render
-from mynacard.web.i18n import register
+from mynacard.web.deps import LoginRequired, context, language, render
+from mynacard.web.i18n import register, translator
 
 router = APIRouter()
 COOKIE = "mynaportal_session"
@@ -52,6 +52,24 @@ register({
                                  "Card login is not configured on this server."),
     "portal.login_failed": ("ログインできませんでした: {reason}", "Login failed: {reason}"),
     "portal.challenge": ("チャレンジ", "Challenge"),
+    "portal.reader": ("デモ用カードリーダー (このサーバー上のカードファイル)",
+                      "Demonstration card reader (a card file on this server)"),
+    "portal.reader_what": ("デモ用です: 本来は利用者の端末のカードリーダー (マイナポータルアプリ) がカードに署名させ、"
+                           "下の証明書と署名だけを送ります。ここではこのサーバーが保管するカードファイル (模擬 IC "
+                           "チップ) を、サーバー側の仮想リーダーに差し込んだものとして扱います。暗証番号はカードの"
+                           "チップが照合し、3回間違えるとロックされます。",
+                           "For demonstration: normally the card reader on your own device (the Mynaportal app) "
+                           "has the card sign and sends only the certificate and signature below. Here a card file "
+                           "(an emulated chip) kept on this server is put into a virtual reader on the server side. "
+                           "The chip itself checks the PIN and locks after 3 wrong tries."),
+    "portal.card_serial": ("カードの製造番号", "Card manufacture number"),
+    "portal.pin": ("利用者証明用電子証明書の暗証番号 (数字4桁)", "Authentication PIN (4 digits)"),
+    "portal.manual": ("証明書と署名を貼り付けてログイン (カードリーダーのソフトウェアが作成したもの)",
+                      "Log in with a certificate and signature made by your card reader software"),
+    "portal.wrong_pin": ("暗証番号が違います。あと {left} 回間違えるとロックされます。",
+                         "Wrong PIN: {left} tries left before it locks."),
+    "portal.pin_blocked": ("暗証番号がロックされています。市区町村の窓口で初期化してください。",
+                           "The PIN is locked: have it reset at your municipality's window."),
     "portal.certificate": ("利用者証明用電子証明書 (Base64)", "Authentication certificate (Base64)"),
     "portal.signature": ("署名 (Base64)", "Signature (Base64)"),
     "portal.logout": ("ログアウト", "Log out"),
@@ -180,12 +198,27 @@ def top(request: Request) -> Response:
     return _page(request, "portal_top.html", who, token, unread=unread)
 
 
+def _login_page(request: Request, auth: CardAuthenticator | None, status_code: int = 200,
+                failed: str | None = None) -> HTMLResponse:
+    """The login page with a fresh challenge (none when card login is not configured)."""
+    challenge = auth.issue_challenge(_now()) if auth is not None else None
+    response = render(request, "portal_login.html", status_code=status_code, challenge=challenge,
+                      nonce=base64.b64encode(challenge.nonce).decode() if challenge else None, failed=failed,
+                      reader=challenge is not None and demo_reader_enabled(request))
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+def _logged_in(request: Request, token: str) -> Response:
+    response = RedirectResponse("/portal", status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
+    return response
+
+
 @router.get("/portal/login", response_class=HTMLResponse, include_in_schema=False)
 def login_page(request: Request) -> HTMLResponse:
-    auth = card_authenticator(request)
-    challenge = auth.issue_challenge(_now()) if auth is not None else None
-    return render(request, "portal_login.html", challenge=challenge,
-                  nonce=base64.b64encode(challenge.nonce).decode() if challenge else None, failed=None)
+    return _login_page(request, card_authenticator(request))
 
 
 @router.post("/portal/login", include_in_schema=False)
@@ -194,19 +227,47 @@ def login(request: Request, challenge_id: str = Form(...), certificate: str = Fo
     """Card login: the relying party verifies the card's signature over our challenge; we open a session."""
     auth = card_authenticator(request)
     if auth is None:
-        return render(request, "portal_login.html", status_code=503, challenge=None, nonce=None, failed=None)
+        return _login_page(request, None, status_code=503)
     ctx = context(request)
     try:
         cert, sig = base64.b64decode(certificate, validate=True), base64.b64decode(signature, validate=True)
         ticket = service.open_session(ctx, auth.verify(challenge_id, cert, sig, _now()), _now())
     except (binascii.Error, ValueError, DomainError) as exc:
-        fresh = auth.issue_challenge(_now())
-        return render(request, "portal_login.html", status_code=403, challenge=fresh,
-                      nonce=base64.b64encode(fresh.nonce).decode(), failed=str(exc))
-    response = RedirectResponse("/portal", status_code=303)
-    response.set_cookie(COOKIE, ticket.token, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", path="/")
-    return response
+        return _login_page(request, auth, status_code=403, failed=str(exc))
+    return _logged_in(request, ticket.token)
+
+
+def demo_reader_enabled(request: Request) -> bool:
+    """Whether this server offers the demonstration reader (``app.state.portal_demo_reader``; off unless
+    the server was started for a demonstration)."""
+    return bool(getattr(request.app.state, "portal_demo_reader", False))
+
+
+@router.post("/portal/login/reader", include_in_schema=False)
+def login_with_reader(request: Request, challenge_id: str = Form(...), nonce: str = Form(...),
+                      card: str = Form(...), pin: str = Form(...)) -> Response:
+    """DEMONSTRATION: the server-side "reader" has a card file on this server sign the page's challenge (the
+    chip checks the PIN and counts the tries), then the same relying-party check as :func:`login`."""
+    from mynacard.chip.client import PinBlocked, WrongPin
+    from mynacard.portal.card_login import demo_reader_sign
+
+    auth = card_authenticator(request)
+    if auth is None:
+        return _login_page(request, None, status_code=503)
+    if not demo_reader_enabled(request):
+        return _login_page(request, auth, status_code=404, failed="no demonstration reader on this server")
+    ctx = context(request)
+    t = translator(language(request))
+    try:
+        cert, sig = demo_reader_sign(ctx, card, pin, base64.b64decode(nonce, validate=True))
+        ticket = service.open_session(ctx, auth.verify(challenge_id, cert, sig, _now()), _now())
+    except WrongPin as exc:
+        return _login_page(request, auth, status_code=403, failed=t("portal.wrong_pin", left=exc.tries_left))
+    except PinBlocked:
+        return _login_page(request, auth, status_code=403, failed=t("portal.pin_blocked"))
+    except (binascii.Error, ValueError, DomainError) as exc:
+        return _login_page(request, auth, status_code=403, failed=str(exc))
+    return _logged_in(request, ticket.token)
 
 
 @router.post("/portal/logout", include_in_schema=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from importlib.resources import files
 
 from fastapi import FastAPI, Form, Request
@@ -88,4 +89,15 @@ def create_app(ctx: Context) -> FastAPI:
 
     for module in PART_ROUTERS:
         app.include_router(importlib.import_module(module).router)
+    _wire(app, ctx)
     return app
+
+
+def _wire(app: FastAPI, ctx: Context) -> None:
+    """The seams between parts (docs/ARCHITECTURE.md): Mynaportal's card login over the JPKI relying party,
+    and — only when ``MYNACARD_PORTAL_DEMO_READER=1`` (``mynacard demo``) — the server-side demonstration card
+    reader on the login page. The kiosk centre wires JPKI itself (:func:`mynacard.kiosk.service.build_centre`)."""
+    from mynacard.portal.card_login import JpkiCardAuthenticator
+
+    app.state.card_authenticator = JpkiCardAuthenticator(ctx)
+    app.state.portal_demo_reader = os.environ.get("MYNACARD_PORTAL_DEMO_READER") == "1"

@@ -1,0 +1,101 @@
+"""Mynaportal's card login over JPKI (公的個人認証サービス): the :class:`~mynacard.portal.model.CardAuthenticator`
+the web app is started with, and the demonstration "reader" that lets a browser use a card file held by
+this server.
+
+Challenges are JPKI's own, kept in the database (``jpki_challenges``: random, single use, five minutes,
+bound to the party that asked for them), so a login page served by one worker process can be answered on
+any other worker or host. The relying party checks the chain to a JPKI authentication root, the validity
+period, key usage and policy, the revocation status (straight from the CA database, logged against
+Mynaportal) and the card's signature over the challenge; J-LIS's issuance records then say whose card it is.
+The individual number plays no part.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+
+from cryptography.hazmat.primitives import serialization
+
+from mynacard.context import Context
+from mynacard.errors import DomainError, Forbidden, NotFound
+from mynacard.jpki.relying_party import RelyingParty, Verification
+from mynacard.portal.model import CardLogin, LoginChallenge
+from mynacard.principal import Principal
+
+__all__ = ["MYNAPORTAL", "JpkiCardAuthenticator", "demo_reader_sign", "login_refusal"]
+
+MYNAPORTAL = Principal.system("mynaportal")
+"""Mynaportal is run for the Digital Agency by J-LIS's side of the system: it asks JPKI as a system service."""
+_TRUST_TTL = 300.0
+
+
+def login_refusal(result: Verification) -> str:
+    """A message for the resident, Japanese first, saying why the card's answer was not accepted."""
+    problems = "; ".join(result.problems)
+    if result.revocation is not None and result.revocation.status == "revoked":
+        return f"この利用者証明用電子証明書は失効しています。市区町村の窓口にご相談ください ({problems})"
+    if result.signer is None and any("challenge" in p for p in result.problems):
+        return f"ログイン画面の有効期限が切れたか、すでに使われています。もう一度お試しください ({problems})"
+    if any("has expired" in p for p in result.problems):
+        return f"この利用者証明用電子証明書は有効期限が切れています ({problems})"
+    if any("signature does not verify" in p for p in result.problems):
+        return f"カードの署名を確認できませんでした ({problems})"
+    return f"この電子証明書ではログインできません ({problems})"
+
+
+class JpkiCardAuthenticator:
+    """Card login through ``RelyingParty.for_service`` and ``jpki.service.holder_of_certificate``."""
+
+    def __init__(self, ctx: Context, principal: Principal = MYNAPORTAL) -> None:
+        self.ctx = ctx
+        self.principal = principal
+        self._party: tuple[float, RelyingParty] | None = None
+        self._lock = threading.Lock()
+
+    def relying_party(self) -> RelyingParty:
+        """Built once and reused for a few minutes (the roots are read from the CA table)."""
+        with self._lock:
+            if self._party is None or time.monotonic() - self._party[0] > _TRUST_TTL:
+                self._party = (time.monotonic(), RelyingParty.for_service(self.ctx, self.principal))
+            return self._party[1]
+
+    def issue_challenge(self, now: datetime) -> LoginChallenge:
+        made = self.relying_party().issue_challenge(now)
+        return LoginChallenge(made.id, made.nonce, made.expires_at)
+
+    def verify(self, challenge_id: str, certificate: bytes, signature: bytes, now: datetime) -> CardLogin:
+        from mynacard.jpki.service import holder_of_certificate
+
+        result = self.relying_party().verify_login(challenge_id, signature, certificate, now)
+        if not result.valid or result.signer is None:
+            raise Forbidden(login_refusal(result))
+        try:
+            resident_id = holder_of_certificate(self.ctx, self.principal, result.signer.serial, now)
+        except NotFound:
+            raise Forbidden("この電子証明書の持ち主が見つかりません (no holder on record)") from None
+        return CardLogin(result.signer.serial_hex, resident_id, now)
+
+
+def demo_reader_sign(ctx: Context, card_serial: str, pin: str, nonce: bytes) -> tuple[bytes, bytes]:
+    """DEMONSTRATION ONLY: what the resident's own card reader software does, done by this server on a card
+    file it holds (``$MYNACARD_HOME/chips/<製造番号>.card``): read the authentication certificate, VERIFY the
+    4-digit PIN on the chip (the chip counts the tries) and sign the challenge with the card's key.
+    Returns (certificate DER, signature). Raises the chip's ``WrongPin``/``PinBlocked`` or
+    :class:`~mynacard.errors.DomainError` for a card that is not there."""
+    from mynacard.chip import service as chips
+    from mynacard.chip.client import CardClient
+    from mynacard.chip.model import KeyKind
+    from mynacard.chip.transport import InProcessTransport
+
+    try:
+        path = chips.card_path(ctx, card_serial.strip())
+    except DomainError:
+        raise NotFound("そのカードはこのデモ用リーダーにありません (no such card file)") from None
+    if not path.exists():
+        raise NotFound("そのカードはこのデモ用リーダーにありません (no such card file)")
+    with chips.insert_card(ctx, card_serial.strip()) as chip:
+        client = CardClient(InProcessTransport(chip))
+        certificate = client.read_auth_certificate().public_bytes(serialization.Encoding.DER)
+        return certificate, client.sign_message(KeyKind.AUTH, pin, nonce)
