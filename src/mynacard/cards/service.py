@@ -69,6 +69,7 @@ __all__ = [
     "issue_application_forms",
     "last_activity",
     "manufacture_batch",
+    "move_card",
     "order_printing",
     "pending_print_batches",
     "receive_box",
@@ -780,6 +781,14 @@ def transition(ctx: Context, principal: Principal, card_id: int, target: CardSta
                        values=values)
         row = tx.conn.execute(select(cards).where(cards.c.id == card_id)).first()
     return _view(row)
+
+
+def move_card(conn: Connection, card_id: int, sources: Sequence[CardState], target: CardState, *, actor: str,
+              now: datetime, reason: str | None = None, values: dict[str, Any] | None = None) -> bool:
+    """Move one card inside the caller's transaction (the window commits the card with its own records);
+    False when the card is in none of ``sources``. The caller has checked role and scope."""
+    return bool(ledger.advance(conn, [card_id], sources, target, actor=actor, now=now, reason=reason,
+                               values=values))
 
 
 def counts_by_municipality_and_state(ctx: Context, principal: Principal) -> dict[str, dict[str, int]]:

@@ -30,19 +30,24 @@ from mynacard.cards.personalisation import CardHolder
 from mynacard.cards.photo import PhotoStore
 from mynacard.chip import service as chips
 from mynacard.chip.signerkey import card_info_signer
+from mynacard.clock import local_date
 from mynacard.context import Context
 from mynacard.errors import Conflict
+from mynacard.jpki.model import may_hold_sign_certificate
 from mynacard.jpki.service import JpkiIssuer
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
+from mynacard.registry.model import ResidentStatus
 
 __all__ = ["manufacture_with_chips"]
 
 _SYSTEM = Principal.system("card-manufacture")
 
 
-def _holder(ctx: Context, item: cards.ManufactureItem, now: datetime) -> tuple[CardHolder, str]:
+def _holder(ctx: Context, item: cards.ManufactureItem, now: datetime) -> tuple[CardHolder, str] | None:
     resident = registry.get_resident(ctx, _SYSTEM, item.resident_id)
+    if resident.status is not ResidentStatus.ACTIVE:
+        return None  # the card is being voided (moved away, died): no chip, no certificates
     number = registry.individual_number_of(ctx, _SYSTEM, item.resident_id,
                                            "個人番号カードの発行 (card manufacture)", now)
     try:
@@ -51,7 +56,9 @@ def _holder(ctx: Context, item: cards.ManufactureItem, now: datetime) -> tuple[C
         photo = None
     holder = CardHolder(card_serial=item.card_serial, municipality_code=item.municipality_code,
                         facts=resident.facts, card_valid_until=item.card_valid_until,
-                        cert_valid_until=item.cert_valid_until, wants_sign_cert=item.wants_sign_cert,
+                        cert_valid_until=item.cert_valid_until,
+                        wants_sign_cert=item.wants_sign_cert and may_hold_sign_certificate(
+                            resident.facts.birth_date, local_date(now)),
                         wants_auth_cert=item.wants_auth_cert, individual_number=number, photo=photo,
                         card_id=item.card_id, resident_id=item.resident_id)
     return holder, resident.resident_code
@@ -69,10 +76,16 @@ def manufacture_with_chips(ctx: Context, principal: Principal, batch_id: int, no
         return cards.manufacture_batch(ctx, principal, batch_id, now, limit)  # stamps the batch as made
     signer = card_info_signer(ctx.settings)
     issuer = JpkiIssuer(ctx, principal)
+    serials: dict[int, str] = {}
     for item in items:
-        holder, resident_code = _holder(ctx, item, now)
+        made = _holder(ctx, item, now)
+        if made is None:
+            continue
+        holder, resident_code = made
         chips.manufacture_card(ctx, principal, holder, issuer, signer, now, resident_code=resident_code)
-    serials = {item.card_id: item.card_serial for item in items}
+        serials[item.card_id] = item.card_serial
+    if not serials:
+        return 0
 
     def require_chips(conn: Connection, rows: Sequence[Any], at: datetime) -> None:
         missing = [r.id for r in rows if not chips.card_path(ctx, serials[r.id]).exists()]

@@ -1,0 +1,159 @@
+"""Window issuance (窓口交付) as one atomic, idempotent saga: a crash at every step, then a retry or a
+recovery, always ends with a consistent card, chip and certificate state."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from mynacard.cards import service as cards
+from mynacard.cards.model import CardState
+from mynacard.chip import service as chips
+from mynacard.chip.cardfile import CardFile, load_image
+from mynacard.chip.client import CardClient
+from mynacard.chip.issuance import InitialPins
+from mynacard.chip.model import KeyKind, PinKind
+from mynacard.chip.transport import InProcessTransport
+from mynacard.context import Context
+from mynacard.errors import InvalidInput, NotFound
+from mynacard.window import service as window
+from mynacard.window.model import STEPS, Document, IdentityCheck, IssuanceStatus
+from tests.conftest import NOW
+from tests.helpers import SYSTEM
+
+from .support import SAPPORO, chip_cards, clerk
+
+PINS = InitialPins(auth="1234", card_info="2345", residence="3456", sign="ABC12345")
+ID = IdentityCheck([Document.DRIVING_LICENCE])
+
+
+class Crash(Exception):
+    """A power cut at a step boundary."""
+
+
+def _crash_at(step: str) -> window.FaultHook:
+    def fault(at: str) -> None:
+        if at == step:
+            raise Crash(at)
+    return fault
+
+
+def _issued_events(ctx: Context, card_id: int) -> int:
+    return sum(1 for e in cards.card_history(ctx, SYSTEM, card_id) if e["to_state"] == "issued")
+
+
+def _chip_works(ctx: Context, card_id: int, pins: InitialPins) -> None:
+    serial = cards.get_card(ctx, SYSTEM, card_id).card_serial
+    assert serial
+    with CardFile(chips.card_path(ctx, serial), ctx.settings.data_key) as chip:
+        client = CardClient(InProcessTransport(chip))
+        cert = client.read_auth_certificate()
+        signature = client.sign_message(KeyKind.AUTH, pins.auth, b"challenge")
+        key = cert.public_key()
+        assert isinstance(key, rsa.RSAPublicKey)
+        key.verify(signature, b"challenge", padding.PKCS1v15(), hashes.SHA256())
+        client.verify(PinKind.CARD_INFO, pins.card_info)
+        if pins.sign is not None and client.has_sign_certificate():
+            client.read_sign_certificate(pins.sign)
+
+
+def _pins_on_chip(ctx: Context, card_id: int) -> set[PinKind]:
+    serial = cards.get_card(ctx, SYSTEM, card_id).card_serial
+    assert serial
+    image = load_image(chips.card_path(ctx, serial), ctx.settings.data_key)
+    return {k for k in (PinKind.AUTH, PinKind.SIGN, PinKind.CARD_INFO, PinKind.RESIDENCE)
+            if image.pins[k].value is not None}
+
+
+def test_issue_card_sets_pins_and_issues_once(ctx: Context) -> None:
+    (card_id,) = chip_cards(ctx, 1, NOW)
+    assert window.check_consistency(ctx, card_id) == []
+    assert _pins_on_chip(ctx, card_id) == set()
+    result = window.issue_card(ctx, clerk(), identity=ID, pins=PINS, notification_card="collected", now=NOW,
+                               card_id=card_id)
+    assert result.status is IssuanceStatus.ISSUED and not result.replayed
+    assert result.auth_certificate_serial
+    assert cards.get_card(ctx, SYSTEM, card_id).state is CardState.ISSUED
+    assert window.check_consistency(ctx, card_id) == []
+    _chip_works(ctx, card_id, PINS)
+    again = window.issue_card(ctx, clerk(), identity=ID, pins=InitialPins("9999", "9999", "9999", "ZZZ99999"),
+                              notification_card="collected", now=NOW + timedelta(minutes=1), card_id=card_id)
+    assert again.replayed and again.status is IssuanceStatus.ISSUED
+    assert _issued_events(ctx, card_id) == 1
+    _chip_works(ctx, card_id, PINS)  # the retry did not touch the chip
+
+
+def test_bad_input_changes_nothing(ctx: Context) -> None:
+    (card_id,) = chip_cards(ctx, 1, NOW)
+    with pytest.raises(InvalidInput) as refused:
+        window.issue_card(ctx, clerk(), identity=IdentityCheck([Document.HEALTH_INSURANCE]), pins=PINS,
+                          notification_card="collected", now=NOW, card_id=card_id)
+    assert "B 2点" in refused.value.problems[0]
+    with pytest.raises(InvalidInput):
+        window.issue_card(ctx, clerk(), identity=ID, pins=InitialPins("12", "2345", "3456", "ABC12345"),
+                          notification_card="collected", now=NOW, card_id=card_id)
+    with pytest.raises(InvalidInput):
+        window.issue_card(ctx, clerk(), identity=ID, pins=InitialPins("1234", "2345", "3456", None),
+                          notification_card="collected", now=NOW, card_id=card_id)
+    with pytest.raises(NotFound):
+        window.issue_card(ctx, clerk(SAPPORO), identity=ID, pins=PINS, notification_card="collected", now=NOW,
+                          card_id=card_id)
+    assert window.issuance_of(ctx, clerk(), card_id) is None
+    assert _pins_on_chip(ctx, card_id) == set()
+    assert cards.get_card(ctx, SYSTEM, card_id).state is CardState.NOTICE_SENT
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_crash_at_every_step_then_retry(ctx: Context, step: str) -> None:
+    (card_id,) = chip_cards(ctx, 1, NOW)
+    with pytest.raises(Crash):
+        window.issue_card(ctx, clerk(), identity=ID, pins=PINS, notification_card="collected", now=NOW,
+                          card_id=card_id, fault=_crash_at(step))
+    state = cards.get_card(ctx, SYSTEM, card_id).state
+    assert state is (CardState.ISSUED if step == "committed" else CardState.NOTICE_SENT)
+    retry = window.issue_card(ctx, clerk(), identity=ID, pins=PINS, notification_card="collected",
+                              now=NOW + timedelta(minutes=2), card_id=card_id)
+    assert retry.status is IssuanceStatus.ISSUED
+    assert retry.replayed == (step == "committed")
+    assert window.check_consistency(ctx, card_id) == []
+    assert _issued_events(ctx, card_id) == 1
+    _chip_works(ctx, card_id, PINS)
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_crash_at_every_step_then_recovery(ctx: Context, step: str) -> None:
+    (card_id,) = chip_cards(ctx, 1, NOW)
+    serial = cards.get_card(ctx, SYSTEM, card_id).card_serial
+    assert serial
+    before = load_image(chips.card_path(ctx, serial), ctx.settings.data_key).to_bytes()
+    with pytest.raises(Crash):
+        window.issue_card(ctx, clerk(), identity=ID, pins=PINS, notification_card="collected", now=NOW,
+                          card_id=card_id, fault=_crash_at(step))
+    assert window.recover(ctx, clerk(), NOW + timedelta(minutes=5)) == []  # not yet stale
+    rolled = window.recover(ctx, clerk(), NOW + timedelta(hours=1))
+    assert window.check_consistency(ctx, card_id) == []
+    if step == "committed":
+        assert rolled == []
+        assert cards.get_card(ctx, SYSTEM, card_id).state is CardState.ISSUED
+        return
+    assert rolled == [card_id]
+    assert cards.get_card(ctx, SYSTEM, card_id).state is CardState.NOTICE_SENT
+    assert _pins_on_chip(ctx, card_id) == set()
+    assert load_image(chips.card_path(ctx, serial), ctx.settings.data_key).to_bytes() == before
+    # the resident comes back another day: a fresh attempt issues the card
+    later = window.issue_card(ctx, clerk(), identity=ID, pins=PINS, notification_card="none",
+                              now=NOW + timedelta(days=1), card_id=card_id)
+    assert later.status is IssuanceStatus.ISSUED and not later.replayed
+    assert window.check_consistency(ctx, card_id) == []
+
+
+def test_cancel_cannot_undo_an_issued_card(ctx: Context) -> None:
+    (card_id,) = chip_cards(ctx, 1, NOW)
+    window.issue_card(ctx, clerk(), identity=ID, pins=PINS, notification_card="collected", now=NOW, card_id=card_id)
+    assert window.cancel_issuance(ctx, clerk(), card_id, NOW) is IssuanceStatus.ISSUED
+    _chip_works(ctx, card_id, PINS)
+    assert window.recover(ctx, clerk(), NOW + timedelta(days=1)) == []
+    assert cards.get_card(ctx, SYSTEM, card_id).state is CardState.ISSUED
