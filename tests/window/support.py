@@ -12,7 +12,7 @@ from mynacard.principal import Principal, Role
 from mynacard.window.production import manufacture_with_chips
 from tests.helpers import CHIYODA, CONTRACTOR, MANUFACTURER, SAPPORO, SYSTEM, apply_all, clerk, make_residents
 
-__all__ = ["CHIYODA", "SAPPORO", "CALL_CENTRE", "chip_cards", "clerk"]
+__all__ = ["CALL_CENTRE", "CHIYODA", "SAPPORO", "chip_cards", "clerk"]
 
 CALL_CENTRE = Principal(Role.OPERATOR, "call-centre")
 

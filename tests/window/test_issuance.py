@@ -157,3 +157,29 @@ def test_cancel_cannot_undo_an_issued_card(ctx: Context) -> None:
     _chip_works(ctx, card_id, PINS)
     assert window.recover(ctx, clerk(), NOW + timedelta(days=1)) == []
     assert cards.get_card(ctx, SYSTEM, card_id).state is CardState.ISSUED
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_killed_terminal_process_then_retry(ctx: Context, step: str) -> None:
+    """The terminal's process is killed at each step (no exception handlers, no clean-up); a retry from
+    another process completes the issuance exactly once."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (card_id,) = chip_cards(ctx, 1, NOW)
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
+    done = subprocess.run([sys.executable, "-m", "tests.window.crash_child", str(ctx.settings.home),
+                           ctx.settings.database_url, str(card_id), step], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 137, done.stderr[-2000:]
+    state = cards.get_card(ctx, SYSTEM, card_id).state
+    assert state is (CardState.ISSUED if step == "committed" else CardState.NOTICE_SENT)
+    retry = window.issue_card(ctx, clerk(), identity=ID, pins=PINS, notification_card="collected",
+                              now=NOW + timedelta(minutes=2), card_id=card_id)
+    assert retry.status is IssuanceStatus.ISSUED
+    assert window.check_consistency(ctx, card_id) == []
+    assert _issued_events(ctx, card_id) == 1
+    _chip_works(ctx, card_id, PINS)
