@@ -31,6 +31,7 @@ __all__ = [
     "ProxyReason",
     "check_identity",
     "documents_problem",
+    "proxy_reason_label",
 ]
 
 
@@ -110,6 +111,16 @@ class ProxyReason(StrEnum):
     """長期出張・留学・船員."""
     WITHDRAWAL = "withdrawal"
     """ひきこもり."""
+
+
+_REASON_LABELS = {"illness": "病気・身体の障害", "care_facility": "入院・施設入所", "care_need": "要介護・要支援認定",
+                  "age_75": "75歳以上", "pregnancy": "妊婦", "child": "中学生以下", "abroad": "長期出張・留学・船員",
+                  "withdrawal": "ひきこもり"}
+
+
+def proxy_reason_label(reason: ProxyReason) -> str:
+    """The reason in Japanese, as the form lists it."""
+    return _REASON_LABELS[reason.value]
 
 
 class NotificationCard(StrEnum):
