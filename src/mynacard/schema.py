@@ -10,6 +10,7 @@ from mynacard.db import metadata
 from mynacard.exchange import tables as _exchange  # noqa: F401
 from mynacard.jpki import tables as _jpki  # noqa: F401
 from mynacard.kiosk import tables as _kiosk  # noqa: F401
+from mynacard.office import tables as _office  # noqa: F401
 from mynacard.plans import tables as _plans  # noqa: F401
 from mynacard.portal import tables as _portal  # noqa: F401
 from mynacard.registry import tables as _registry  # noqa: F401

@@ -183,3 +183,30 @@ def test_killed_terminal_process_then_retry(ctx: Context, step: str) -> None:
     assert window.check_consistency(ctx, card_id) == []
     assert _issued_events(ctx, card_id) == 1
     _chip_works(ctx, card_id, PINS)
+
+
+def test_issue_by_scanned_notice_closes_the_notice_once(ctx: Context) -> None:
+    from mynacard.office import service as office
+    from mynacard.office.model import NoticeState
+    from tests.office.support import EVENING, open_windows
+
+    (card_id,) = chip_cards(ctx, 1, NOW, notice=False)
+    open_windows(ctx)
+    office.check_received_cards(ctx, SYSTEM, "131016", EVENING - timedelta(hours=1))
+    office.run_pre_issuance_setup(ctx, SYSTEM, "131016", EVENING)
+    (number,) = office.send_notices(ctx, SYSTEM, "131016", EVENING)
+    with pytest.raises(NotFound):
+        window.issue_card(ctx, clerk(SAPPORO), identity=ID, pins=PINS, notification_card="collected",
+                          now=EVENING, notice_number=number)
+    with pytest.raises(Crash):
+        window.issue_card(ctx, clerk(), identity=ID, pins=PINS, notification_card="collected", now=EVENING,
+                          notice_number=number, fault=_crash_at("collected"))
+    assert [n["notice_number"] for n in office.notices_of(ctx, SYSTEM, "131016", NoticeState.SENT)] == [number]
+    result = window.issue_card(ctx, clerk(), identity=ID, pins=PINS, notification_card="collected",
+                               now=EVENING, notice_number=number)
+    assert result.card_id == card_id and result.idempotency_key == number and not result.replayed
+    assert [n["notice_number"] for n in office.notices_of(ctx, SYSTEM, "131016", NoticeState.COLLECTED)] == [number]
+    again = window.issue_card(ctx, clerk(), identity=ID, pins=PINS, notification_card="collected",
+                              now=EVENING, notice_number=number)
+    assert again.replayed
+    assert window.check_consistency(ctx, card_id) == []

@@ -55,12 +55,14 @@ __all__ = [
     "CardView",
     "IntakeResult",
     "ManufactureItem",
+    "OfficeCard",
     "ReceiptResult",
     "TransitionCount",
     "acknowledge_print_batch",
     "card_history",
     "card_ids_in_states",
     "cards_to_manufacture",
+    "claim_in_municipality",
     "counts_by_application_month",
     "counts_by_municipality_and_state",
     "decide_review",
@@ -70,6 +72,7 @@ __all__ = [
     "last_activity",
     "manufacture_batch",
     "move_card",
+    "office_cards",
     "order_printing",
     "pending_print_batches",
     "receive_box",
@@ -938,3 +941,45 @@ def card_ids_in_states(ctx: Context, principal: Principal, municipality_code: st
         query = query.where(cards.c.updated_at <= changed_before)
     with ctx.db.connect() as conn:
         return list(conn.execute(query).scalars())
+
+
+# --- for the municipal office (office part): claims and reads inside the caller's transaction -------------
+
+@dataclass(frozen=True)
+class OfficeCard:
+    """A card as the municipal office handles it: the printed face, serial and dates (no individual number)."""
+
+    id: int
+    resident_id: int
+    municipality_code: str
+    state: CardState
+    card_serial: str | None
+    facts: BasicFacts
+    applied_at: datetime
+    updated_at: datetime
+    card_valid_until: date | None
+    wants_sign_cert: bool
+    wants_auth_cert: bool
+
+
+def claim_in_municipality(conn: Connection, states: Sequence[CardState], municipality_code: str, limit: int, *,
+                          among: Any = None, changed_before: datetime | None = None) -> list[int]:
+    """Lock (SKIP LOCKED on PostgreSQL) up to ``limit`` of a municipality's cards in ``states``, oldest change
+    first; ``among`` is an optional subquery of card ids to choose from (the office's passed checks)."""
+    where: list[Any] = [cards.c.municipality_code == municipality_code]
+    if among is not None:
+        where.append(cards.c.id.in_(among))
+    if changed_before is not None:
+        where.append(cards.c.updated_at <= changed_before)
+    return ledger.claim(conn, list(states), limit, where=where, order_by=[cards.c.updated_at])
+
+
+def office_cards(conn: Connection, ids: Sequence[int]) -> dict[int, OfficeCard]:
+    """The cards ``ids`` (those that exist) as the office sees them, read inside the caller's transaction."""
+    out: dict[int, OfficeCard] = {}
+    for r in _rows(conn, list(ids)):
+        out[r.id] = OfficeCard(r.id, r.resident_id, r.municipality_code, CardState(r.state), r.card_serial,
+                               BasicFacts(r.family_name, r.given_name, r.birth_date, Sex(r.sex), r.address),
+                               r.applied_at, r.updated_at, r.card_valid_until, r.wants_sign_cert,
+                               r.wants_auth_cert)
+    return out

@@ -25,13 +25,11 @@ with the endorsement (追記) and a new signing certificate, and PIN reset — e
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import ModuleType
 from typing import Any
 
 from cryptography import x509
@@ -52,6 +50,7 @@ from mynacard.context import Context
 from mynacard.errors import Conflict, InvalidInput, NotFound
 from mynacard.jpki import service as jpki
 from mynacard.jpki.model import CaKind
+from mynacard.office import service as office
 from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
 from mynacard.window.model import IdentityCheck, IssuanceStatus, NotificationCard, check_identity
@@ -90,14 +89,6 @@ def _no_fault(step: str) -> None:
     return None
 
 
-def _office() -> ModuleType | None:
-    """The office part (notices), when it is installed."""
-    try:
-        return importlib.import_module("mynacard.office.service")
-    except ModuleNotFoundError:
-        return None
-
-
 @dataclass(frozen=True)
 class IssuanceResult:
     """The outcome of a window issuance."""
@@ -123,9 +114,6 @@ def find_card(ctx: Context, principal: Principal, *, notice_number: str | None =
     another town's card is not found."""
     principal.require(*_WINDOW)
     if notice_number:
-        office = _office()
-        if office is None:
-            raise NotFound("no such notice")
         notice = office.card_for_notice(ctx, principal, notice_number)
         return str(notice_number), cards.get_card(ctx, principal, int(notice.card_id))
     if card_id is None:
@@ -291,8 +279,7 @@ def _commit(ctx: Context, principal: Principal, record_id: int, card: cards.Card
         if not cards.move_card(conn, card.id, [S.NOTICE_SENT], S.ISSUED, actor=principal.subject, now=now,
                                reason=f"窓口交付 {row.idempotency_key}"):
             raise Conflict("カードは交付待ちではありません (the card is no longer waiting for pickup)")
-        office = _office()
-        if notice_number and office is not None:
+        if notice_number:
             office.mark_notice_collected(conn, notice_number, now)
         conn.execute(update(window_issuances).where(window_issuances.c.id == record_id).values(
             status=IssuanceStatus.ISSUED.value, updated_at=now, finished_at=now))
