@@ -4,6 +4,7 @@ Every route is scoped by the caller's role and municipality through the service.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -89,8 +90,10 @@ register({
 })
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _now(request: Request) -> datetime:
+    """The server's clock (``app.state.clock`` when a test or the demo sets one, as the office part reads)."""
+    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else datetime.now(UTC)
 
 
 _PIN_FIELDS = ("auth", "sign", "card_info", "residence")
@@ -148,21 +151,22 @@ def _issuance_json(result: service.IssuanceResult) -> dict[str, Any]:
 
 
 @router.post("/api/window/issuances")
-def api_issue(body: IssuanceIn, ctx: Context = Depends(context),
+def api_issue(request: Request, body: IssuanceIn, ctx: Context = Depends(context),
               who: Principal = Depends(principal)) -> dict[str, Any]:
     """窓口交付: one atomic, idempotent issuance (retry with the same notice number safely)."""
     i = body.identity
     identity = _identity(i.person_documents, i.attendance, i.agent_documents, i.authority_confirmed,
                          i.proxy_reason, i.evidence_of_inability, i.photo_among_b)
     result = service.issue_card(ctx, who, identity=identity, pins=_pins(body.pins),
-                                notification_card=body.notification_card, now=_now(),
+                                notification_card=body.notification_card, now=_now(request),
                                 notice_number=body.notice_number, card_id=body.card_id)
     return _issuance_json(result)
 
 
 @router.post("/api/window/issuances/{card_id}/cancel")
-def api_cancel(card_id: int, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
-    status = service.cancel_issuance(ctx, who, card_id, _now())
+def api_cancel(request: Request, card_id: int, ctx: Context = Depends(context),
+               who: Principal = Depends(principal)) -> dict[str, Any]:
+    status = service.cancel_issuance(ctx, who, card_id, _now(request))
     return {"card_id": card_id, "status": status.value if status else None}
 
 
@@ -173,10 +177,10 @@ class SuspensionIn(BaseModel):
 
 
 @router.post("/api/window/suspensions")
-def api_suspend(body: SuspensionIn, ctx: Context = Depends(context),
+def api_suspend(request: Request, body: SuspensionIn, ctx: Context = Depends(context),
                 who: Principal = Depends(principal)) -> dict[str, Any]:
     """一時利用停止 by phone at any hour (the call centre; role operator)."""
-    result = service.suspend_by_phone(ctx, who, body.card_id, body.request_key, _now(), lost=body.lost)
+    result = service.suspend_by_phone(ctx, who, body.card_id, body.request_key, _now(request), lost=body.lost)
     return {"card_id": result.card_id, "state": result.state.value, "replayed": result.replayed,
             "held_certificates": list(result.certificates)}
 
@@ -204,7 +208,7 @@ def _start_of_day(now: datetime) -> datetime:
 @router.get("/window", response_class=HTMLResponse, include_in_schema=False)
 def window_home(request: Request, ctx: Context = Depends(context),
                 who: Principal = Depends(principal)) -> HTMLResponse:
-    rows = service.todays_issuances(ctx, who, _start_of_day(_now()))
+    rows = service.todays_issuances(ctx, who, _start_of_day(_now(request)))
     return render(request, "window_home.html", rows=rows)
 
 
@@ -269,7 +273,7 @@ async def window_issue(card_id: int, request: Request, ctx: Context = Depends(co
     try:
         result = service.issue_card(ctx, who, identity=_form_identity(single, multi),
                                     pins=_pins({k: single.get(f"pin_{k}", "") for k in _PIN_FIELDS}),
-                                    notification_card=single.get("notification_card", ""), now=_now(),
+                                    notification_card=single.get("notification_card", ""), now=_now(request),
                                     notice_number=single.get("notice") or None,
                                     card_id=None if single.get("notice") else card_id)
     except (InvalidInput, Conflict) as exc:
@@ -280,7 +284,7 @@ async def window_issue(card_id: int, request: Request, ctx: Context = Depends(co
 @router.post("/window/cards/{card_id}/cancel", response_class=HTMLResponse, include_in_schema=False)
 def window_cancel(card_id: int, request: Request, ctx: Context = Depends(context),
                   who: Principal = Depends(principal)) -> HTMLResponse:
-    service.cancel_issuance(ctx, who, card_id, _now())
+    service.cancel_issuance(ctx, who, card_id, _now(request))
     return _card_page(request, ctx, who, card_id, done="window.rolled_back")
 
 
@@ -293,7 +297,7 @@ async def window_pin_reset(card_id: int, request: Request, ctx: Context = Depend
         value = value.upper()
     try:
         service.reset_pin(ctx, who, card_id, single.get("pin_kind", ""), value, _form_identity(single, multi),
-                          _now())
+                          _now(request))
     except (InvalidInput, Conflict) as exc:
         return _failed(request, ctx, who, card_id, exc)
     return _card_page(request, ctx, who, card_id, done="window.reset_done")
@@ -304,7 +308,7 @@ async def window_lift(card_id: int, request: Request, ctx: Context = Depends(con
                       who: Principal = Depends(principal)) -> HTMLResponse:
     single, multi = await _form(request)
     try:
-        service.lift_suspension(ctx, who, card_id, _form_identity(single, multi), _now())
+        service.lift_suspension(ctx, who, card_id, _form_identity(single, multi), _now(request))
     except (InvalidInput, Conflict) as exc:
         return _failed(request, ctx, who, card_id, exc)
     return _card_page(request, ctx, who, card_id, done="window.lifted")
@@ -316,7 +320,7 @@ async def window_address(card_id: int, request: Request, ctx: Context = Depends(
     single, _ = await _form(request)
     password = single.get("new_sign_password", "").strip().upper() or None
     try:
-        service.change_address(ctx, who, card_id, _now(), new_sign_password=password)
+        service.change_address(ctx, who, card_id, _now(request), new_sign_password=password)
     except (InvalidInput, Conflict) as exc:
         return _failed(request, ctx, who, card_id, exc)
     return _card_page(request, ctx, who, card_id, done="window.endorsed")
@@ -327,7 +331,7 @@ async def window_lost(card_id: int, request: Request, ctx: Context = Depends(con
                       who: Principal = Depends(principal)) -> HTMLResponse:
     single, multi = await _form(request)
     try:
-        form_id = service.reissue_after_loss(ctx, who, card_id, _form_identity(single, multi), _now())
+        form_id = service.reissue_after_loss(ctx, who, card_id, _form_identity(single, multi), _now(request))
     except (InvalidInput, Conflict) as exc:
         return _failed(request, ctx, who, card_id, exc)
     return _card_page(request, ctx, who, card_id, done="window.new_form", new_form=form_id)
