@@ -18,7 +18,7 @@ CALL_CENTRE = Principal(Role.OPERATOR, "call-centre")
 
 
 def chip_cards(ctx: Context, n: int, now: datetime, municipality: str = CHIYODA, *, seed: int = 1,
-               notice: bool = True, wants_certs: bool = True) -> list[int]:
+               notice: bool = True, wants_certs: bool = True, receive: bool = True) -> list[int]:
     """``n`` residents apply; their cards are made with chips, shipped, received and (with ``notice``)
     set up and noticed. Returns the card ids (in resident order)."""
     applied = now - timedelta(days=30)
@@ -42,7 +42,7 @@ def chip_cards(ctx: Context, n: int, now: datetime, municipality: str = CHIYODA,
             pass
     while cards.ship_cards(ctx, MANUFACTURER, made):
         pass
-    for box in cards.unreceived_boxes(ctx, SYSTEM):
+    for box in cards.unreceived_boxes(ctx, SYSTEM) if receive else []:
         manifest = cards.box_manifest(ctx, SYSTEM, box)
         cards.receive_box(ctx, clerk(manifest["municipality_code"]), box, manifest["serials"], {},
                           made + timedelta(days=1))
@@ -53,7 +53,7 @@ def chip_cards(ctx: Context, n: int, now: datetime, municipality: str = CHIYODA,
         by_resident = dict(conn.execute(select(card_table.c.resident_id, card_table.c.id)
                                         .where(card_table.c.resident_id.in_(rids))).all())
     ids = [by_resident[r] for r in rids]
-    if notice:
+    if notice and receive:
         for card_id in ids:
             cards.transition(ctx, SYSTEM, card_id, CardState.PRE_ISSUANCE_SET, None, now - timedelta(days=5))
             cards.transition(ctx, SYSTEM, card_id, CardState.NOTICE_SENT, None, now - timedelta(days=5))
