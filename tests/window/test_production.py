@@ -115,3 +115,30 @@ def test_retry_after_chip_made_reuses_the_chip(ctx: Context, monkeypatch: pytest
     assert chips.card_path(ctx, item.card_serial).read_bytes() == before
     assert _good_serials(ctx, item.card_id) == good
     assert cards.get_card(ctx, SYSTEM, item.card_id).card_serial == item.card_serial
+
+
+def test_card_cli_demo_personalises_with_the_jpki_cas(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from mynacard.bootstrap import build_context
+    from mynacard.chip.cardfile import load_image
+    from mynacard.chip.model import Application
+    from mynacard.cli import app
+    from mynacard.jpki.model import CaKind
+
+    home = Path(str(tmp_path))
+    card = home / "demo.card"
+    result = CliRunner().invoke(app, ["card", "personalise", "--demo", "--seed", "7", "--out", str(card),
+                                      "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    ctx = build_context(home=home)
+    image = load_image(card, ctx.settings.data_key)
+    from cryptography import x509
+    auth = x509.load_der_x509_certificate(image.file(Application.JPKI, 0x000A))
+    record = jpki.certificate_by_serial(ctx, SYSTEM, auth.serial_number)
+    assert record.view.status == "good" and record.view.card_serial == image.serial
+    root = jpki.current_authority(ctx, CaKind.AUTH, auth.not_valid_before_utc)
+    auth.verify_directly_issued_by(root.certificate)
+    ctx.db.dispose()
