@@ -128,6 +128,7 @@ def demo(
     host: str = "127.0.0.1",
     port: int = 8000,
     serve_after: bool = typer.Option(True, "--serve/--no-serve"),
+    chip_cards: int = typer.Option(40, "--chip-cards", help="The first cards made get real chips (JPKI)."),
 ) -> None:
     """A seeded town on SQLite, a few simulated weeks of the issuance flow, and the web app."""
     from mynacard.migrate import upgrade
@@ -142,7 +143,9 @@ def demo(
         start = _now().date() - timedelta(days=days)
         seed_population(ctx, ["131016", "011002"], residents, seed=2016,
                         now=datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC), console=console)
-        simulate_days(ctx, start, days, seed=2016, console=console)
+        from mynacard.sim.driver import SimulationRates
+
+        simulate_days(ctx, start, days, seed=2016, console=console, rates=SimulationRates(chip_cards=chip_cards))
         from mynacard.plans.demo import prepare_demo
 
         prepare_demo(ctx, start, days, console=console)
