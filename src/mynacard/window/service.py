@@ -244,6 +244,10 @@ def issue_card(ctx: Context, principal: Principal, *, identity: IdentityCheck, p
     if card.card_serial is None:
         raise Conflict("this card has no chip")
     with _reader(ctx, card.card_serial) as (chip, terminal):
+        with ctx.db.connect() as conn:
+            done = _record_row(conn, card.id)
+        if done is not None and done.status == IssuanceStatus.ISSUED.value:
+            return _result(done, True)  # a retried request: answered again, nothing touched
         has_sign = bool(chip.image.file(Application.JPKI, 0x0001))
         if has_sign and pins.sign is None:
             raise InvalidInput("署名用電子証明書のパスワードを設定してください (the card has a signing certificate)")
