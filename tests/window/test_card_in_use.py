@@ -117,6 +117,6 @@ def test_address_change_endorses_the_chip_and_issues_a_new_signing_certificate(c
         cert = client.read_sign_certificate("NEW12345")
         return facts.address, cert.serial_number
 
-    address, serial = _client_run(ctx, card_id, read)  # type: ignore[misc]
-    assert address == new_address and str(serial) == result.certificates[0]
+    address_and_serial = _client_run(ctx, card_id, read)
+    assert address_and_serial == (new_address, int(result.certificates[0]))
     assert window.change_address(ctx, clerk(), card_id, NOW + timedelta(days=3)).replayed
