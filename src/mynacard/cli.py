@@ -15,6 +15,7 @@ from mynacard.context import Context
 from mynacard.exchange.cli import app as exchange_app
 from mynacard.jpki import cli as jpki_cli
 from mynacard.kiosk.cli import app as kiosk_app
+from mynacard.office import cli as office_cli
 from mynacard.plans.cli import app as plans_app
 from mynacard.portal.cli import app as portal_app
 
@@ -27,6 +28,7 @@ app.add_typer(portal_app, name="portal")
 app.add_typer(kiosk_app, name="kiosk")
 app.add_typer(plans_app, name="plans")
 app.add_typer(jpki_cli.app, name="jpki")
+app.add_typer(office_cli.app, name="office")
 console = Console()
 
 HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_HOME or ~/.mynacard).")

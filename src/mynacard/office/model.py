@@ -114,6 +114,10 @@ class NoticeCard:
 
 # --- notice numbers (交付通知書番号) -------------------------------------------------------------------------
 
+_TYPOS = str.maketrans("OIL", "011")
+"""Letters Crockford's alphabet leaves out because they look like digits: read them as those digits."""
+
+
 def notice_check_char(body: str) -> str:
     """The check character of a notice number body (Crockford's mod-37 check symbol)."""
     value = 0
@@ -131,7 +135,7 @@ def new_notice_number() -> str:
 def parse_notice_number(text: str) -> str:
     """Normalise what a resident typed (spaces, hyphens, lower case, O→0, I/L→1) and check it."""
     raw = "".join(ch for ch in str(text).upper() if ch not in " -\u3000")
-    raw = raw.translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
+    raw = raw.translate(_TYPOS)
     body, check = raw[:-1], raw[-1:]
     if len(body) != _BODY or any(ch not in NOTICE_ALPHABET for ch in body) or not check:
         raise InvalidInput("a notice number (交付通知書番号) has 17 characters; check the postcard")

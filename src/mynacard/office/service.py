@@ -299,7 +299,7 @@ def check_received_cards(ctx: Context, principal: Principal, municipality_code: 
     checked = select(office_receipt_checks.c.card_id).where(office_receipt_checks.c.outcome == "passed")
     with ctx.transaction() as tx:
         conn = tx.conn
-        ids = cards.claim_in_municipality(conn, [S.RECEIVED], municipality_code, limit + 50)
+        ids = cards.claim_in_municipality(conn, [S.RECEIVED], municipality_code, limit + 50, changed_before=now)
         passed_before = set(conn.execute(checked.where(office_receipt_checks.c.card_id.in_(ids))).scalars()) \
             if ids else set()
         ids = [i for i in ids if i not in passed_before][:limit]
@@ -367,7 +367,8 @@ def run_pre_issuance_setup(ctx: Context, principal: Principal, municipality_code
         if terminals == 0:
             raise Conflict("the municipality has no integrated terminals registered (add a site with counters)")
         limit = terminals * per_terminal
-        ids = cards.claim_in_municipality(conn, [S.RECEIVED], municipality_code, limit, among=passed)
+        ids = cards.claim_in_municipality(conn, [S.RECEIVED], municipality_code, limit, among=passed,
+                                         changed_before=now)
         moved = ledger.advance(conn, ids, [S.RECEIVED], S.PRE_ISSUANCE_SET, actor=principal.subject, now=now,
                                reason="pre-issuance setup")
         conn.execute(insert(office_setup_runs).values(
@@ -395,7 +396,8 @@ def send_notices(ctx: Context, principal: Principal, municipality_code: str, now
             room = min(room, max(0, limit))
         if room == 0:
             return []
-        ids = cards.claim_in_municipality(conn, [S.PRE_ISSUANCE_SET], municipality_code, room)
+        ids = cards.claim_in_municipality(conn, [S.PRE_ISSUANCE_SET], municipality_code, room,
+                                         changed_before=now)
         found = cards.office_cards(conn, ids)
         deadline = pickup_deadline(local_date(now))
         numbers: list[str] = []
@@ -623,47 +625,78 @@ def _by_key(conn: Connection, key: str, number: str) -> Booking | None:
     return _booking(conn, row.id)
 
 
+_SITE_NAMES: dict[tuple[str, int], str] = {}
+"""Site names by (database, site id): sites are never renamed, so the hot path need not join them."""
+
+
+def _site_name(conn: Connection, site_id: int) -> str:
+    key = (str(conn.engine.url), site_id)
+    if key not in _SITE_NAMES:
+        _SITE_NAMES[key] = str(conn.execute(select(office_sites.c.name).where(office_sites.c.id == site_id))
+                               .scalar_one())
+    return _SITE_NAMES[key]
+
+
 def _book(ctx: Context, number: str, birth_date: date, slot_id: int, now: datetime, key: str | None, *,
           rebooking: bool) -> Booking:
-    failed = False
+    # The hot path is four statements: the idempotency key, the notice with its active booking, the slot's
+    # guarded UPDATE (every rule of a bookable slot in its WHERE, so the last place cannot be taken twice),
+    # and the INSERT. Only a refusal reads more, to say why.
     with ctx.transaction() as tx:
         conn = tx.conn
         if key is not None and (again := _by_key(conn, key, number)) is not None:
             return again
-        notice = _resident_notice(ctx, conn, number, birth_date)
+        notice = conn.execute(
+            select(office_notices.c.municipality_code, office_notices.c.state, office_notices.c.birth_hash,
+                   office_notices.c.failed_attempts, office_bookings.c.id.label("active_id"),
+                   office_bookings.c.slot_id.label("active_slot"))
+            .outerjoin(office_bookings, and_(office_bookings.c.notice_number == office_notices.c.notice_number,
+                                             office_bookings.c.state == BookingState.ACTIVE.value))
+            .where(office_notices.c.notice_number == number)).first()
         if notice is None:
-            failed = True
-        else:
-            slot = conn.execute(select(office_slots).where(office_slots.c.id == slot_id)).first()
-            if slot is None or slot.municipality_code != notice.municipality_code \
-                    or slot.kind != CounterKind.ISSUANCE.value:
-                raise NotFound("no such slot at your municipality's windows")
-            if slot.starts_at <= now:
-                raise Conflict("this slot has already begun")
-            if slot.starts_at > now + timedelta(days=BOOKING_HORIZON_DAYS):
-                raise Conflict(f"bookings open {BOOKING_HORIZON_DAYS} days ahead")
-            active = conn.execute(select(office_bookings.c.id, office_bookings.c.slot_id).where(
-                office_bookings.c.notice_number == number,
-                office_bookings.c.state == BookingState.ACTIVE.value)).first()
-            if active is not None:
-                if active.slot_id == slot_id:
-                    return _booking(conn, active.id)
+            raise NotFound("the notice number and date of birth do not match a notice")
+        if notice.failed_attempts >= MAX_BIRTH_DATE_FAILURES:
+            raise Conflict("too many wrong dates of birth for this notice: please call the office")
+        matches = notice.birth_hash == _birth_hash(ctx, number, birth_date)
+        if matches:
+            if notice.state != NoticeState.SENT.value:
+                raise Conflict(f"this notice is {notice.state} and can no longer be used to book")
+            if notice.active_id is not None:
+                if notice.active_slot == slot_id:
+                    return _booking(conn, notice.active_id)
                 if not rebooking:
                     raise Conflict("this notice already has a booking: cancel it or change it (rebook)")
                 _close_bookings(conn, number, BookingState.CANCELLED, now)
             taken = conn.execute(update(office_slots).where(
-                office_slots.c.id == slot_id, office_slots.c.booked < office_slots.c.capacity).values(
-                booked=office_slots.c.booked + 1))
-            if taken.rowcount != 1:
-                raise Conflict("this slot is full: please choose another time")
+                office_slots.c.id == slot_id, office_slots.c.municipality_code == notice.municipality_code,
+                office_slots.c.kind == CounterKind.ISSUANCE.value, office_slots.c.starts_at > now,
+                office_slots.c.starts_at <= now + timedelta(days=BOOKING_HORIZON_DAYS),
+                office_slots.c.booked < office_slots.c.capacity).values(booked=office_slots.c.booked + 1)
+                .returning(office_slots.c.site_id, office_slots.c.kind, office_slots.c.starts_at,
+                           office_slots.c.ends_at, office_slots.c.capacity, office_slots.c.booked)).first()
+            if taken is None:
+                _refuse_slot(conn, slot_id, notice.municipality_code, now)
             booking_id = int(conn.execute(insert(office_bookings).values(
                 notice_number=number, slot_id=slot_id, municipality_code=notice.municipality_code,
                 state=BookingState.ACTIVE.value, idempotency_key=key, created_at=now, closed_at=None)
                 .returning(office_bookings.c.id)).scalar_one())
-            return _booking(conn, booking_id)
-    if failed:
-        _count_failure(ctx, number)
+            slot = SlotView(slot_id, taken.site_id, _site_name(conn, taken.site_id), CounterKind(taken.kind),
+                            taken.starts_at, taken.ends_at, taken.capacity, taken.booked)
+            return Booking(booking_id, number, slot, BookingState.ACTIVE, now)
+    _count_failure(ctx, number)
     raise NotFound("the notice number and date of birth do not match a notice")
+
+
+def _refuse_slot(conn: Connection, slot_id: int, municipality_code: str, now: datetime) -> None:
+    """Say why a slot could not be taken (raises)."""
+    slot = conn.execute(select(office_slots).where(office_slots.c.id == slot_id)).first()
+    if slot is None or slot.municipality_code != municipality_code or slot.kind != CounterKind.ISSUANCE.value:
+        raise NotFound("no such slot at your municipality's windows")
+    if slot.starts_at <= now:
+        raise Conflict("this slot has already begun")
+    if slot.starts_at > now + timedelta(days=BOOKING_HORIZON_DAYS):
+        raise Conflict(f"bookings open {BOOKING_HORIZON_DAYS} days ahead")
+    raise Conflict("this slot is full: please choose another time")
 
 
 def rebook(ctx: Context, notice_number: str, birth_date: date, slot_id: int, now: datetime,

@@ -79,12 +79,19 @@ def prepare_demo(ctx: Context, start: date, days: int, *, console: Console | Non
     for c in cards.transition_counts(ctx, SYSTEM, [CardState.RECEIVED]):
         arrived[c.municipality_code] = arrived.get(c.municipality_code, 0) + c.count
     means = {code: demo_means(code, arrived.get(code, 0) / open_days) for code in towns}
+    # The municipal office part works each town's windows (receipt checks, setup, staged notices, bookings,
+    # pickup); work_window above is the stand-in it replaced, kept for reference and for plans' own tests.
+    from mynacard.office import demo as office
+
+    for code in towns:
+        office.open_offices(ctx, code, means[code], start, start + timedelta(days=days - 1))
     for offset in range(days):
         day = start + timedelta(days=offset)
         if not is_government_business_day(day) and day.weekday() != 5:
             continue
         for code in towns:
-            work_window(ctx, code, day, means[code], random.Random(f"demo-window:{code}:{day.isoformat()}"))
+            office.work_office_day(ctx, code, day, means[code],
+                                   random.Random(f"demo-window:{code}:{day.isoformat()}"))
     now = datetime.combine(start + timedelta(days=days), time(7, 0), JST)
     service.refresh_actuals(ctx, SYSTEM, now)
     for code in towns:

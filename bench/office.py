@@ -1,0 +1,272 @@
+"""Benchmark: resident bookings over HTTP against the real server, with many concurrent clients.
+
+    python bench/office.py --clients 200 --notices 2000 --seconds 20 --workers 2
+
+A town is seeded on a fresh PostgreSQL database through the real pipeline (applications → cards received,
+checked, set up, noticed) with a main office and a branch open for four weeks; the web app runs in its own
+processes (uvicorn, ``--workers``), and ``--clients`` concurrent clients (asyncio, one connection each) book
+through ``POST /api/book`` with an ``Idempotency-Key``, each taking the next notice and a random free slot —
+so the hot slots fill and some answers are 409 refusals, as on a real first morning. It prints bookings per
+second and the latency percentiles of every request (booked or refused), checks afterwards that no slot is
+overbooked and that every notice holds at most one booking, and measures the peer in the same run: bare
+``GET /healthz`` requests at the same concurrency (the HTTP stack's floor on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, text
+
+from mynacard.bootstrap import build_context
+from mynacard.cards import service as cards
+from mynacard.clock import JST
+from mynacard.migrate import upgrade
+from mynacard.office import service
+from mynacard.office.model import CounterKind, SiteKind
+from mynacard.principal import Principal, Role
+from mynacard.registry import service as registry
+from mynacard.sim.photos import face_photo
+from mynacard.sim.population import generate_residents
+
+SYSTEM = Principal.system("bench")
+CONTRACTOR = Principal(Role.CONTRACTOR, "bench-contractor")
+MANUFACTURER = Principal(Role.MANUFACTURER, "bench-manufacturer")
+TOWN = "131016"
+PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def _machine() -> dict[str, object]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "load_average": os.getloadavg()}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def _cpu_seconds(parent: int) -> float:
+    """CPU time (user + system) of the server and its worker processes so far: the app's own cost per request,
+    whatever else the shared machine is doing (PostgreSQL's backends are not counted)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == parent or int(fields[1]) == parent:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def seed(url: str, home: Path, notices: int) -> tuple[list[tuple[str, str]], int]:
+    """The town, its windows and ``notices`` noticed cards; returns (notice number, birth date) pairs and the
+    number of free places."""
+    ctx = build_context(home=home, database_url=url)
+    upgrade(ctx.db)
+    now = datetime.now(UTC)
+    yesterday = (now.astimezone(JST) - timedelta(days=1)).date()
+    evening = datetime.combine(yesterday, dtime(20, 0), JST)
+    town = registry.get_municipality(ctx, TOWN)
+    people = list(generate_residents(town, notices, yesterday - timedelta(days=60), 7))
+    ids = registry.register_residents(ctx, SYSTEM, people, evening - timedelta(days=60))
+    forms = cards.issue_application_forms(ctx, SYSTEM, ids, evening - timedelta(days=50))
+    facts = registry.residents_by_id(ctx, SYSTEM, ids)
+    items = [cards.ApplicationInput(
+        application_id=forms[rid], channel="online", family_name=facts[rid].facts.family_name,
+        given_name=facts[rid].facts.given_name, birth_date=facts[rid].facts.birth_date,
+        sex=facts[rid].facts.sex.value, address=facts[rid].facts.address, photo=face_photo(rid % 16))
+        for rid in ids]
+    step = evening - timedelta(days=40)
+    cards.submit_applications(ctx, CONTRACTOR, items, step)
+    while sum(cards.screen_applications(ctx, CONTRACTOR, step)):
+        pass
+    while cards.order_printing(ctx, SYSTEM, step):
+        pass
+    for batch in cards.pending_print_batches(ctx, MANUFACTURER):
+        cards.acknowledge_print_batch(ctx, MANUFACTURER, batch, cards.read_print_file(ctx, batch), step)
+        while cards.manufacture_batch(ctx, MANUFACTURER, batch, step):
+            pass
+    while cards.ship_cards(ctx, MANUFACTURER, step):
+        pass
+    for box in cards.unreceived_boxes(ctx, SYSTEM):
+        cards.receive_box(ctx, SYSTEM, box, cards.box_manifest(ctx, SYSTEM, box)["serials"], {}, step)
+    for name, kind, counters in (("本庁", SiteKind.MAIN, 6), ("駅前支所", SiteKind.BRANCH, 3)):
+        site = service.add_site(ctx, SYSTEM, TOWN, name, kind,
+                                {CounterKind.ISSUANCE: counters, CounterKind.DOCUMENT_CHECK: 2}, step)
+        for i in range(1, 28):
+            day = yesterday + timedelta(days=i)
+            service.add_shift(ctx, SYSTEM, site, day, dtime(8, 30), dtime(17, 0), counters + 2)
+            if day.weekday() == 3:  # Thursday evenings (夜間延長)
+                service.add_shift(ctx, SYSTEM, site, day, dtime(17, 0), dtime(19, 0), counters, note="夜間延長")
+        service.generate_slots(ctx, SYSTEM, site, yesterday + timedelta(days=1), yesterday + timedelta(days=28))
+    service.check_received_cards(ctx, SYSTEM, TOWN, evening, limit=notices)
+    while service.run_pre_issuance_setup(ctx, SYSTEM, TOWN, evening):
+        pass
+    numbers = service.send_notices(ctx, SYSTEM, TOWN, evening)
+    by_card = {n: service.card_for_notice(ctx, SYSTEM, n).resident_id for n in numbers}
+    births = registry.residents_by_id(ctx, SYSTEM, list(by_card.values()))
+    pairs = [(n, births[rid].facts.birth_date.isoformat()) for n, rid in by_card.items()]
+    free = sum(s.free for s in service.open_slots(ctx, TOWN, now))
+    ctx.db.dispose()
+    return pairs, free
+
+
+async def _book_all(base: str, clients: int, pairs: list[tuple[str, str]], slot_ids: list[int],
+                    seconds: float) -> tuple[list[float], dict[int, int], float]:
+    queue = list(pairs)
+    random.Random(1).shuffle(queue)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    hot = slot_ids[:20]  # most residents want the first days: the hot slots fill and refusals follow
+    rng = random.Random(2)
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+            while queue and time.perf_counter() < deadline:
+                number, born = queue.pop()
+                slot = rng.choice(hot) if rng.random() < 0.7 else rng.choice(slot_ids)
+                t0 = time.perf_counter()
+                r = await c.post("/api/book", json={"notice_number": number, "birth_date": born, "slot_id": slot},
+                                 headers={"Idempotency-Key": f"bench-{number}"})
+                latencies.append(time.perf_counter() - t0)
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+    t = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies, statuses, time.perf_counter() - t
+
+
+async def _healthz(base: str, clients: int, per_client: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+
+    async def client() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+            for _ in range(per_client):
+                t0 = time.perf_counter()
+                await c.get("/healthz")
+                latencies.append(time.perf_counter() - t0)
+
+    t = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies, time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--notices", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    name = f"mynacard_bench_office_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    proc = None
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp)
+            t = time.perf_counter()
+            pairs, free = seed(url, home, args.notices)
+            seeded = time.perf_counter() - t
+            port = _free_port()
+            base = f"http://127.0.0.1:{port}"
+            env = {**os.environ, "MYNACARD_HOME": str(home), "MYNACARD_DATABASE_URL": url}
+            proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.cli:asgi_app", "--factory",
+                                     "--port", str(port), "--workers", str(args.workers), "--log-level", "warning",
+                                     "--backlog", "4096"], env=env)
+            for _ in range(300):
+                try:
+                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            slot_ids = [s["id"] for s in httpx.get(f"{base}/api/office/{TOWN}/slots", timeout=30).json()]
+            cpu0 = _cpu_seconds(proc.pid)
+            peer_lat, peer_wall = asyncio.run(_healthz(base, args.clients, 20))
+            cpu1 = _cpu_seconds(proc.pid)
+            lat, statuses, wall = asyncio.run(_book_all(base, args.clients, pairs, slot_ids, args.seconds))
+            cpu2 = _cpu_seconds(proc.pid)
+            # the invariants after the storm, read straight from the database
+            engine = create_engine(url)
+            with engine.connect() as conn:
+                over = conn.execute(text("SELECT count(*) FROM office_slots WHERE booked > capacity")).scalar()
+                drift = conn.execute(text(
+                    "SELECT count(*) FROM office_slots s WHERE booked <> (SELECT count(*) FROM office_bookings b "
+                    "WHERE b.slot_id = s.id AND b.state = 'active')")).scalar()
+                double = conn.execute(text(
+                    "SELECT count(*) FROM (SELECT notice_number FROM office_bookings WHERE state = 'active' "
+                    "GROUP BY notice_number HAVING count(*) > 1) d")).scalar()
+                booked = conn.execute(text("SELECT count(*) FROM office_bookings")).scalar()
+            engine.dispose()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    result = {
+        "machine": _machine(), "clients": args.clients, "workers": args.workers, "notices": len(pairs),
+        "free_places": free, "seed_seconds": round(seeded, 1),
+        "booking": {"requests": len(lat), "seconds": round(wall, 2), "requests_per_second": round(len(lat) / wall, 1),
+                    "bookings_per_second": round(statuses.get(201, 0) / wall, 1), "statuses": statuses,
+                    "p50_ms": round(_percentile(lat, 50) * 1000, 1), "p99_ms": round(_percentile(lat, 99) * 1000, 1),
+                    "server_cpu_ms_per_request": round((cpu2 - cpu1) * 1000 / max(1, len(lat)), 2)},
+        "peer_healthz": {"requests": len(peer_lat), "requests_per_second": round(len(peer_lat) / peer_wall, 1),
+                         "p50_ms": round(_percentile(peer_lat, 50) * 1000, 1),
+                         "p99_ms": round(_percentile(peer_lat, 99) * 1000, 1),
+                         "server_cpu_ms_per_request": round((cpu1 - cpu0) * 1000 / max(1, len(peer_lat)), 2)},
+        "invariants": {"overbooked_slots": over, "slots_whose_count_differs": drift,
+                       "notices_with_two_active_bookings": double, "bookings_rows": booked},
+    }
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    b, p = result["booking"], result["peer_healthz"]
+    print(f"machine: {result['machine']}")
+    print(f"seeded {len(pairs)} notices, {free} free places in {seeded:.0f} s")
+    print(f"booking: {b['requests']} requests in {b['seconds']} s = {b['requests_per_second']}/s "
+          f"({b['bookings_per_second']} bookings/s), statuses {b['statuses']}, p50 {b['p50_ms']} ms, "
+          f"p99 {b['p99_ms']} ms with {args.clients} clients, server CPU {b['server_cpu_ms_per_request']} ms/request")
+    print(f"peer GET /healthz: {p['requests_per_second']}/s, p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, "
+          f"server CPU {p['server_cpu_ms_per_request']} ms/request")
+    print(f"invariants: {result['invariants']}")
+
+
+if __name__ == "__main__":
+    main()
