@@ -210,3 +210,43 @@ def test_issue_by_scanned_notice_closes_the_notice_once(ctx: Context) -> None:
                               now=EVENING, notice_number=number)
     assert again.replayed
     assert window.check_consistency(ctx, card_id) == []
+
+
+def test_two_terminals_at_once_issue_once(ctx: Context) -> None:
+    """Two terminals scan the same notice at the same moment: the card is issued once, with one holder's
+    PINs; the other terminal gets the same answer (replayed) or a clear conflict, never a second issuance."""
+    import threading
+
+    from mynacard.errors import Conflict
+
+    (card_id,) = chip_cards(ctx, 1, NOW)
+    other = InitialPins(auth="9876", card_info="8765", residence="7654", sign="XYZ98765")
+    outcomes: list[object] = []
+
+    def terminal(pins: InitialPins) -> None:
+        try:
+            outcomes.append(window.issue_card(ctx, clerk(), identity=ID, pins=pins, notification_card="collected",
+                                              now=NOW, card_id=card_id))
+        except Conflict as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=terminal, args=(p,)) for p in (PINS, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    fresh = [o for o in outcomes if isinstance(o, window.IssuanceResult) and not o.replayed]
+    assert len(fresh) == 1 and len(outcomes) == 2
+    assert _issued_events(ctx, card_id) == 1
+    assert window.check_consistency(ctx, card_id) == []
+    # exactly one holder's PINs work on the chip
+    from mynacard.chip.client import CardError
+
+    works = []
+    for pins in (PINS, other):
+        try:
+            _chip_works(ctx, card_id, pins)
+            works.append(pins)
+        except CardError:
+            pass
+    assert len(works) == 1
