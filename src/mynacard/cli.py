@@ -18,6 +18,7 @@ from mynacard.kiosk.cli import app as kiosk_app
 from mynacard.office import cli as office_cli
 from mynacard.plans.cli import app as plans_app
 from mynacard.portal.cli import app as portal_app
+from mynacard.window import cli as window_cli
 
 app = typer.Typer(help="mynacard — the My Number Card programme, end to end.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -29,6 +30,7 @@ app.add_typer(kiosk_app, name="kiosk")
 app.add_typer(plans_app, name="plans")
 app.add_typer(jpki_cli.app, name="jpki")
 app.add_typer(office_cli.app, name="office")
+app.add_typer(window_cli.app, name="window")
 console = Console()
 
 HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_HOME or ~/.mynacard).")

@@ -250,3 +250,23 @@ def test_two_terminals_at_once_issue_once(ctx: Context) -> None:
         except CardError:
             pass
     assert len(works) == 1
+
+
+def test_cli_recover_and_check(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from mynacard.cli import app
+
+    (card_id,) = chip_cards(ctx, 1, NOW)
+    with pytest.raises(Crash):
+        window.issue_card(ctx, clerk(), identity=ID, pins=PINS, notification_card="collected", now=NOW,
+                          card_id=card_id, fault=_crash_at("pins_set"))
+    monkeypatch.setenv("MYNACARD_DATABASE_URL", ctx.settings.database_url)
+    runner = CliRunner()
+    home = str(ctx.settings.home)
+    open_now = runner.invoke(app, ["window", "check", str(card_id), "--home", home])
+    assert open_now.exit_code == 1 and "still open" in open_now.output
+    done = runner.invoke(app, ["window", "recover", "--older-than", "0", "--home", home])
+    assert done.exit_code == 0 and f"[{card_id}]" in done.output
+    assert runner.invoke(app, ["window", "check", str(card_id), "--home", home]).exit_code == 0
+    assert _pins_on_chip(ctx, card_id) == set()
