@@ -1,16 +1,20 @@
 """Benchmark: window issuance (窓口交付) over HTTP with 200 concurrent window terminals.
 
-    python bench/window.py --cards 600 --terminals 200 --workers 2
+    python bench/window.py --cards 600 --terminals 200 --workers 2 [--think 20]
 
 A town's cards are made with real chips on a fresh PostgreSQL database and driven to ``notice_sent``; the
 web app runs in its own processes (uvicorn, ``--workers``); ``--terminals`` terminals (asyncio tasks, one
 HTTP connection each) take cards from a common queue and each sends one complete issuance per card —
 ``POST /api/window/issuances``: identity check, the four PINs set on the chip through the issuer's APDUs,
 the certificates checked, the saga record at every step, and the final transaction that issues the card.
-The resident's typing is not part of it (the request carries the PINs). It prints issuances per second and
-the latency percentiles, and beside them the peers measured in the same run at the same concurrency: the
-same server's trivial authenticated route (``GET /api/window/ping``: HTTP, API-key check, JSON), and one
-issuance in process without HTTP or concurrency (the saga's own cost).
+The resident's typing is not part of it (the request carries the PINs); with ``--think S`` each terminal
+waits an exponentially distributed time of mean S seconds before each request (the resident at the PIN pad),
+so that the server sees the arrival rate of a real window floor instead of 200 back-to-back loops.
+
+It prints issuances per second, the latency percentiles and the server's CPU per request, and beside them the
+peers measured in the same run at the same concurrency: the same server's trivial authenticated route
+(``GET /api/window/ping``: HTTP, API-key check, JSON), and one issuance in process without HTTP or
+concurrency (the saga's own cost).
 
 Cards are made with holders who declined both certificates (``--with-certs`` adds cards with both): key
 generation in the chip happens at manufacture, not at the window, and takes ~0.1–0.5 s per key here, so it
@@ -24,6 +28,7 @@ import asyncio
 import json
 import os
 import platform
+import random
 import shutil
 import socket
 import statistics
@@ -81,6 +86,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _cpu_seconds(parent: int) -> float:
+    """CPU time (user + system) of the server and its worker processes so far: its own cost, whatever else the
+    shared machine is doing."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == parent or ppid == parent:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def _percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -128,7 +151,7 @@ def make_cards(ctx: Context, n: int, with_certs: bool) -> list[int]:
 
 
 async def _drive(base: str, key: str, terminals: int, jobs: list[dict[str, object]], path: str,
-                 method: str) -> tuple[list[float], list[str], float]:
+                 method: str, think: float = 0.0, seed: int = 1) -> tuple[list[float], list[str], float]:
     queue: asyncio.Queue[dict[str, object]] = asyncio.Queue()
     for job in jobs:
         queue.put_nowait(job)
@@ -137,12 +160,16 @@ async def _drive(base: str, key: str, terminals: int, jobs: list[dict[str, objec
     limits = httpx.Limits(max_connections=terminals, max_keepalive_connections=terminals)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120,
                                  headers={"Authorization": f"Bearer {key}"}) as client:
+        rng = random.Random(seed)
+
         async def terminal() -> None:
             while True:
                 try:
                     job = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
+                if think:  # the resident types the PINs: not part of the latency
+                    await asyncio.sleep(rng.expovariate(1 / think))
                 t0 = time.perf_counter()
                 try:
                     r = await (client.post(path, json=job) if method == "POST" else client.get(path))
@@ -177,6 +204,9 @@ def main() -> None:
     parser.add_argument("--with-certs", type=int, default=0, help="Extra cards with both certificates.")
     parser.add_argument("--terminals", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="Mean seconds a terminal waits before each request (the resident's typing, excluded "
+                             "from the latency); 0 = back to back.")
     args = parser.parse_args()
     print("machine:", json.dumps(_machine()))
     home = Path(tempfile.mkdtemp(prefix="window-bench-"))
@@ -213,19 +243,26 @@ def main() -> None:
                 time.sleep(0.1)
 
         pings: list[dict[str, object]] = [{} for _ in remote]
+        cpu0 = _cpu_seconds(proc.pid)
         peer, peer_failures, peer_wall = asyncio.run(_drive(base, key, args.terminals, pings, "/api/window/ping",
-                                                            "GET"))
+                                                            "GET", args.think))
+        cpu1 = _cpu_seconds(proc.pid)
         jobs = [{"card_id": c, "identity": {"person_documents": ["driving_licence"]}, "pins": PINS,
                  "notification_card": "collected"} for c in remote]
-        lat, failures, wall = asyncio.run(_drive(base, key, args.terminals, jobs, "/api/window/issuances", "POST"))
+        lat, failures, wall = asyncio.run(_drive(base, key, args.terminals, jobs, "/api/window/issuances", "POST",
+                                                 args.think))
+        cpu2 = _cpu_seconds(proc.pid)
         issued = len(cards.card_ids_in_states(ctx, SYSTEM, "131016", [CardState.ISSUED], limit=100_000))
         bad = sum(1 for c in remote[:50] if window.check_consistency(ctx, c))
         result = {
-            "terminals": args.terminals, "server_workers": args.workers, "cards": len(remote),
+            "terminals": args.terminals, "think_s": args.think, "server_workers": args.workers,
+            "cards": len(remote),
             "setup_seconds": round(setup_s, 1),
             "issuance": _summary(lat, wall) if lat else None, "issuance_failures": len(failures),
             "peer_ping": _summary(peer, peer_wall) if peer else None, "peer_failures": len(peer_failures),
             "peer_in_process_issuance_p50_ms": in_process_ms,
+            "server_cpu_ms_per_issuance": round((cpu2 - cpu1) * 1000 / max(1, len(lat)), 1),
+            "server_cpu_ms_per_ping": round((cpu1 - cpu0) * 1000 / max(1, len(peer)), 1),
             "cards_issued_in_db": issued, "inconsistent_among_first_50": bad,
             "load_average_after": os.getloadavg(),
         }
