@@ -143,7 +143,7 @@ def seed(url: str, home: Path, notices: int) -> tuple[list[tuple[str, str]], int
 
 
 async def _book_all(base: str, clients: int, pairs: list[tuple[str, str]], slot_ids: list[int],
-                    seconds: float) -> tuple[list[float], dict[int, int], float]:
+                    seconds: float, rate: float | None = None) -> tuple[list[float], dict[int, int], float]:
     queue = list(pairs)
     random.Random(1).shuffle(queue)
     latencies: list[float] = []
@@ -154,7 +154,10 @@ async def _book_all(base: str, clients: int, pairs: list[tuple[str, str]], slot_
 
     async def client() -> None:
         async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+            if rate is not None:  # open loop: spread the clients' first requests over one period
+                await asyncio.sleep(rng.random() * clients / rate)
             while queue and time.perf_counter() < deadline:
+                started = time.perf_counter()
                 number, born = queue.pop()
                 slot = rng.choice(hot) if rng.random() < 0.7 else rng.choice(slot_ids)
                 t0 = time.perf_counter()
@@ -162,6 +165,8 @@ async def _book_all(base: str, clients: int, pairs: list[tuple[str, str]], slot_
                                  headers={"Idempotency-Key": f"bench-{number}"})
                 latencies.append(time.perf_counter() - t0)
                 statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                if rate is not None:  # each client books every clients/rate seconds (a resident's think time)
+                    await asyncio.sleep(max(0.0, clients / rate - (time.perf_counter() - started)))
 
     t = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
@@ -189,6 +194,9 @@ def main() -> None:
     parser.add_argument("--notices", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rate", type=float, default=None,
+                        help="open loop: the clients together offer this many bookings per second (default: closed "
+                             "loop, every client books again as soon as it has an answer)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     name = f"mynacard_bench_office_{uuid.uuid4().hex[:8]}"
@@ -219,7 +227,7 @@ def main() -> None:
             cpu0 = _cpu_seconds(proc.pid)
             peer_lat, peer_wall = asyncio.run(_healthz(base, args.clients, 20))
             cpu1 = _cpu_seconds(proc.pid)
-            lat, statuses, wall = asyncio.run(_book_all(base, args.clients, pairs, slot_ids, args.seconds))
+            lat, statuses, wall = asyncio.run(_book_all(base, args.clients, pairs, slot_ids, args.seconds, args.rate))
             cpu2 = _cpu_seconds(proc.pid)
             # the invariants after the storm, read straight from the database
             engine = create_engine(url)
@@ -241,7 +249,8 @@ def main() -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
     result = {
-        "machine": _machine(), "clients": args.clients, "workers": args.workers, "notices": len(pairs),
+        "machine": _machine(), "clients": args.clients, "rate": args.rate, "workers": args.workers,
+        "notices": len(pairs),
         "free_places": free, "seed_seconds": round(seeded, 1),
         "booking": {"requests": len(lat), "seconds": round(wall, 2), "requests_per_second": round(len(lat) / wall, 1),
                     "bookings_per_second": round(statuses.get(201, 0) / wall, 1), "statuses": statuses,

@@ -15,7 +15,7 @@ from mynacard.principal import Role
 from mynacard.registry import service as registry
 from tests.conftest import NOW
 from tests.helpers import CHIYODA, SYSTEM
-from tests.office.support import EVENING, town_with_notices
+from tests.office.support import EVENING, open_windows, town_with_notices
 
 
 @pytest.mark.browser
@@ -77,3 +77,32 @@ def test_clerk_sees_the_days_bookings_of_their_town(ctx: Context, office_server:
     page.shot("clerk-backlog")
     page.goto(f"{office_server}/office/m/011002")  # another town's page
     assert "見つかりません" in page.locator("main").inner_text() or page.locator("h1").inner_text() == "エラー"
+
+
+@pytest.mark.browser
+def test_clerk_receives_checks_sets_up_and_sends_notices(ctx: Context, office_server: str, page: Any) -> None:
+    from mynacard.cards import service as cards
+    from tests.helpers import apply_all, make_residents, produce
+
+    apply_all(ctx, make_residents(ctx, 5, NOW), NOW)
+    produce(ctx, NOW)
+    open_windows(ctx)
+    accounts.create_account(ctx, "chiyoda-sup", Role.SUPERVISOR, "correct horse battery", NOW, CHIYODA)
+    page.goto(f"{office_server}/login?next=/office/m/{CHIYODA}/receipt")
+    page.fill("input[name=username]", "chiyoda-sup")
+    page.fill("input[name=password]", "correct horse battery")
+    page.click("button[type=submit]")
+    assert page.locator("#boxes li").count() == 1
+    page.shot("clerk-receipt")
+    page.click("#boxes button")
+    assert "5 件" in page.locator("main").inner_text()
+    page.click("text=券面・ICチップ確認を実行")
+    page.click("text=交付前設定を実行")
+    assert cards.counts_by_municipality_and_state(ctx, SYSTEM)[CHIYODA] == {"pre_issuance_set": 5}
+    page.click("text=滞留状況")
+    page.click("text=交付通知書を送付")
+    assert page.locator("#notices tr").count() == 5
+    page.shot("clerk-notices-sent")
+    page.goto(f"{office_server}/office/m/{CHIYODA}/congestion")
+    assert page.locator("#congestion tbody tr").count() > 0
+    page.shot("public-congestion")

@@ -181,3 +181,41 @@ def test_receipt_check_sends_a_misprinted_card_back_for_a_reprint(ctx: Context) 
     with pytest.raises(NotFound):
         service.check_received_cards(ctx, clerk(SAPPORO), CHIYODA, EVENING)
     assert cards.verify_ledger(ctx).ok
+
+
+def test_booking_link_carries_every_check_character() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from mynacard.office.pdf import booking_url
+
+    wanted = set("*~$=U")
+    while wanted:
+        number = new_notice_number()
+        if number[16] in wanted:
+            wanted.discard(number[16])
+            link = urlsplit(booking_url("https://example.jp/", number))
+            assert link.path == "/book" and parse_qs(link.query) == {"n": [number]}
+
+
+def test_a_card_voided_before_pickup_frees_its_place_in_the_mailing(ctx: Context) -> None:
+    received_cards(ctx, 26)
+    open_windows(ctx, issuance=2, staff=3, days=1)  # 24 places
+    service.check_received_cards(ctx, SYSTEM, CHIYODA, EVENING)
+    service.run_pre_issuance_setup(ctx, SYSTEM, CHIYODA, EVENING)
+    numbers = service.send_notices(ctx, clerk(), CHIYODA, EVENING)
+    assert len(numbers) == 24
+    gone = service.card_for_notice(ctx, SYSTEM, numbers[0])
+    born = registry.residents_by_id(ctx, SYSTEM, [gone.resident_id])[gone.resident_id].facts.birth_date
+    slot = service.open_slots(ctx, CHIYODA, EVENING)[0]
+    service.book(ctx, numbers[0], born, slot.id, EVENING)
+    registry.move_resident(ctx, SYSTEM, gone.resident_id, "北海道札幌市中央区北1条西2丁目1番地", SAPPORO,
+                           EVENING + timedelta(minutes=5))
+    assert cards.get_card(ctx, SYSTEM, gone.card_id).state is CardState.VOIDED
+    with pytest.raises(Conflict, match="no longer waiting"):
+        service.card_for_notice(ctx, clerk(), numbers[0])
+    later = EVENING + timedelta(minutes=10)
+    assert len(service.send_notices(ctx, clerk(), CHIYODA, later)) == 1  # the voided card's place is free again
+    with pytest.raises(Conflict, match="void"):
+        service.card_for_notice(ctx, clerk(), numbers[0])
+    assert service.open_slots(ctx, CHIYODA, EVENING, only_free=False)[0].booked == 0
+    assert cards.verify_ledger(ctx).ok

@@ -6,7 +6,7 @@ service, render."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Header, Request
@@ -18,7 +18,7 @@ from mynacard.clock import JST, local_date
 from mynacard.context import Context
 from mynacard.errors import Conflict, InvalidInput, NotFound
 from mynacard.office import pdf, service
-from mynacard.office.model import BookingState, format_notice_number
+from mynacard.office.model import BookingState, CounterKind, format_notice_number
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
 from mynacard.web.deps import context, principal, render
@@ -41,6 +41,13 @@ register({
     "office.booking.active": ("予約中", "booked"),
     "office.booking.visited": ("来庁済", "visited"),
     "office.booking.cancelled": ("取消", "cancelled"),
+    "office.renotice": ("再通知", "Re-notice"),
+    "office.destroy": ("受取期限切れのカードを廃棄", "Destroy uncollected cards"),
+    "office.notice.sent": ("送付済", "sent"),
+    "office.notice.collected": ("交付済", "collected"),
+    "office.notice.withdrawn": ("再通知で差替", "replaced by a re-notice"),
+    "office.notice.expired": ("廃棄", "destroyed"),
+    "office.notice.void": ("無効", "void"),
     "office.outstanding": ("未受取の通知", "Outstanding notices"),
     "office.booked_ahead": ("予約済(4週間)", "Booked (4 weeks)"),
     "office.capacity_ahead": ("予約枠(4週間)", "Places (4 weeks)"),
@@ -172,6 +179,13 @@ def notices_form(request: Request, code: str, ctx: Context = Depends(context),
     return _done(code, "backlog", len(service.send_notices(ctx, who, code, _now(request))))
 
 
+@router.post("/office/m/{code}/destroy", include_in_schema=False)
+def destroy_form(request: Request, code: str, ctx: Context = Depends(context),
+                 who: Principal = Depends(principal)) -> Response:
+    """廃棄 of uncollected cards past deadline and retention (supervisor)."""
+    return _done(code, "backlog", len(service.destroy_uncollected(ctx, who, code, _now(request))))
+
+
 @router.get("/office/notices/{number}.pdf", include_in_schema=False)
 def notice_pdf(request: Request, number: str, ctx: Context = Depends(context),
                who: Principal = Depends(principal)) -> Response:
@@ -241,6 +255,58 @@ def notice_json(number: str, ctx: Context = Depends(context), who: Principal = D
     return {"notice_number": n.notice_number, "card_id": n.card_id, "resident_id": n.resident_id,
             "municipality_code": n.municipality_code, "pickup_deadline": n.pickup_deadline.isoformat(),
             "booking_id": n.booking_id}
+
+
+class SiteIn(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    kind: str = "main"
+    issuance_counters: int = Field(ge=0, le=100)
+    document_check_counters: int = Field(ge=0, le=100)
+    address: str | None = None
+
+
+class ShiftIn(BaseModel):
+    day: date
+    starts: time
+    ends: time
+    staff: int
+    note: str | None = None
+
+
+class SlotsIn(BaseModel):
+    first: date
+    last: date
+
+
+@router.get("/api/office/{code}/sites")
+def sites_json(code: str, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> list[dict[str, Any]]:
+    return [{"id": s.id, "name": s.name, "kind": s.kind.value, "terminals": s.terminals,
+             "counters": {k.value: n for k, n in s.counters.items()}} for s in service.sites(ctx, who, code)]
+
+
+@router.post("/api/office/{code}/sites", status_code=201)
+def add_site_json(request: Request, code: str, body: SiteIn, ctx: Context = Depends(context),
+                  who: Principal = Depends(principal)) -> dict[str, int]:
+    """A site (本庁, 支所, 臨時交付窓口) with its counters (supervisor); adding it again changes nothing."""
+    site_id = service.add_site(ctx, who, code, body.name, body.kind,
+                               {CounterKind.ISSUANCE: body.issuance_counters,
+                                CounterKind.DOCUMENT_CHECK: body.document_check_counters}, _now(request), body.address)
+    return {"site_id": site_id}
+
+
+@router.post("/api/office/sites/{site_id}/shifts", status_code=201)
+def add_shift_json(site_id: int, body: ShiftIn, ctx: Context = Depends(context),
+                   who: Principal = Depends(principal)) -> dict[str, int]:
+    """A staffed opening: weekday hours, a Saturday (土曜開庁) or an evening (夜間延長)."""
+    return {"shift_id": service.add_shift(ctx, who, site_id, body.day, body.starts, body.ends, body.staff,
+                                          body.note)}
+
+
+@router.post("/api/office/sites/{site_id}/slots")
+def generate_slots_json(site_id: int, body: SlotsIn, ctx: Context = Depends(context),
+                        who: Principal = Depends(principal)) -> dict[str, int]:
+    """Slots from the site's counters and shifts for the days ``first``..``last``."""
+    return {"added": service.generate_slots(ctx, who, site_id, body.first, body.last)}
 
 
 # --- resident booking (by notice number + date of birth) -----------------------------------------------------

@@ -89,6 +89,8 @@ class NoticeState(StrEnum):
     """再通知で差し替え — a newer notice replaced it."""
     EXPIRED = "expired"
     """廃棄 — the card was destroyed uncollected."""
+    VOID = "void"
+    """無効 — the card was voided before pickup (the holder moved away or died)."""
 
 
 class BookingState(StrEnum):

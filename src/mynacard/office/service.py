@@ -388,6 +388,7 @@ def send_notices(ctx: Context, principal: Principal, municipality_code: str, now
         conn = tx.conn
         if _pg(conn):  # one mailing run per municipality at a time, so two runs cannot both use the room
             conn.execute(select(func.pg_advisory_xact_lock(func.hashtext("office-mailing:" + municipality_code))))
+        _close_void_notices(conn, municipality_code, now)
         outstanding = int(conn.execute(select(func.count()).select_from(office_notices).where(
             office_notices.c.municipality_code == municipality_code,
             office_notices.c.state == NoticeState.SENT.value)).scalar_one())
@@ -412,6 +413,22 @@ def send_notices(ctx: Context, principal: Principal, municipality_code: str, now
         ledger.advance(conn, ids, [S.PRE_ISSUANCE_SET], S.NOTICE_SENT, actor=principal.subject, now=now,
                        reason="issuance notice 1")
     return numbers
+
+
+def _close_void_notices(conn: Connection, municipality_code: str, now: datetime) -> int:
+    """Outstanding notices whose card is no longer waiting (voided when the holder moved away or died) become
+    ``void``, free their booking, and stop counting against the mailing room."""
+    open_notices = conn.execute(select(office_notices.c.notice_number, office_notices.c.card_id).where(
+        office_notices.c.municipality_code == municipality_code,
+        office_notices.c.state == NoticeState.SENT.value)).all()
+    found = cards.office_cards(conn, [r.card_id for r in open_notices])
+    stale = [r.notice_number for r in open_notices
+             if r.card_id not in found or found[r.card_id].state is not S.NOTICE_SENT]
+    for number in stale:
+        _close_bookings(conn, number, BookingState.CANCELLED, now)
+        conn.execute(update(office_notices).where(office_notices.c.notice_number == number).values(
+            state=NoticeState.VOID.value, closed_at=now))
+    return len(stale)
 
 
 def _notice_row(ctx: Context, number: str, card: cards.OfficeCard, sequence: int, now: datetime,
@@ -518,10 +535,16 @@ def card_for_notice(ctx: Context, principal: Principal, notice_number: str) -> N
         row = _notice(conn, number)
         if row is None or not principal.can_see_municipality(row.municipality_code):
             raise NotFound("no such notice")
-        if row.state in (NoticeState.WITHDRAWN.value, NoticeState.EXPIRED.value):
-            raise Conflict(f"this notice is {row.state}: "
-                           + ("a newer notice replaced it" if row.state == NoticeState.WITHDRAWN.value
-                              else "the card was destroyed uncollected"))
+        if row.state in (NoticeState.WITHDRAWN.value, NoticeState.EXPIRED.value, NoticeState.VOID.value):
+            raise Conflict(f"this notice is {row.state}: " + {
+                NoticeState.WITHDRAWN.value: "a newer notice replaced it",
+                NoticeState.EXPIRED.value: "the card was destroyed uncollected",
+                NoticeState.VOID.value: "the card was voided"}[row.state])
+        if row.state == NoticeState.SENT.value:
+            card = cards.office_cards(conn, [row.card_id]).get(row.card_id)
+            if card is None or card.state is not S.NOTICE_SENT:
+                raise Conflict("the card of this notice is no longer waiting for pickup "
+                               f"({card.state.value if card else 'gone'})")
         booking = _active_booking_id(conn, number)
     return NoticeCard(number, row.card_id, row.resident_id, row.municipality_code, row.pickup_deadline, booking)
 

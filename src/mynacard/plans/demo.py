@@ -6,6 +6,9 @@ notice or hand a card over, and every plan would face a window that does nothing
 does the pre-issuance setup and sends notices for the cards that have arrived, as many as its means allow that
 day (less on a bad day), oldest first; residents who have had a notice for two days come in and collect at
 random. When the office part lands, its simulation replaces this module's window.
+
+The office part has landed: :func:`prepare_demo` now runs :mod:`mynacard.office.demo` (receipt checks, setup,
+staged notices, bookings, pickup); :func:`work_window` is no longer called by the demo.
 """
 
 from __future__ import annotations
