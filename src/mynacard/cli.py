@@ -19,6 +19,7 @@ from mynacard.mykey.cli import app as mykey_app
 from mynacard.office import cli as office_cli
 from mynacard.plans.cli import app as plans_app
 from mynacard.portal.cli import app as portal_app
+from mynacard.window import cli as window_cli
 
 app = typer.Typer(help="mynacard — the My Number Card programme, end to end.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -31,6 +32,7 @@ app.add_typer(plans_app, name="plans")
 app.add_typer(jpki_cli.app, name="jpki")
 app.add_typer(mykey_app, name="mykey")
 app.add_typer(office_cli.app, name="office")
+app.add_typer(window_cli.app, name="window")
 console = Console()
 
 HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_HOME or ~/.mynacard).")
@@ -132,6 +134,7 @@ def demo(
     host: str = "127.0.0.1",
     port: int = 8000,
     serve_after: bool = typer.Option(True, "--serve/--no-serve"),
+    chip_cards: int = typer.Option(40, "--chip-cards", help="The first cards made get real chips (JPKI)."),
 ) -> None:
     """A seeded town on SQLite, a few simulated weeks of the issuance flow, and the web app."""
     from mynacard.migrate import upgrade
@@ -146,7 +149,9 @@ def demo(
         start = _now().date() - timedelta(days=days)
         seed_population(ctx, ["131016", "011002"], residents, seed=2016,
                         now=datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC), console=console)
-        simulate_days(ctx, start, days, seed=2016, console=console)
+        from mynacard.sim.driver import SimulationRates
+
+        simulate_days(ctx, start, days, seed=2016, console=console, rates=SimulationRates(chip_cards=chip_cards))
         from mynacard.plans.demo import prepare_demo
 
         prepare_demo(ctx, start, days, console=console)

@@ -15,5 +15,6 @@ from mynacard.office import tables as _office  # noqa: F401
 from mynacard.plans import tables as _plans  # noqa: F401
 from mynacard.portal import tables as _portal  # noqa: F401
 from mynacard.registry import tables as _registry  # noqa: F401
+from mynacard.window import tables as _window  # noqa: F401
 
 __all__ = ["metadata"]

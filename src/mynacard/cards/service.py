@@ -54,12 +54,14 @@ __all__ = [
     "ApplicationInput",
     "CardView",
     "IntakeResult",
+    "ManufactureItem",
     "OfficeCard",
     "ReceiptResult",
     "TransitionCount",
     "acknowledge_print_batch",
     "card_history",
     "card_ids_in_states",
+    "cards_to_manufacture",
     "claim_in_municipality",
     "counts_by_application_month",
     "counts_by_municipality_and_state",
@@ -69,6 +71,7 @@ __all__ = [
     "issue_application_forms",
     "last_activity",
     "manufacture_batch",
+    "move_card",
     "office_cards",
     "order_printing",
     "pending_print_batches",
@@ -502,12 +505,53 @@ def _serial(manufacturer: str, card_id: int, print_run: int) -> str:
     return f"{manufacturer[4].upper()}{card_id:010d}{print_run:02d}"
 
 
+@dataclass(frozen=True)
+class ManufactureItem:
+    """A card of a print batch waiting to be made, with what its chip will carry (read before manufacture,
+    so that the slow chip personalisation runs outside the manufacturing transaction)."""
+
+    card_id: int
+    card_serial: str
+    resident_id: int
+    municipality_code: str
+    card_valid_until: date
+    cert_valid_until: date
+    wants_sign_cert: bool
+    wants_auth_cert: bool
+    photo_sha256: str
+
+
+def cards_to_manufacture(ctx: Context, principal: Principal, batch_id: int, now: datetime,
+                         limit: int = 20000) -> list[ManufactureItem]:
+    """The next ``limit`` cards of a batch still to be made, with the serial and validity that
+    :func:`manufacture_batch` will give them on the same day (read only; nothing is claimed)."""
+    principal.require(Role.MANUFACTURER, *_OPERATORS)
+    with ctx.db.connect() as conn:
+        batch = conn.execute(select(print_batches).where(print_batches.c.id == batch_id)).first()
+        if batch is None:
+            raise NotFound("no such print batch")
+        rows = conn.execute(select(cards.c.id, cards.c.birth_date, cards.c.applied_at, cards.c.print_count,
+                                   cards.c.municipality_code, cards.c.resident_id, cards.c.wants_sign_cert,
+                                   cards.c.wants_auth_cert, cards.c.photo_sha256)
+                            .where(cards.c.print_batch_id == batch_id, cards.c.state == S.PRINT_ORDERED.value)
+                            .order_by(cards.c.id).limit(limit)).all()
+    today = local_date(now)
+    out = []
+    for r in rows:
+        v = validity(r.birth_date, today, local_date(r.applied_at))
+        out.append(ManufactureItem(r.id, _serial(batch.manufacturer, r.id, r.print_count), r.resident_id,
+                                   r.municipality_code, v.card_until, v.certificates_until, r.wants_sign_cert,
+                                   r.wants_auth_cert, r.photo_sha256))
+    return out
+
+
 def manufacture_batch(ctx: Context, principal: Principal, batch_id: int, now: datetime, limit: int = 20000,
-                      personalise: Personaliser | None = None) -> int:
+                      personalise: Personaliser | None = None, card_ids: Sequence[int] | None = None) -> int:
     """Print, personalise and inspect one chunk of an acknowledged batch (発行); returns cards made.
 
     Fixes each card's serial, issuance day and validity dates by the real rules. Call again until it
-    returns 0; several workers may share one batch.
+    returns 0; several workers may share one batch. ``card_ids`` limits the chunk to those cards (the
+    chips of which were personalised beforehand, see :func:`cards_to_manufacture`).
     """
     principal.require(Role.MANUFACTURER, *_OPERATORS)
     with ctx.transaction() as tx:
@@ -517,8 +561,13 @@ def manufacture_batch(ctx: Context, principal: Principal, batch_id: int, now: da
             raise NotFound("no such print batch")
         if batch.acknowledged_at is None:
             raise Conflict(f"print batch {batch_id} has not been acknowledged")
-        ids = ledger.claim(conn, S.PRINT_ORDERED, limit, where=[cards.c.print_batch_id == batch_id])
+        where = [cards.c.print_batch_id == batch_id]
+        if card_ids is not None:
+            where.append(cards.c.id.in_(list(card_ids)))
+        ids = ledger.claim(conn, S.PRINT_ORDERED, limit, where=where)
         if not ids:
+            if card_ids is not None:
+                return 0
             if batch.manufactured_at is None:
                 conn.execute(update(print_batches).where(print_batches.c.id == batch_id)
                              .values(manufactured_at=now))
@@ -735,6 +784,14 @@ def transition(ctx: Context, principal: Principal, card_id: int, target: CardSta
                        values=values)
         row = tx.conn.execute(select(cards).where(cards.c.id == card_id)).first()
     return _view(row)
+
+
+def move_card(conn: Connection, card_id: int, sources: Sequence[CardState], target: CardState, *, actor: str,
+              now: datetime, reason: str | None = None, values: dict[str, Any] | None = None) -> bool:
+    """Move one card inside the caller's transaction (the window commits the card with its own records);
+    False when the card is in none of ``sources``. The caller has checked role and scope."""
+    return bool(ledger.advance(conn, [card_id], sources, target, actor=actor, now=now, reason=reason,
+                               values=values))
 
 
 def counts_by_municipality_and_state(ctx: Context, principal: Principal) -> dict[str, dict[str, int]]:

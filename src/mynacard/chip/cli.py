@@ -17,6 +17,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
@@ -137,7 +138,8 @@ def _random_pins(rng: random.Random) -> dict[str, str]:
 @app.command()
 def personalise(
     out: Path = typer.Option(..., "--out", "-o", help="Card file to write."),
-    demo: bool = typer.Option(False, "--demo", help="A synthetic resident and the demo CA (only mode yet)."),
+    demo: bool = typer.Option(False, "--demo", help="A synthetic resident, registered in the installation's "
+                              "registry, with certificates from the installation's JPKI CAs (only mode yet)."),
     municipality: str = typer.Option("131016", "--municipality", "-m", help="Local government code."),
     seed: int | None = typer.Option(None, "--seed", help="Same seed, same synthetic resident."),
     auth_pin: str | None = typer.Option(None, "--auth-pin", help="利用者証明用暗証番号 (default: random)."),
@@ -148,16 +150,21 @@ def personalise(
     key_file: Path | None = KeyFileOption,
 ) -> None:
     """Make a personalised card: keys born in the chip, certificates, card-info and face data, PINs set."""
+    from mynacard.bootstrap import build_context
     from mynacard.chip.cardfile import CardFile
-    from mynacard.chip.demo_issuer import load_or_create_demo_authorities
     from mynacard.chip.emulator import Chip
     from mynacard.chip.image import ChipImage
     from mynacard.chip.issuance import InitialPins, IssuerTerminal
     from mynacard.chip.issuerkey import IssuerMasterKey
+    from mynacard.chip.signerkey import card_info_signer
     from mynacard.chip.transport import InProcessTransport
     from mynacard.clock import local_date
     from mynacard.config import load_settings
+    from mynacard.jpki.service import JpkiIssuer
+    from mynacard.migrate import upgrade
     from mynacard.numbers import mask_individual_number
+    from mynacard.principal import Principal, Role
+    from mynacard.registry import service as registry
 
     if not demo:
         console.print("[red]only --demo is available until the JPKI authorities are wired in[/red]")
@@ -175,7 +182,19 @@ def personalise(
         pins = InitialPins(auth=auth_pin or chosen["auth"], card_info=card_info_pin or chosen["card_info"],
                            residence=residence_pin or chosen["residence"],
                            sign=(sign_password or chosen["sign"]).upper())
-        issuer, signer = load_or_create_demo_authorities(settings.home, settings.data_key, now)
+        # the synthetic resident joins the installation's registry (number, resident code) and the JPKI CAs
+        # of the installation issue the certificates, as at a real manufacture
+        ctx = build_context(settings)
+        upgrade(ctx.db)
+        system = Principal.system("card-cli")
+        (resident_id,) = registry.register_residents(ctx, system, [registry.NewResident(
+            municipality, holder.facts, "デモ", "ジュウミン")], now)
+        resident = registry.get_resident(ctx, system, resident_id)
+        number = registry.individual_number_of(ctx, system, resident_id, "個人番号カードの発行 (demo card)", now)
+        holder = replace(holder, individual_number=number, resident_id=resident_id)
+        resident_code = resident.resident_code
+        issuer = JpkiIssuer(ctx, Principal(Role.MANUFACTURER, "card-cli"))
+        signer = card_info_signer(settings)
         master = IssuerMasterKey.from_settings(settings)
         chip = Chip(ChipImage.blank(holder.card_serial, master.card_key(holder.card_serial)))
         chip.image.meta.update({"municipality_code": holder.municipality_code,
@@ -199,7 +218,8 @@ def personalise(
     ]:
         table.add_row(label, value)
     console.print(table)
-    console.print("[yellow]demo card: synthetic resident, demo CA (not JPKI), demo PINs shown once[/yellow]")
+    console.print("[yellow]demo card: synthetic resident, certificates from this installation's JPKI CAs, "
+                  "PINs shown once[/yellow]")
 
 
 # --- vpcd -------------------------------------------------------------------------------------------

@@ -85,6 +85,7 @@ def prepare_demo(ctx: Context, start: date, days: int, *, console: Console | Non
     # The municipal office part works each town's windows (receipt checks, setup, staged notices, bookings,
     # pickup); work_window above is the stand-in it replaced, kept for reference and for plans' own tests.
     from mynacard.office import demo as office
+    from mynacard.window.demo import collect_at_window
 
     for code in towns:
         office.open_offices(ctx, code, means[code], start, start + timedelta(days=days - 1))
@@ -94,7 +95,7 @@ def prepare_demo(ctx: Context, start: date, days: int, *, console: Console | Non
             continue
         for code in towns:
             office.work_office_day(ctx, code, day, means[code],
-                                   random.Random(f"demo-window:{code}:{day.isoformat()}"))
+                                   random.Random(f"demo-window:{code}:{day.isoformat()}"), collect=collect_at_window)
     now = datetime.combine(start + timedelta(days=days), time(7, 0), JST)
     service.refresh_actuals(ctx, SYSTEM, now)
     for code in towns:

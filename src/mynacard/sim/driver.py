@@ -45,6 +45,10 @@ class SimulationRates:
     """Residents moving house each day."""
     manufacturer_capacity: int = 110_000
     """Cards the manufacturer can make per day (about the real 2016 figure)."""
+    chip_cards: int = 0
+    """How many cards (the first ones made) get a real personalised chip — keys born in the chip, JPKI
+    certificates (``window.production``); the rest are made without chips so that national-scale runs stay
+    fast. ``mynacard demo`` gives its town's first cards chips, so that they can be issued at the window."""
 
 
 @dataclass
@@ -63,6 +67,18 @@ class DayReport:
 
 def _clerk(code: str) -> Principal:
     return Principal(Role.CLERK, "sim-clerk", code)
+
+
+def _manufacture(ctx: Context, batch_id: int, now: datetime, limit: int, rates: SimulationRates) -> int:
+    chips_left = rates.chip_cards
+    if chips_left:
+        folder = ctx.settings.home / "chips"
+        chips_left -= sum(1 for _ in folder.glob("*.card")) if folder.exists() else 0
+    if chips_left > 0:
+        from mynacard.window.production import manufacture_with_chips
+
+        return manufacture_with_chips(ctx, MANUFACTURER, batch_id, now, limit=min(limit, chips_left, 50))
+    return cards.manufacture_batch(ctx, MANUFACTURER, batch_id, now, limit=limit)
 
 
 def run_day(ctx: Context, day: date, rng: random.Random, rates: SimulationRates) -> DayReport:
@@ -93,8 +109,7 @@ def run_day(ctx: Context, day: date, rng: random.Random, rates: SimulationRates)
     capacity = rates.manufacturer_capacity
     for batch_id in cards.pending_print_batches(ctx, MANUFACTURER):
         cards.acknowledge_print_batch(ctx, MANUFACTURER, batch_id, cards.read_print_file(ctx, batch_id), now)
-        while capacity > 0 and (made := cards.manufacture_batch(ctx, MANUFACTURER, batch_id, now,
-                                                                 limit=min(capacity, 20000))):
+        while capacity > 0 and (made := _manufacture(ctx, batch_id, now, min(capacity, 20000), rates)):
             capacity -= made
             report.manufactured += made
 

@@ -22,7 +22,8 @@ from mynacard.web.deps import LoginRequired, context, render
 __all__ = ["PART_ROUTERS", "create_app"]
 
 PART_ROUTERS = ("mynacard.cards.api", "mynacard.jpki.api", "mynacard.plans.api", "mynacard.exchange.api",
-                "mynacard.portal.api", "mynacard.kiosk.api", "mynacard.mykey.api", "mynacard.office.api")
+                "mynacard.portal.api", "mynacard.kiosk.api", "mynacard.mykey.api", "mynacard.office.api",
+                "mynacard.window.api")
 """Modules with a ``router``; each part mounts its own routes and keeps its templates beside them."""
 
 _STATUS = {InvalidInput: 422, NotFound: 404, Forbidden: 403, Conflict: 409, LoginRequired: 401}
