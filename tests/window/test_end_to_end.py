@@ -2,12 +2,13 @@
 receives the box, runs the receipt checks (the chip is read) and the pre-issuance setup, mails the notice
 (a real PDF), the resident books a slot on the web with the notice number, and at the window the clerk
 scans the notice, checks identity and the resident sets the four PINs on the chip; the card is issued.
-Then the resident logs in with the authentication certificate: the chip signs a JPKI relying party's
-challenge through ``CardClient`` and ``verify_login`` accepts it (the portal's card login is wired on
-another branch)."""
+Then the resident logs in to Mynaportal on the same server with the authentication certificate: the login
+page's challenge is signed by the chip through ``CardClient`` with the PIN set at the window."""
 
 from __future__ import annotations
 
+import base64
+import re
 import socket
 import threading
 import time
@@ -16,7 +17,9 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from mynacard.accounts import service as accounts
 from mynacard.cards import service as cards
@@ -160,6 +163,7 @@ def test_shipped_to_issued_then_login_with_the_card(ctx: Context, browser: Any) 
         assert page.locator("#state").get_attribute("data-state") == "issued"
         page.screenshot(path=str(_artifact("e2e-issued.png")), full_page=True)
         staff.close()
+        assert f"{resident.facts.name} さんでログイン中" in _portal_login(ctx, base, serial)
 
     assert cards.get_card(ctx, SYSTEM, card_id).state is CardState.ISSUED
     assert [n["state"] for n in office.notices_of(ctx, SYSTEM, "131016")] == ["collected"]
@@ -167,6 +171,24 @@ def test_shipped_to_issued_then_login_with_the_card(ctx: Context, browser: Any) 
     _artifact("e2e-notice.pdf").write_bytes(artifacts["pdf"])
     valid, problems = _sign_login(ctx, serial, rp, clock.now)
     assert valid, problems
+
+
+def _portal_login(ctx: Context, base: str, serial: str) -> str:
+    """Log in to Mynaportal over HTTP as the resident's card reader software does; return the portal's page."""
+    with httpx.Client(base_url=base) as http:
+        page = http.get("/portal/login").text
+        challenge_id = re.search(r'name="challenge_id" value="([^"]+)"', page)
+        nonce = re.search(r'id="nonce" value="([^"]+)"', page)
+        assert challenge_id and nonce, page
+        with CardFile(chips.card_path(ctx, serial), ctx.settings.data_key) as chip:
+            client = CardClient(InProcessTransport(chip))
+            certificate = client.read_auth_certificate().public_bytes(serialization.Encoding.DER)
+            signature = client.sign_message(KeyKind.AUTH, PINS.auth, base64.b64decode(nonce.group(1)))
+        answer = http.post("/portal/login", data={
+            "challenge_id": challenge_id.group(1), "certificate": base64.b64encode(certificate).decode(),
+            "signature": base64.b64encode(signature).decode()})
+        assert answer.status_code == 303, answer.text
+        return http.get("/portal").text
 
 
 def _artifact(name: str) -> Any:
