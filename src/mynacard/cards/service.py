@@ -960,6 +960,8 @@ class OfficeCard:
     card_valid_until: date | None
     wants_sign_cert: bool
     wants_auth_cert: bool
+    issued_on: date | None = None
+    """The day the card was made (発行日), which decides whether it could carry a signing certificate."""
 
 
 def claim_in_municipality(conn: Connection, states: Sequence[CardState], municipality_code: str, limit: int, *,
@@ -981,5 +983,5 @@ def office_cards(conn: Connection, ids: Sequence[int]) -> dict[int, OfficeCard]:
         out[r.id] = OfficeCard(r.id, r.resident_id, r.municipality_code, CardState(r.state), r.card_serial,
                                BasicFacts(r.family_name, r.given_name, r.birth_date, Sex(r.sex), r.address),
                                r.applied_at, r.updated_at, r.card_valid_until, r.wants_sign_cert,
-                               r.wants_auth_cert)
+                               r.wants_auth_cert, r.issued_on)
     return out

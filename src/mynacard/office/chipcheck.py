@@ -13,6 +13,7 @@ from mynacard.chip import service as chips
 from mynacard.chip.client import CardClient, CardError
 from mynacard.chip.transport import InProcessTransport
 from mynacard.context import Context
+from mynacard.jpki.model import may_hold_sign_certificate
 from mynacard.office.service import ChipInspector
 
 __all__ = ["chip_file_inspector", "inspect_chip"]
@@ -29,7 +30,8 @@ def _issued_by(cert: Certificate, ca: Certificate) -> bool:
 def inspect_chip(client: CardClient, card: OfficeCard, day: date) -> list[str]:
     """Problems of one chip: not a My Number card, another card's manufacture number, the authentication
     certificate missing, not issued by the CA on the chip or not valid today; the signing certificate
-    missing when the holder asked for one (it stays PIN-protected: only its presence is checked)."""
+    missing when the holder asked for one and was 15 or over when the card was made — JPKI issues none to
+    younger holders (it stays PIN-protected: only its presence is checked)."""
     problems: list[str] = []
     try:
         if not client.is_my_number_card():
@@ -43,7 +45,9 @@ def inspect_chip(client: CardClient, card: OfficeCard, day: date) -> list[str]:
                 problems.append("authentication certificate not issued by the authentication CA")
             if not client.certificate_valid_on(cert, day):
                 problems.append("authentication certificate not valid today")
-        if card.wants_sign_cert and not client.has_sign_certificate():
+        made_on = card.issued_on or day
+        if (card.wants_sign_cert and may_hold_sign_certificate(card.facts.birth_date, made_on)
+                and not client.has_sign_certificate()):
             problems.append("signing certificate missing")
     except CardError as exc:
         problems.append(f"chip read failed: {exc}")
