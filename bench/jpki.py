@@ -170,18 +170,25 @@ def free_port() -> int:
 
 @contextmanager
 def process(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[int]:
-    """A server process for the duration; yields its pid."""
+    """A server process for the duration, in a process group of its own; yields its pid. The whole group is
+    stopped at the end: ``openssl ocsp -multi`` leaves its workers running (and spinning) otherwise."""
+    import signal
+
     log = open(os.environ.get("JPKI_BENCH_LOG", os.devnull), "ab")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=log)
+    proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=log, start_new_session=True)
     try:
         yield proc.pid
     finally:
-        proc.terminate()
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        time.sleep(0.5)
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # any worker that ignored SIGTERM
         log.close()
 
 
