@@ -146,3 +146,69 @@ def test_a_ca_generation_made_after_the_responder_started_is_answered_at_the_nex
     answer = responder.answer(request, datetime.now(UTC), lambda kind: True)
     assert _status(answer.der) == "GOOD", answer.detail
     assert x509_ocsp.load_der_ocsp_response(answer.der).serial_number == cert.serial_number
+
+
+def _children(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    try:
+        with open(path) as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_several_worker_processes_share_the_port_and_stop_together(ctx: Context) -> None:
+    """``ocsp-serve --workers 2``: two processes answer on one port (SO_REUSEPORT), each a new connection's
+    request the same; a revocation reaches both; SIGTERM to the first stops the other."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from mynacard.jpki import service
+    from mynacard.jpki.model import RevocationReason
+
+    request, key, cert, _ = _setup(ctx)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MYNACARD_DATABASE_URL": ctx.db.url.render_as_string(hide_password=False)}
+    proc = subprocess.Popen([sys.executable, "-m", "mynacard.cli", "jpki", "ocsp-serve", "--home",
+                             str(ctx.settings.home), "--port", str(port), "--workers", "2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/jpki/ocsp"
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/ocsp-request", "Connection": "close"}
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert _status(httpx.post(url, content=request, headers=headers, timeout=10).content) == "GOOD"
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the responder did not start"
+                time.sleep(0.2)
+        (worker,) = _children(proc.pid)
+        # forty new connections, spread over both processes by the kernel: every answer is right
+        statuses = {_status(httpx.post(url, content=request, headers=headers, timeout=10).content)
+                    for _ in range(40)}
+        assert statuses == {"GOOD"}
+        service.revoke_certificate(ctx, OPERATOR, cert.serial_number, RevocationReason.KEY_COMPROMISE,
+                                   datetime.now(UTC))
+        deadline = time.monotonic() + 10
+        while True:  # both processes re-sign at their next poll: forty answers in a row say revoked
+            answers = [_status(httpx.post(url, content=request, headers=headers, timeout=10).content)
+                       for _ in range(40)]
+            if set(answers) == {"REVOKED"}:
+                break
+            assert time.monotonic() < deadline, answers
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{worker}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{worker}"), "the worker outlived the first process"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -212,3 +212,22 @@ def test_the_roots_the_service_serves_match_the_real_roots(ctx: Context) -> None
                                                         serialization.PublicFormat.SubjectPublicKeyInfo) != \
                     real.public_key().public_bytes(serialization.Encoding.DER,
                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_directly_encoded_parts_are_the_bytes_cryptography_writes() -> None:
+    """The subjectAltName and subjectKeyIdentifier written as DER directly (issuance speed) are byte for byte
+    what ``cryptography`` encodes from its own objects — short and long DER lengths, substituted characters."""
+    from mynacard.jpki.model import SigningFacts
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    for name, address in (("山田　太郎", "東京都千代田区千代田一丁目1番地"), ("A", "〓" * 200),
+                          ("髙橋　𠮷子", "北海道" + "札幌市中央区" * 20)):
+        facts = SigningFacts(name, "0" * len(name), "2", "319800101", address, "1" * len(address))
+        expected = x509.SubjectAlternativeName([
+            x509.OtherName(profiles.FACT_OIDS[f], profiles._utf8(getattr(facts, f))) for f in profiles._FACT_ORDER])
+        ours = profiles._facts_san(facts)
+        assert ours.oid == expected.oid and not ours.critical
+        assert ours.value.public_bytes() == expected.public_bytes()
+        assert x509.SubjectAlternativeName.oid == ours.value.oid
+    ski = profiles._subject_key_identifier(key)
+    assert ski.value.public_bytes() == x509.SubjectKeyIdentifier.from_public_key(key).public_bytes()

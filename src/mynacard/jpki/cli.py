@@ -112,6 +112,8 @@ def ocsp_refresh(limit: int = typer.Option(100000, "--limit"), home: Path | None
 @app.command("ocsp-serve")
 def ocsp_serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8001, "--port"),
                threads: int = typer.Option(4, "--threads", help="Threads for look-ups and signing."),
+               workers: int = typer.Option(1, "--workers", min=1,
+                                           help="Responder processes sharing the port (SO_REUSEPORT)."),
                home: Path | None = HomeOption) -> None:
     """Run the OCSP responder as a server of its own (POST /jpki/ocsp, GET /jpki/ocsp/{base64})."""
     from mynacard.jpki.ocsp_server import serve
@@ -119,7 +121,7 @@ def ocsp_serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = type
     ctx = _ctx(home)
     service.ensure_authorities(ctx, OPERATOR, _now())
     console.print(f"[green]OCSP responder on http://{host}:{port}/jpki/ocsp[/green]")
-    serve(ctx, host, port, threads)
+    serve(ctx, host, port, threads, workers)
 
 
 @app.command()

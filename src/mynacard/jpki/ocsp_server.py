@@ -7,6 +7,10 @@ from the event loop; anything needing the database or a signature runs in a smal
 one connection are answered in order (pipelining is allowed); limits on header size, body size, queued
 requests and idle time keep a bad client from holding the server. Paths: ``POST /jpki/ocsp``,
 ``GET /jpki/ocsp/{base64}``, ``GET /healthz``.
+
+``workers`` > 1 forks that many responder processes, each with its own listening socket on the same port
+(``SO_REUSEPORT``: the kernel spreads the connections), its own pre-signed answers and its own database pool;
+the first process stops the others when it stops, and a worker whose parent is gone stops by itself.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +84,8 @@ class _Connection(asyncio.Protocol):
         self.idle: asyncio.TimerHandle | None = None
         self.remote: str | None = None
         self.closing = False
+        self.active = False
+        """Set by every read; the idle check clears it (one timer per idle period, not one per read)."""
 
     # --- asyncio ---------------------------------------------------------------------------------------
 
@@ -98,7 +105,7 @@ class _Connection(asyncio.Protocol):
             self.worker.cancel()
 
     def data_received(self, data: bytes) -> None:
-        self._arm_idle()
+        self.active = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -107,12 +114,21 @@ class _Connection(asyncio.Protocol):
             self._fail(400, "Bad Request")
 
     def _arm_idle(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-        self.idle = asyncio.get_running_loop().call_later(self.server.idle_seconds, self._close)
+        self.idle = asyncio.get_running_loop().call_later(self.server.idle_seconds, self._idle_check)
+
+    def _idle_check(self) -> None:
+        """Close a connection that read nothing for a whole idle period (so after one to two periods)."""
+        if self.active and not self.closing:
+            self.active = False
+            self._arm_idle()
+        else:
+            self._close()
 
     def _close(self) -> None:
         self.closing = True
+        if self.idle is not None:
+            self.idle.cancel()
+            self.idle = None
         if self.transport is not None:
             self.transport.close()
 
@@ -190,8 +206,11 @@ class _Connection(asyncio.Protocol):
 class OcspServer:
     """The responder server of one installation (one database)."""
 
-    def __init__(self, ctx: Context, threads: int = 4, idle_seconds: float = IDLE_SECONDS) -> None:
+    def __init__(self, ctx: Context, threads: int = 4, idle_seconds: float = IDLE_SECONDS,
+                 parent_pid: int | None = None) -> None:
         self.ctx = ctx
+        self.parent_pid = parent_pid
+        """In a forked worker: the first process, whose end ends this one too."""
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ocsp")
         self.idle_seconds = idle_seconds
         self.connections: set[_Connection] = set()
@@ -271,9 +290,10 @@ class OcspServer:
         self.executor.submit(flush)
 
     async def run(self, host: str, port: int, ready: asyncio.Event | None = None,
-                  stop: asyncio.Event | None = None) -> None:
+                  stop: asyncio.Event | None = None, reuse_port: bool = False) -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Connection(self), host, port, reuse_address=True, backlog=1024)
+        server = await loop.create_server(lambda: _Connection(self), host, port, reuse_address=True, backlog=1024,
+                                          reuse_port=reuse_port or None)
         stop = stop or asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -298,6 +318,9 @@ class OcspServer:
         responder = responder_for(self.ctx)
         while not stop.is_set():
             await asyncio.sleep(0.5)
+            if self.parent_pid is not None and os.getppid() != self.parent_pid:
+                stop.set()  # the first process is gone
+                break
             try:
                 await loop.run_in_executor(self.executor, verifiers.flush_query_log, self.ctx)
                 await loop.run_in_executor(self.executor, responder.refresh_revoked, datetime.now(UTC))
@@ -305,9 +328,8 @@ class OcspServer:
                 log.exception("OCSP responder tick")
 
 
-def serve(ctx: Context, host: str = "127.0.0.1", port: int = 8001, threads: int = 4) -> None:
-    """Run the responder until SIGINT/SIGTERM."""
-    server = OcspServer(ctx, threads)
+def serve(ctx: Context, host: str = "127.0.0.1", port: int = 8001, threads: int = 4, workers: int = 1) -> None:
+    """Run the responder until SIGINT/SIGTERM, in ``workers`` processes sharing the port."""
     runner: Any
     try:
         import uvloop
@@ -315,4 +337,27 @@ def serve(ctx: Context, host: str = "127.0.0.1", port: int = 8001, threads: int 
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
         runner = asyncio.run
-    runner(server.run(host, port))
+    reuse_port = workers > 1
+    children: list[int] = []
+    for _ in range(workers - 1):
+        pid = os.fork()
+        if pid == 0:  # a worker: a fresh pool (never the parent's connections), then serve
+            status = 0
+            try:
+                ctx.db.engine.dispose(close=False)
+                runner(OcspServer(ctx, threads, parent_pid=os.getppid()).run(host, port, reuse_port=reuse_port))
+            except BaseException:  # report, and leave without running the parent's clean-up
+                log.exception("OCSP worker")
+                status = 1
+            finally:
+                os._exit(status)
+        children.append(pid)
+    try:
+        runner(OcspServer(ctx, threads).run(host, port, reuse_port=reuse_port))
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
