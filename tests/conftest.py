@@ -90,7 +90,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _truncate_all(ctx: Context) -> None:
+    # Agency stores are schemas of their own (data, not migrations): they would outlive a TRUNCATE and make
+    # the next test's network refuse to create them again.
+    from mynacard.exchange.store import drop_all_agency_stores
+
     with ctx.db.begin() as conn:
+        drop_all_agency_stores(conn)
         names = [r[0] for r in conn.execute(text(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"))
             if r[0] not in REFERENCE_TABLES]
