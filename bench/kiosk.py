@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +31,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
+from measure import cpu_seconds, free_port, machine, percentile
 from mynacard.accounts import service as accounts
 from mynacard.bootstrap import build_context
 from mynacard.kiosk import municipal, pdf, seal
@@ -47,48 +46,6 @@ from mynacard.sim.population import generate_residents
 NOW = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)  # 10:00 JST on a Monday
 SYSTEM = Principal.system("bench")
 PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-def _machine() -> dict[str, object]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "load_average": os.getloadavg()}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def _cpu_seconds(parent: int) -> float:
-    """CPU time (user + system) of a process and its children so far: the server's own cost, whatever else the
-    shared machine is doing."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry.name), int(fields[1])
-        if pid == parent or ppid == parent:
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 def _openssl_speed() -> dict[str, float]:
@@ -157,7 +114,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--residents", type=int, default=400)
     args = parser.parse_args()
-    print("machine:", json.dumps(_machine()))
+    print("machine:", json.dumps(machine()))
     home = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
     name = f"kiosk_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -184,7 +141,7 @@ def main() -> None:
             accounts.create_account(ctx, f"bench-{i:03d}", Role.KIOSK, None, NOW)
             keys.append(accounts.issue_api_key(ctx, f"bench-{i:03d}"))
         split = _split(ctx, jpki)
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "MYNACARD_HOME": str(home), "MYNACARD_DATABASE_URL": url,
                "MYNACARD_KIOSK_TEST_JPKI": str(home / "test-jpki"), "MYNACARD_KIOSK_CLOCK": NOW.isoformat(),
@@ -234,7 +191,7 @@ def main() -> None:
                     except Exception as exc:  # reported, not hidden
                         failures.append(f"{type(exc).__name__}: {exc}")
 
-        cpu_before = _cpu_seconds(proc.pid)
+        cpu_before = cpu_seconds(proc.pid)
         start = time.perf_counter()
         threads = [threading.Thread(target=kiosk, args=(i,)) for i in range(args.kiosks)]
         for th in threads:
@@ -242,17 +199,17 @@ def main() -> None:
         for th in threads:
             th.join()
         wall = time.perf_counter() - start
-        server_cpu = _cpu_seconds(proc.pid) - cpu_before
+        server_cpu = cpu_seconds(proc.pid) - cpu_before
         result = {
             "kiosks": args.kiosks, "sessions": args.kiosks * args.per_kiosk, "documents": len(latencies),
             "failures": len(failures), "server_workers": args.workers, "seconds": round(wall, 2),
             "documents_per_s": round(len(latencies) / wall, 1),
             "session_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
-            "session_p95_ms": round(_percentile(latencies, 95) * 1000, 1) if latencies else None,
+            "session_p95_ms": round(percentile(latencies, 95) * 1000, 1) if latencies else None,
             "server_cpu_ms_per_document": round(server_cpu * 1000 / max(1, len(latencies)), 1),
             "split_in_process": split,
             "peer_healthz_per_s": round(peer_rps, 1),
-            "peer_healthz_p95_ms": round(_percentile(peer_lat, 95) * 1000, 1),
+            "peer_healthz_p95_ms": round(percentile(peer_lat, 95) * 1000, 1),
             "peer_openssl": _openssl_speed(),
             "load_average_after": os.getloadavg(),
         }

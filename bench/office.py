@@ -18,9 +18,7 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
+from measure import cpu_seconds, free_port, machine, percentile
 from mynacard.bootstrap import build_context
 from mynacard.cards import service as cards
 from mynacard.clock import JST
@@ -49,44 +48,6 @@ CONTRACTOR = Principal(Role.CONTRACTOR, "bench-contractor")
 MANUFACTURER = Principal(Role.MANUFACTURER, "bench-manufacturer")
 TOWN = "131016"
 PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-def _machine() -> dict[str, object]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "load_average": os.getloadavg()}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def _cpu_seconds(parent: int) -> float:
-    """CPU time (user + system) of the server and its worker processes so far: the app's own cost per request,
-    whatever else the shared machine is doing (PostgreSQL's backends are not counted)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry.name) == parent or int(fields[1]) == parent:
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 def seed(url: str, home: Path, notices: int) -> tuple[list[tuple[str, str]], int]:
@@ -211,7 +172,7 @@ def main() -> None:
             t = time.perf_counter()
             pairs, free = seed(url, home, args.notices)
             seeded = time.perf_counter() - t
-            port = _free_port()
+            port = free_port()
             base = f"http://127.0.0.1:{port}"
             env = {**os.environ, "MYNACARD_HOME": str(home), "MYNACARD_DATABASE_URL": url}
             proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.cli:asgi_app", "--factory",
@@ -224,11 +185,11 @@ def main() -> None:
                 except httpx.HTTPError:
                     time.sleep(0.1)
             slot_ids = [s["id"] for s in httpx.get(f"{base}/api/office/{TOWN}/slots", timeout=30).json()]
-            cpu0 = _cpu_seconds(proc.pid)
+            cpu0 = cpu_seconds(proc.pid)
             peer_lat, peer_wall = asyncio.run(_healthz(base, args.clients, 20))
-            cpu1 = _cpu_seconds(proc.pid)
+            cpu1 = cpu_seconds(proc.pid)
             lat, statuses, wall = asyncio.run(_book_all(base, args.clients, pairs, slot_ids, args.seconds, args.rate))
-            cpu2 = _cpu_seconds(proc.pid)
+            cpu2 = cpu_seconds(proc.pid)
             # the invariants after the storm, read straight from the database
             engine = create_engine(url)
             with engine.connect() as conn:
@@ -249,16 +210,16 @@ def main() -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
     result = {
-        "machine": _machine(), "clients": args.clients, "rate": args.rate, "workers": args.workers,
+        "machine": machine(), "clients": args.clients, "rate": args.rate, "workers": args.workers,
         "notices": len(pairs),
         "free_places": free, "seed_seconds": round(seeded, 1),
         "booking": {"requests": len(lat), "seconds": round(wall, 2), "requests_per_second": round(len(lat) / wall, 1),
                     "bookings_per_second": round(statuses.get(201, 0) / wall, 1), "statuses": statuses,
-                    "p50_ms": round(_percentile(lat, 50) * 1000, 1), "p99_ms": round(_percentile(lat, 99) * 1000, 1),
+                    "p50_ms": round(percentile(lat, 50) * 1000, 1), "p99_ms": round(percentile(lat, 99) * 1000, 1),
                     "server_cpu_ms_per_request": round((cpu2 - cpu1) * 1000 / max(1, len(lat)), 2)},
         "peer_healthz": {"requests": len(peer_lat), "requests_per_second": round(len(peer_lat) / peer_wall, 1),
-                         "p50_ms": round(_percentile(peer_lat, 50) * 1000, 1),
-                         "p99_ms": round(_percentile(peer_lat, 99) * 1000, 1),
+                         "p50_ms": round(percentile(peer_lat, 50) * 1000, 1),
+                         "p99_ms": round(percentile(peer_lat, 99) * 1000, 1),
                          "server_cpu_ms_per_request": round((cpu1 - cpu0) * 1000 / max(1, len(peer_lat)), 2)},
         "invariants": {"overbooked_slots": over, "slots_whose_count_differs": drift,
                        "notices_with_two_active_bookings": double, "bookings_rows": booked},

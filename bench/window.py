@@ -27,10 +27,8 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +41,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
+from measure import cpu_seconds, free_port, machine, percentile
 from mynacard.accounts import service as accounts
 from mynacard.bootstrap import build_context
 from mynacard.cards import service as cards
@@ -67,52 +66,10 @@ PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postg
 PINS = {"auth": "1234", "sign": "ABC12345", "card_info": "2345", "residence": "3456"}
 
 
-def _machine() -> dict[str, object]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "load_average": os.getloadavg()}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cpu_seconds(parent: int) -> float:
-    """CPU time (user + system) of the server and its worker processes so far: its own cost, whatever else the
-    shared machine is doing."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid = int(entry.name), int(fields[1])
-        if pid == parent or ppid == parent:
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
-def _percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def _summary(latencies: list[float], wall: float) -> dict[str, float]:
     return {"requests": len(latencies), "per_s": round(len(latencies) / wall, 1),
             "p50_ms": round(statistics.median(latencies) * 1000, 1),
-            "p99_ms": round(_percentile(latencies, 99) * 1000, 1),
+            "p99_ms": round(percentile(latencies, 99) * 1000, 1),
             "max_ms": round(max(latencies) * 1000, 1)}
 
 
@@ -208,7 +165,7 @@ def main() -> None:
                         help="Mean seconds a terminal waits before each request (the resident's typing, excluded "
                              "from the latency); 0 = back to back.")
     args = parser.parse_args()
-    print("machine:", json.dumps(_machine()))
+    print("machine:", json.dumps(machine()))
     home = Path(tempfile.mkdtemp(prefix="window-bench-"))
     name = f"window_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -229,7 +186,7 @@ def main() -> None:
         key = accounts.issue_api_key(ctx, "bench-clerk")
         in_process_ms = _in_process(ctx, local)
 
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "MYNACARD_HOME": str(home), "MYNACARD_DATABASE_URL": url}
         proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.cli:asgi_app", "--factory",
@@ -243,15 +200,15 @@ def main() -> None:
                 time.sleep(0.1)
 
         pings: list[dict[str, object]] = [{} for _ in remote]
-        cpu0 = _cpu_seconds(proc.pid)
+        cpu0 = cpu_seconds(proc.pid)
         peer, peer_failures, peer_wall = asyncio.run(_drive(base, key, args.terminals, pings, "/api/window/ping",
                                                             "GET", args.think))
-        cpu1 = _cpu_seconds(proc.pid)
+        cpu1 = cpu_seconds(proc.pid)
         jobs = [{"card_id": c, "identity": {"person_documents": ["driving_licence"]}, "pins": PINS,
                  "notification_card": "collected"} for c in remote]
         lat, failures, wall = asyncio.run(_drive(base, key, args.terminals, jobs, "/api/window/issuances", "POST",
                                                  args.think))
-        cpu2 = _cpu_seconds(proc.pid)
+        cpu2 = cpu_seconds(proc.pid)
         issued = len(cards.card_ids_in_states(ctx, SYSTEM, "131016", [CardState.ISSUED], limit=100_000))
         bad = sum(1 for c in remote[:50] if window.check_consistency(ctx, c))
         result = {

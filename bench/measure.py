@@ -1,0 +1,55 @@
+"""What the HTTP benchmarks share: the machine they ran on, a free port, percentiles, and the CPU time a
+server spent (its own cost, whatever else the shared machine is doing). Scripts in ``bench/`` import it by
+name (``python bench/x.py`` puts ``bench/`` on the path)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+from pathlib import Path
+
+__all__ = ["cpu_seconds", "free_port", "machine", "percentile"]
+
+
+def machine() -> dict[str, object]:
+    """CPU model, cores, Python and the load average at the time of the call."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "load_average": os.getloadavg()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The nearest-rank percentile ``p`` (0–100) of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def cpu_seconds(parent: int) -> float:
+    """CPU time (user + system) so far of a process and its direct children (a server and its workers;
+    PostgreSQL's backends are not counted)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == parent or int(fields[1]) == parent:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
