@@ -24,7 +24,6 @@ from mynacard import numbers
 from mynacard.bootstrap import build_context
 from mynacard.context import Context
 from mynacard.exchange import demo
-from mynacard.exchange.store import drop_all_agency_stores
 from mynacard.migrate import upgrade
 from mynacard.registry import service as registry
 from mynacard.registry.model import BasicFacts, Resident
@@ -161,9 +160,7 @@ def ctx(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path,
             context = build_context(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'test.db'}")
         else:
             context = build_context(home=tmp_path, database_url=request.getfixturevalue("pg_url"))
-            _truncate_all(context)
-            with context.db.begin() as conn:
-                drop_all_agency_stores(conn)
+            _truncate_all(context)  # also drops the agency stores
     else:
         template = _template(kind, flavor, network_templates, sqlite_template, tmp_path_factory)
         shutil.copytree(template.home / "keys", tmp_path / "keys")
