@@ -8,12 +8,14 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from mynacard.accounts import service as accounts
 from mynacard.context import Context
 from mynacard.kiosk import municipal, pdf
 from mynacard.kiosk.centre import Centre, HttpGateway
 from mynacard.kiosk.model import DocumentKind, DocumentOptions, RefusalReason, Refused
+from mynacard.kiosk.tables import kiosk_documents
 from mynacard.kiosk.terminal import HttpCentreClient, KioskTerminal, MemoryPrinter, VirtualReader
 from mynacard.kiosk.testing import TestJpki
 from mynacard.principal import Role
@@ -63,6 +65,42 @@ def test_the_whole_flow_over_both_http_boundaries(ctx: Context, town: Town, jpki
     with pytest.raises(Refused) as refused:
         young.enter_pin(young.start(), "1234")
     assert refused.value.reason is RefusalReason.UNDER_15
+
+
+class LosesFirstAnswer(httpx.HTTPTransport):
+    """A line on which the first answer to every step is lost after the centre acted on the request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost: set[str] = set()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.url.path not in self.lost:
+            self.lost.add(request.url.path)
+            response.read()
+            response.close()
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        return response
+
+
+def test_a_lost_answer_is_asked_again_and_acts_once(ctx: Context, town: Town, jpki: TestJpki, stack: Stack) -> None:
+    holder = town.adult()
+    line = LosesFirstAnswer()
+    printer = MemoryPrinter()
+    terminal = KioskTerminal("kiosk-a", HttpCentreClient(stack.url, stack.kiosk_key,
+                                                         client=httpx.Client(transport=line, timeout=30)),
+                             VirtualReader(jpki.issue_card(holder.id, NOW)), printer)
+    session = terminal.start()
+    terminal.enter_pin(session, "1234")
+    result = terminal.order_and_print(session, DocumentOptions(DocumentKind.RESIDENT_RECORD_ENTRY), 200)
+    assert len(line.lost) == 4  # open, authenticate, order and printed each lost their first answer
+    assert list(printer.jobs) == [session.request_id]
+    assert municipal.verification(ctx, result.document_id, NOW).state.value == "printed"
+    with ctx.db.connect() as conn:
+        made = conn.execute(select(func.count()).select_from(kiosk_documents)
+                            .where(kiosk_documents.c.request_id == session.request_id)).scalar_one()
+    assert made == 1
 
 
 def test_each_boundary_admits_only_its_callers(town: Town, jpki: TestJpki, stack: Stack) -> None:

@@ -40,6 +40,7 @@ from mynacard.kiosk.terminal import (
     MemoryPrinter,
     PrinterFault,
     VirtualReader,
+    line_limits,
 )
 from mynacard.kiosk.testing import SoftwareCard, TestJpki
 from mynacard.principal import Role
@@ -154,7 +155,7 @@ def _run_kiosk(index: int, base: str, key: str, cards: list[tuple[Resident, Soft
                households: dict[int, list[Resident]], barrier: threading.Barrier, out: list[Outcome]) -> None:
     kiosk_id = f"storm-{index:03d}"
     rng = random.Random(f"storm:{index}")
-    with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=2)) as http:
+    with httpx.Client(timeout=30, limits=line_limits(max_connections=2)) as http:
         client = StormClient(base, key, client=http)
         printer = FlakyPrinter()
         reader = VirtualReader()

@@ -44,6 +44,7 @@ __all__ = [
     "PrinterFault",
     "SpoolPrinter",
     "VirtualReader",
+    "line_limits",
 ]
 
 
@@ -142,6 +143,16 @@ def _raise_for(response: httpx.Response) -> None:
     raise error(detail)
 
 
+SERVER_KEEP_ALIVE_S = 5.0
+"""How long uvicorn (the centre) keeps an idle connection open: its default."""
+
+
+def line_limits(max_connections: int | None = None) -> httpx.Limits:
+    """Connection limits for a kiosk's line: an idle connection is dropped by the kiosk well before the centre
+    would close it, so a request is not sent on a connection the centre is closing."""
+    return httpx.Limits(max_connections=max_connections, keepalive_expiry=SERVER_KEEP_ALIVE_S / 2)
+
+
 class HttpCentreClient:
     """The centre over HTTP (the kiosk's dedicated line), authenticated with the kiosk's API key."""
 
@@ -149,15 +160,22 @@ class HttpCentreClient:
                  client: httpx.Client | None = None) -> None:
         self.base = base_url.rstrip("/") + "/api/kiosk/centre/sessions"
         self.headers = {"authorization": f"Bearer {api_key}", "accept": "application/json"}
-        self.client = client or httpx.Client(timeout=timeout)
+        self.client = client or httpx.Client(timeout=timeout, limits=line_limits())
         self.timeout = timeout
 
     def _post(self, path: str, body: dict[str, Any], timeout: float | None = None) -> httpx.Response:
-        try:
-            response = self.client.post(self.base + path, json=body, headers=self.headers,
-                                        timeout=timeout or self.timeout)
-        except httpx.TimeoutException:
-            raise KioskTimeout("the centre did not answer in time") from None
+        for attempt in (1, 2):
+            try:
+                response = self.client.post(self.base + path, json=body, headers=self.headers,
+                                            timeout=timeout or self.timeout)
+                break
+            except httpx.TimeoutException:
+                raise KioskTimeout("the centre did not answer in time") from None
+            except httpx.RemoteProtocolError:
+                # The centre closed an idle kept-alive connection just as the request went out, so it was
+                # never answered. Every step is idempotent by request ID: sending it once more is safe.
+                if attempt == 2:
+                    raise
         _raise_for(response)
         return response
 
