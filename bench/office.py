@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from measure import cpu_seconds, free_port, machine, percentile
+from measure import connected_clients, cpu_seconds, free_port, machine, percentile
 from mynacard.bootstrap import build_context
 from mynacard.cards import service as cards
 from mynacard.clock import JST
@@ -105,6 +105,13 @@ def seed(url: str, home: Path, notices: int) -> tuple[list[tuple[str, str]], int
 
 async def _book_all(base: str, clients: int, pairs: list[tuple[str, str]], slot_ids: list[int],
                     seconds: float, rate: float | None = None) -> tuple[list[float], dict[int, int], float]:
+    async with connected_clients(base, clients, timeout=30) as line:
+        return await _book_on(line, pairs, slot_ids, seconds, rate)
+
+
+async def _book_on(line: list[httpx.AsyncClient], pairs: list[tuple[str, str]], slot_ids: list[int],
+                   seconds: float, rate: float | None) -> tuple[list[float], dict[int, int], float]:
+    clients = len(line)
     queue = list(pairs)
     random.Random(1).shuffle(queue)
     latencies: list[float] = []
@@ -113,40 +120,39 @@ async def _book_all(base: str, clients: int, pairs: list[tuple[str, str]], slot_
     rng = random.Random(2)
     deadline = time.perf_counter() + seconds
 
-    async def client() -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as c:
-            if rate is not None:  # open loop: spread the clients' first requests over one period
-                await asyncio.sleep(rng.random() * clients / rate)
-            while queue and time.perf_counter() < deadline:
-                started = time.perf_counter()
-                number, born = queue.pop()
-                slot = rng.choice(hot) if rng.random() < 0.7 else rng.choice(slot_ids)
-                t0 = time.perf_counter()
-                r = await c.post("/api/book", json={"notice_number": number, "birth_date": born, "slot_id": slot},
-                                 headers={"Idempotency-Key": f"bench-{number}"})
-                latencies.append(time.perf_counter() - t0)
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                if rate is not None:  # each client books every clients/rate seconds (a resident's think time)
-                    await asyncio.sleep(max(0.0, clients / rate - (time.perf_counter() - started)))
+    async def client(c: httpx.AsyncClient) -> None:
+        if rate is not None:  # open loop: spread the clients' first requests over one period
+            await asyncio.sleep(rng.random() * clients / rate)
+        while queue and time.perf_counter() < deadline:
+            started = time.perf_counter()
+            number, born = queue.pop()
+            slot = rng.choice(hot) if rng.random() < 0.7 else rng.choice(slot_ids)
+            t0 = time.perf_counter()
+            r = await c.post("/api/book", json={"notice_number": number, "birth_date": born, "slot_id": slot},
+                             headers={"Idempotency-Key": f"bench-{number}"})
+            latencies.append(time.perf_counter() - t0)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            if rate is not None:  # each client books every clients/rate seconds (a resident's think time)
+                await asyncio.sleep(max(0.0, clients / rate - (time.perf_counter() - started)))
 
     t = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(c) for c in line))
     return latencies, statuses, time.perf_counter() - t
 
 
 async def _healthz(base: str, clients: int, per_client: int) -> tuple[list[float], float]:
     latencies: list[float] = []
 
-    async def client() -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as c:
-            for _ in range(per_client):
-                t0 = time.perf_counter()
-                await c.get("/healthz")
-                latencies.append(time.perf_counter() - t0)
+    async def client(c: httpx.AsyncClient) -> None:
+        for _ in range(per_client):
+            t0 = time.perf_counter()
+            await c.get("/healthz")
+            latencies.append(time.perf_counter() - t0)
 
-    t = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return latencies, time.perf_counter() - t
+    async with connected_clients(base, clients, timeout=30) as line:
+        t = time.perf_counter()
+        await asyncio.gather(*(client(c) for c in line))
+        return latencies, time.perf_counter() - t
 
 
 def main() -> None:
