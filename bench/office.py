@@ -1,6 +1,8 @@
-"""Benchmark: resident bookings over HTTP against the real server, with many concurrent clients.
+"""Benchmark of the issuance office: resident bookings (here) and window issuance (``--part window``, which runs
+bench/window.py with the remaining arguments) over HTTP against the real server, with many concurrent clients.
 
-    python bench/office.py --clients 200 --notices 2000 --seconds 20 --workers 2
+    python bench/office.py --clients 200 --notices 2000 --seconds 20 --workers 2 [--rate 100]
+    python bench/office.py --part window --terminals 200 --cards 600 --workers 2 --think 20
 
 A town is seeded on a fresh PostgreSQL database through the real pipeline (applications → cards received,
 checked, set up, noticed) with a main office and a branch open for four weeks; the web app runs in its own
@@ -165,7 +167,16 @@ def main() -> None:
                         help="open loop: the clients together offer this many bookings per second (default: closed "
                              "loop, every client books again as soon as it has an answer)")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--part", choices=["booking", "window"], default="booking",
+                        help="window: the window issuance benchmark (bench/window.py; its own arguments follow)")
+    args, rest = parser.parse_known_args()
+    if args.part == "window":
+        import window
+
+        window.main(["--workers", str(args.workers), *rest])
+        return
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     name = f"mynacard_bench_office_{uuid.uuid4().hex[:8]}"
     admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

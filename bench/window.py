@@ -155,7 +155,7 @@ def _in_process(ctx: Context, card_ids: list[int]) -> float:
     return round(statistics.median(times) * 1000, 1)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cards", type=int, default=600)
     parser.add_argument("--with-certs", type=int, default=0, help="Extra cards with both certificates.")
@@ -164,7 +164,7 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=0.0,
                         help="Mean seconds a terminal waits before each request (the resident's typing, excluded "
                              "from the latency); 0 = back to back.")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print("machine:", json.dumps(machine()))
     home = Path(tempfile.mkdtemp(prefix="window-bench-"))
     name = f"window_bench_{uuid.uuid4().hex[:8]}"
