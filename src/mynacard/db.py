@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import (
     Column,
     Connection,
@@ -26,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import ColumnElement, any_, bindparam
 from sqlalchemy.types import Boolean, TypeDecorator
@@ -124,9 +126,14 @@ class Database:
 
 def _pg_copy(conn: Connection, table: str, columns: list[str], rows: Sequence[dict[str, Any]]) -> None:
     cursor = conn.connection.cursor()
-    with cursor.copy(f'COPY {table} ({", ".join(columns)}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
+    statement = f'COPY {table} ({", ".join(columns)}) FROM STDIN'
+    try:
+        with cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+    except psycopg.IntegrityError as exc:
+        # the raw cursor bypasses SQLAlchemy: raise what an INSERT through it would, so callers catch one type
+        raise IntegrityError(statement, None, exc) from None
 
 
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *,

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from mynacard import numbers
 from mynacard.context import Context
@@ -56,6 +57,32 @@ def test_a_number_held_by_the_index_is_never_assigned_again(ctx: Context) -> Non
         assigned = registry.assign_individual_numbers(conn, ctx.settings.number_secret, sealer, [code], NOW)
     second = numbers.derive_individual_number(ctx.settings.number_secret, code, 1)
     assert assigned[code] == sealer.lookup_hash(second) != sealer.lookup_hash(first)
+
+
+def test_a_code_taken_by_a_concurrent_registration_is_drawn_again(ctx: Context,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    first = make_residents(ctx, 3, NOW)
+    taken = registry.residents_by_id(ctx, SYSTEM, first)[first[0]].resident_code
+    fresh_codes = registry._new_resident_codes
+    calls: list[int] = []
+
+    def racing(conn: object, count: int) -> list[str]:
+        # the first draw hands out a code that another transaction committed after the check
+        calls.append(count)
+        codes = fresh_codes(conn, count)  # type: ignore[arg-type]
+        return [taken, *codes[1:]] if len(calls) == 1 else codes
+
+    monkeypatch.setattr(registry, "_new_resident_codes", racing)
+    ids = make_residents(ctx, 4, NOW, seed=2)
+    assert len(calls) == 2 and len(ids) == 4
+    codes = [r.resident_code for r in registry.residents_by_id(ctx, SYSTEM, ids).values()]
+    assert taken not in codes and len(set(codes)) == 4
+    assert _count(ctx, residents) == 7 and _count(ctx, individual_numbers) == 7  # the failed draw kept nothing
+
+    monkeypatch.setattr(registry, "_new_resident_codes", lambda conn, count: [taken] * count)
+    with pytest.raises(IntegrityError):  # a code that stays taken is not retried for ever
+        make_residents(ctx, 1, NOW, seed=3)
+    assert _count(ctx, residents) == 7
 
 
 def test_clerks_see_only_their_municipality(ctx: Context) -> None:

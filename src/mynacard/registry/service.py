@@ -17,6 +17,7 @@ from importlib.resources import files
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from mynacard import numbers
 from mynacard.context import Context, Transaction
@@ -288,6 +289,22 @@ def register_residents(ctx: Context, principal: Principal, people: Sequence[NewR
     if problems:
         raise Forbidden("; ".join(problems[:5]))
     sealer = Sealer(ctx.settings.data_key)
+    for attempt in range(1, _CODE_ATTEMPTS + 1):
+        try:
+            return _register(ctx, principal, people, now, sealer)
+        except IntegrityError as exc:
+            # Another transaction, still uncommitted when our codes were checked, took one of them (10^10
+            # codes: a million registrations hold ~50 such pairs). Nothing was kept; draw new codes.
+            if "resident_code" not in str(exc.orig) or attempt == _CODE_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+_CODE_ATTEMPTS = 5
+
+
+def _register(ctx: Context, principal: Principal, people: Sequence[NewResident], now: datetime,
+              sealer: Sealer) -> list[int]:
     with ctx.transaction() as tx:
         conn = tx.conn
         for code in {p.municipality_code for p in people}:
