@@ -1,7 +1,7 @@
 """Benchmark: N applications through every stage of the card pipeline, on SQLite and on PostgreSQL.
 
     python bench/pipeline.py --n 100000 --db sqlite
-    python bench/pipeline.py --n 1000000 --db postgresql --workers 2
+    python bench/pipeline.py --n 1000000 --db postgresql --workers 3
 
 Residents (spread over all 1,741 municipalities) and their application forms are registered first (setup,
 reported but not part of the pipeline time). Then each stage runs to completion with ``--workers`` processes
@@ -185,10 +185,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000, help="applications")
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--workers", type=int, default=0, help="processes per stage (default: 1 SQLite, 2 PG)")
+    parser.add_argument("--workers", type=int, default=0, help="processes per stage (default: 1 SQLite, 3 PG)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args()
-    workers = args.workers or (1 if args.db == "sqlite" else 2)
+    workers = args.workers or (1 if args.db == "sqlite" else 3)
     if args.db == "sqlite" and workers != 1:
         raise SystemExit("SQLite has one writer: use --workers 1")
 
