@@ -277,8 +277,10 @@ def _content(der: bytes) -> bytes:
     return der[2 + (first & 0x7F if first & 0x80 else 0):]
 
 
+@lru_cache(maxsize=4096)
 def _time_der(moment: datetime) -> bytes:
-    """RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050 (whole seconds, UTC)."""
+    """RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050 (whole seconds, UTC); cached: a
+    batch shares its start, and many cards their end."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     if 1950 <= moment.year < 2050:
