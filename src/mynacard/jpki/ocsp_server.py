@@ -42,7 +42,8 @@ MAX_HEADER_BYTES = 16 * 1024
 MAX_URL_BYTES = 32 * 1024  # base64 of the largest request, url-encoded
 MAX_PIPELINED = 32
 IDLE_SECONDS = 30.0
-MAX_MEMO = 10_000
+MAX_MEMO = 4096
+MAX_MEMO_REQUEST = 2048  # a single-certificate request with its headers is a few hundred bytes
 
 
 def _response(status: int, reason: str, body: bytes, content_type: bytes, keep_alive: bool) -> bytes:
@@ -272,9 +273,9 @@ class OcspServer:
         self.memo: dict[tuple[str | None, bytes], _Memo] = {}
         """(Client address, request bytes: request line, headers, body) → the reply, for pre-signed answers:
         clients repeat the very same request, so a repetition needs neither HTTP parsing nor any look-up — only
-        the checks of
-        :func:`ocsp_http.repeat` (revocations, the caller's registration, the re-signing time) and the count
-        in the query log."""
+        the checks of :func:`ocsp_http.repeat` (revocations, the caller's registration, the re-signing time)
+        and the count in the query log. Bounded: at most :data:`MAX_MEMO` entries of at most
+        :data:`MAX_MEMO_REQUEST` bytes (then it starts again empty)."""
         self._flushing = False
         header = jpki_settings().mtls_header
         self.mtls_header = header.lower().encode() if header else None
@@ -296,7 +297,7 @@ class OcspServer:
     def remember(self, data: bytes, remote: str | None, request: _Request, reply: bytes) -> None:
         """Keep the reply to ``data`` (exactly one complete request) when it may be repeated."""
         routed = self._route(request, remote)
-        if isinstance(routed, bytes) or len(data) > 4 * 1024:
+        if isinstance(routed, bytes) or len(data) > MAX_MEMO_REQUEST:
             return
         answer = ocsp_http.repeatable(self.ctx, routed[1], routed[0])
         if answer is None or not reply.endswith(answer.der):
