@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import secrets
 import socket
 import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp as x509_ocsp
@@ -212,3 +214,75 @@ def test_several_worker_processes_share_the_port_and_stop_together(ctx: Context)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_repeated_request_is_answered_from_its_remembered_reply_until_something_changes(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The very same request bytes again (new connections, as RFC 5019 clients send them) get the remembered
+    reply — counted in the query log like any answer — and stop getting it at once when the verifier is
+    suspended in this process, and within a second of a revocation. A request with a nonce is never
+    remembered: each is signed for its nonce."""
+    from mynacard.jpki import ocsp_http, service
+    from mynacard.jpki.model import RevocationReason
+
+    request, key, cert, _ = _setup(ctx)
+    repeated: list[bool] = []
+    real_repeat = ocsp_http.repeat
+
+    def counting(ctx: Context, memo: ocsp_http.Repeatable) -> bool | None:
+        due = real_repeat(ctx, memo)
+        repeated.append(due is not None)
+        return due
+
+    monkeypatch.setattr(ocsp_http, "repeat", counting)
+    raw = (b"POST /jpki/ocsp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key.encode() + b"\r\n"
+           b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(request) + request)
+
+    def ask(port: int, data: bytes = raw) -> str:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(data)
+            reply = _read(s, 1)
+        assert reply.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in reply
+        return _status(_split_bodies(reply)[0])
+
+    with ocsp_server(ctx) as base:
+        port = int(base.rsplit(":", 1)[1])
+        assert [ask(port) for _ in range(30)] == ["GOOD"] * 30
+        assert sum(repeated) >= 20, repeated  # all but the first and the few after a stale poll
+        # a nonce request, the same bytes twice: signed each time, never a remembered reply
+        nonce = secrets.token_bytes(16)
+        with_nonce = x509_ocsp.OCSPRequestBuilder().add_certificate(
+            cert, x509.load_der_x509_certificate(_issuer_der(ctx, cert)), hashes.SHA1()).add_extension(
+            x509.OCSPNonce(nonce), critical=False).build().public_bytes(serialization.Encoding.DER)
+        nonce_raw = raw.replace(b"Content-Length: %d" % len(request), b"Content-Length: %d" % len(with_nonce))
+        nonce_raw = nonce_raw[: -len(request)] + with_nonce
+        before = len(repeated)
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(nonce_raw)
+                answer = x509_ocsp.load_der_ocsp_response(_split_bodies(_read(s, 1))[0])
+            assert answer.certificate_status is x509_ocsp.OCSPCertStatus.GOOD
+            assert answer.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == nonce
+        assert len(repeated) == before
+        # a suspension in this process: refused at the very next request
+        verifier = next(v for v in verifiers.list_verifiers(ctx, OPERATOR) if v.username == "sv")
+        verifiers.set_suspended(ctx, OPERATOR, verifier.id, True, datetime.now(UTC))
+        assert ask(port) == "UNAUTHORIZED"
+        verifiers.set_suspended(ctx, OPERATOR, verifier.id, False, datetime.now(UTC))
+        assert [ask(port) for _ in range(5)] == ["GOOD"] * 5
+        # a revocation: every answer says so within a second (the responder polls; see the other tests)
+        service.revoke_certificate(ctx, OPERATOR, cert.serial_number, RevocationReason.KEY_COMPROMISE,
+                                   datetime.now(UTC))
+        time.sleep(1.0)
+        assert [ask(port) for _ in range(10)] == ["REVOKED"] * 10
+    answered = [q for q in verifiers.queries(ctx, OPERATOR) if q["action"] == "ocsp" and q["outcome"] == "answered"]
+    assert sum(q["count"] for q in answered) == 30 + 3 + 5 + 10
+
+
+def _issuer_der(ctx: Context, cert: x509.Certificate) -> bytes:
+    from mynacard.jpki import service
+    from mynacard.jpki.model import CaKind
+
+    authority = service.current_authority(ctx, CaKind.SIGN, datetime.now(UTC))
+    assert authority.certificate.subject == cert.issuer
+    return authority.certificate.public_bytes(serialization.Encoding.DER)

@@ -231,3 +231,35 @@ def test_directly_encoded_parts_are_the_bytes_cryptography_writes() -> None:
         assert x509.SubjectAlternativeName.oid == ours.value.oid
     ski = profiles._subject_key_identifier(key)
     assert ski.value.public_bytes() == x509.SubjectKeyIdentifier.from_public_key(key).public_bytes()
+
+
+def test_card_certificates_written_directly_are_the_bytes_cryptographys_builder_writes(
+        ca_key: keys.SoftwareSigner) -> None:
+    """Issuance writes the to-be-signed part itself (:func:`profiles.end_entity_der`); for both kinds, a
+    serial with its top bit set, a validity through 2049 and past it (UTCTime / GeneralizedTime), times with
+    a zone other than UTC, long and non-ASCII names, the certificate is byte for byte the one
+    ``cryptography``'s builder makes (RSA PKCS#1 v1.5 signatures are deterministic), and it verifies."""
+    from zoneinfo import ZoneInfo
+
+    from mynacard.jpki.model import SigningFacts
+
+    chip = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    tokyo = ZoneInfo("Asia/Tokyo")
+    cases = [
+        (0x1234, "20260406093000123A", NOW, NOW + timedelta(days=1800), "Tokyo-to", "Chiyoda-ku"),
+        ((1 << 63) | 7, "x" * 64, NOW.astimezone(tokyo), datetime(2051, 3, 1, 9, 0, tzinfo=tokyo), "Hokkaido",
+         "Sapporo-shi Chuo-ku" * 3),
+        ((1 << 159) - 1, "名前", datetime(2049, 12, 31, 23, 59, 59, tzinfo=UTC),
+         datetime(2050, 1, 1, tzinfo=UTC), "Okinawa-ken", "Naha-shi"),
+    ]
+    for kind in (CaKind.SIGN, CaKind.AUTH):
+        root = _ours(kind, ca_key)
+        for serial, cn, not_before, not_after, prefecture, municipality in cases:
+            facts = SigningFacts("山田　太郎", "00000", "1", "319800101", "東京都" + "千代田区" * 40,
+                                 "0" * 43) if kind is CaKind.SIGN else None
+            req = profiles.EndEntityRequest(kind, chip, serial, cn, not_before, not_after, prefecture,
+                                            municipality, facts)
+            expected = profiles._end_entity_by_builder(req, root, ca_key, _urls())
+            ours = profiles.end_entity_der(req, root, ca_key, _urls())
+            assert ours == expected.public_bytes(serialization.Encoding.DER), (kind, serial)
+            x509.load_der_x509_certificate(ours).verify_directly_issued_by(root)

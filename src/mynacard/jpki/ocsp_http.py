@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from mynacard.jpki.ocsp import ResponseStatus
 from mynacard.jpki.responder import Answer, responder_for
 from mynacard.principal import Principal, Role
 
-__all__ = ["Caller", "answer", "answer_from_memory", "decode_get_path"]
+__all__ = ["Caller", "Repeatable", "answer", "answer_from_memory", "decode_get_path", "repeat", "repeatable"]
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,58 @@ def answer_from_memory(ctx: Context, caller: Caller, data: bytes) -> tuple[bytes
         return result.der, due
     except Exception:  # the full path answers (and reports) properly
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Repeatable:
+    """A pre-signed answer that the very same request (same bytes, same caller) may get again without any
+    look-up, while :func:`repeat` allows: until the caller's cached registration or the response's re-signing
+    time is due (``until``, monotonic), and as long as the responder saw no revocation since ``revision``."""
+
+    der: bytes
+    until: float
+    revision: int
+    callers: int
+    """:func:`verifiers.cache_generation` when taken: a suspension in this process voids it at once."""
+    log_key: verifiers.LogKey
+
+
+def repeatable(ctx: Context, caller: Caller, data: bytes) -> Repeatable | None:
+    """What :func:`repeat` needs to answer this request again, when its answer is a pre-signed response held
+    in memory for a registered verifier (None otherwise: nonces, refusals, anything needing the database)."""
+    if caller.client_cert_sha256 or not caller.api_key:
+        return None
+    try:
+        callers = verifiers.cache_generation()  # before the look-up: a suspension in between voids it
+        known, who, verifier = verifiers.cached_caller(ctx, caller.api_key)
+        if not known or verifier is None:
+            return None
+        responder = responder_for(ctx)
+        if not responder.knows(data):  # not a request answered by a pre-signed response (a nonce, …)
+            return None
+        revision = responder.revision()  # before the answer: a revocation in between voids it
+        now = datetime.now(UTC)
+        result = responder.answer_from_memory(data, now, _allowed(who, verifier))
+        if result is None or result.status is not ResponseStatus.SUCCESSFUL or result.fresh_until is None:
+            return None
+        until = min(verifiers.cached_caller_until(ctx, caller.api_key),
+                    time.monotonic() + (result.fresh_until - now).total_seconds())
+        key = verifiers.query_key(verifier, verifiers.caller_label(who, caller.remote), "ocsp",
+                                  ",".join(result.serials)[:48] or None, "answered", result.detail)
+        return Repeatable(result.der, until, revision, callers, key)
+    except Exception:  # then the request is simply answered the ordinary way each time
+        log.exception("OCSP repeatable answer")
+        return None
+
+
+def repeat(ctx: Context, memo: Repeatable) -> bool | None:
+    """Count the query of a repeated answer when it may still be sent: whether the query log is due to be
+    written; None when it may not (the request then takes the ordinary path)."""
+    now = time.monotonic()
+    if (now >= memo.until or memo.callers != verifiers.cache_generation()
+            or not responder_for(ctx).unchanged_since(memo.revision, now)):
+        return None
+    return verifiers.count_query(ctx, memo.log_key, datetime.now(UTC))
 
 
 def decode_get_path(encoded: str) -> bytes:

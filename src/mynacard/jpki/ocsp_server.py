@@ -42,6 +42,8 @@ MAX_HEADER_BYTES = 16 * 1024
 MAX_URL_BYTES = 32 * 1024  # base64 of the largest request, url-encoded
 MAX_PIPELINED = 32
 IDLE_SECONDS = 30.0
+MAX_MEMO = 4096
+MAX_MEMO_REQUEST = 2048  # a single-certificate request with its headers is a few hundred bytes
 
 
 def _response(status: int, reason: str, body: bytes, content_type: bytes, keep_alive: bool) -> bytes:
@@ -73,12 +75,27 @@ class _Parsing:
     too_large: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Memo:
+    """A complete reply to a request seen before, byte for byte, from the same address (see
+    :attr:`OcspServer.memo`)."""
+
+    reply: bytes
+    keep_alive: bool
+    answer: ocsp_http.Repeatable
+
+
 class _Connection(asyncio.Protocol):
+    __slots__ = ("active", "answered", "chunk", "closing", "current", "idle", "messages", "parser", "partial",
+                 "queue", "remote", "server", "transport", "worker")
+
     def __init__(self, server: OcspServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
-        self.current = _Parsing()
+        self.parser: httptools.HttpRequestParser | None = None
+        """Made, with ``current``, on the first request that is not a repetition (most connections never need
+        one)."""
+        self.current: _Parsing
         self.queue: deque[_Request] = deque()
         self.worker: asyncio.Task[None] | None = None
         self.idle: asyncio.TimerHandle | None = None
@@ -86,6 +103,11 @@ class _Connection(asyncio.Protocol):
         self.closing = False
         self.active = False
         """Set by every read; the idle check clears it (one timer per idle period, not one per read)."""
+        self.partial = False
+        """A request begun and not complete."""
+        self.chunk: bytes | None = None
+        self.messages = 0
+        self.answered: tuple[_Request, bytes] | None = None
 
     # --- asyncio ---------------------------------------------------------------------------------------
 
@@ -106,12 +128,41 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.active = True
+        at_boundary = not self.partial and not self.queue and (self.worker is None or self.worker.done())
+        if at_boundary and self._repeat(data):
+            return
+        if self.parser is None:
+            self.parser = httptools.HttpRequestParser(self)
+            self.current = _Parsing()
+        self.chunk, self.messages, self.answered = (data if at_boundary else None), 0, None
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail(400, "Bad Request")
         except httptools.HttpParserError:
             self._fail(400, "Bad Request")
+        else:
+            if self.chunk is not None and self.answered is not None and self.messages == 1 and not self.partial:
+                self.server.remember(self.chunk, self.remote, *self.answered)
+        self.chunk = self.answered = None
+
+    def _repeat(self, data: bytes) -> bool:
+        """Answer a request seen before byte for byte, when its remembered reply still holds."""
+        key = (self.remote, data)
+        memo = self.server.memo.get(key)
+        if memo is None:
+            return False
+        due = ocsp_http.repeat(self.server.ctx, memo.answer)
+        if due is None:
+            del self.server.memo[key]
+            return False
+        if due:
+            self.server._flush_later()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(memo.reply)
+            if not memo.keep_alive:
+                self._close()
+        return True
 
     def _arm_idle(self) -> None:
         self.idle = asyncio.get_running_loop().call_later(self.server.idle_seconds, self._idle_check)
@@ -141,6 +192,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.current = _Parsing()
+        self.partial = True
 
     def on_url(self, url: bytes) -> None:
         self.current.url += url
@@ -160,6 +212,9 @@ class _Connection(asyncio.Protocol):
         self.current.body += body
 
     def on_message_complete(self) -> None:
+        assert self.parser is not None
+        self.partial = False
+        self.messages += 1
         method = self.parser.get_method().decode("ascii", "replace")
         self.queue.append(_Request(method, bytes(self.current.url), self.current.headers, bytes(self.current.body),
                                    self.parser.should_keep_alive(), self.current.too_large))
@@ -177,6 +232,7 @@ class _Connection(asyncio.Protocol):
         if reply is None:
             return False
         self.queue.popleft()
+        self.answered = (request, reply)
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(reply)
             if not request.keep_alive:
@@ -214,6 +270,12 @@ class OcspServer:
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ocsp")
         self.idle_seconds = idle_seconds
         self.connections: set[_Connection] = set()
+        self.memo: dict[tuple[str | None, bytes], _Memo] = {}
+        """(Client address, request bytes: request line, headers, body) → the reply, for pre-signed answers:
+        clients repeat the very same request, so a repetition needs neither HTTP parsing nor any look-up — only
+        the checks of :func:`ocsp_http.repeat` (revocations, the caller's registration, the re-signing time)
+        and the count in the query log. Bounded: at most :data:`MAX_MEMO` entries of at most
+        :data:`MAX_MEMO_REQUEST` bytes (then it starts again empty)."""
         self._flushing = False
         header = jpki_settings().mtls_header
         self.mtls_header = header.lower().encode() if header else None
@@ -231,6 +293,18 @@ class OcspServer:
         if log_due:
             self._flush_later()
         return _response(200, "OK", der, _OCSP_TYPE, request.keep_alive)
+
+    def remember(self, data: bytes, remote: str | None, request: _Request, reply: bytes) -> None:
+        """Keep the reply to ``data`` (exactly one complete request) when it may be repeated."""
+        routed = self._route(request, remote)
+        if isinstance(routed, bytes) or len(data) > MAX_MEMO_REQUEST:
+            return
+        answer = ocsp_http.repeatable(self.ctx, routed[1], routed[0])
+        if answer is None or not reply.endswith(answer.der):
+            return
+        if len(self.memo) >= MAX_MEMO:
+            self.memo.clear()
+        self.memo[(remote, data)] = _Memo(reply, request.keep_alive, answer)
 
     async def handle(self, request: _Request, remote: str | None) -> bytes:
         routed = self._route(request, remote)

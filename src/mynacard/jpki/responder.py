@@ -40,6 +40,9 @@ class Answer:
     kinds: tuple[CaKind, ...] = ()
     detail: str | None = None
     cached: bool = False
+    fresh_until: datetime | None = None
+    """For a pre-signed answer from memory: when it is due to be re-signed (it may be repeated until then,
+    unless :meth:`OcspResponder.unchanged_since` says a revocation came in between)."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,8 @@ class OcspResponder:
                               (serial,), (kind,), detail=f"not registered to verify {kind.value}")
             entry = self._get(key, now)
             if entry is not None:
-                return Answer(entry.der, ResponseStatus.SUCCESSFUL, (serial,), (kind,), cached=True)
+                return Answer(entry.der, ResponseStatus.SUCCESSFUL, (serial,), (kind,), cached=True,
+                              fresh_until=entry.refresh_at)
         try:
             request = ocsp.parse_request(data)
         except ocsp.MalformedRequest as exc:
@@ -205,7 +209,21 @@ class OcspResponder:
                 return None
             return self._sign_fresh(authority, request, now, serials)
         self._remember(data, ref, authority.kind)
-        return Answer(entry.der, ResponseStatus.SUCCESSFUL, serials, (authority.kind,), cached=True)
+        return Answer(entry.der, ResponseStatus.SUCCESSFUL, serials, (authority.kind,), cached=True,
+                      fresh_until=entry.refresh_at)
+
+    def knows(self, data: bytes) -> bool:
+        """Whether these request bytes were last answered with a pre-signed response."""
+        return data in self._by_request
+
+    def revision(self) -> int:
+        """Advances whenever a poll finds revocations (read it before taking an answer to repeat)."""
+        return self._changes
+
+    def unchanged_since(self, revision: int, monotonic_now: float) -> bool:
+        """No revocation seen since ``revision``, and the last look is recent enough that none can be
+        missed: an answer taken then may be sent again as it is."""
+        return self._changes == revision and monotonic_now - self._last_poll < self._poll_seconds
 
     def _remember(self, data: bytes, ref: ocsp.CertRef, kind: CaKind) -> None:
         with self._lock:

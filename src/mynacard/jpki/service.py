@@ -659,8 +659,7 @@ def _sign_drafts(ctx: Context, conn: Connection, drafts: list[_Draft], now: date
             facts = None
         req = profiles.EndEntityRequest(draft.kind, draft.key, serial, draft.common_name, not_before,
                                         draft.not_after, prefecture, municipality, facts)
-        cert = profiles.end_entity_certificate(req, authority.certificate, signer, urls, authority.der)
-        draft.der = cert.public_bytes(serialization.Encoding.DER)
+        draft.der = profiles.end_entity_der(req, authority.certificate, signer, urls, authority.der)
 
 
 def _store_drafts(conn: Connection, drafts: list[_Draft], actor: str, now: datetime, detail: str,

@@ -54,13 +54,17 @@ __all__ = [
     "Verifier",
     "acknowledge_notifications",
     "authenticate",
+    "cache_generation",
+    "cached_caller_until",
     "consume_challenge",
+    "count_query",
     "flush_query_log",
     "issue_challenge",
     "list_verifiers",
     "log_query",
     "notifications",
     "queries",
+    "query_key",
     "register_verifier",
     "require_verifier",
     "service_trust",
@@ -153,6 +157,7 @@ def set_suspended(ctx: Context, principal: Principal, verifier_id: int, suspende
     cache = _cache(ctx)
     with _CACHE_LOCK:
         cache.clear()
+        _CLEARED[0] += 1
     return _verifier(row)
 
 
@@ -167,6 +172,8 @@ def list_verifiers(ctx: Context, principal: Principal) -> list[Verifier]:
 _CACHE_SECONDS = 2.0
 _CACHES: WeakKeyDictionary[Database, dict[str, tuple[float, Any]]] = WeakKeyDictionary()
 _CACHE_LOCK = threading.Lock()
+_CLEARED = [0]
+"""How often a cache was cleared in this process (a suspension): answers remembered before are void."""
 
 
 def _cache(ctx: Context) -> dict[str, tuple[float, Any]]:
@@ -213,6 +220,7 @@ def _cached(ctx: Context, key: str, load: Any) -> Any:
     with _CACHE_LOCK:
         if len(cache) > 10000:
             cache.clear()
+            _CLEARED[0] += 1
         cache[key] = (now + _CACHE_SECONDS, value)
     return value
 
@@ -271,6 +279,22 @@ def cached_caller(ctx: Context, api_key: str | None, client_cert_sha256: str | N
     return True, who, verifier if verifier is not None and verifier.active else None
 
 
+def cached_caller_until(ctx: Context, api_key: str) -> float:
+    """When (``time.monotonic()``) the cached key → principal → verifier look-ups behind ``api_key`` expire:
+    an answer remembered for this caller must not outlive them (a suspension takes effect by then)."""
+    cache = _cache(ctx)
+    with _CACHE_LOCK:
+        by_key = cache.get("k:" + _key_digest(ctx.settings.data_key, api_key))
+        who = by_key[1] if by_key is not None else None
+        by_name = cache.get("v:" + who.subject) if who is not None else None
+    return min(by_key[0] if by_key is not None else 0.0, by_name[0] if by_name is not None else 0.0)
+
+
+def cache_generation() -> int:
+    """Advances when this process drops its cached callers (a suspension here takes effect at once)."""
+    return _CLEARED[0]
+
+
 def caller_label(principal: Principal | None, remote: str | None = None) -> str:
     who = "anonymous" if principal is None else f"{principal.role.value}:{principal.subject}"
     return f"{who}@{remote}" if remote else who
@@ -294,7 +318,8 @@ def require_verifier(ctx: Context, principal: Principal | None, purpose: Purpose
 
 # --- the query log -----------------------------------------------------------------------------------------
 
-_LogKey = tuple[int | None, str, str, str | None, str, str | None]
+LogKey = tuple[int | None, str, str, str | None, str, str | None]
+
 
 
 class _QueryLog:
@@ -304,7 +329,7 @@ class _QueryLog:
     else are written at once."""
 
     def __init__(self) -> None:
-        self.rows: dict[_LogKey, list[Any]] = {}
+        self.rows: dict[LogKey, list[Any]] = {}
         self.lock = threading.Lock()
         self.last_flush = time.monotonic()
 
@@ -328,22 +353,34 @@ def log_query(ctx: Context, verifier: Verifier | None, caller: str, action: str,
               flush: bool = True) -> bool:
     """Record one validity query (or refusal) against the verifier that made it. Returns whether the
     buffer is due to be written; with ``flush=False`` the caller writes it (off the event loop)."""
-    key: _LogKey = (verifier.id if verifier else None, caller[:128], action[:24], serial[:48] if serial else None,
-                    outcome[:16], detail[:500] if detail else None)
+    key = query_key(verifier, caller, action, serial, outcome, detail)
+    due = count_query(ctx, key, now) or immediate
+    if due and flush:
+        flush_query_log(ctx)
+        return False
+    return due
+
+
+def query_key(verifier: Verifier | None, caller: str, action: str, serial: str | None, outcome: str,
+              detail: str | None) -> LogKey:
+    """The row a query is counted in (see :func:`log_query`)."""
+    return (verifier.id if verifier else None, caller[:128], action[:24], serial[:48] if serial else None,
+            outcome[:16], detail[:500] if detail else None)
+
+
+def count_query(ctx: Context, key: LogKey, now: datetime) -> bool:
+    """Count one query in its buffered row; returns whether the buffer is due to be written (the caller
+    writes it, off any event loop). The OCSP server's repeated answers come here directly."""
     log = _log(ctx)
     with log.lock:
         seen = log.rows.get(key)
         if seen is None:
             log.rows[key] = [now, now, 1]
         else:
-            seen[1] = max(seen[1], now)
+            if now > seen[1]:
+                seen[1] = now
             seen[2] += 1
-        due = (immediate or len(log.rows) >= _FLUSH_ROWS
-               or time.monotonic() - log.last_flush >= _FLUSH_SECONDS)
-    if due and flush:
-        flush_query_log(ctx)
-        return False
-    return due
+        return len(log.rows) >= _FLUSH_ROWS or time.monotonic() - log.last_flush >= _FLUSH_SECONDS
 
 
 def flush_query_log(ctx: Context) -> int:
