@@ -648,27 +648,33 @@ def _people(conn: Connection, residents: Sequence[Resident], today: date) -> lis
 
 
 def _registers_of(conn: Connection, resident_ids: Sequence[int]) -> dict[int, FamilyRegister]:
-    """The family register each resident is a (current) member of."""
+    """The family register each resident is a (current) member of, read in one query: every member of
+    every register one of the residents is in."""
     if not resident_ids:
         return {}
-    links = conn.execute(select(kiosk_family_register_members.c.resident_id,
-                                kiosk_family_register_members.c.register_id).where(
-        kiosk_family_register_members.c.resident_id.in_(list(resident_ids)),
-        kiosk_family_register_members.c.removed.is_(False))).all()
-    loaded = {reg_id: _load_register(conn, reg_id) for reg_id in {link.register_id for link in links}}
-    return {link.resident_id: loaded[link.register_id] for link in links}
+    reg, mem = kiosk_family_registers, kiosk_family_register_members
+    theirs = select(mem.c.register_id).where(mem.c.resident_id.in_(list(resident_ids)), mem.c.removed.is_(False))
+    rows = conn.execute(select(reg.c.id.label("reg_id"), reg.c.municipality_code, reg.c.domicile, reg.c.head_name,
+                               reg.c.pending_filing, *(c for c in mem.c if c.name not in ("id", "register_id")))
+                        .join_from(reg, mem, mem.c.register_id == reg.c.id)
+                        .where(reg.c.id.in_(theirs)).order_by(reg.c.id, mem.c.position)).all()
+    by_register: dict[int, list[Any]] = {}
+    for row in rows:
+        by_register.setdefault(row.reg_id, []).append(row)
+    loaded = {reg_id: _register(members) for reg_id, members in by_register.items()}
+    wanted = set(resident_ids)
+    return {row.resident_id: loaded[row.reg_id] for row in rows
+            if row.resident_id in wanted and not row.removed}
 
 
-def _load_register(conn: Connection, register_id: int) -> FamilyRegister:
-    reg = conn.execute(select(kiosk_family_registers).where(kiosk_family_registers.c.id == register_id)).one()
+def _register(rows: list[Any]) -> FamilyRegister:
+    first = rows[0]
     members = tuple(RegisterMember(
         position=m.position, family_name=m.family_name, given_name=m.given_name, birth_date=m.birth_date,
         sex=m.sex, relationship=m.relationship, father=m.father, mother=m.mother,
-        events=tuple(json.loads(m.events)), removed=m.removed, resident_id=m.resident_id)
-        for m in conn.execute(select(kiosk_family_register_members).where(
-            kiosk_family_register_members.c.register_id == register_id)
-            .order_by(kiosk_family_register_members.c.position)))
-    return FamilyRegister(reg.id, reg.municipality_code, reg.domicile, reg.head_name, members, reg.pending_filing)
+        events=tuple(json.loads(m.events)), removed=m.removed, resident_id=m.resident_id) for m in rows)
+    return FamilyRegister(first.reg_id, first.municipality_code, first.domicile, first.head_name, members,
+                          first.pending_filing)
 
 
 def _load_facts(conn: Connection, holder: Resident, today: date) -> _Facts:
