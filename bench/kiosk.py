@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import ssl
 import statistics
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from mynacard.accounts import service as accounts
 from mynacard.bootstrap import build_context
 from mynacard.kiosk import municipal, pdf, seal
 from mynacard.kiosk.model import DocumentId, DocumentKind, DocumentOptions, RequestId
-from mynacard.kiosk.terminal import HttpCentreClient, KioskTerminal, MemoryPrinter, VirtualReader
+from mynacard.kiosk.terminal import HttpCentreClient, KioskTerminal, MemoryPrinter, VirtualReader, line_limits
 from mynacard.kiosk.testing import TestJpki
 from mynacard.migrate import upgrade
 from mynacard.principal import Principal, Role
@@ -102,6 +103,24 @@ def _split(ctx: object, jpki: TestJpki, rounds: int = 40) -> dict[str, float]:
             "pdf_bytes": len(unsigned)}
 
 
+def _postgres_cpu() -> float:
+    """CPU seconds (user + system) so far of every PostgreSQL process on the machine (the benchmark's
+    backends among them; on a shared machine other users' queries are counted too)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() not in ("postgres", "postmaster"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def registry_ids(ctx: object) -> list[int]:
     with ctx.db.connect() as conn:  # type: ignore[attr-defined]
         return registry.resident_ids_in(conn, "131016")
@@ -157,17 +176,21 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
 
+        # Clients are built before any clock starts, sharing one TLS context: each httpx.Client otherwise
+        # loads the CA bundle (~18 ms of CPU), which would be charged to the first session of every kiosk.
+        tls = ssl.create_default_context()
+        clients = [httpx.Client(timeout=60, verify=tls, limits=line_limits()) for _ in range(args.kiosks)]
+
         # peer: bare requests at the same concurrency
-        def hammer(n: int, out: list[float]) -> None:
-            with httpx.Client() as c:
-                for _ in range(n):
-                    t0 = time.perf_counter()
-                    c.get(base + "/healthz")
-                    out.append(time.perf_counter() - t0)
+        def hammer(c: httpx.Client, n: int, out: list[float]) -> None:
+            for _ in range(n):
+                t0 = time.perf_counter()
+                c.get(base + "/healthz")
+                out.append(time.perf_counter() - t0)
 
         peer_lat: list[float] = []
         t = time.perf_counter()
-        threads = [threading.Thread(target=hammer, args=(50, peer_lat)) for _ in range(args.kiosks)]
+        threads = [threading.Thread(target=hammer, args=(clients[i], 50, peer_lat)) for i in range(args.kiosks)]
         for th in threads:
             th.start()
         for th in threads:
@@ -177,21 +200,24 @@ def main() -> None:
         latencies: list[float] = []
         failures: list[str] = []
 
+        terminals = [KioskTerminal(f"bench-{i:03d}", HttpCentreClient(base, keys[i], client=clients[i]),
+                                   VirtualReader(cards[i]), MemoryPrinter()) for i in range(args.kiosks)]
+
         def kiosk(i: int) -> None:
-            with httpx.Client(timeout=60) as c:
-                terminal = KioskTerminal(f"bench-{i:03d}", HttpCentreClient(base, keys[i], client=c),
-                                         VirtualReader(cards[i]), MemoryPrinter())
-                for _ in range(args.per_kiosk):
-                    t0 = time.perf_counter()
-                    try:
-                        session = terminal.start()
-                        terminal.enter_pin(session, "1234")
-                        terminal.order_and_print(session, DocumentOptions(DocumentKind.RESIDENT_RECORD), 200)
-                        latencies.append(time.perf_counter() - t0)
-                    except Exception as exc:  # reported, not hidden
-                        failures.append(f"{type(exc).__name__}: {exc}")
+            terminal = terminals[i]
+            for _ in range(args.per_kiosk):
+                t0 = time.perf_counter()
+                try:
+                    session = terminal.start()
+                    terminal.enter_pin(session, "1234")
+                    terminal.order_and_print(session, DocumentOptions(DocumentKind.RESIDENT_RECORD), 200)
+                    latencies.append(time.perf_counter() - t0)
+                except Exception as exc:  # reported, not hidden
+                    failures.append(f"{type(exc).__name__}: {exc}")
 
         cpu_before = cpu_seconds(proc.pid)
+        client_cpu_before = time.process_time()
+        db_cpu_before = _postgres_cpu()
         start = time.perf_counter()
         threads = [threading.Thread(target=kiosk, args=(i,)) for i in range(args.kiosks)]
         for th in threads:
@@ -200,6 +226,10 @@ def main() -> None:
             th.join()
         wall = time.perf_counter() - start
         server_cpu = cpu_seconds(proc.pid) - cpu_before
+        client_cpu = time.process_time() - client_cpu_before
+        db_cpu = _postgres_cpu() - db_cpu_before
+        for c in clients:
+            c.close()
         result = {
             "kiosks": args.kiosks, "sessions": args.kiosks * args.per_kiosk, "documents": len(latencies),
             "failures": len(failures), "server_workers": args.workers, "seconds": round(wall, 2),
@@ -207,6 +237,8 @@ def main() -> None:
             "session_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
             "session_p95_ms": round(percentile(latencies, 95) * 1000, 1) if latencies else None,
             "server_cpu_ms_per_document": round(server_cpu * 1000 / max(1, len(latencies)), 1),
+            "client_cpu_ms_per_document": round(client_cpu * 1000 / max(1, len(latencies)), 1),
+            "postgres_cpu_ms_per_document": round(db_cpu * 1000 / max(1, len(latencies)), 1),
             "split_in_process": split,
             "peer_healthz_per_s": round(peer_rps, 1),
             "peer_healthz_p95_ms": round(percentile(peer_lat, 95) * 1000, 1),

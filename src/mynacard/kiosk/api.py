@@ -18,12 +18,13 @@ from mynacard.context import Context
 from mynacard.errors import InvalidInput, NotFound
 from mynacard.kiosk import municipal, pdf, service, signing
 from mynacard.kiosk.centre import Centre, b64, unb64
+from mynacard.kiosk.keys import KeyCache
 from mynacard.kiosk.model import DocumentOptions, Refused
 from mynacard.principal import Principal, Role
-from mynacard.web.deps import context, principal, render
+from mynacard.web.deps import LoginRequired, context, principal, render
 from mynacard.web.i18n import register
 
-__all__ = ["centre_of", "now_of", "router"]
+__all__ = ["centre_of", "kiosk_caller", "now_of", "router"]
 
 router = APIRouter()
 
@@ -97,6 +98,21 @@ def _kiosk(who: Principal) -> Principal:
     return who
 
 
+def kiosk_caller(request: Request) -> Principal:
+    """The caller of a centre route: a kiosk's API key through the app's short-lived key memory
+    (:mod:`mynacard.kiosk.keys`), anything else as every route does."""
+    auth = request.headers.get("authorization", "")
+    if not auth.lower().startswith("bearer "):
+        return principal(request)
+    cache: KeyCache | None = getattr(request.app.state, "kiosk_keys", None)
+    if cache is None:
+        cache = request.app.state.kiosk_keys = KeyCache()
+    who = cache.principal(context(request), auth[7:].strip())
+    if who is None:
+        raise LoginRequired("login required")
+    return who
+
+
 # --- the centre, for kiosks ---------------------------------------------------------------------------------
 
 class OpenIn(BaseModel):
@@ -127,7 +143,7 @@ _SESSIONS = "/api/kiosk/centre/sessions"
 
 
 @router.post(_SESSIONS, tags=["kiosk centre"])
-def open_session(body: OpenIn, request: Request, who: Principal = Depends(principal)) -> Response:
+def open_session(body: OpenIn, request: Request, who: Principal = Depends(kiosk_caller)) -> Response:
     """A card is on the reader: open the request (its ID made by the kiosk) and get a single-use challenge."""
     try:
         opened = centre_of(request).open_session(_kiosk(who), body.request_id, now_of(request))
@@ -139,7 +155,7 @@ def open_session(body: OpenIn, request: Request, who: Principal = Depends(princi
 
 @router.post(_SESSIONS + "/{request_id}/authenticate", tags=["kiosk centre"])
 def authenticate(request_id: str, body: AuthenticateIn, request: Request,
-                 who: Principal = Depends(principal)) -> Response:
+                 who: Principal = Depends(kiosk_caller)) -> Response:
     """The card's certificate and its signature over the challenge → the menu for the holder."""
     try:
         menu = centre_of(request).authenticate(_kiosk(who), request_id, unb64(body.certificate, "certificate"),
@@ -151,7 +167,7 @@ def authenticate(request_id: str, body: AuthenticateIn, request: Request,
 
 @router.post(_SESSIONS + "/{request_id}/order", tags=["kiosk centre"],
              responses={200: {"content": {"application/pdf": {}}}})
-def order(request_id: str, body: OrderIn, request: Request, who: Principal = Depends(principal)) -> Response:
+def order(request_id: str, body: OrderIn, request: Request, who: Principal = Depends(kiosk_caller)) -> Response:
     """Paid: the released, signed PDF (headers name the request, the document and the PDF's SHA-256)."""
     try:
         options = DocumentOptions.from_dict(body.options)
@@ -166,19 +182,19 @@ def order(request_id: str, body: OrderIn, request: Request, who: Principal = Dep
 
 
 @router.post(_SESSIONS + "/{request_id}/printed", tags=["kiosk centre"])
-def printed(request_id: str, body: PrintedIn, request: Request, who: Principal = Depends(principal)) -> Response:
+def printed(request_id: str, body: PrintedIn, request: Request, who: Principal = Depends(kiosk_caller)) -> Response:
     centre_of(request).printed(_kiosk(who), request_id, body.document_id, body.pdf_sha256, now_of(request))
     return JSONResponse({"request_id": request_id, "state": "completed"})
 
 
 @router.post(_SESSIONS + "/{request_id}/abort", tags=["kiosk centre"])
-def abort(request_id: str, body: AbortIn, request: Request, who: Principal = Depends(principal)) -> Response:
+def abort(request_id: str, body: AbortIn, request: Request, who: Principal = Depends(kiosk_caller)) -> Response:
     view = centre_of(request).abort(_kiosk(who), request_id, body.reason, now_of(request))
     return JSONResponse({"request_id": request_id, "state": view.state.value, "refund_yen": view.paid_yen or 0})
 
 
 @router.post(_SESSIONS + "/{request_id}/family-register-use", tags=["kiosk centre"])
-def family_register_use(request_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
+def family_register_use(request_id: str, request: Request, who: Principal = Depends(kiosk_caller)) -> Response:
     try:
         menu = centre_of(request).register_family_register_use(_kiosk(who), request_id, now_of(request))
     except Refused as exc:
@@ -187,7 +203,7 @@ def family_register_use(request_id: str, request: Request, who: Principal = Depe
 
 
 @router.get(_SESSIONS + "/{request_id}", tags=["kiosk centre"])
-def session_state(request_id: str, request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:
+def session_state(request_id: str, request: Request, who: Principal = Depends(kiosk_caller)) -> dict[str, Any]:
     view = centre_of(request).view(_kiosk(who), request_id)
     return {"request_id": view.request_id, "state": view.state.value, "refusal": view.refusal,
             "document_id": view.document_id}

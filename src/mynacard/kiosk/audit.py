@@ -10,18 +10,19 @@ every chain against its recorded head. The individual number never appears in ``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, TextClause, bindparam, insert, select, text, update
 
-from mynacard.db import Database
+from mynacard.db import Database, UtcDateTime
 from mynacard.kiosk.tables import kiosk_audit, kiosk_audit_heads
 
-__all__ = ["GENESIS", "AuditReport", "append", "entry_hash", "verify_chains"]
+__all__ = ["GENESIS", "AuditReport", "Entry", "append", "append_many", "entry_hash", "verify_chains"]
 
 GENESIS = "0" * 64
 
@@ -35,14 +36,17 @@ def entry_hash(prev_hash: str, stream: str, seq: int, at: datetime, request_id: 
 
 
 def _lock_head(conn: Connection, stream: str) -> tuple[int, str]:
-    query = select(kiosk_audit_heads.c.seq, kiosk_audit_heads.c.hash).where(kiosk_audit_heads.c.stream == stream)
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        conn.execute(pg_insert(kiosk_audit_heads).values(stream=stream, seq=0, hash=GENESIS)
-                     .on_conflict_do_nothing())
-        locked = conn.execute(query.with_for_update()).one()
+        # One statement creates the head if missing and locks it: ON CONFLICT DO UPDATE takes the row lock
+        # and returns the latest committed head, so concurrent appenders to one stream queue here.
+        stmt = pg_insert(kiosk_audit_heads).values(stream=stream, seq=0, hash=GENESIS)
+        locked = conn.execute(stmt.on_conflict_do_update(index_elements=["stream"],
+                                                         set_={"stream": stmt.excluded.stream})
+                              .returning(kiosk_audit_heads.c.seq, kiosk_audit_heads.c.hash)).one()
         return int(locked.seq), str(locked.hash)
+    query = select(kiosk_audit_heads.c.seq, kiosk_audit_heads.c.hash).where(kiosk_audit_heads.c.stream == stream)
     row = conn.execute(query).first()  # SQLite: BEGIN IMMEDIATE already serialises writers
     if row is None:
         conn.execute(insert(kiosk_audit_heads).values(stream=stream, seq=0, hash=GENESIS))
@@ -50,19 +54,59 @@ def _lock_head(conn: Connection, stream: str) -> tuple[int, str]:
     return int(row.seq), str(row.hash)
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One entry to append (see :func:`append_many`)."""
+
+    action: str
+    actor: str
+    request_id: str | None = None
+    details: dict[str, Any] | None = None
+
+
 def append(conn: Connection, stream: str, action: str, actor: str, now: datetime, *,
            request_id: str | None = None, details: dict[str, Any] | None = None) -> str:
     """Append one entry to ``stream`` inside the caller's transaction; returns its hash."""
-    text = json.dumps(details or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return append_many(conn, stream, now, [Entry(action, actor, request_id, details)])
+
+
+def append_many(conn: Connection, stream: str, now: datetime, entries: list[Entry]) -> str:
+    """Append entries, in order, to ``stream`` inside the caller's transaction; returns the new head's hash.
+    The head is locked once and the rows and the new head written in one statement (PostgreSQL): two
+    statements for any number of entries."""
     seq, prev = _lock_head(conn, stream)
-    seq += 1
     at = now.astimezone(UTC)
-    digest = entry_hash(prev, stream, seq, at, request_id, actor, action, text)
-    conn.execute(insert(kiosk_audit).values(stream=stream, seq=seq, at=at, request_id=request_id, actor=actor,
-                                            action=action, details=text, prev_hash=prev, hash=digest))
-    conn.execute(update(kiosk_audit_heads).where(kiosk_audit_heads.c.stream == stream)
-                 .values(seq=seq, hash=digest))
-    return digest
+    rows = []
+    for e in entries:
+        seq += 1
+        body = json.dumps(e.details or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        digest = entry_hash(prev, stream, seq, at, e.request_id, e.actor, e.action, body)
+        rows.append({"stream": stream, "seq": seq, "at": at, "request_id": e.request_id, "actor": e.actor,
+                     "action": e.action, "details": body, "prev_hash": prev, "hash": digest})
+        prev = digest
+    if conn.dialect.name == "postgresql":
+        params: dict[str, Any] = {"head_stream": stream, "head_seq": seq, "head_hash": prev}
+        for i, row in enumerate(rows):
+            params.update({f"{k}_{i}": v for k, v in row.items()})
+        conn.execute(_pg_append(len(rows)), params)
+    else:
+        conn.execute(insert(kiosk_audit), rows)
+        conn.execute(update(kiosk_audit_heads).where(kiosk_audit_heads.c.stream == stream)
+                     .values(seq=seq, hash=prev))
+    return prev
+
+
+_COLUMNS = ("stream", "seq", "at", "request_id", "actor", "action", "details", "prev_hash", "hash")
+
+
+@functools.cache
+def _pg_append(n: int) -> TextClause:
+    """The rows and the new head in one statement, as text built once per row count: SQLAlchemy does not
+    cache the compiled form of an INSERT inside a CTE, and compiling it cost more than sending it."""
+    values = ", ".join("(" + ", ".join(f":{c}_{i}" for c in _COLUMNS) + ")" for i in range(n))
+    return text(f"WITH appended AS (INSERT INTO kiosk_audit ({', '.join(_COLUMNS)}) VALUES {values}) "
+                "UPDATE kiosk_audit_heads SET seq = :head_seq, hash = :head_hash WHERE stream = :head_stream"
+                ).bindparams(*(bindparam(f"at_{i}", type_=UtcDateTime()) for i in range(n)))
 
 
 @dataclass

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mynacard.context import Context
 from mynacard.errors import Conflict, DomainError, InvalidInput, NotFound
@@ -194,21 +196,23 @@ class Centre:
         """A card was placed on the reader: a single-use challenge for it to sign."""
         principal.require(Role.KIOSK)
         rid = RequestId(request_id)
-        with self.ctx.db.connect() as conn:
-            check_service_hours(now, self._national_closures(conn, now))
+        challenge = secrets.token_bytes(32)
         with self.ctx.transaction() as tx:
-            existing = tx.conn.execute(select(kiosk_sessions).where(kiosk_sessions.c.request_id == rid)).first()
-            if existing is not None:
+            check_service_hours(now, self._national_closures(tx.conn, now))
+            # the usual case in one statement: a new request ID; a retried or taken one is read back
+            values = {"request_id": rid, "kiosk_id": principal.subject, "state": SessionState.CHALLENGED.value,
+                      "challenge": challenge, "challenge_expires_at": now + CHALLENGE_TTL, "created_at": now,
+                      "expires_at": now + SESSION_TTL}
+            stmt = (pg_insert if tx.conn.dialect.name == "postgresql" else sqlite_insert)(kiosk_sessions)
+            created = tx.conn.execute(stmt.values(**values).on_conflict_do_nothing(index_elements=["request_id"])
+                                      .returning(kiosk_sessions.c.request_id)).first()
+            if created is None:
+                existing = tx.conn.execute(select(kiosk_sessions).where(kiosk_sessions.c.request_id == rid)).one()
                 if existing.kiosk_id != principal.subject:
                     raise Conflict("this request ID is taken")
                 if existing.state != SessionState.CHALLENGED.value or existing.challenge is None:
                     raise Conflict(f"the request is already {existing.state}")
                 return SessionOpened(rid, bytes(existing.challenge), existing.challenge_expires_at)
-            challenge = secrets.token_bytes(32)
-            tx.conn.execute(insert(kiosk_sessions).values(
-                request_id=rid, kiosk_id=principal.subject, state=SessionState.CHALLENGED.value,
-                challenge=challenge, challenge_expires_at=now + CHALLENGE_TTL, created_at=now,
-                expires_at=now + SESSION_TTL))
             audit.append(tx.conn, _stream(principal.subject), "session_opened", principal.subject, now,
                          request_id=rid)
         return SessionOpened(rid, challenge, now + CHALLENGE_TTL)
@@ -249,10 +253,7 @@ class Centre:
             holder = self.directory.resident_for(card.serial, now)
             if holder is None:
                 raise Refused(RefusalReason.NO_HOLDER)
-            resident = registry.residents_by_id(self.ctx, CENTRE, [holder]).get(holder)
-            if resident is None:
-                raise Refused(RefusalReason.NO_HOLDER)
-            menu = self.gateway.menu(holder, now)
+            menu = self.gateway.menu(holder, now)  # refuses a holder the registry does not know
         except Refused as exc:
             self.abort(principal, rid, exc.reason.value, now)
             raise
@@ -262,12 +263,20 @@ class Centre:
             row = _load(tx.conn, rid, principal)
             if row.state != SessionState.CHALLENGED.value:
                 raise Refused(RefusalReason.ABORTED)
-            _set(tx.conn, row, SessionState.AUTHENTICATED, certificate_sha256=cert_sha,
-                 certificate_serial=f"{card.serial:X}", resident_id=holder,
-                 home_municipality=resident.municipality_code, offer=json.dumps(offer), authenticated_at=now)
-            audit.append(tx.conn, _stream(row.kiosk_id), "authenticated", principal.subject, now, request_id=rid,
-                         details={"certificate_serial": f"{card.serial:X}", "resident_id": holder,
-                                  "home_municipality": resident.municipality_code, "offered": sorted(offer)})
+            # the centre's own record of the holder (the municipality answered the menu from its own)
+            resident = registry.get_residents(tx.conn, [holder]).get(holder)
+            if resident is None:
+                self._abort_in(tx.conn, row, RefusalReason.NO_HOLDER, principal, now)
+            else:
+                _set(tx.conn, row, SessionState.AUTHENTICATED, certificate_sha256=cert_sha,
+                     certificate_serial=f"{card.serial:X}", resident_id=holder,
+                     home_municipality=resident.municipality_code, offer=json.dumps(offer), authenticated_at=now)
+                audit.append(tx.conn, _stream(row.kiosk_id), "authenticated", principal.subject, now,
+                             request_id=rid, details={"certificate_serial": f"{card.serial:X}", "resident_id": holder,
+                                                      "home_municipality": resident.municipality_code,
+                                                      "offered": sorted(offer)})
+        if resident is None:
+            raise Refused(RefusalReason.NO_HOLDER)
         return menu
 
     def _live(self, conn: Connection, row: Any, now: datetime) -> None:
@@ -344,35 +353,39 @@ class Centre:
         except Exception:
             self.abort(principal, rid, "municipal_error", now)
             raise
-        problems = self._release_problems(prepared, rid, int(row.resident_id), options)
-        timed_out = monotonic_time.monotonic() > deadline
+        try:  # the PDF is parsed before the row is locked; the holder is read inside the transaction
+            facts: pdf.PdfFacts | str = pdf.read_facts(prepared.pdf)
+        except ValueError as exc:
+            facts = str(exc)
         with self.ctx.transaction() as tx:
             current = _load(tx.conn, rid, principal)
-            audit.append(tx.conn, _stream(current.kiosk_id), "release_check", principal.subject, now,
-                         request_id=rid, details={
-                             "document_id": prepared.document_id, "holder_resident_id": int(row.resident_id),
-                             "document_holder_resident_id": prepared.holder_resident_id,
-                             "subject_resident_ids": list(prepared.subject_resident_ids),
-                             "matched": not problems, "problems": problems})
+            problems = self._release_problems(tx.conn, prepared, facts, rid, int(row.resident_id), options)
+            timed_out = monotonic_time.monotonic() > deadline
+            check = audit.Entry("release_check", principal.subject, rid, {
+                "document_id": prepared.document_id, "holder_resident_id": int(row.resident_id),
+                "document_holder_resident_id": prepared.holder_resident_id,
+                "subject_resident_ids": list(prepared.subject_resident_ids),
+                "matched": not problems, "problems": problems})
             released = False
             if current.state != SessionState.RENDERING.value:
                 reason = RefusalReason(current.refusal) if current.refusal in RefusalReason._value2member_map_ \
                     else RefusalReason.ABORTED
+                audit.append_many(tx.conn, _stream(current.kiosk_id), now, [check])
             elif problems:
                 reason = RefusalReason.ABORTED
                 self._abort_in(tx.conn, current, "release_check_failed", principal, now,
-                               document_id=prepared.document_id)
+                               document_id=prepared.document_id, preceded_by=check)
             elif timed_out:
                 reason = RefusalReason.TIMEOUT
                 self._abort_in(tx.conn, current, RefusalReason.TIMEOUT, principal, now,
-                               document_id=prepared.document_id)
+                               document_id=prepared.document_id, preceded_by=check)
             else:
                 released = True
                 _set(tx.conn, current, SessionState.RELEASED, document_id=prepared.document_id,
                      pdf_sha256=prepared.pdf_sha256, released_at=now)
-                audit.append(tx.conn, _stream(current.kiosk_id), "released", principal.subject, now,
-                             request_id=rid, details={"document_id": prepared.document_id,
-                                                      "pdf_sha256": prepared.pdf_sha256})
+                audit.append_many(tx.conn, _stream(current.kiosk_id), now, [check, audit.Entry(
+                    "released", principal.subject, rid,
+                    {"document_id": prepared.document_id, "pdf_sha256": prepared.pdf_sha256})])
         if not released:
             self._void(rid, prepared.document_id, reason.value, now)
             raise Refused(reason)
@@ -392,9 +405,10 @@ class Centre:
         return Released(row.request_id, row.document_id, prepared.pdf, prepared.pdf_sha256, prepared.copies,
                         int(row.fee_yen), int(row.paid_yen) - int(row.fee_yen))
 
-    def _release_problems(self, prepared: PreparedDocument, request_id: str, holder_id: int,
-                          options: DocumentOptions) -> list[str]:
-        """Everything that must hold before a document leaves the centre (empty: release)."""
+    def _release_problems(self, conn: Connection, prepared: PreparedDocument, facts: pdf.PdfFacts | str,
+                          request_id: str, holder_id: int, options: DocumentOptions) -> list[str]:
+        """Everything that must hold before a document leaves the centre (empty: release). ``facts`` are
+        the PDF's signed facts, or why they could not be read."""
         problems = []
         if prepared.request_id != request_id:
             problems.append("the document was made for another request")
@@ -402,11 +416,9 @@ class Centre:
             problems.append("the document names another holder")
         if hashlib.sha256(prepared.pdf).hexdigest() != prepared.pdf_sha256:
             problems.append("the PDF is not the one the municipality recorded")
-        try:
-            facts = pdf.read_facts(prepared.pdf)
-        except ValueError as exc:
-            return [*problems, str(exc)]
-        holder = registry.residents_by_id(self.ctx, CENTRE, [holder_id]).get(holder_id)
+        if isinstance(facts, str):
+            return [*problems, facts]
+        holder = registry.get_residents(conn, [holder_id]).get(holder_id)
         expected_ref = municipal.holder_ref(Sealer(self.ctx.settings.data_key), holder.resident_code) \
             if holder else None
         if facts.request_id != request_id:
@@ -417,8 +429,7 @@ class Centre:
             problems.append("the PDF's holder is not the authenticated card holder")
         allowed = {holder_id}
         if options.kind is DocumentKind.RESIDENT_RECORD and holder is not None and holder.household_id is not None:
-            with self.ctx.db.connect() as conn:
-                allowed |= {r.id for r in registry.household_members(conn, holder.household_id)}
+            allowed |= {r.id for r in registry.household_members(conn, holder.household_id)}
         if not set(prepared.subject_resident_ids) <= allowed or not prepared.subject_resident_ids:
             problems.append("the document is about someone outside the holder's household")
         if options.kind is not DocumentKind.RESIDENT_RECORD and not options.kind.from_family_register and \
@@ -434,6 +445,19 @@ class Centre:
         principal.require(Role.KIOSK)
         rid = RequestId(request_id)
         with self.ctx.transaction() as tx:
+            # the usual case in one statement: this kiosk's released request, this document
+            closed = tx.conn.execute(update(kiosk_sessions).where(
+                kiosk_sessions.c.request_id == rid, kiosk_sessions.c.kiosk_id == principal.subject,
+                kiosk_sessions.c.state == SessionState.RELEASED.value, kiosk_sessions.c.document_id == document_id,
+                kiosk_sessions.c.pdf_sha256 == pdf_sha256).values(state=SessionState.COMPLETED.value, closed_at=now)
+                .returning(kiosk_sessions.c.kiosk_id)).first()
+            if closed is not None:
+                audit.append(tx.conn, _stream(closed.kiosk_id), "printed", principal.subject, now, request_id=rid,
+                             details={"document_id": document_id})
+        if closed is not None:
+            self.gateway.mark_printed(document_id, rid, now)
+            return
+        with self.ctx.transaction() as tx:  # a retry, or something wrong: say what
             row = _load(tx.conn, rid, principal)
             if row.state == SessionState.COMPLETED.value:
                 return
@@ -463,15 +487,16 @@ class Centre:
         return view
 
     def _abort_in(self, conn: Connection, row: Any, reason: RefusalReason | str, principal: Principal,
-                  now: datetime, document_id: str | None = None) -> None:
+                  now: datetime, document_id: str | None = None, preceded_by: audit.Entry | None = None) -> None:
         text = reason.value if isinstance(reason, RefusalReason) else reason
         values: dict[str, Any] = {"refusal": text, "closed_at": now, "challenge": None}
         if document_id is not None and row.document_id is None:
             values["document_id"] = document_id
         _set(conn, row, SessionState.ABORTED, **values)
-        audit.append(conn, _stream(row.kiosk_id), "aborted", principal.subject, now, request_id=row.request_id,
-                     details={"from": row.state, "reason": text, "refund_yen": row.paid_yen or 0,
-                              "document_id": document_id or row.document_id})
+        aborted = audit.Entry("aborted", principal.subject, row.request_id, {
+            "from": row.state, "reason": text, "refund_yen": row.paid_yen or 0,
+            "document_id": document_id or row.document_id})
+        audit.append_many(conn, _stream(row.kiosk_id), now, [*([preceded_by] if preceded_by else []), aborted])
 
     def _void(self, request_id: str, document_id: str, reason: str, now: datetime) -> None:
         with contextlib.suppress(NotFound):  # NotFound: nothing was recorded for it

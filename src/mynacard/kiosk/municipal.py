@@ -229,15 +229,21 @@ def settings_of(ctx: Context, code: str, conn: Connection | None = None) -> Muni
         _towns(ctx)
         with ctx.db.connect() as c:
             return settings_of(ctx, code, c)
-    row = conn.execute(select(kiosk_municipal_settings).where(
-        kiosk_municipal_settings.c.municipality_code == code)).first()
-    if row is None:
+    # one read: the settings row with its offerings (none: one row of NULLs from the outer join)
+    rows = conn.execute(select(kiosk_municipal_settings.c.participating, kiosk_municipal_settings.c.mayor_name,
+                               kiosk_offerings.c.kind, kiosk_offerings.c.fee_yen, kiosk_offerings.c.weekdays_only,
+                               kiosk_offerings.c.opens, kiosk_offerings.c.closes)
+                        .select_from(kiosk_municipal_settings.outerjoin(
+                            kiosk_offerings, kiosk_offerings.c.municipality_code
+                            == kiosk_municipal_settings.c.municipality_code))
+                        .where(kiosk_municipal_settings.c.municipality_code == code)).all()
+    if not rows:
         return None
     town = _town(ctx, code)
     offers = {DocumentKind(r.kind): Offering(DocumentKind(r.kind), r.fee_yen, r.weekdays_only, _time(r.opens),
                                              _time(r.closes))
-              for r in conn.execute(select(kiosk_offerings).where(kiosk_offerings.c.municipality_code == code))}
-    return MunicipalSettings(code, town.name, town.full_name, row.participating, row.mayor_name, offers)
+              for r in rows if r.kind is not None}
+    return MunicipalSettings(code, town.name, town.full_name, rows[0].participating, rows[0].mayor_name, offers)
 
 
 def add_closure(ctx: Context, principal: Principal, day: date, reason: str, now: datetime, *,
@@ -642,27 +648,33 @@ def _people(conn: Connection, residents: Sequence[Resident], today: date) -> lis
 
 
 def _registers_of(conn: Connection, resident_ids: Sequence[int]) -> dict[int, FamilyRegister]:
-    """The family register each resident is a (current) member of."""
+    """The family register each resident is a (current) member of, read in one query: every member of
+    every register one of the residents is in."""
     if not resident_ids:
         return {}
-    links = conn.execute(select(kiosk_family_register_members.c.resident_id,
-                                kiosk_family_register_members.c.register_id).where(
-        kiosk_family_register_members.c.resident_id.in_(list(resident_ids)),
-        kiosk_family_register_members.c.removed.is_(False))).all()
-    loaded = {reg_id: _load_register(conn, reg_id) for reg_id in {link.register_id for link in links}}
-    return {link.resident_id: loaded[link.register_id] for link in links}
+    reg, mem = kiosk_family_registers, kiosk_family_register_members
+    theirs = select(mem.c.register_id).where(mem.c.resident_id.in_(list(resident_ids)), mem.c.removed.is_(False))
+    rows = conn.execute(select(reg.c.id.label("reg_id"), reg.c.municipality_code, reg.c.domicile, reg.c.head_name,
+                               reg.c.pending_filing, *(c for c in mem.c if c.name not in ("id", "register_id")))
+                        .join_from(reg, mem, mem.c.register_id == reg.c.id)
+                        .where(reg.c.id.in_(theirs)).order_by(reg.c.id, mem.c.position)).all()
+    by_register: dict[int, list[Any]] = {}
+    for row in rows:
+        by_register.setdefault(row.reg_id, []).append(row)
+    loaded = {reg_id: _register(members) for reg_id, members in by_register.items()}
+    wanted = set(resident_ids)
+    return {row.resident_id: loaded[row.reg_id] for row in rows
+            if row.resident_id in wanted and not row.removed}
 
 
-def _load_register(conn: Connection, register_id: int) -> FamilyRegister:
-    reg = conn.execute(select(kiosk_family_registers).where(kiosk_family_registers.c.id == register_id)).one()
+def _register(rows: list[Any]) -> FamilyRegister:
+    first = rows[0]
     members = tuple(RegisterMember(
         position=m.position, family_name=m.family_name, given_name=m.given_name, birth_date=m.birth_date,
         sex=m.sex, relationship=m.relationship, father=m.father, mother=m.mother,
-        events=tuple(json.loads(m.events)), removed=m.removed, resident_id=m.resident_id)
-        for m in conn.execute(select(kiosk_family_register_members).where(
-            kiosk_family_register_members.c.register_id == register_id)
-            .order_by(kiosk_family_register_members.c.position)))
-    return FamilyRegister(reg.id, reg.municipality_code, reg.domicile, reg.head_name, members, reg.pending_filing)
+        events=tuple(json.loads(m.events)), removed=m.removed, resident_id=m.resident_id) for m in rows)
+    return FamilyRegister(first.reg_id, first.municipality_code, first.domicile, first.head_name, members,
+                          first.pending_filing)
 
 
 def _load_facts(conn: Connection, holder: Resident, today: date) -> _Facts:
@@ -700,11 +712,17 @@ def _issuing_municipality(kind: DocumentKind, holder: Resident, facts: _Facts) -
 
 
 def _check(kind: DocumentKind, options: DocumentOptions, facts: _Facts, settings: MunicipalSettings | None,
-           conn: Connection, now: datetime) -> list[PersonRecord]:
+           conn: Connection, now: datetime,
+           closures: dict[str, tuple[bool, set[DocumentKind]]] | None = None) -> list[PersonRecord]:
+    """The document's checks; ``closures`` memoises :func:`closed_days` by municipality within one call."""
     today = local_date(now)
     if settings is None or not settings.participating:
         raise Refused(RefusalReason.NOT_PARTICIPATING)
-    closed, suspended = closed_days(conn, settings.code, today)
+    if closures is None:
+        closures = {}
+    if settings.code not in closures:
+        closures[settings.code] = closed_days(conn, settings.code, today)
+    closed, suspended = closures[settings.code]
     if closed:
         raise Refused(RefusalReason.MAINTENANCE)
     return check_document(
@@ -736,19 +754,26 @@ def menu(ctx: Context, principal: Principal, holder_id: int, now: datetime) -> M
         home = settings_of(ctx, holder.municipality_code, conn)
         if home is None or not home.participating:
             raise Refused(RefusalReason.NOT_PARTICIPATING)
-        closed, _ = closed_days(conn, home.code, today)
-        if closed:
+        closures = {home.code: closed_days(conn, home.code, today)}
+        if closures[home.code][0]:
             raise Refused(RefusalReason.MAINTENANCE)
         items = []
+        others: dict[str, MunicipalSettings | None] = {}
         for kind in DocumentKind:
             code = _issuing_municipality(kind, holder, facts)
-            settings = home if code == home.code else settings_of(ctx, code, conn)
+            settings: MunicipalSettings | None
+            if code == home.code:
+                settings = home
+            else:
+                if code not in others:
+                    others[code] = settings_of(ctx, code, conn)
+                settings = others[code]
             offering = settings.offerings.get(kind) if settings is not None else None
             if offering is None:
                 continue
             refusal = None
             try:
-                _check(kind, DocumentOptions(kind), facts, settings, conn, now)
+                _check(kind, DocumentOptions(kind), facts, settings, conn, now, closures)
             except Refused as exc:
                 refusal = exc.reason
             items.append(MenuItem(kind, offering.fee_yen, code, refusal))
@@ -910,7 +935,26 @@ def _move(ctx: Context, principal: Principal, document_id: str, request_id: str,
           allowed: set[DocumentState], target: DocumentState, action: str, *,
           details: dict[str, Any] | None = None, column: str | None = None) -> DocumentState:
     principal.require(*_CENTRE)
+    values: dict[str, Any] = {"state": target.value}
+    if column:
+        values[column] = now
+    if details and "reason" in details:
+        values["void_reason"] = str(details["reason"])[:40]
     with ctx.transaction() as tx:
+        if len(allowed) == 1:
+            # the usual step (prepared → issued, issued → printed) in one statement; anything else (a retry,
+            # a wrong state, an unknown document) is sorted out below
+            (source,) = allowed
+            moved = tx.conn.execute(update(kiosk_documents).where(
+                kiosk_documents.c.document_id == document_id, kiosk_documents.c.request_id == request_id,
+                kiosk_documents.c.state == source.value).values(**values)
+                .returning(kiosk_documents.c.municipality_code)).first()
+            if moved is not None:
+                audit.append(tx.conn, _stream(moved.municipality_code, request_id), action, principal.subject, now,
+                             request_id=request_id,
+                             details={"document_id": document_id, "from": source.value, "to": target.value,
+                                      **(details or {})})
+                return target
         query = select(kiosk_documents.c.state, kiosk_documents.c.municipality_code).where(
             kiosk_documents.c.document_id == document_id, kiosk_documents.c.request_id == request_id)
         if tx.conn.dialect.name == "postgresql":
@@ -923,11 +967,6 @@ def _move(ctx: Context, principal: Principal, document_id: str, request_id: str,
             return state
         if state not in allowed:
             raise Conflict(f"a {state.value} document cannot become {target.value}")
-        values: dict[str, Any] = {"state": target.value}
-        if column:
-            values[column] = now
-        if details and "reason" in details:
-            values["void_reason"] = str(details["reason"])[:40]
         tx.conn.execute(update(kiosk_documents).where(kiosk_documents.c.document_id == document_id).values(**values))
         audit.append(tx.conn, _stream(row.municipality_code, request_id), action, principal.subject, now,
                      request_id=request_id,
