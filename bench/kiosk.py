@@ -25,14 +25,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
 
-from measure import cpu_seconds, free_port, machine, percentile
+from measure import cpu_seconds, free_port, machine, percentile, scratch_database
 from mynacard.accounts import service as accounts
 from mynacard.bootstrap import build_context
 from mynacard.kiosk import municipal, pdf, seal
@@ -46,7 +44,6 @@ from mynacard.sim.population import generate_residents
 
 NOW = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)  # 10:00 JST on a Monday
 SYSTEM = Principal.system("bench")
-PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 def _openssl_speed() -> dict[str, float]:
@@ -135,11 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     print("machine:", json.dumps(machine()))
     home = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
-    name = f"kiosk_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    url, drop_database = scratch_database("kiosk_bench")
     proc = None
     try:
         ctx = build_context(home=home, database_url=url)
@@ -252,9 +245,7 @@ def main() -> None:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
-        admin.dispose()
-        with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database()
         shutil.rmtree(home, ignore_errors=True)
 
 

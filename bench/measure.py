@@ -10,13 +10,18 @@ import os
 import platform
 import socket
 import ssl
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
 
-__all__ = ["connected_clients", "cpu_seconds", "free_port", "machine", "percentile"]
+__all__ = ["PG_ADMIN", "connected_clients", "cpu_seconds", "free_port", "machine", "percentile", "scratch_database"]
+
+PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+"""Where benchmarks create their scratch databases (any database of the server; trust or a password in the URL)."""
 
 
 def machine() -> dict[str, object]:
@@ -73,3 +78,19 @@ async def connected_clients(base: str, n: int, **options: Any) -> AsyncIterator[
                    for _ in range(n)]
         await asyncio.gather(*(c.get("/healthz") for c in clients))
         yield clients
+
+
+def scratch_database(prefix: str) -> tuple[str, Callable[[], None]]:
+    """A fresh PostgreSQL database for one run: its URL, and the function that drops it (call it in ``finally``;
+    it disconnects whatever still holds the database)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, drop

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
@@ -33,7 +32,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from measure import connected_clients, cpu_seconds, free_port, machine, percentile
+from measure import connected_clients, cpu_seconds, free_port, machine, percentile, scratch_database
 from mynacard.bootstrap import build_context
 from mynacard.cards import service as cards
 from mynacard.clock import JST
@@ -49,7 +48,6 @@ SYSTEM = Principal.system("bench")
 CONTRACTOR = Principal(Role.CONTRACTOR, "bench-contractor")
 MANUFACTURER = Principal(Role.MANUFACTURER, "bench-manufacturer")
 TOWN = "131016"
-PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 def seed(url: str, home: Path, notices: int) -> tuple[list[tuple[str, str]], int]:
@@ -177,11 +175,7 @@ def main() -> None:
         return
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    name = f"mynacard_bench_office_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    url, drop_database = scratch_database("mynacard_bench_office")
     proc = None
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -223,9 +217,7 @@ def main() -> None:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database()
     result = {
         "machine": machine(), "clients": args.clients, "rate": args.rate, "workers": args.workers,
         "notices": len(pairs),

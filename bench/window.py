@@ -34,14 +34,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
 
-from measure import cpu_seconds, free_port, machine, percentile
+from measure import cpu_seconds, free_port, machine, percentile, scratch_database
 from mynacard.accounts import service as accounts
 from mynacard.bootstrap import build_context
 from mynacard.cards import service as cards
@@ -62,7 +60,6 @@ SYSTEM = Principal.system("bench")
 CONTRACTOR = Principal(Role.CONTRACTOR, "bench-contractor")
 MANUFACTURER = Principal(Role.MANUFACTURER, "bench-manufacturer")
 CLERK = Principal(Role.CLERK, "bench-clerk", "131016")
-PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PINS = {"auth": "1234", "sign": "ABC12345", "card_info": "2345", "residence": "3456"}
 
 
@@ -167,11 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     print("machine:", json.dumps(machine()))
     home = Path(tempfile.mkdtemp(prefix="window-bench-"))
-    name = f"window_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    url, drop_database = scratch_database("window_bench")
     proc = None
     try:
         ctx = build_context(home=home, database_url=url)
@@ -231,9 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
-        admin.dispose()
-        with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        drop_database()
         shutil.rmtree(home, ignore_errors=True)
 
 
