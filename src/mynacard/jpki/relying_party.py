@@ -386,13 +386,14 @@ class RelyingParty:
         return cls(TrustStore.from_pem(trust_pem), source, reveal_facts)
 
     @classmethod
-    def for_service(cls, ctx: Context, principal: Principal) -> RelyingParty:
+    def for_service(cls, ctx: Context, principal: Principal, now: datetime | None = None) -> RelyingParty:
         """In-process use by the kiosk, Mynaportal or a registered verifier's request: roots and status from
-        the CA database, every query logged against the caller, facts only for signature verifiers."""
+        the CA database, every query logged against the caller, facts only for signature verifiers. ``now`` is
+        the business time at which missing CAs would be created (the wall clock if not given)."""
         from mynacard.jpki.verifiers import ServiceChallengeStore, ServiceStatusSource, service_trust
 
         source = ServiceStatusSource(ctx, principal)
-        return cls(service_trust(ctx), source, source.may_receive_facts, ServiceChallengeStore(ctx, principal))
+        return cls(service_trust(ctx, now), source, source.may_receive_facts, ServiceChallengeStore(ctx, principal))
 
     # --- certificates -----------------------------------------------------------------------------
 

@@ -636,7 +636,8 @@ class ServiceChallengeStore:
         return consume_challenge(self.ctx, self.principal, challenge_id, now)
 
 
-def service_trust(ctx: Context) -> rp.TrustStore:
-    """Every generation's root of both CAs (generated at first use)."""
-    service.ensure_authorities(ctx, Principal.system("jpki"), datetime.now(UTC))
+def service_trust(ctx: Context, now: datetime | None = None) -> rp.TrustStore:
+    """Every generation's root of both CAs (generated at first use, valid from ``now``: the caller's business
+    time where it has one, else the wall clock)."""
+    service.ensure_authorities(ctx, Principal.system("jpki"), now or datetime.now(UTC))
     return rp.TrustStore([a.der for a in service.authorities(ctx)])

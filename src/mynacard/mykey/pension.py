@@ -63,7 +63,7 @@ def enrol(ctx: Context, principal: Principal, insurer: str, contract_number: str
     _platform(ctx, principal, now)
     if not (insurer and contract_number and len(insurer) <= 32 and len(contract_number) <= 32):
         raise InvalidInput("an insurer and a contract number of at most 32 characters are needed")
-    rp = RelyingParty.for_service(ctx, principal)
+    rp = RelyingParty.for_service(ctx, principal, now)
     signed = rp.verify_signature(consent_message(insurer, contract_number), signature, sign_certificate, now)
     if not signed.valid or signed.signer is None or signed.signer.facts is None:
         raise Forbidden("the consent was not accepted: " + "; ".join(signed.problems or ("no facts",)))
@@ -109,7 +109,7 @@ def _changes(row: object, facts: SigningFacts) -> list[str]:
 def confirm_all(ctx: Context, principal: Principal, now: datetime) -> list[Annuitant]:
     """The confirmation run (see the module): every notification handled and acknowledged once."""
     _platform(ctx, principal, now)
-    rp = RelyingParty.for_service(ctx, principal)
+    rp = RelyingParty.for_service(ctx, principal, now)
     notes = verifiers.notifications(ctx, principal, now, limit=5000)
     revoked: set[str] = set()
     renewed: set[int] = set()

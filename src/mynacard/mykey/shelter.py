@@ -175,7 +175,7 @@ def receive_touches(ctx: Context, principal: Principal, shelter_code: str, touch
         raise NotFound(f"no shelter {shelter_code}")
     if len(touches) > MAX_BATCH:
         raise InvalidInput(f"at most {MAX_BATCH} touches a batch")
-    rp = RelyingParty.for_service(ctx, PLATFORM)
+    rp = RelyingParty.for_service(ctx, PLATFORM, now)
     with ctx.db.connect() as conn:
         ids = [t.touch_id for t in touches]
         known = set(conn.execute(select(shelter_touches.c.touch_id)
