@@ -21,7 +21,6 @@ import shutil
 import ssl
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from measure import cpu_seconds, free_port, machine, percentile, scratch_database
+from measure import cpu_seconds, free_port, machine, percentile, scratch_database, start_server, stop_server
 from mynacard.accounts import service as accounts
 from mynacard.bootstrap import build_context
 from mynacard.kiosk import municipal, pdf, seal
@@ -158,16 +157,7 @@ def main() -> None:
         env = {**os.environ, "MYNACARD_HOME": str(home), "MYNACARD_DATABASE_URL": url,
                "MYNACARD_KIOSK_TEST_JPKI": str(home / "test-jpki"), "MYNACARD_KIOSK_CLOCK": NOW.isoformat(),
                "MYNACARD_KIOSK_PUBLIC_URL": base}
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.testing:stand_in_asgi_app",
-                                 "--factory",
-                                 "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
-                                env=env)
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        proc = start_server("mynacard.kiosk.testing:stand_in_asgi_app", port, args.workers, env)
 
         # Clients are built before any clock starts, sharing one TLS context: each httpx.Client otherwise
         # loads the CA bundle (~18 ms of CPU), which would be charged to the first session of every kiosk.
@@ -242,9 +232,7 @@ def main() -> None:
         if failures:
             print("first failures:", failures[:5])
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        stop_server(proc)
         drop_database()
         shutil.rmtree(home, ignore_errors=True)
 

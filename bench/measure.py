@@ -10,6 +10,9 @@ import os
 import platform
 import socket
 import ssl
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -18,7 +21,8 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
-__all__ = ["PG_ADMIN", "connected_clients", "cpu_seconds", "free_port", "machine", "percentile", "scratch_database"]
+__all__ = ["PG_ADMIN", "connected_clients", "cpu_seconds", "free_port", "machine", "percentile", "scratch_database",
+           "start_server", "stop_server"]
 
 PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 """Where benchmarks create their scratch databases (any database of the server; trust or a password in the URL)."""
@@ -94,3 +98,25 @@ def scratch_database(prefix: str) -> tuple[str, Callable[[], None]]:
         admin.dispose()
 
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, drop
+
+
+def start_server(factory: str, port: int, workers: int, env: dict[str, str],
+                 *options: str) -> subprocess.Popen[bytes]:
+    """uvicorn serving the ASGI app ``factory`` (``module:function``) with ``workers`` processes; returns once
+    ``/healthz`` answers (within 30 s)."""
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", factory, "--factory", "--port", str(port),
+                             "--workers", str(workers), "--log-level", "warning", *options], env=env)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    stop_server(proc)
+    raise RuntimeError(f"{factory} did not answer on port {port}")
+
+
+def stop_server(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        proc.terminate()
+        proc.wait(timeout=30)

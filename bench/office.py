@@ -21,8 +21,6 @@ import asyncio
 import json
 import os
 import random
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -32,7 +30,16 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine, text
 
-from measure import connected_clients, cpu_seconds, free_port, machine, percentile, scratch_database
+from measure import (
+    connected_clients,
+    cpu_seconds,
+    free_port,
+    machine,
+    percentile,
+    scratch_database,
+    start_server,
+    stop_server,
+)
 from mynacard.bootstrap import build_context
 from mynacard.cards import service as cards
 from mynacard.clock import JST
@@ -186,15 +193,7 @@ def main() -> None:
             port = free_port()
             base = f"http://127.0.0.1:{port}"
             env = {**os.environ, "MYNACARD_HOME": str(home), "MYNACARD_DATABASE_URL": url}
-            proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.cli:asgi_app", "--factory",
-                                     "--port", str(port), "--workers", str(args.workers), "--log-level", "warning",
-                                     "--backlog", "4096"], env=env)
-            for _ in range(300):
-                try:
-                    if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+            proc = start_server("mynacard.kiosk.cli:asgi_app", port, args.workers, env, "--backlog", "4096")
             slot_ids = [s["id"] for s in httpx.get(f"{base}/api/office/{TOWN}/slots", timeout=30).json()]
             cpu0 = cpu_seconds(proc.pid)
             peer_lat, peer_wall = asyncio.run(_healthz(base, args.clients, 20))
@@ -214,9 +213,7 @@ def main() -> None:
                 booked = conn.execute(text("SELECT count(*) FROM office_bookings")).scalar()
             engine.dispose()
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        stop_server(proc)
         drop_database()
     result = {
         "machine": machine(), "clients": args.clients, "rate": args.rate, "workers": args.workers,

@@ -30,8 +30,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -39,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from measure import cpu_seconds, free_port, machine, percentile, scratch_database
+from measure import cpu_seconds, free_port, machine, percentile, scratch_database, start_server, stop_server
 from mynacard.accounts import service as accounts
 from mynacard.bootstrap import build_context
 from mynacard.cards import service as cards
@@ -182,15 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "MYNACARD_HOME": str(home), "MYNACARD_DATABASE_URL": url}
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "mynacard.kiosk.cli:asgi_app", "--factory",
-                                 "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
-                                env=env)
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        proc = start_server("mynacard.kiosk.cli:asgi_app", port, args.workers, env)
 
         pings: list[dict[str, object]] = [{} for _ in remote]
         cpu0 = cpu_seconds(proc.pid)
@@ -221,9 +211,7 @@ def main(argv: list[str] | None = None) -> None:
             print("first failures:", failures[:5])
         ctx.db.dispose()
     finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+        stop_server(proc)
         drop_database()
         shutil.rmtree(home, ignore_errors=True)
 
