@@ -50,10 +50,10 @@ from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
 from mynacard.sim.photos import face_photo
 from mynacard.sim.population import generate_residents
+from mynacard.sim.production import produce_pending, receive_all
 
 SYSTEM = Principal.system("bench")
 CONTRACTOR = Principal(Role.CONTRACTOR, "bench-contractor")
-MANUFACTURER = Principal(Role.MANUFACTURER, "bench-manufacturer")
 TOWN = "131016"
 
 
@@ -77,18 +77,8 @@ def seed(url: str, home: Path, notices: int) -> tuple[list[tuple[str, str]], int
         for rid in ids]
     step = evening - timedelta(days=40)
     cards.submit_applications(ctx, CONTRACTOR, items, step)
-    while sum(cards.screen_applications(ctx, CONTRACTOR, step)):
-        pass
-    while cards.order_printing(ctx, SYSTEM, step):
-        pass
-    for batch in cards.pending_print_batches(ctx, MANUFACTURER):
-        cards.acknowledge_print_batch(ctx, MANUFACTURER, batch, cards.read_print_file(ctx, batch), step)
-        while cards.manufacture_batch(ctx, MANUFACTURER, batch, step):
-            pass
-    while cards.ship_cards(ctx, MANUFACTURER, step):
-        pass
-    for box in cards.unreceived_boxes(ctx, SYSTEM):
-        cards.receive_box(ctx, SYSTEM, box, cards.box_manifest(ctx, SYSTEM, box)["serials"], {}, step)
+    produce_pending(ctx, step)
+    receive_all(ctx, step)
     for name, kind, counters in (("本庁", SiteKind.MAIN, 6), ("駅前支所", SiteKind.BRANCH, 3)):
         site = service.add_site(ctx, SYSTEM, TOWN, name, kind,
                                 {CounterKind.ISSUANCE: counters, CounterKind.DOCUMENT_CHECK: 2}, step)

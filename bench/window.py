@@ -33,6 +33,7 @@ import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -49,6 +50,7 @@ from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
 from mynacard.sim.photos import face_photo
 from mynacard.sim.population import generate_residents
+from mynacard.sim.production import produce_pending, receive_all
 from mynacard.window import service as window
 from mynacard.window.model import Document, IdentityCheck
 from mynacard.window.production import manufacture_with_chips
@@ -56,7 +58,6 @@ from mynacard.window.production import manufacture_with_chips
 NOW = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)  # 10:00 JST on a Monday
 SYSTEM = Principal.system("bench")
 CONTRACTOR = Principal(Role.CONTRACTOR, "bench-contractor")
-MANUFACTURER = Principal(Role.MANUFACTURER, "bench-manufacturer")
 CLERK = Principal(Role.CLERK, "bench-clerk", "131016")
 PINS = {"auth": "1234", "sign": "ABC12345", "card_info": "2345", "residence": "3456"}
 
@@ -82,19 +83,8 @@ def make_cards(ctx: Context, n: int, with_certs: bool) -> list[int]:
                                     wants_sign_cert=with_certs, wants_auth_cert=with_certs) for r in rids]
     cards.submit_applications(ctx, CONTRACTOR, items, applied)
     made = NOW - timedelta(days=20)
-    while sum(cards.screen_applications(ctx, CONTRACTOR, made)):
-        pass
-    while cards.order_printing(ctx, SYSTEM, made):
-        pass
-    for batch in cards.pending_print_batches(ctx, MANUFACTURER):
-        cards.acknowledge_print_batch(ctx, MANUFACTURER, batch, cards.read_print_file(ctx, batch), made)
-        while manufacture_with_chips(ctx, MANUFACTURER, batch, made, limit=100):
-            pass
-    while cards.ship_cards(ctx, MANUFACTURER, made):
-        pass
-    for box in cards.unreceived_boxes(ctx, SYSTEM):
-        manifest = cards.box_manifest(ctx, SYSTEM, box)
-        cards.receive_box(ctx, CLERK, box, manifest["serials"], {}, made + timedelta(days=1))
+    produce_pending(ctx, made, manufacture=partial(manufacture_with_chips, limit=100))
+    receive_all(ctx, made + timedelta(days=1))
     ids = cards.card_ids_in_states(ctx, SYSTEM, "131016", [CardState.RECEIVED], limit=100_000)
     for card_id in ids:
         cards.transition(ctx, SYSTEM, card_id, CardState.PRE_ISSUANCE_SET, None, NOW - timedelta(days=5))

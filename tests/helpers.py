@@ -12,6 +12,7 @@ from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
 from mynacard.sim.photos import face_photo
 from mynacard.sim.population import generate_residents
+from mynacard.sim.production import produce_pending, receive_all
 
 SYSTEM = Principal.system("test")
 CONTRACTOR = Principal(Role.CONTRACTOR, "test-contractor")
@@ -49,18 +50,7 @@ def apply_all(ctx: Context, resident_ids: Sequence[int], now: datetime) -> dict[
 
 def produce(ctx: Context, now: datetime) -> list[int]:
     """Screen, order, acknowledge, manufacture and ship everything pending; returns the new box ids."""
-    while sum(cards.screen_applications(ctx, CONTRACTOR, now)):
-        pass
-    while cards.order_printing(ctx, SYSTEM, now):
-        pass
-    for batch in cards.pending_print_batches(ctx, MANUFACTURER):
-        cards.acknowledge_print_batch(ctx, MANUFACTURER, batch, cards.read_print_file(ctx, batch), now)
-        while cards.manufacture_batch(ctx, MANUFACTURER, batch, now + timedelta(days=1)):
-            pass
-    boxes: list[int] = []
-    while shipped := cards.ship_cards(ctx, MANUFACTURER, now + timedelta(days=2)):
-        boxes.extend(shipped)
-    return boxes
+    return produce_pending(ctx, now, manufactured_at=now + timedelta(days=1), shipped_at=now + timedelta(days=2))
 
 
 def receive_at(ctx: Context, code: str, count: int, applied_at: datetime, received_at: datetime) -> list[int]:
@@ -72,20 +62,8 @@ def receive_at(ctx: Context, code: str, count: int, applied_at: datetime, receiv
     assert len(forms) == count, f"only {len(forms)} unused forms left in {code}"
     items = [application_for(ctx, rid, app_id) for app_id, rid in forms]
     created = cards.submit_applications(ctx, CONTRACTOR, items, applied_at).created
-    step = applied_at + timedelta(minutes=5)
-    while sum(cards.screen_applications(ctx, CONTRACTOR, step)):
-        pass
-    while cards.order_printing(ctx, SYSTEM, step):
-        pass
-    for batch in cards.pending_print_batches(ctx, MANUFACTURER):
-        cards.acknowledge_print_batch(ctx, MANUFACTURER, batch, cards.read_print_file(ctx, batch), step)
-        while cards.manufacture_batch(ctx, MANUFACTURER, batch, step):
-            pass
-    while cards.ship_cards(ctx, MANUFACTURER, step):
-        pass
-    for box in cards.unreceived_boxes(ctx, SYSTEM):
-        manifest = cards.box_manifest(ctx, SYSTEM, box)
-        cards.receive_box(ctx, clerk(manifest["municipality_code"]), box, manifest["serials"], {}, received_at)
+    produce_pending(ctx, applied_at + timedelta(minutes=5))
+    receive_all(ctx, received_at, clerk)
     return created
 
 

@@ -9,8 +9,9 @@ from mynacard.cards import service as cards
 from mynacard.cards.model import CardState
 from mynacard.context import Context
 from mynacard.principal import Principal, Role
+from mynacard.sim.production import produce_pending, receive_all
 from mynacard.window.production import manufacture_with_chips
-from tests.helpers import CHIYODA, CONTRACTOR, MANUFACTURER, SAPPORO, SYSTEM, apply_all, clerk, make_residents
+from tests.helpers import CHIYODA, SAPPORO, SYSTEM, apply_all, clerk, make_residents
 
 __all__ = ["CALL_CENTRE", "CHIYODA", "SAPPORO", "chip_cards", "clerk"]
 
@@ -32,20 +33,9 @@ def chip_cards(ctx: Context, n: int, now: datetime, municipality: str = CHIYODA,
             conn.execute(update(card_table).where(card_table.c.resident_id.in_(rids))
                          .values(wants_sign_cert=False, wants_auth_cert=False))
     made = now - timedelta(days=20)
-    while sum(cards.screen_applications(ctx, CONTRACTOR, made)):
-        pass
-    while cards.order_printing(ctx, SYSTEM, made):
-        pass
-    for batch in cards.pending_print_batches(ctx, MANUFACTURER):
-        cards.acknowledge_print_batch(ctx, MANUFACTURER, batch, cards.read_print_file(ctx, batch), made)
-        while manufacture_with_chips(ctx, MANUFACTURER, batch, made):
-            pass
-    while cards.ship_cards(ctx, MANUFACTURER, made):
-        pass
-    for box in cards.unreceived_boxes(ctx, SYSTEM) if receive else []:
-        manifest = cards.box_manifest(ctx, SYSTEM, box)
-        cards.receive_box(ctx, clerk(manifest["municipality_code"]), box, manifest["serials"], {},
-                          made + timedelta(days=1))
+    produce_pending(ctx, made, manufacture=manufacture_with_chips)
+    if receive:
+        receive_all(ctx, made + timedelta(days=1), clerk)
     from sqlalchemy import select
 
     from mynacard.cards.tables import cards as card_table
