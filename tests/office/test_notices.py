@@ -64,7 +64,8 @@ def test_collecting_closes_notice_and_booking_once(ctx: Context) -> None:
     number = town.notices[0]
     slot = service.open_slots(ctx, CHIYODA, EVENING)[0]
     booking = service.book(ctx, number, town.birth_date(ctx, number), slot.id, EVENING)
-    assert service.card_for_notice(ctx, clerk(), number).booking_id == booking.id
+    noticed = service.card_for_notice(ctx, clerk(), number)
+    assert noticed.booking_id == booking.id and noticed.card_id in town.card_ids
     with ctx.db.begin() as conn:
         service.mark_notice_collected(conn, number, EVENING + timedelta(days=1))
     with ctx.db.begin() as conn:  # a retried issuance: nothing changes
@@ -75,13 +76,9 @@ def test_collecting_closes_notice_and_booking_once(ctx: Context) -> None:
     assert states == [BookingState.VISITED.value]
     # the place stays counted as used, and the collected notice is still found for a retrying window
     assert service.open_slots(ctx, CHIYODA, EVENING, only_free=False)[0].booked == 1
-    assert service.card_for_notice(ctx, clerk(), number).card_id == booking_id_card(ctx, number)
+    assert service.card_for_notice(ctx, clerk(), number).card_id == noticed.card_id
     with pytest.raises(Conflict):
         service.book(ctx, number, town.birth_date(ctx, number), slot.id, EVENING)
-
-
-def booking_id_card(ctx: Context, number: str) -> int:
-    return service.card_for_notice(ctx, SYSTEM, number).card_id
 
 
 def test_renotice_withdraws_the_old_number(ctx: Context) -> None:
@@ -140,6 +137,16 @@ def test_staged_mailing_never_exceeds_what_the_windows_can_serve(ctx: Context) -
     assert len(service.send_notices(ctx, clerk(), CHIYODA, EVENING)) == 6
     with pytest.raises(NotFound):
         service.send_notices(ctx, clerk(SAPPORO), CHIYODA, EVENING)
+
+
+def test_cards_that_passed_the_check_do_not_crowd_out_those_still_to_check(ctx: Context) -> None:
+    # passed cards wait, still "received", for a setup run: the next check must reach past them
+    ids = received_cards(ctx, 53)
+    first = service.check_received_cards(ctx, SYSTEM, CHIYODA, EVENING, limit=52)
+    assert len(first.passed) == 52
+    second = service.check_received_cards(ctx, SYSTEM, CHIYODA, EVENING, limit=1)
+    assert second.passed == sorted(set(ids) - set(first.passed))
+    assert service.check_received_cards(ctx, SYSTEM, CHIYODA, EVENING, limit=1).passed == []
 
 
 def test_setup_runs_off_peak_within_terminal_capacity(ctx: Context) -> None:

@@ -965,12 +965,16 @@ class OfficeCard:
 
 
 def claim_in_municipality(conn: Connection, states: Sequence[CardState], municipality_code: str, limit: int, *,
-                          among: Any = None, changed_before: datetime | None = None) -> list[int]:
+                          among: Any = None, excluding: Any = None,
+                          changed_before: datetime | None = None) -> list[int]:
     """Lock (SKIP LOCKED on PostgreSQL) up to ``limit`` of a municipality's cards in ``states``, oldest change
-    first; ``among`` is an optional subquery of card ids to choose from (the office's passed checks)."""
+    first; ``among`` / ``excluding`` are optional subqueries of card ids to choose from / to leave alone (the
+    office's passed checks)."""
     where: list[Any] = [cards.c.municipality_code == municipality_code]
     if among is not None:
         where.append(cards.c.id.in_(among))
+    if excluding is not None:
+        where.append(cards.c.id.not_in(excluding))
     if changed_before is not None:
         where.append(cards.c.updated_at <= changed_before)
     return ledger.claim(conn, list(states), limit, where=where, order_by=[cards.c.updated_at])

@@ -299,15 +299,14 @@ def check_received_cards(ctx: Context, principal: Principal, municipality_code: 
     checked = select(office_receipt_checks.c.card_id).where(office_receipt_checks.c.outcome == "passed")
     with ctx.transaction() as tx:
         conn = tx.conn
-        ids = cards.claim_in_municipality(conn, [S.RECEIVED], municipality_code, limit + 50, changed_before=now)
-        passed_before = set(conn.execute(checked.where(office_receipt_checks.c.card_id.in_(ids))).scalars()) \
-            if ids else set()
-        ids = [i for i in ids if i not in passed_before][:limit]
+        # cards that passed before wait for setup: leave them to it, unlocked
+        ids = cards.claim_in_municipality(conn, [S.RECEIVED], municipality_code, limit, excluding=checked,
+                                          changed_before=now)
         found = cards.office_cards(conn, ids)
         people = registry.get_residents(conn, {c.resident_id for c in found.values()})
         passed: list[int] = []
         defective: dict[int, str] = {}
-        chips = 0
+        chip_read: set[int] = set()
         for card_id in ids:
             card = found[card_id]
             resident = people[card.resident_id]
@@ -320,23 +319,21 @@ def check_received_cards(ctx: Context, principal: Principal, municipality_code: 
             if chip is not None and not problems:
                 chip_problems = chip(card, today)
                 if chip_problems is not None:
-                    chips += 1
+                    chip_read.add(card_id)
                     problems.extend(chip_problems)
             if problems:
                 defective[card_id] = "; ".join(problems)
             else:
                 passed.append(card_id)
-        rows = [{"card_id": c, "municipality_code": municipality_code, "outcome": "passed", "problems": None,
-                 "chip_checked": 0, "checked_at": now, "checked_by": principal.subject} for c in passed]
-        rows += [{"card_id": c, "municipality_code": municipality_code, "outcome": "defective", "problems": why,
-                  "chip_checked": 0, "checked_at": now, "checked_by": principal.subject}
-                 for c, why in defective.items()]
+        rows = [{"card_id": c, "municipality_code": municipality_code, "outcome": "defective" if why else "passed",
+                 "problems": why, "chip_checked": int(c in chip_read), "checked_at": now,
+                 "checked_by": principal.subject}
+                for c, why in [*((c, None) for c in passed), *defective.items()]]
         if rows:
             conn.execute(insert(office_receipt_checks), rows)
-        for card_id, why in defective.items():
-            ledger.advance(conn, [card_id], [S.RECEIVED], S.DEFECTIVE, actor=principal.subject, now=now,
-                           reason=f"receipt check: {why}")
-    return ReceiptCheckResult(passed, defective, chips)
+        ledger.advance(conn, list(defective), [S.RECEIVED], S.DEFECTIVE, actor=principal.subject, now=now,
+                       reasons=[f"receipt check: {why}" for why in defective.values()])
+    return ReceiptCheckResult(passed, defective, len(chip_read))
 
 
 # --- pre-issuance setup (交付前設定) -------------------------------------------------------------------------------
