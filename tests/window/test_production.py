@@ -53,7 +53,8 @@ def test_signer_is_persistent_and_sealed(ctx: Context) -> None:
     first = card_info_signer(ctx.settings)
     path = ctx.settings.home / "keys" / "card-info-signer"
     assert path.exists() and path.stat().st_mode & 0o077 == 0
-    assert b"PRIVATE KEY" not in path.read_bytes()
+    with pytest.raises(ValueError):  # sealed: the file is not a readable private key
+        serialization.load_der_private_key(path.read_bytes(), password=None)
     from mynacard.chip import signerkey
     signerkey._CACHE.clear()
     again = card_info_signer(ctx.settings)

@@ -5,18 +5,13 @@ two self-signed RSA-2048 test roots generated at run time (``O=JPKI-TEST (mynaca
 end-entity certificates: the authentication certificate with an opaque subject and ``digitalSignature``,
 the signing certificate with the basic four facts as JPKI-style ``otherName`` entries and
 ``digitalSignature, nonRepudiation``. The JPKI part provides the real CAs and the full profile (CRL
-distribution points, policies, issuerAltName); the CLI switches to them when both parts are merged.
-
-:func:`load_or_create_demo_authorities` keeps one demo issuer and card-info signer per ``MYNACARD_HOME``
-(sealed with the data key) so that cards personalised in different runs chain to the same test roots.
+distribution points, policies, issuerAltName) that every command and page uses.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 from datetime import UTC, date, datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from asn1crypto import core
@@ -26,10 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from mynacard.cards.personalisation import CardHolder, IssuedCertificates
-from mynacard.chip.cardinfo import CardInfoSigner
-from mynacard.sealing import Sealer
 
-__all__ = ["DemoCertificateIssuer", "load_or_create_demo_authorities"]
+__all__ = ["DemoCertificateIssuer"]
 
 _JST = ZoneInfo("Asia/Tokyo")
 _OID_NAME = x509.ObjectIdentifier("1.2.392.200149.8.5.5.1")
@@ -128,50 +121,3 @@ class DemoCertificateIssuer:
                     .sign(self._sign_key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
         return IssuedCertificates(auth, self.auth_ca.public_bytes(serialization.Encoding.DER), sign,
                                   self.sign_ca.public_bytes(serialization.Encoding.DER))
-
-    # --- persistence for the demo -----------------------------------------------------------------------
-
-    def to_json(self) -> dict[str, str]:
-        def pem(key: rsa.RSAPrivateKey) -> str:
-            return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()).decode()
-
-        return {"auth_key": pem(self._auth_key), "sign_key": pem(self._sign_key),
-                "auth_ca": self.auth_ca.public_bytes(serialization.Encoding.PEM).decode(),
-                "sign_ca": self.sign_ca.public_bytes(serialization.Encoding.PEM).decode()}
-
-    @classmethod
-    def from_json(cls, doc: dict[str, str]) -> DemoCertificateIssuer:
-        def key(text: str) -> rsa.RSAPrivateKey:
-            k = serialization.load_pem_private_key(text.encode(), password=None)
-            if not isinstance(k, rsa.RSAPrivateKey):
-                raise ValueError("demo CA keys are RSA")
-            return k
-
-        return cls(key(doc["auth_key"]), x509.load_pem_x509_certificate(doc["auth_ca"].encode()),
-                   key(doc["sign_key"]), x509.load_pem_x509_certificate(doc["sign_ca"].encode()))
-
-
-def load_or_create_demo_authorities(home: Path, data_key: bytes,
-                                    now: datetime) -> tuple[DemoCertificateIssuer, CardInfoSigner]:
-    """The demo issuer and card-info signer of this installation, sealed in ``home/keys/demo-issuer``."""
-    path = home / "keys" / "demo-issuer"
-    sealer = Sealer(data_key)
-    context = b"mynacard:demo-issuer"
-    if path.exists():
-        doc = json.loads(sealer.open(path.read_bytes(), context))
-        signer_key = serialization.load_pem_private_key(doc["card_info_key"].encode(), password=None)
-        if not isinstance(signer_key, rsa.RSAPrivateKey):
-            raise ValueError("the card-info signer key is RSA")
-        return DemoCertificateIssuer.from_json(doc), CardInfoSigner(signer_key)
-    issuer = DemoCertificateIssuer.generate(now)
-    signer_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    doc = issuer.to_json()
-    doc["card_info_key"] = signer_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(sealer.seal(json.dumps(doc).encode(), context))
-    tmp.chmod(0o600)
-    tmp.replace(path)
-    return issuer, CardInfoSigner(signer_key)

@@ -89,8 +89,8 @@ def make_resident_card(ctx: Context, principal: Principal, resident_id: int, aut
     from mynacard.cards.model import validity
     from mynacard.cards.personalisation import CardHolder
     from mynacard.chip import service as chips
-    from mynacard.chip.demo_issuer import load_or_create_demo_authorities
     from mynacard.chip.issuance import InitialPins
+    from mynacard.chip.signerkey import card_info_signer
     from mynacard.clock import local_date
     from mynacard.jpki.model import may_hold_sign_certificate
     from mynacard.jpki.service import JpkiIssuer
@@ -105,9 +105,8 @@ def make_resident_card(ctx: Context, principal: Principal, resident_id: int, aut
     holder = CardHolder(serial or f"K{resident_id:010d}01", resident.municipality_code, resident.facts,
                         v.card_until, v.certificates_until, wants_sign, True, resident.maiden_name,
                         individual_number=number, resident_id=resident_id)
-    _issuer, signer = load_or_create_demo_authorities(ctx.settings.home, ctx.settings.data_key, now)
-    made = chips.manufacture_card(ctx, principal, holder, JpkiIssuer(ctx, principal), signer, now,
-                                  resident_code=resident.resident_code)
+    made = chips.manufacture_card(ctx, principal, holder, JpkiIssuer(ctx, principal), card_info_signer(ctx.settings),
+                                  now, resident_code=resident.resident_code)
     if made.created:
         pins = InitialPins(auth=auth_pin, card_info=auth_pin, residence=auth_pin,
                            sign=sign_password if wants_sign else None)
