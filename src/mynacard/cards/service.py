@@ -638,12 +638,12 @@ def box_manifest(ctx: Context, principal: Principal, box_id: int) -> dict[str, A
             "shipped_at": box.shipped_at.isoformat()}
 
 
-def unreceived_boxes(ctx: Context, principal: Principal) -> list[int]:
-    """Boxes shipped to the caller's municipality (or all, for national roles) not yet checked in."""
+def unreceived_boxes(ctx: Context, principal: Principal, municipality_code: str | None = None) -> list[int]:
+    """Boxes shipped to the caller's municipality (or all, for national roles; or ``municipality_code``'s) not
+    yet checked in."""
     query = select(boxes.c.id).where(boxes.c.received_at.is_(None)).order_by(boxes.c.id)
-    scope = principal.municipality_scope()
-    if scope is not None:
-        query = query.where(boxes.c.municipality_code == scope)
+    for code in {principal.municipality_scope(), municipality_code} - {None}:
+        query = query.where(boxes.c.municipality_code == code)
     with ctx.db.connect() as conn:
         return list(conn.execute(query).scalars())
 

@@ -135,9 +135,7 @@ def backlog_page(request: Request, code: str, ctx: Context = Depends(context),
 def receipt_page(request: Request, code: str, message: str | None = None, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> HTMLResponse:
     _own_code(who, code)
-    boxes = [cards.box_manifest(ctx, who, b) for b in cards.unreceived_boxes(ctx, who)
-             if who.municipality_code in (None, code)]
-    boxes = [b for b in boxes if b["municipality_code"] == code]
+    boxes = [cards.box_manifest(ctx, who, b) for b in cards.unreceived_boxes(ctx, who, code)]
     return render(request, "office_receipt.html", code=code, town=registry.get_municipality(ctx, code),
                   boxes=boxes, message=message)
 

@@ -793,8 +793,9 @@ class Backlog:
 
 def backlog(ctx: Context, principal: Principal, municipality_code: str, now: datetime) -> Backlog:
     _scope(principal, municipality_code)
+    # counted as the town's own clerk would see them: its cards only, not the whole country's
     by_state = cards.counts_by_municipality_and_state(
-        ctx, Principal.system("office-backlog")).get(municipality_code, {})
+        ctx, Principal(Role.CLERK, "office-backlog", municipality_code)).get(municipality_code, {})
     with ctx.db.connect() as conn:
         outstanding = int(conn.execute(select(func.count()).select_from(office_notices).where(
             office_notices.c.municipality_code == municipality_code,
