@@ -28,7 +28,7 @@ from tests.kiosk.conftest import VERIFY_BASE, Town
 
 
 def _kiosk(ctx: Context, at: datetime = NOW) -> tuple[KioskTerminal, VirtualReader, MemoryPrinter]:
-    centre = build_centre(ctx, VERIFY_BASE, clock=lambda: at)
+    centre = build_centre(ctx, VERIFY_BASE)
     assert isinstance(centre.authenticator, JpkiCardAuthenticator)
     assert isinstance(centre.directory, JpkiHolderDirectory)
     reader, printer = VirtualReader(), MemoryPrinter()

@@ -201,10 +201,6 @@ def _utf8(value: str) -> bytes:
     return core.UTF8String(value).dump()
 
 
-def _utf8_other_name(oid: ObjectIdentifier, value: str) -> x509.OtherName:
-    return x509.OtherName(oid, _utf8(value))
-
-
 def _der_length(n: int) -> bytes:
     """A DER length octet string (short form below 128, else long form)."""
     if n < 0x80:

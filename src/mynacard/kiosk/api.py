@@ -81,8 +81,7 @@ def centre_of(request: Request) -> Centre:
         import os
 
         base = os.environ.get("MYNACARD_KIOSK_PUBLIC_URL") or str(request.base_url).rstrip("/")
-        now_of(request)
-        built = service.build_centre(context(request), base, clock=request.app.state.kiosk_clock)
+        built = service.build_centre(context(request), base)
         request.app.state.kiosk_centre = built
     return built
 

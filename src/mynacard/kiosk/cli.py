@@ -149,7 +149,7 @@ def issue(
         ctx = _context(home)
         clock = clock_from_env()
         client = LocalCentreClient(build_centre(ctx, os.environ.get("MYNACARD_KIOSK_PUBLIC_URL",
-                                                                    "http://127.0.0.1:8000"), clock=clock),
+                                                                    "http://127.0.0.1:8000")),
                                    kiosk_id, clock)
     spool = out.parent / f".{out.name}.spool"
     terminal = KioskTerminal(kiosk_id, client, VirtualReader(kiosk_card), SpoolPrinter(spool))

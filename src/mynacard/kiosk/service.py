@@ -72,23 +72,22 @@ def clock_from_env() -> Clock:
     return lambda: datetime.now(UTC) + offset
 
 
-def card_authentication(ctx: Context, clock: Clock | None = None) -> tuple[CardAuthenticator, HolderDirectory]:
+def card_authentication(ctx: Context) -> tuple[CardAuthenticator, HolderDirectory]:
     """The card authenticator and holder directory of this installation: JPKI's relying-party SDK (roots and
     revocation status from the CA database, every query logged against the centre) and J-LIS's certificate
-    serial → resident records. ``clock`` is accepted for symmetry with the test stand-in
-    (:func:`mynacard.kiosk.testing.stand_in_asgi_app`); JPKI is told the time on every call."""
+    serial → resident records. JPKI is told the time on every call."""
     from mynacard.kiosk.jpki_auth import JpkiCardAuthenticator, JpkiHolderDirectory
 
     return JpkiCardAuthenticator(ctx), JpkiHolderDirectory(ctx)
 
 
 def build_centre(ctx: Context, verify_base_url: str, *, gateway: MunicipalGateway | None = None,
-                 authenticator: CardAuthenticator | None = None, directory: HolderDirectory | None = None,
-                 clock: Clock | None = None) -> Centre:
+                 authenticator: CardAuthenticator | None = None,
+                 directory: HolderDirectory | None = None) -> Centre:
     """A certificate issuance centre for this installation (the municipalities reached in process unless a
     gateway is given)."""
     if authenticator is None or directory is None:
-        authenticator, directory = card_authentication(ctx, clock)
+        authenticator, directory = card_authentication(ctx)
     return Centre(ctx, authenticator, directory, gateway or LocalGateway(ctx), verify_base_url)
 
 
