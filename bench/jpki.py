@@ -22,7 +22,6 @@ import platform
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp as x509_ocsp
 from sqlalchemy import insert, update
 
+from measure import cpu_seconds, free_port
 from mynacard.bootstrap import build_context
 from mynacard.cards.model import validity
 from mynacard.cards.personalisation import CardHolder
@@ -164,12 +164,6 @@ def bench_issuance(workdir: Path, url: str | None, cards: int, rounds: int, seco
 
 # --- 2. OCSP ----------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def process(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> Iterator[int]:
     """A server process for the duration, in a process group of its own; yields its pid. The whole group is
@@ -194,15 +188,6 @@ def process(args: list[str], env: dict[str, str] | None = None, cwd: Path | None
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # any worker that ignored SIGTERM
         log.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its live child processes (Linux /proc), threads included."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    kids = children.read_text().split() if children.exists() else []
-    return own + sum(cpu_seconds(int(kid)) for kid in kids)
 
 
 WRK_SCRIPT = r"""

@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import select, text, update
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from tests.jpki.support import CHIYODA, Town  # noqa: E402
 from tests.mykey.support import PINS, chip_card  # noqa: E402
 
+from measure import scratch_database  # noqa: E402
 from mynacard.bootstrap import build_context  # noqa: E402
 from mynacard.context import Context  # noqa: E402
 from mynacard.migrate import upgrade  # noqa: E402
@@ -58,7 +59,6 @@ from mynacard.mykey.tables import mykey_links, point_accounts  # noqa: E402
 from mynacard.mykey.terminal import prove  # noqa: E402
 from mynacard.principal import Principal, Role  # noqa: E402
 
-PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 CLERK = Principal(Role.CLERK, "bench", CHIYODA)
 OPERATOR = Principal(Role.OPERATOR, "bench")
 
@@ -192,15 +192,10 @@ def main() -> None:
     args = parser.parse_args()
     home = tempfile.mkdtemp(prefix="mykey-bench-")
     os.environ["MYNACARD_HOME"] = home
-    name = f"mykey_bench_{uuid.uuid4().hex[:8]}"
-    admin = None
     if args.db == "postgresql":
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+        url, drop_database = scratch_database("mykey_bench")
     else:
-        url = f"sqlite:///{home}/bench.db"
+        url, drop_database = f"sqlite:///{home}/bench.db", None
     ctx = build_context(home=Path(home), database_url=url)
     try:
         upgrade(ctx.db)
@@ -215,10 +210,8 @@ def main() -> None:
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     finally:
         ctx.db.dispose()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        if drop_database is not None:
+            drop_database()
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -24,7 +24,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
+from measure import scratch_database
 from mynacard.bootstrap import build_context
 from mynacard.cards import service as cards
 from mynacard.context import Context
@@ -48,7 +48,6 @@ MANUFACTURER = Principal(Role.MANUFACTURER, "bench-manufacturer")
 T0 = datetime(2026, 1, 5, 0, 30, tzinfo=UTC)
 CLERKS_PER_WORKER = 8
 """Municipal clerks checking boxes in at once, per worker process (the receive stage)."""
-PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 def _peak_mb() -> float:
@@ -193,14 +192,10 @@ def main() -> int:
         raise SystemExit("SQLite has one writer: use --workers 1")
 
     home = tempfile.mkdtemp(prefix="mynacard-bench-")
-    dbname = f"mynacard_bench_{uuid.uuid4().hex[:8]}"
     if args.db == "sqlite":
-        url = f"sqlite:///{home}/bench.db"
+        url, drop_database = f"sqlite:///{home}/bench.db", None
     else:
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{dbname}"'))
-        url = PG_ADMIN.rsplit("/", 1)[0] + "/" + dbname
+        url, drop_database = scratch_database("mynacard_bench")
     try:
         ctx = _ctx(home, url)
         upgrade(ctx.db)
@@ -260,10 +255,8 @@ def main() -> int:
         if args.json:
             args.json.write_text(json.dumps(figures, indent=1))
     finally:
-        if args.db == "postgresql":
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
-            admin.dispose()
+        if drop_database is not None:
+            drop_database()
         shutil.rmtree(home, ignore_errors=True)
     return 0
 
