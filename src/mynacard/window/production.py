@@ -37,21 +37,21 @@ from mynacard.jpki.model import may_hold_sign_certificate
 from mynacard.jpki.service import JpkiIssuer
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
-from mynacard.registry.model import ResidentStatus
+from mynacard.registry.model import Resident, ResidentStatus
 
 __all__ = ["manufacture_with_chips"]
 
 _SYSTEM = Principal.system("card-manufacture")
 
 
-def _holder(ctx: Context, item: cards.ManufactureItem, now: datetime) -> tuple[CardHolder, str] | None:
-    resident = registry.get_resident(ctx, _SYSTEM, item.resident_id)
+def _holder(ctx: Context, item: cards.ManufactureItem, resident: Resident, photos: PhotoStore,
+            now: datetime) -> tuple[CardHolder, str] | None:
     if resident.status is not ResidentStatus.ACTIVE:
         return None  # the card is being voided (moved away, died): no chip, no certificates
     number = registry.individual_number_of(ctx, _SYSTEM, item.resident_id,
                                            "個人番号カードの発行 (card manufacture)", now)
     try:
-        photo: bytes | None = PhotoStore(ctx.settings.photo_dir).get(item.photo_sha256)
+        photo: bytes | None = photos.get(item.photo_sha256)
     except OSError:
         photo = None
     holder = CardHolder(card_serial=item.card_serial, municipality_code=item.municipality_code,
@@ -76,9 +76,11 @@ def manufacture_with_chips(ctx: Context, principal: Principal, batch_id: int, no
         return cards.manufacture_batch(ctx, principal, batch_id, now, limit)  # stamps the batch as made
     signer = card_info_signer(ctx.settings)
     issuer = JpkiIssuer(ctx, principal)
+    residents = registry.residents_by_id(ctx, _SYSTEM, [item.resident_id for item in items])
+    photos = PhotoStore(ctx.settings.photo_dir)
     serials: dict[int, str] = {}
     for item in items:
-        made = _holder(ctx, item, now)
+        made = _holder(ctx, item, residents[item.resident_id], photos, now)
         if made is None:
             continue
         holder, resident_code = made
