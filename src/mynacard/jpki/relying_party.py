@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +51,7 @@ __all__ = [
     "OcspStatusSource",
     "RelyingParty",
     "RevocationInfo",
+    "ServiceRelyingParty",
     "SignerIdentity",
     "StatusSource",
     "TrustStore",
@@ -572,3 +574,20 @@ def _cms_certificate(signed: cms.SignedData, si: cms.SignerInfo) -> x509.Certifi
         elif sid.name == "subject_key_identifier" and cert.key_identifier == sid.chosen.native:
             return x509.load_der_x509_certificate(cert.dump())
     raise ValueError("the signer's certificate is not in the signature; pass it separately")
+
+
+class ServiceRelyingParty:
+    """:meth:`RelyingParty.for_service` for a long-running part (the kiosk centre, Mynaportal), rebuilt every
+    ``ttl`` seconds: the trusted roots are read from the CA table when it is built, so a new CA generation is
+    seen within ``ttl``; revocation status is asked on every check, never kept here."""
+
+    def __init__(self, ctx: Context, principal: Principal, ttl: float = 300.0) -> None:
+        self.ctx, self.principal, self.ttl = ctx, principal, ttl
+        self._built: tuple[float, RelyingParty] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> RelyingParty:
+        with self._lock:
+            if self._built is None or time.monotonic() - self._built[0] > self.ttl:
+                self._built = (time.monotonic(), RelyingParty.for_service(self.ctx, self.principal))
+            return self._built[1]

@@ -10,14 +10,12 @@ the challenge.
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from datetime import datetime
 
 from mynacard.context import Context
 from mynacard.errors import NotFound
 from mynacard.jpki.model import Purpose
-from mynacard.jpki.relying_party import RelyingParty, Verification
+from mynacard.jpki.relying_party import RelyingParty, ServiceRelyingParty, Verification
 from mynacard.kiosk.auth import AuthenticatedCard
 from mynacard.kiosk.model import RefusalReason, Refused
 from mynacard.principal import Principal, Role
@@ -49,14 +47,10 @@ class JpkiCardAuthenticator:
     def __init__(self, ctx: Context, principal: Principal = CENTRE) -> None:
         self.ctx = ctx
         self.principal = principal
-        self._party: tuple[float, RelyingParty] | None = None
-        self._lock = threading.Lock()
+        self._party = ServiceRelyingParty(ctx, principal, _TRUST_TTL)
 
     def relying_party(self) -> RelyingParty:
-        with self._lock:
-            if self._party is None or time.monotonic() - self._party[0] > _TRUST_TTL:
-                self._party = (time.monotonic(), RelyingParty.for_service(self.ctx, self.principal))
-            return self._party[1]
+        return self._party.get()
 
     def authenticate(self, certificate: bytes, challenge: bytes, signature: bytes,
                      now: datetime) -> AuthenticatedCard:

@@ -12,15 +12,13 @@ The individual number plays no part.
 
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime
 
 from cryptography.hazmat.primitives import serialization
 
 from mynacard.context import Context
 from mynacard.errors import DomainError, Forbidden, NotFound
-from mynacard.jpki.relying_party import RelyingParty, Verification
+from mynacard.jpki.relying_party import RelyingParty, ServiceRelyingParty, Verification
 from mynacard.portal.model import CardLogin, LoginChallenge
 from mynacard.principal import Principal
 
@@ -51,15 +49,11 @@ class JpkiCardAuthenticator:
     def __init__(self, ctx: Context, principal: Principal = MYNAPORTAL) -> None:
         self.ctx = ctx
         self.principal = principal
-        self._party: tuple[float, RelyingParty] | None = None
-        self._lock = threading.Lock()
+        self._party = ServiceRelyingParty(ctx, principal, _TRUST_TTL)
 
     def relying_party(self) -> RelyingParty:
         """Built once and reused for a few minutes (the roots are read from the CA table)."""
-        with self._lock:
-            if self._party is None or time.monotonic() - self._party[0] > _TRUST_TTL:
-                self._party = (time.monotonic(), RelyingParty.for_service(self.ctx, self.principal))
-            return self._party[1]
+        return self._party.get()
 
     def issue_challenge(self, now: datetime) -> LoginChallenge:
         made = self.relying_party().issue_challenge(now)
