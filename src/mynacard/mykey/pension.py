@@ -22,6 +22,7 @@ from cryptography import x509
 from sqlalchemy import insert, select, update
 
 from mynacard.context import Context
+from mynacard.db import any_of
 from mynacard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mynacard.jpki import verifiers
 from mynacard.jpki.model import Purpose, SigningFacts, VerifierKind
@@ -153,9 +154,12 @@ def confirm_all(ctx: Context, principal: Principal, now: datetime) -> list[Annui
             outcomes[row.id] = ("confirmed", "no change reported")
         elif row.id not in renewed:
             outcomes[row.id] = (row.status, row.detail)  # still waiting for a renewed certificate
+    by_outcome: dict[tuple[str, str], list[int]] = {}
+    for row_id, outcome in outcomes.items():  # nearly all "confirmed": one UPDATE per outcome, not per row
+        by_outcome.setdefault(outcome, []).append(row_id)
     with ctx.db.begin() as conn:
-        for row_id, (status, detail) in outcomes.items():
-            conn.execute(update(pension_annuitants).where(pension_annuitants.c.id == row_id).values(
+        for (status, detail), ids in by_outcome.items():
+            conn.execute(update(pension_annuitants).where(any_of(pension_annuitants.c.id, ids)).values(
                 status=status, detail=detail[:200], checked_at=now))
     return annuitants(ctx, principal, now)
 
