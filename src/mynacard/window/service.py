@@ -191,12 +191,21 @@ def _chip_certificate(chip: Chip, fid: int) -> x509.Certificate | None:
     return x509.load_der_x509_certificate(data) if data else None
 
 
+_CERT_FILES = ((CaKind.AUTH, 0x000A), (CaKind.SIGN, 0x0001))
+"""The JPKI application's certificate files, by the CA that issues them."""
+
+
+def _good_serials(ctx: Context, card_id: int) -> dict[str, int]:
+    """The card's good certificates at the CA: kind → serial."""
+    return {str(v.kind): v.serial for v in jpki.certificates_of_card(ctx, Principal.system("window"), card_id)
+            if v.status == "good"}
+
+
 def _activate(ctx: Context, card: cards.CardView, chip: Chip) -> tuple[str | None, str | None]:
     """The chip's certificates must be the CA's good ones for this card (電子証明書の有効化)."""
-    views = jpki.certificates_of_card(ctx, Principal.system("window"), card.id)
-    good = {str(v.kind): v.serial for v in views if v.status == "good"}
+    good = _good_serials(ctx, card.id)
     out: list[str | None] = []
-    for kind, fid in (("auth", 0x000A), ("sign", 0x0001)):
+    for kind, fid in _CERT_FILES:
         cert = _chip_certificate(chip, fid)
         if cert is None:
             out.append(None)
@@ -367,8 +376,8 @@ def check_consistency(ctx: Context, card_id: int) -> list[str]:
             problems.append("the record says issued but the card is not")
         if set_pins and (row is None or not IssuanceStatus(row.status).open):
             problems.append(f"a half-issued chip: PINs set on a card not issued: {[k.value for k in set_pins]}")
-    good = {str(v.kind): v.serial for v in jpki.certificates_of_card(ctx, system, card_id) if v.status == "good"}
-    for kind, fid in (("auth", 0x000A), ("sign", 0x0001)):
+    good = _good_serials(ctx, card_id)
+    for kind, fid in _CERT_FILES:
         data = image.file(Application.JPKI, fid)
         serial = x509.load_der_x509_certificate(data).serial_number if data else None
         if card.state in (S.NOTICE_SENT, S.ISSUED) and serial is not None and good.get(kind) != serial:
@@ -462,13 +471,10 @@ def _replace_certificate(ctx: Context, principal: Principal, card_id: int, termi
     return str(record.view.serial)
 
 
-def _chip_certificate_good(ctx: Context, card_id: int, chip: Chip, fid: int) -> bool | None:
+def _chip_certificate_good(chip: Chip, fid: int, good: dict[str, int]) -> bool | None:
+    """Whether the chip's certificate in ``fid`` is one of ``good`` (None: the file is empty)."""
     cert = _chip_certificate(chip, fid)
-    if cert is None:
-        return None
-    good = {v.serial for v in jpki.certificates_of_card(ctx, Principal.system("window"), card_id)
-            if v.status == "good"}
-    return cert.serial_number in good
+    return None if cert is None else cert.serial_number in good.values()
 
 
 def lift_suspension(ctx: Context, principal: Principal, card_id: int, identity: IdentityCheck,
@@ -487,8 +493,9 @@ def lift_suspension(ctx: Context, principal: Principal, card_id: int, identity: 
                         detail={"identity": identity.to_record()})
     issued: list[str] = []
     with _reader(ctx, card.card_serial) as (chip, terminal):
-        for kind, fid in ((CaKind.AUTH, 0x000A), (CaKind.SIGN, 0x0001)):
-            if _chip_certificate_good(ctx, card_id, chip, fid) is False:
+        good = _good_serials(ctx, card_id)
+        for kind, fid in _CERT_FILES:
+            if _chip_certificate_good(chip, fid, good) is False:
                 issued.append(_replace_certificate(ctx, principal, card_id, terminal, kind, now))
     return ActResult(card_id, S.ISSUED, not issued and card.state is S.ISSUED, tuple(issued))
 
@@ -534,7 +541,7 @@ def change_address(ctx: Context, principal: Principal, card_id: int, now: dateti
                                      card_info_signer(ctx.settings), now)
     issued: list[str] = []
     with _reader(ctx, card.card_serial) as (chip, terminal):
-        if _chip_certificate_good(ctx, card_id, chip, 0x0001) is False:
+        if _chip_certificate_good(chip, 0x0001, _good_serials(ctx, card_id)) is False:
             issued.append(_replace_certificate(ctx, principal, card_id, terminal, CaKind.SIGN, now))
             if new_sign_password is not None:
                 terminal.reset_pin(PinKind.SIGN, new_sign_password)
