@@ -6,6 +6,7 @@ behave differently asks :attr:`Database.is_postgres` here rather than testing UR
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -27,9 +28,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.sql import ColumnElement, any_, bindparam
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean, TypeDecorator
 
 __all__ = ["Database", "UtcDateTime", "any_of", "bulk_insert", "bulk_insert_ignore", "metadata"]
@@ -80,6 +83,31 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("readonly") else "BEGIN IMMEDIATE")
 
 
+PING_AFTER_IDLE_S = 5.0
+"""A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out."""
+
+
+def _note_checkin(dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection) -> None:
+    # SQLAlchemy's pool_pre_ping costs a round trip at every check-out (a kiosk session checks out eleven
+    # times). A connection in steady use is known alive; only one that sat idle — through a server restart
+    # or a network drop — is asked first. A connection that died within the window fails its statement,
+    # and SQLAlchemy then invalidates the whole pool, so a restart costs at most one request per process.
+    idle_since = record.info.get("idle_since")
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+        return
+    autocommit = dbapi_conn.autocommit
+    try:
+        dbapi_conn.autocommit = True  # the ping must not leave a transaction open
+        dbapi_conn.execute("SELECT 1")
+        dbapi_conn.autocommit = autocommit
+    except psycopg.Error as exc:
+        raise DisconnectionError("idle connection is gone") from exc  # the pool connects afresh
+
+
 class Database:
     """One database: its engine and how to open a transaction on it."""
 
@@ -92,8 +120,9 @@ class Database:
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
         else:
-            engine = create_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
-                                   pool_pre_ping=True)
+            engine = create_engine(self.url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+            event.listen(engine, "checkin", _note_checkin)
+            event.listen(engine, "checkout", _ping_if_idle)
         self.engine: Engine = engine
 
     @property
@@ -112,8 +141,16 @@ class Database:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        """A connection for reads that need no transaction of their own."""
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        """A connection for reads that need no transaction of their own.
+
+        On PostgreSQL it runs in autocommit: at READ COMMITTED every statement takes its own snapshot inside a
+        transaction too, so BEGIN and ROLLBACK would only cost two round trips. (Writes belong in
+        :meth:`begin`; here they would take effect at once.) SQLite keeps a deferred read transaction, which
+        gives its statements one snapshot."""
+        options: dict[str, Any] = {"readonly": True}
+        if self.is_postgres:
+            options["isolation_level"] = "AUTOCOMMIT"
+        with self.engine.connect().execution_options(**options) as conn:
             yield conn
 
     def dispose(self) -> None:
@@ -183,25 +220,30 @@ def bulk_insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, 
 
 class _AnyOf(ColumnElement[bool]):
     """``column IN (values)``, sent to PostgreSQL as ``column = ANY(:array)``: one bound parameter instead of
-    thousands, which the driver and the planner both handle far faster."""
+    thousands, which the driver and the planner both handle far faster.
 
-    inherit_cache = False
+    Both forms are built up front and are part of the cache key, so SQLAlchemy compiles a statement with this
+    filter once and thereafter only binds new values; each dialect renders (and binds) one of the two."""
+
+    inherit_cache = True
+    _traverse_internals = [("in_list", InternalTraversal.dp_clauseelement),  # noqa: RUF012 (SQLAlchemy's)
+                           ("equals_any", InternalTraversal.dp_clauseelement)]
     type = Boolean()
 
     def __init__(self, column: ColumnElement[Any], values: Sequence[Any]) -> None:
-        self.column = column
-        self.values = list(values)
+        values = list(values)
+        self.in_list = column.in_(values)
+        self.equals_any = column == any_(bindparam(None, values, type_=ARRAY(column.type)))
 
 
 @compiles(_AnyOf)
 def _any_of_default(element: _AnyOf, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.column.in_(element.values), **kw))
+    return str(compiler.process(element.in_list, **kw))
 
 
 @compiles(_AnyOf, "postgresql")
 def _any_of_postgresql(element: _AnyOf, compiler: Any, **kw: Any) -> str:
-    array = bindparam(None, element.values, type_=ARRAY(element.column.type))
-    return str(compiler.process(element.column == any_(array), **kw))
+    return str(compiler.process(element.equals_any, **kw))
 
 
 def any_of(column: ColumnElement[Any], values: Sequence[Any]) -> ColumnElement[bool]:

@@ -61,8 +61,8 @@ def test_entries_appended_together_and_concurrently_form_one_chain(ctx: Context)
         for i in range(5):
             with ctx.transaction() as tx:
                 audit.append_many(tx.conn, "kiosk:test", NOW, [
-                    audit.Entry("first", f"w{n}", None, {"i": i}),
-                    audit.Entry("second", f"w{n}", None, {"i": i})])
+                    audit.Entry("first", f"w{n}", None, {"i": i, "町": "千代田区"}),
+                    audit.Entry("second", f"w{n}", "r" * 32, {"i": i})])
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
     for t in threads:

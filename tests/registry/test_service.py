@@ -140,3 +140,27 @@ def test_life_events_change_the_record_and_are_published(ctx: Context) -> None:
                      "registry.resident_died"]
     assert payload["basic_facts_changed"] is True and payload["within_municipality"] is True
     assert all("number" not in key for key in payload)
+
+
+def test_household_of_reads_the_resident_and_their_household_in_one_query(ctx: Context) -> None:
+    ids = make_residents(ctx, 30, NOW)
+    people = registry.residents_by_id(ctx, SYSTEM, ids)
+    by_household: dict[int, list[int]] = {}
+    for r in people.values():
+        if r.household_id is not None:
+            by_household.setdefault(r.household_id, []).append(r.id)
+    shared = next(members for members in by_household.values() if len(members) > 1)
+    statements: list[str] = []
+    with ctx.db.connect() as conn:
+        from sqlalchemy import event
+
+        event.listen(conn, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        holder, household = registry.household_of(conn, shared[-1])
+        assert registry.household_of(conn, 10**9) == (None, [])
+    assert len([s for s in statements if s.startswith("SELECT")]) == 2
+    assert holder is not None and holder.id == shared[-1]
+    assert sorted(r.id for r in household) == sorted(shared)
+    assert household[0].relationship == "世帯主" or all(r.relationship != "世帯主" for r in household)
+    with ctx.db.connect() as conn:
+        # the same people as the two reads it replaces, in the same order
+        assert household == registry.household_members(conn, holder.household_id)  # type: ignore[arg-type]

@@ -95,3 +95,24 @@ def test_login_page_and_session(ctx: Context, client: TestClient) -> None:
     offsite = client.post("/login", data={"username": "tanaka", "password": "a long enough password",
                                           "next": "//evil.example"}, follow_redirects=False)
     assert offsite.headers["location"] == "/"
+
+
+def test_the_thread_pool_size_is_set_from_the_environment(sqlite_ctx: Context,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import anyio
+    import anyio.to_thread
+
+    from mynacard.web.app import THREADS_ENV
+
+    app = create_app(sqlite_ctx)
+
+    async def tokens_inside_lifespan() -> float:
+        async with app.router.lifespan_context(app):
+            return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    assert anyio.run(tokens_inside_lifespan) == 40  # anyio's default when nothing is set
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert anyio.run(tokens_inside_lifespan) == 3
+    monkeypatch.setenv(THREADS_ENV, "zero")
+    with pytest.raises(ValueError, match=THREADS_ENV):
+        anyio.run(tokens_inside_lifespan)

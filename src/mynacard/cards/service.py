@@ -919,8 +919,10 @@ def transition_counts(ctx: Context, principal: Principal, states: Sequence[CardS
         period, daily = month.label("period"), literal(0).label("daily")
     query = (select(days.c.municipality_code, days.c.to_state, period, daily, func.sum(days.c.n))
              .group_by(days.c.municipality_code, days.c.to_state, period, daily))
-    with ctx.db.connect() as conn:
-        if ctx.db.is_postgres:  # a national count hashes every card: let it do so in memory
+    # a national count hashes every card: on PostgreSQL let it do so in memory, for this transaction only
+    # (read connections run in autocommit, where SET LOCAL would not last to the query)
+    with ctx.db.begin() if ctx.db.is_postgres else ctx.db.connect() as conn:
+        if ctx.db.is_postgres:
             conn.execute(text("SET LOCAL work_mem = '256MB'"))
         rows = conn.execute(query).all()
     return [TransitionCount(code, CardState(state), p if isinstance(p, date) else date.fromisoformat(p),

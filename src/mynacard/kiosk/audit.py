@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, TextClause, bindparam, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from mynacard.db import Database, UtcDateTime
 from mynacard.kiosk.tables import kiosk_audit, kiosk_audit_heads
@@ -27,31 +28,21 @@ __all__ = ["GENESIS", "AuditReport", "Entry", "append", "append_many", "entry_ha
 GENESIS = "0" * 64
 
 
+def _body_parts(stream: str, at: datetime, request_id: str | None, actor: str, action: str,
+                details: str) -> tuple[str, str]:
+    """The row's canonical JSON split around its sequence number, which only the locked head decides."""
+    head = json.dumps([stream], ensure_ascii=False, separators=(",", ":"))
+    tail = json.dumps([at.astimezone(UTC).isoformat(timespec="microseconds"), request_id, actor, action, details],
+                      ensure_ascii=False, separators=(",", ":"))
+    return head[:-1] + ",", "," + tail[1:]
+
+
 def entry_hash(prev_hash: str, stream: str, seq: int, at: datetime, request_id: str | None, actor: str,
                action: str, details: str) -> str:
-    """SHA-256 over the previous hash and the row's canonical JSON."""
-    body = json.dumps([stream, seq, at.astimezone(UTC).isoformat(timespec="microseconds"), request_id, actor,
-                       action, details], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
-
-
-def _lock_head(conn: Connection, stream: str) -> tuple[int, str]:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        # One statement creates the head if missing and locks it: ON CONFLICT DO UPDATE takes the row lock
-        # and returns the latest committed head, so concurrent appenders to one stream queue here.
-        stmt = pg_insert(kiosk_audit_heads).values(stream=stream, seq=0, hash=GENESIS)
-        locked = conn.execute(stmt.on_conflict_do_update(index_elements=["stream"],
-                                                         set_={"stream": stmt.excluded.stream})
-                              .returning(kiosk_audit_heads.c.seq, kiosk_audit_heads.c.hash)).one()
-        return int(locked.seq), str(locked.hash)
-    query = select(kiosk_audit_heads.c.seq, kiosk_audit_heads.c.hash).where(kiosk_audit_heads.c.stream == stream)
-    row = conn.execute(query).first()  # SQLite: BEGIN IMMEDIATE already serialises writers
-    if row is None:
-        conn.execute(insert(kiosk_audit_heads).values(stream=stream, seq=0, hash=GENESIS))
-        return 0, GENESIS
-    return int(row.seq), str(row.hash)
+    """SHA-256 over the previous hash and the row's canonical JSON
+    (``[stream, seq, at, request_id, actor, action, details]``)."""
+    before, after = _body_parts(stream, at, request_id, actor, action, details)
+    return hashlib.sha256((prev_hash + before + str(seq) + after).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -72,41 +63,67 @@ def append(conn: Connection, stream: str, action: str, actor: str, now: datetime
 
 def append_many(conn: Connection, stream: str, now: datetime, entries: list[Entry]) -> str:
     """Append entries, in order, to ``stream`` inside the caller's transaction; returns the new head's hash.
-    The head is locked once and the rows and the new head written in one statement (PostgreSQL): two
-    statements for any number of entries."""
-    seq, prev = _lock_head(conn, stream)
+
+    PostgreSQL: one statement locks the stream's head, writes the rows and moves the head, computing each
+    row's hash itself (``sha256()``) from the locked head — the same hash :func:`entry_hash` gives, which
+    :func:`verify_chains` recomputes. Only a stream's very first append takes two more statements (to create
+    its head). SQLite: ``BEGIN IMMEDIATE`` already serialises writers, so the head is read and the hashes are
+    computed here."""
     at = now.astimezone(UTC)
-    rows = []
-    for e in entries:
-        seq += 1
-        body = json.dumps(e.details or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        digest = entry_hash(prev, stream, seq, at, e.request_id, e.actor, e.action, body)
-        rows.append({"stream": stream, "seq": seq, "at": at, "request_id": e.request_id, "actor": e.actor,
-                     "action": e.action, "details": body, "prev_hash": prev, "hash": digest})
-        prev = digest
+    rows = [(e.request_id, e.actor, e.action,
+             json.dumps(e.details or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
+            for e in entries]
     if conn.dialect.name == "postgresql":
-        params: dict[str, Any] = {"head_stream": stream, "head_seq": seq, "head_hash": prev}
-        for i, row in enumerate(rows):
-            params.update({f"{k}_{i}": v for k, v in row.items()})
-        conn.execute(_pg_append(len(rows)), params)
-    else:
-        conn.execute(insert(kiosk_audit), rows)
-        conn.execute(update(kiosk_audit_heads).where(kiosk_audit_heads.c.stream == stream)
-                     .values(seq=seq, hash=prev))
+        params: dict[str, Any] = {"stream": stream, "at": at}
+        for i, (request_id, actor, action, details) in enumerate(rows):
+            params.update({f"request_id_{i}": request_id, f"actor_{i}": actor, f"action_{i}": action,
+                           f"details_{i}": details})
+            params[f"before_{i}"], params[f"after_{i}"] = _body_parts(stream, at, request_id, actor, action,
+                                                                      details)
+        head = conn.execute(_pg_append(len(rows)), params).scalar()
+        if head is None:  # the stream's first entry: create its head, then append as usual
+            conn.execute(pg_insert(kiosk_audit_heads).values(stream=stream, seq=0, hash=GENESIS)
+                         .on_conflict_do_nothing(index_elements=["stream"]))
+            head = conn.execute(_pg_append(len(rows)), params).scalar_one()
+        return str(head)
+    found = conn.execute(select(kiosk_audit_heads.c.seq, kiosk_audit_heads.c.hash)
+                         .where(kiosk_audit_heads.c.stream == stream)).first()
+    if found is None:
+        conn.execute(insert(kiosk_audit_heads).values(stream=stream, seq=0, hash=GENESIS))
+    seq, prev = (int(found.seq), str(found.hash)) if found else (0, GENESIS)
+    written = []
+    for request_id, actor, action, details in rows:
+        seq += 1
+        digest = entry_hash(prev, stream, seq, at, request_id, actor, action, details)
+        written.append({"stream": stream, "seq": seq, "at": at, "request_id": request_id, "actor": actor,
+                        "action": action, "details": details, "prev_hash": prev, "hash": digest})
+        prev = digest
+    conn.execute(insert(kiosk_audit), written)
+    conn.execute(update(kiosk_audit_heads).where(kiosk_audit_heads.c.stream == stream).values(seq=seq, hash=prev))
     return prev
-
-
-_COLUMNS = ("stream", "seq", "at", "request_id", "actor", "action", "details", "prev_hash", "hash")
 
 
 @functools.cache
 def _pg_append(n: int) -> TextClause:
-    """The rows and the new head in one statement, as text built once per row count: SQLAlchemy does not
-    cache the compiled form of an INSERT inside a CTE, and compiling it cost more than sending it."""
-    values = ", ".join("(" + ", ".join(f":{c}_{i}" for c in _COLUMNS) + ")" for i in range(n))
-    return text(f"WITH appended AS (INSERT INTO kiosk_audit ({', '.join(_COLUMNS)}) VALUES {values}) "
-                "UPDATE kiosk_audit_heads SET seq = :head_seq, hash = :head_hash WHERE stream = :head_stream"
-                ).bindparams(*(bindparam(f"at_{i}", type_=UtcDateTime()) for i in range(n)))
+    """Lock the head, write ``n`` rows, move the head: one statement, as text built once per row count
+    (SQLAlchemy does not cache the compiled form of an INSERT inside a CTE). ``FOR UPDATE`` makes concurrent
+    appenders to one stream queue on the head and then read the head their predecessor left."""
+    def hash_of(i: int) -> str:  # row i's hash (0: the locked head's)
+        if i == 0:
+            return "old.hash"
+        return (f"encode(sha256(convert_to({hash_of(i - 1)} || :before_{i - 1} || (old.seq + {i})::text"
+                f" || :after_{i - 1}, 'UTF8')), 'hex')")
+
+    selects = " UNION ALL ".join(
+        f"SELECT :stream, old.seq + {i}, :at, :request_id_{i - 1}, :actor_{i - 1}, :action_{i - 1}, "
+        f":details_{i - 1}, {hash_of(i - 1)}, {hash_of(i)} FROM old" for i in range(1, n + 1))
+    return text(
+        "WITH old AS (SELECT seq, hash FROM kiosk_audit_heads WHERE stream = :stream FOR UPDATE), "
+        "appended AS (INSERT INTO kiosk_audit (stream, seq, at, request_id, actor, action, details, prev_hash, "
+        f"hash) {selects}) "
+        f"UPDATE kiosk_audit_heads SET seq = old.seq + {n}, hash = {hash_of(n)} FROM old "
+        "WHERE kiosk_audit_heads.stream = :stream RETURNING kiosk_audit_heads.hash"
+    ).bindparams(bindparam("at", type_=UtcDateTime()))
 
 
 @dataclass

@@ -418,7 +418,7 @@ class Centre:
             problems.append("the PDF is not the one the municipality recorded")
         if isinstance(facts, str):
             return [*problems, facts]
-        holder = registry.get_residents(conn, [holder_id]).get(holder_id)
+        holder, household = registry.household_of(conn, holder_id)
         expected_ref = municipal.holder_ref(Sealer(self.ctx.settings.data_key), holder.resident_code) \
             if holder else None
         if facts.request_id != request_id:
@@ -428,8 +428,8 @@ class Centre:
         if expected_ref is None or facts.holder_ref != expected_ref:
             problems.append("the PDF's holder is not the authenticated card holder")
         allowed = {holder_id}
-        if options.kind is DocumentKind.RESIDENT_RECORD and holder is not None and holder.household_id is not None:
-            allowed |= {r.id for r in registry.household_members(conn, holder.household_id)}
+        if options.kind is DocumentKind.RESIDENT_RECORD:
+            allowed |= {r.id for r in household}
         if not set(prepared.subject_resident_ids) <= allowed or not prepared.subject_resident_ids:
             problems.append("the document is about someone outside the holder's household")
         if options.kind is not DocumentKind.RESIDENT_RECORD and not options.kind.from_family_register and \

@@ -190,9 +190,15 @@ def _open_card(path: Path, home: Path | None) -> KioskCard:
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = typer.Option(2, "--workers")) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = typer.Option(2, "--workers", min=1),
+          threads: int = typer.Option(4, "--threads", min=1,
+                                      help="Requests each worker process runs at once.")) -> None:
     """Serve the web app (centre, municipal servers, verification page) with several worker processes."""
     import uvicorn
+
+    from mynacard.web.app import THREADS_ENV
+
+    os.environ[THREADS_ENV] = str(threads)  # read by each worker process as it starts
 
     uvicorn.run("mynacard.kiosk.cli:asgi_app", factory=True, host=host, port=port, workers=workers,
                 log_level="warning")

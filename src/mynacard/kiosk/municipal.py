@@ -31,7 +31,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import Connection, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Date, delete, false, func, insert, null, or_, select, true, union_all, update
 
 from mynacard.clock import local_date
 from mynacard.context import Context
@@ -633,14 +633,20 @@ def _people(conn: Connection, residents: Sequence[Resident], today: date) -> lis
     ids = [r.id for r in residents]
     if not ids:
         return []
-    notes = {n.resident_id: n for n in conn.execute(select(kiosk_resident_notes).where(
-        kiosk_resident_notes.c.resident_id.in_(ids)))}
-    protected = set(conn.execute(select(kiosk_support_measures.c.resident_id).where(
-        kiosk_support_measures.c.resident_id.in_(ids), kiosk_support_measures.c.starts_on <= today,
-        or_(kiosk_support_measures.c.ends_on.is_(None), kiosk_support_measures.c.ends_on >= today))).scalars())
+    notes, support = kiosk_resident_notes, kiosk_support_measures
+    # the notes and the support measures in force, in one round trip (a support row carries no dates)
+    no_date = null().cast(Date)
+    rows = conn.execute(union_all(
+        select(notes.c.resident_id, notes.c.transfer_out_filed_on, notes.c.moved_in_on,
+               false().label("protected")).where(notes.c.resident_id.in_(ids)),
+        select(support.c.resident_id, no_date, no_date, true()).where(
+            support.c.resident_id.in_(ids), support.c.starts_on <= today,
+            or_(support.c.ends_on.is_(None), support.c.ends_on >= today)))).all()
+    note_rows = {r.resident_id: r for r in rows if not r.protected}
+    protected = {r.resident_id for r in rows if r.protected}
     out = []
     for r in residents:
-        note = notes.get(r.id)
+        note = note_rows.get(r.id)
         out.append(PersonRecord(r, r.id in protected,
                                 note is not None and note.transfer_out_filed_on is not None,
                                 note.moved_in_on if note is not None else None))
@@ -677,11 +683,12 @@ def _register(rows: list[Any]) -> FamilyRegister:
                           first.pending_filing)
 
 
-def _load_facts(conn: Connection, holder: Resident, today: date) -> _Facts:
-    household_residents = (registry.household_members(conn, holder.household_id)
-                           if holder.household_id is not None else [holder])
-    if all(r.id != holder.id for r in household_residents):
-        household_residents = [holder, *household_residents]
+def _load_facts(conn: Connection, holder_id: int, today: date) -> _Facts:
+    """Everything the checks and the documents need about the holder (refused if the registry does not know
+    them)."""
+    holder, household_residents = registry.household_of(conn, holder_id)
+    if holder is None:
+        raise Refused(RefusalReason.NO_HOLDER)
     people = _people(conn, household_residents, today)
     me = next(p for p in people if p.id == holder.id)
     domiciles = _registers_of(conn, [p.id for p in people])
@@ -734,13 +741,6 @@ def _check(kind: DocumentKind, options: DocumentOptions, facts: _Facts, settings
         family_register_usable=facts.register_usable)
 
 
-def _holder(conn: Connection, holder_id: int) -> Resident:
-    found = registry.get_residents(conn, [holder_id]).get(holder_id)
-    if found is None:
-        raise Refused(RefusalReason.NO_HOLDER)
-    return found
-
-
 def menu(ctx: Context, principal: Principal, holder_id: int, now: datetime) -> Menu:
     """The documents the holder may get now, with fees; raises :class:`Refused` if the holder may get none
     (under 15, moved out, support measure, deceased, the home municipality closed or not taking part)."""
@@ -748,8 +748,8 @@ def menu(ctx: Context, principal: Principal, holder_id: int, now: datetime) -> M
     today = local_date(now)
     _towns(ctx)
     with ctx.db.connect() as conn:
-        holder = _holder(conn, holder_id)
-        facts = _load_facts(conn, holder, today)
+        facts = _load_facts(conn, holder_id, today)
+        holder = facts.holder.resident
         check_holder(facts.holder, now)
         home = settings_of(ctx, holder.municipality_code, conn)
         if home is None or not home.participating:
@@ -820,8 +820,8 @@ def prepare(ctx: Context, principal: Principal, order: DocumentOrder, now: datet
             return _document(existing, sealer)
         if _expired(deadline):
             raise Refused(RefusalReason.TIMEOUT)
-        holder = _holder(conn, order.holder_resident_id)
-        facts = _load_facts(conn, holder, today)
+        facts = _load_facts(conn, order.holder_resident_id, today)
+        holder = facts.holder.resident
         kind = order.options.kind
         code = _issuing_municipality(kind, holder, facts)
         if code != order.issuing_municipality:

@@ -16,7 +16,7 @@ from datetime import datetime
 from importlib.resources import files
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mynacard import numbers
@@ -195,6 +195,21 @@ def household_members(conn: Connection, household_id: int) -> list[Resident]:
                         .order_by(residents.c.id)).all()
     people = [_to_resident(r) for r in rows]
     return sorted(people, key=lambda r: (r.relationship != "世帯主", r.id))
+
+
+def household_of(conn: Connection, resident_id: int) -> tuple[Resident | None, list[Resident]]:
+    """One resident and everyone recorded in their household (the head first; just the resident when they
+    have none), in one query, for another part's service inside its transaction (it has already scoped the
+    resident, e.g. to the authenticated card holder)."""
+    theirs = select(residents.c.household_id).where(residents.c.id == resident_id).scalar_subquery()
+    rows = conn.execute(select(residents).where(
+        or_(residents.c.id == resident_id, residents.c.household_id == theirs))).all()
+    people = {r.id: _to_resident(r) for r in rows}
+    found = people.get(resident_id)
+    if found is None:
+        return None, []
+    members = [r for r in people.values() if found.household_id is not None and r.household_id == found.household_id]
+    return found, sorted(members or [found], key=lambda r: (r.relationship != "世帯主", r.id))
 
 
 def resident_ids_in(conn: Connection, municipality_code: str) -> list[int]:

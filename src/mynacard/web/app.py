@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.resources import files
 
+import anyio.to_thread
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -19,12 +22,31 @@ from mynacard.errors import Conflict, DomainError, Forbidden, InvalidInput, NotF
 from mynacard.sealing import Sealer
 from mynacard.web.deps import LoginRequired, context, render
 
-__all__ = ["PART_ROUTERS", "create_app"]
+__all__ = ["PART_ROUTERS", "THREADS_ENV", "create_app"]
 
-PART_ROUTERS = ("mynacard.cards.api", "mynacard.jpki.api", "mynacard.plans.api", "mynacard.exchange.api",
-                "mynacard.portal.api", "mynacard.kiosk.api", "mynacard.mykey.api", "mynacard.office.api",
+PART_ROUTERS = ("mynacard.kiosk.api", "mynacard.cards.api", "mynacard.jpki.api", "mynacard.plans.api",
+                "mynacard.exchange.api", "mynacard.portal.api", "mynacard.mykey.api", "mynacard.office.api",
                 "mynacard.window.api")
-"""Modules with a ``router``; each part mounts its own routes and keeps its templates beside them."""
+"""Modules with a ``router``; each part mounts its own routes and keeps its templates beside them. FastAPI
+finds a request's route by trying every route in this order (twice), so the busiest machine-facing routes —
+the kiosks', four requests per certificate — come first; no two parts share a path, so the order decides
+nothing else."""
+
+THREADS_ENV = "MYNACARD_WEB_THREADS"
+"""How many requests one server process runs at once in its thread pool (anyio's default: 40). The pages and
+APIs are synchronous and mostly CPU-bound Python; with several processes per core, a few threads each keeps the
+cores busy without the threads of one process queuing on its interpreter lock (see docs/PERFORMANCE.md)."""
+
+
+@asynccontextmanager
+async def _thread_pool(app: FastAPI) -> AsyncIterator[None]:
+    threads = os.environ.get(THREADS_ENV)
+    if threads:
+        if not threads.isdigit() or int(threads) < 1:
+            raise ValueError(f"{THREADS_ENV} must be a whole number of at least 1, not {threads!r}")
+        anyio.to_thread.current_default_thread_limiter().total_tokens = int(threads)
+    yield
+
 
 _STATUS = {InvalidInput: 422, NotFound: 404, Forbidden: 403, Conflict: 409, LoginRequired: 401}
 
@@ -40,7 +62,8 @@ def _template_dirs() -> list[str]:
 
 
 def create_app(ctx: Context) -> FastAPI:
-    app = FastAPI(title="mynacard", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(title="mynacard", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  lifespan=_thread_pool)
     app.state.ctx = ctx
     templates = Jinja2Templates(directory=_template_dirs()[0])
     templates.env.loader = ChoiceLoader([FileSystemLoader(d) for d in _template_dirs()])
