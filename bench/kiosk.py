@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--kiosks", type=int, default=40)
     parser.add_argument("--per-kiosk", type=int, default=15)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4, help="requests each server process runs at once")
     parser.add_argument("--residents", type=int, default=400)
     args = parser.parse_args()
     print("machine:", json.dumps(machine()))
@@ -156,7 +157,7 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "MYNACARD_HOME": str(home), "MYNACARD_DATABASE_URL": url,
                "MYNACARD_KIOSK_TEST_JPKI": str(home / "test-jpki"), "MYNACARD_KIOSK_CLOCK": NOW.isoformat(),
-               "MYNACARD_KIOSK_PUBLIC_URL": base}
+               "MYNACARD_KIOSK_PUBLIC_URL": base, "MYNACARD_WEB_THREADS": str(args.threads)}
         proc = start_server("mynacard.kiosk.testing:stand_in_asgi_app", port, args.workers, env)
 
         # Clients are built before any clock starts, sharing one TLS context: each httpx.Client otherwise
@@ -215,7 +216,8 @@ def main() -> None:
             c.close()
         result = {
             "kiosks": args.kiosks, "sessions": args.kiosks * args.per_kiosk, "documents": len(latencies),
-            "failures": len(failures), "server_workers": args.workers, "seconds": round(wall, 2),
+            "failures": len(failures), "server_workers": args.workers, "threads_per_worker": args.threads,
+            "seconds": round(wall, 2),
             "documents_per_s": round(len(latencies) / wall, 1),
             "session_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
             "session_p95_ms": round(percentile(latencies, 95) * 1000, 1) if latencies else None,
