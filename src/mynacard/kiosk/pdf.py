@@ -183,6 +183,15 @@ def _jpeg_xobject(jpeg: bytes) -> pdfdoc.PDFStream:
     return pdfdoc.PDFStream(pdfdoc.PDFDictionary(entries), jpeg, filters=[])
 
 
+def _lean(page: pdfdoc.PDFPage) -> None:
+    """The page dictionary is what the signer parses and writes again (it adds the signature's widget): the
+    resources go in an object of their own, which it then neither parses nor copies, and the empty transition
+    and the default rotation are left out."""
+    page.__Refs__ = [*pdfdoc.PDFPage.__Refs__, "Resources"]
+    page.Trans = None
+    page.Rotate = None
+
+
 class _Page:
     """Paints one certificate; breaks pages as the sections need."""
 
@@ -350,21 +359,89 @@ def render(content: DocumentContent, *, document_id: str, request_id: str, holde
     page.impression_box()
     page.certification()
     canvas.showPage()
+    for pdf_page in canvas._doc.Pages.pages:
+        _lean(pdf_page)
     canvas.save()
     return out.getvalue()
 
 
 def read_facts(pdf: bytes) -> PdfFacts:
-    """The facts in a certificate's information dictionary (raises ``ValueError`` if it has none)."""
-    from pyhanko.pdf_utils.reader import PdfFileReader
+    """The facts in a certificate's information dictionary (raises ``ValueError`` if it has none).
 
-    try:
-        reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-        info = reader.trailer_view["/Info"]
-        subject = str(info["/Subject"])
-    except Exception as exc:
-        raise ValueError(f"not a kiosk certificate PDF ({type(exc).__name__})") from None
+    These are what the document says, not a proof: the callers trust them together with the PDF's digest (the
+    centre's release check, the kiosk's print check) or its signature (the verification page)."""
+    subject = _last_revision_subject(pdf)
+    if subject is None:
+        from pyhanko.pdf_utils.reader import PdfFileReader
+
+        try:
+            reader = PdfFileReader(io.BytesIO(pdf), strict=False)
+            info = reader.trailer_view["/Info"]
+            subject = str(info["/Subject"])
+        except Exception as exc:
+            raise ValueError(f"not a kiosk certificate PDF ({type(exc).__name__})") from None
     match = _SUBJECT.match(subject)
     if match is None:
         raise ValueError("not a kiosk certificate PDF (no request facts)")
     return PdfFacts(*match.groups())
+
+
+_STARTXREF = re.compile(rb"startxref\s+(\d+)\s+%%EOF\s*\Z")
+_XREF_SUBSECTION = re.compile(rb"(\d+) (\d+)[ \t]*\r?\n")
+_XREF_ENTRY = re.compile(rb"(\d{10}) (\d{5}) ([fn])(?: \r| \n|\r\n)")
+_TRAILER = re.compile(rb"trailer\s*<<(.*?)>>\s*startxref", re.S)
+_INFO_REF = re.compile(rb"/Info\s+(\d+)\s+(\d+)\s+R\b")
+_OBJECT = re.compile(rb"(\d+)\s+(\d+)\s+obj\s*<<")
+_SUBJECT_KEY = re.compile(rb"\n/Subject[ \t\r\n]*(?=\()")
+
+
+def _last_revision_subject(pdf: bytes) -> str | None:
+    """The ``/Subject`` of the information dictionary, read from the last revision only. pyHanko's reader reads
+    every cross-reference section and the whole dictionary, which was most of the cost of a check.
+
+    Only for the layout in which pyHanko writes the signature's incremental update: a classic cross-reference
+    table, a trailer without strings or comments, the updated dictionary in that revision, one key a line and
+    every delimiter in a string escaped; the string itself is read by pyHanko. Anything else gives ``None``,
+    and the file is read in full."""
+    from pyhanko.pdf_utils.generic import read_string_from_stream
+
+    end = _STARTXREF.search(pdf, max(0, len(pdf) - 64))
+    if end is None or not pdf.startswith(b"xref", int(end[1])):
+        return None
+    pos = int(end[1]) + 4
+    while pdf[pos:pos + 1] in (b" ", b"\r", b"\n"):
+        pos += 1
+    offsets: dict[int, tuple[int, int]] = {}
+    while (subsection := _XREF_SUBSECTION.match(pdf, pos)) is not None:
+        first, count = int(subsection[1]), int(subsection[2])
+        pos = subsection.end()
+        for number in range(first, first + count):
+            entry = _XREF_ENTRY.match(pdf, pos)
+            if entry is None:
+                return None
+            if entry[3] == b"n":
+                offsets[number] = (int(entry[1]), int(entry[2]))
+            pos = entry.end()
+    trailer = _TRAILER.match(pdf, pos)
+    if trailer is None or any(mark in trailer[1] for mark in (b"(", b"%", b"/Encrypt", b"/XRefStm")):
+        return None
+    refs = _INFO_REF.findall(trailer[1])
+    if len(refs) != 1:
+        return None
+    number, generation = int(refs[0][0]), int(refs[0][1])
+    start, found_generation = offsets.get(number, (0, -1))
+    obj = _OBJECT.match(pdf, start)
+    if found_generation != generation or obj is None or (int(obj[1]), int(obj[2])) != (number, generation):
+        return None
+    close = pdf.find(b">>", obj.end())
+    body = pdf[obj.end() - 2:close]
+    keys = list(_SUBJECT_KEY.finditer(body))
+    if close < 0 or b"<<" in body[2:] or len(keys) != 1:
+        return None
+    stream = io.BytesIO(pdf)
+    stream.seek(obj.end() - 2 + keys[0].end())
+    try:
+        subject = read_string_from_stream(stream)
+    except Exception:
+        return None
+    return subject if isinstance(subject, str) and stream.tell() <= close else None
