@@ -36,6 +36,10 @@ __all__ = [
 FONT_FILES = {"mincho": "ipaexm.ttf", "gothic": "ipaexg.ttf"}
 """IPAex明朝 for the body (official documents are set in Mincho), IPAexゴシック for headings."""
 PDF_NAMES = {"mincho": "IPAexMincho", "gothic": "IPAexGothic"}
+_ASCII_FIRST = {"mincho": True, "gothic": False}
+"""Whether ReportLab puts all of ASCII in a document's first subset of the font (its default, so that the text
+in the page's content reads as ASCII). The body uses most of ASCII (IDs, the URL, digests); the headings
+hardly any, and the 95 glyphs would be some 13 kB of every certificate."""
 
 
 class FontMissing(RuntimeError):
@@ -59,7 +63,7 @@ def font_path(style: str) -> Path:
 def register_pdf_fonts() -> dict[str, str]:
     """Register both fonts with ReportLab (once per process); returns style → PDF font name."""
     for style, pdf_name in PDF_NAMES.items():
-        font = _Font(pdf_name, str(font_path(style)))
+        font = _Font(pdf_name, str(font_path(style)), asciiReadable=_ASCII_FIRST[style])
         _share_tables(font.face)
         pdfmetrics.registerFont(font)
     return dict(PDF_NAMES)

@@ -70,14 +70,14 @@ _LATENT = "偽造防止検出画像（潜像）"
 
 
 def _fixed_text(content: DocumentContent) -> dict[str, str]:
-    """The text that every certificate of this municipality, kind and options carries on the day, by font style
-    (labels, notes, the certifying sentence, the date; not the residents' data): its glyphs are laid out and
-    compressed once (:func:`mynacard.kiosk.fonts.start_document`). A label with a digit holds a resident's date
-    (戸籍の附票) and is left out, so that the text stays the same for every resident."""
+    """The body text that every certificate of this municipality, kind and options carries on the day (labels,
+    notes, the certifying sentence, the date; not the residents' data): its glyphs are laid out and compressed
+    once (:func:`mynacard.kiosk.fonts.start_document`). A label with a digit holds a resident's date (戸籍の附票)
+    and is left out, so that the text stays the same for every resident. The headings (Gothic) have a dozen
+    glyphs or so and are subset per document: a fixed subset of their own costs as much to write."""
     labels = "".join(f.label for section in content.sections for f in section.fields
                      if not any(ch.isdigit() for ch in f.label))
-    return {"gothic": content.title + _ONGOING + _IMPRESSION,
-            "mincho": "".join((content.certification, *content.notes, content.issuer, content.municipality_name,
+    return {"mincho": "".join((content.certification, *content.notes, content.issuer, content.municipality_name,
                                labels, _KIOSK, _NUMBER, _REQUEST, _CHECK, _DIGEST, _COPY_VOID, _LATENT,
                                kanji_digits(wareki(content.issued_on))))}
 
@@ -204,6 +204,7 @@ class _Page:
         self.document_id = document_id
         self.request_id = request_id
         self.verify_url = verify_url
+        self.digest = content.public_digest()
         self.page = 0
         self.y = 0.0
         doc = canvas._doc
@@ -248,7 +249,7 @@ class _Page:
             f"{_REQUEST}　{self.request_id}",
             _CHECK,
             self.verify_url,
-            f"{_DIGEST}　{self.content.public_digest()[:32]}",
+            f"{_DIGEST}　{self.digest[:32]}",
             _COPY_VOID,
         ]
         for i, line in enumerate(lines):
@@ -350,10 +351,10 @@ def render(content: DocumentContent, *, document_id: str, request_id: str, holde
     canvas.setTitle(content.title)
     canvas.setAuthor(content.issuer)
     canvas.setCreator("mynacard コンビニ交付 証明発行サーバ")
-    canvas.setSubject(f"mynacard-kiosk/1 request={request_id} document={document_id} holder={holder_ref} "
-                      f"digest={content.public_digest()}")
-    canvas.setKeywords(f"{content.kind.value} {content.municipality_code}")
     page = _Page(canvas, content, fonts, document_id, request_id, verify_url, seal_jpeg, impression_jpeg)
+    canvas.setSubject(f"mynacard-kiosk/1 request={request_id} document={document_id} holder={holder_ref} "
+                      f"digest={page.digest}")
+    canvas.setKeywords(f"{content.kind.value} {content.municipality_code}")
     page.start_page()
     page.sections()
     page.impression_box()
