@@ -24,7 +24,7 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from mynacard.kiosk.antiforgery import COPY_VOID_TILE, LATENT_SIZE, copy_void_operators, latent_operators
-from mynacard.kiosk.fonts import register_pdf_fonts, start_document
+from mynacard.kiosk.fonts import compressed_stream, register_pdf_fonts, start_document
 from mynacard.kiosk.model import DocumentContent, kanji_digits, wareki
 
 __all__ = ["LAYOUT", "PdfFacts", "read_facts", "render"]
@@ -96,11 +96,26 @@ def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
     return lines
 
 
+_DARK_RUN = re.compile(rb"\x01+")
+"""A run of dark modules in a row of segno's matrix (bytes of 0 and 1)."""
+_ALPHANUMERIC_TAIL = re.compile(r"[0-9A-Z $%*+\-./:]{8,}\Z")
+"""The end of a URL in QR's alphanumeric set: the document ID (upper-case Crockford base32) and its slash."""
+
+
+def _qr_segments(url: str) -> list[str]:
+    """The URL as QR segments: the document ID at the end in alphanumeric mode (5.5 bits a character instead of
+    8), the rest in byte mode. Readers join the segments into the same text; the code is often a version
+    smaller, with larger modules, and segno's work grows with the number of modules."""
+    tail = _ALPHANUMERIC_TAIL.search(url)
+    return [url] if tail is None or tail.start() == 0 else [url[:tail.start()], url[tail.start():]]
+
+
 def _qr_operators(url: str, x: float, y: float, size: float) -> str:
     """PDF operators for the QR code on a white square: one path of rectangles, one per run of dark modules
     in a row, written in module units under one transformation (short integers instead of a number each)."""
     # Mask pattern fixed: any of the eight is a valid QR code, and choosing it skips the slow evaluation.
-    matrix = segno.make_qr(url, error="m", mask=4, boost_error=False).matrix
+    # segno takes a list of segments (its encoder.prepare_data) though its signature names only str/int/bytes
+    matrix = segno.make_qr(_qr_segments(url), error="m", mask=4, boost_error=False).matrix  # type: ignore[arg-type]
     n = len(matrix)
     quiet = 2
     cell = size / (n + 2 * quiet)
@@ -108,15 +123,7 @@ def _qr_operators(url: str, x: float, y: float, size: float) -> str:
            f"{cell:.5f} 0 0 {cell:.5f} {x + quiet * cell:.3f} {y + quiet * cell:.3f} cm"]
     for r, row in enumerate(matrix):
         top = n - 1 - r
-        c = 0
-        while c < n:
-            if row[c]:
-                start = c
-                while c < n and row[c]:
-                    c += 1
-                ops.append(f"{start} {top} {c - start} 1 re")
-            else:
-                c += 1
+        ops.extend(f"{run.start()} {top} {run.end() - run.start()} 1 re" for run in _DARK_RUN.finditer(row))
     ops.append("f Q")
     return "\n".join(ops)
 
@@ -133,14 +140,6 @@ class _FastFlate:
 
 
 _FAST_FLATE = _FastFlate()
-
-
-def _compressed_stream(entries: dict[str, object], data: bytes) -> pdfdoc.PDFStream:
-    """A stream object for bytes that are already Flate-encoded: with ``/Filter`` in its dictionary
-    ReportLab writes the content as it is. A new object per document (ReportLab registers objects by
-    identity); the bytes are shared."""
-    return pdfdoc.PDFStream(pdfdoc.PDFDictionary({**entries, "Filter": pdfdoc.PDFName("FlateDecode")}), data,
-                            filters=[])
 
 
 _FORM = {"Type": pdfdoc.PDFName("XObject"), "Subtype": pdfdoc.PDFName("Form"), "FormType": 1}
@@ -209,8 +208,8 @@ class _Page:
         self.y = 0.0
         doc = canvas._doc
         tile, furniture = _furniture()
-        doc.addForm("copyvoid", _compressed_stream(*tile))
-        doc.addForm("furniture", _compressed_stream(*furniture))
+        doc.addForm("copyvoid", compressed_stream(*tile))
+        doc.addForm("furniture", compressed_stream(*furniture))
         doc.addForm("seal", _jpeg_xobject(seal_jpeg))
         self.impression = impression_jpeg is not None
         if impression_jpeg is not None:
