@@ -124,16 +124,25 @@ class _LoadedKeySigner(signers.Signer):
     re-validates the RSA key on every signature, which costs more than the signature itself)."""
 
     def __init__(self, key: rsa.RSAPrivateKey, cert_der: bytes, chain_der: list[bytes],
-                 templates: dict[str, Any] | None = None) -> None:
+                 templates: dict[str, Any] | None = None, name: str | None = None) -> None:
         # Roots are never embedded. Only the chain's intermediates go in the registry, chosen once with
         # ``cryptography`` (DocumentSigner): asking asn1crypto whether each is self-signed would parse it, and a
         # parsed certificate is then re-encoded field by field when the CMS is assembled.
+        # The mechanism is given: pyHanko would otherwise parse the certificate's key on every signature to find it.
         super().__init__(embed_roots=True, signing_cert=asn1_x509.Certificate.load(cert_der),
+                         signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa"}),
                          cert_registry=SimpleCertificateStore.from_certs(
                              [asn1_x509.Certificate.load(c) for c in chain_der]))
         self._key = key
         self._cert_der = cert_der
         self._templates: dict[str, Any] = {} if templates is None else templates
+        self._name = name
+
+    @property
+    def subject_name(self) -> str | None:
+        # pyHanko asks on every signature (for an appearance, which an invisible signature does not have) and
+        # would parse the certificate's subject each time; DocumentSigner asks once.
+        return self._name if self._name is not None else super().subject_name
 
     @property
     def signing_cert(self) -> asn1_x509.Certificate:
@@ -197,16 +206,19 @@ class DocumentSigner:
         self.chain = chain
         self._key = key
         self._cert_der = certificate.public_bytes(serialization.Encoding.DER)
+        # roots are not embedded (the verifier has them), nor the signing certificate a second time
         self._chain_der = [c.public_bytes(serialization.Encoding.DER) for c in chain
-                           if c.subject != c.issuer]  # roots are not embedded (the verifier has them)
+                           if c.subject != c.issuer and c != certificate]
         self._templates: dict[str, Any] = {}
         """DER of the CMS parts that are the same for every signature with this certificate."""
+        self._name = _LoadedKeySigner(key, self._cert_der, []).subject_name
+        """The signer's name as pyHanko derives it from the certificate (for a signature appearance)."""
 
     def sign(self, pdf: bytes, *, reason: str, location: str) -> bytes:
         meta = signers.PdfSignatureMetadata(
             field_name="MunicipalSeal", subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256",
             reason=reason, location=location)
-        signer = _LoadedKeySigner(self._key, self._cert_der, self._chain_der, self._templates)
+        signer = _LoadedKeySigner(self._key, self._cert_der, self._chain_der, self._templates, self._name)
         writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
         pdf_signer = signers.PdfSigner(meta, signer=signer)
         out = _run(lambda: pdf_signer.async_sign_pdf(writer, bytes_reserved=_RESERVED))
