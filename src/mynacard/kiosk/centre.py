@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -153,11 +153,16 @@ def _stream(kiosk_id: str) -> str:
     return f"kiosk:{kiosk_id}"
 
 
+# Statements run in every session are built once: building one costs SQLAlchemy more than running it.
+_SESSION_LOCKED = select(kiosk_sessions).where(  # FOR UPDATE on PostgreSQL; SQLite's writer is alone anyway
+    kiosk_sessions.c.request_id == bindparam("request_id")).with_for_update()
+_NATIONAL_CLOSURES = select(kiosk_closures.c.day).where(
+    kiosk_closures.c.municipality_code.is_(None), kiosk_closures.c.kind.is_(None),
+    kiosk_closures.c.day == bindparam("day"))
+
+
 def _load(conn: Connection, request_id: str, principal: Principal) -> Any:
-    query = select(kiosk_sessions).where(kiosk_sessions.c.request_id == request_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+    row = conn.execute(_SESSION_LOCKED, {"request_id": request_id}).first()
     if row is None or (principal.role is Role.KIOSK and row.kiosk_id != principal.subject):
         raise NotFound("no such request")
     return row
@@ -188,9 +193,7 @@ class Centre:
     def _national_closures(self, conn: Connection, now: datetime) -> list[Any]:
         from mynacard.clock import local_date
 
-        return list(conn.execute(select(kiosk_closures.c.day).where(
-            kiosk_closures.c.municipality_code.is_(None), kiosk_closures.c.kind.is_(None),
-            kiosk_closures.c.day == local_date(now))).scalars())
+        return list(conn.execute(_NATIONAL_CLOSURES, {"day": local_date(now)}).scalars())
 
     def open_session(self, principal: Principal, request_id: str, now: datetime) -> SessionOpened:
         """A card was placed on the reader: a single-use challenge for it to sign."""

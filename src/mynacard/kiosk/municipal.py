@@ -31,7 +31,21 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import Connection, Date, delete, false, func, insert, null, or_, select, true, union_all, update
+from sqlalchemy import (
+    Connection,
+    Date,
+    bindparam,
+    delete,
+    false,
+    func,
+    insert,
+    null,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
 
 from mynacard.clock import local_date
 from mynacard.context import Context
@@ -223,20 +237,26 @@ def configure(ctx: Context, principal: Principal, code: str, now: datetime, *, p
     return settings
 
 
+# Statements run in every kiosk session are built once: building one costs SQLAlchemy more than running it.
+_SETTINGS = (select(kiosk_municipal_settings.c.participating, kiosk_municipal_settings.c.mayor_name,
+                    kiosk_offerings.c.kind, kiosk_offerings.c.fee_yen, kiosk_offerings.c.weekdays_only,
+                    kiosk_offerings.c.opens, kiosk_offerings.c.closes)
+             .select_from(kiosk_municipal_settings.outerjoin(
+                 kiosk_offerings, kiosk_offerings.c.municipality_code == kiosk_municipal_settings.c.municipality_code))
+             .where(kiosk_municipal_settings.c.municipality_code == bindparam("code")))
+"""A municipality's settings with its offerings, in one read (none: one row of NULLs from the outer join)."""
+_CLOSURES = select(kiosk_closures.c.municipality_code, kiosk_closures.c.kind).where(
+    kiosk_closures.c.day == bindparam("day"),
+    or_(kiosk_closures.c.municipality_code.is_(None), kiosk_closures.c.municipality_code == bindparam("code")))
+
+
 def settings_of(ctx: Context, code: str, conn: Connection | None = None) -> MunicipalSettings | None:
     """The kiosk settings of a municipality (public information), or None if it never joined."""
     if conn is None:
         _towns(ctx)
         with ctx.db.connect() as c:
             return settings_of(ctx, code, c)
-    # one read: the settings row with its offerings (none: one row of NULLs from the outer join)
-    rows = conn.execute(select(kiosk_municipal_settings.c.participating, kiosk_municipal_settings.c.mayor_name,
-                               kiosk_offerings.c.kind, kiosk_offerings.c.fee_yen, kiosk_offerings.c.weekdays_only,
-                               kiosk_offerings.c.opens, kiosk_offerings.c.closes)
-                        .select_from(kiosk_municipal_settings.outerjoin(
-                            kiosk_offerings, kiosk_offerings.c.municipality_code
-                            == kiosk_municipal_settings.c.municipality_code))
-                        .where(kiosk_municipal_settings.c.municipality_code == code)).all()
+    rows = conn.execute(_SETTINGS, {"code": code}).all()
     if not rows:
         return None
     town = _town(ctx, code)
@@ -272,9 +292,7 @@ def add_closure(ctx: Context, principal: Principal, day: date, reason: str, now:
 
 def closed_days(conn: Connection, code: str | None, day: date) -> tuple[bool, set[DocumentKind]]:
     """Whether the service is closed on ``day`` (nationwide or for ``code``), and which kinds are suspended."""
-    rows = conn.execute(select(kiosk_closures.c.municipality_code, kiosk_closures.c.kind).where(
-        kiosk_closures.c.day == day,
-        or_(kiosk_closures.c.municipality_code.is_(None), kiosk_closures.c.municipality_code == code))).all()
+    rows = conn.execute(_CLOSURES, {"day": day, "code": code}).all()
     closed = any(r.kind is None for r in rows)
     return closed, {DocumentKind(r.kind) for r in rows if r.kind is not None}
 
@@ -501,10 +519,15 @@ def _load_key(der: bytes) -> rsa.RSAPrivateKey:
     return key
 
 
+_CURRENT_KEY = (select(kiosk_signing_keys.c.id, kiosk_signing_keys.c.certificate)
+                .where(kiosk_signing_keys.c.municipality_code == bindparam("code"),
+                       kiosk_signing_keys.c.not_before <= bindparam("now"),
+                       kiosk_signing_keys.c.not_after > bindparam("now"))
+                .order_by(kiosk_signing_keys.c.id.desc()).limit(1))
+
+
 def _signer(ctx: Context, conn: Connection, code: str, now: datetime) -> signing.DocumentSigner:
-    row = conn.execute(select(kiosk_signing_keys.c.id, kiosk_signing_keys.c.certificate).where(
-        kiosk_signing_keys.c.municipality_code == code, kiosk_signing_keys.c.not_before <= now,
-        kiosk_signing_keys.c.not_after > now).order_by(kiosk_signing_keys.c.id.desc()).limit(1)).first()
+    row = conn.execute(_CURRENT_KEY, {"code": code, "now": now}).first()
     if row is None:
         raise Conflict(f"municipality {code} has no document-signing key: configure it first")
     # keyed by the certificate itself: a row id can come back in another database with another key
@@ -629,19 +652,28 @@ class _Facts:
     tax: TaxRecord | None
 
 
-def _people(conn: Connection, residents: Sequence[Resident], today: date) -> list[PersonRecord]:
-    ids = [r.id for r in residents]
-    if not ids:
-        return []
+def _notes_and_support() -> Any:
+    """The notes and the support measures in force for residents ``ids`` on ``today``, in one round trip (a
+    support row carries no dates)."""
     notes, support = kiosk_resident_notes, kiosk_support_measures
-    # the notes and the support measures in force, in one round trip (a support row carries no dates)
-    no_date = null().cast(Date)
-    rows = conn.execute(union_all(
+    ids: Any = bindparam("ids", expanding=True)
+    today, no_date = bindparam("today", type_=Date()), null().cast(Date)
+    return union_all(
         select(notes.c.resident_id, notes.c.transfer_out_filed_on, notes.c.moved_in_on,
                false().label("protected")).where(notes.c.resident_id.in_(ids)),
         select(support.c.resident_id, no_date, no_date, true()).where(
             support.c.resident_id.in_(ids), support.c.starts_on <= today,
-            or_(support.c.ends_on.is_(None), support.c.ends_on >= today)))).all()
+            or_(support.c.ends_on.is_(None), support.c.ends_on >= today)))
+
+
+_NOTES_AND_SUPPORT = _notes_and_support()
+
+
+def _people(conn: Connection, residents: Sequence[Resident], today: date) -> list[PersonRecord]:
+    ids = [r.id for r in residents]
+    if not ids:
+        return []
+    rows = conn.execute(_NOTES_AND_SUPPORT, {"ids": ids, "today": today}).all()
     note_rows = {r.resident_id: r for r in rows if not r.protected}
     protected = {r.resident_id for r in rows if r.protected}
     out = []
@@ -653,17 +685,26 @@ def _people(conn: Connection, residents: Sequence[Resident], today: date) -> lis
     return out
 
 
+def _registers_of_query() -> Any:
+    reg, mem = kiosk_family_registers, kiosk_family_register_members
+    theirs = select(mem.c.register_id).where(mem.c.resident_id.in_(bindparam("ids", expanding=True)),
+                                             mem.c.removed.is_(False))
+    return (select(reg.c.id.label("reg_id"), reg.c.municipality_code, reg.c.domicile, reg.c.head_name,
+                   reg.c.pending_filing, *(c for c in mem.c if c.name not in ("id", "register_id")))
+            .join_from(reg, mem, mem.c.register_id == reg.c.id)
+            .where(reg.c.id.in_(theirs)).order_by(reg.c.id, mem.c.position))
+
+
+_REGISTERS_OF = _registers_of_query()
+"""Every member of every family register one of residents ``ids`` is a current member of."""
+
+
 def _registers_of(conn: Connection, resident_ids: Sequence[int]) -> dict[int, FamilyRegister]:
     """The family register each resident is a (current) member of, read in one query: every member of
     every register one of the residents is in."""
     if not resident_ids:
         return {}
-    reg, mem = kiosk_family_registers, kiosk_family_register_members
-    theirs = select(mem.c.register_id).where(mem.c.resident_id.in_(list(resident_ids)), mem.c.removed.is_(False))
-    rows = conn.execute(select(reg.c.id.label("reg_id"), reg.c.municipality_code, reg.c.domicile, reg.c.head_name,
-                               reg.c.pending_filing, *(c for c in mem.c if c.name not in ("id", "register_id")))
-                        .join_from(reg, mem, mem.c.register_id == reg.c.id)
-                        .where(reg.c.id.in_(theirs)).order_by(reg.c.id, mem.c.position)).all()
+    rows = conn.execute(_REGISTERS_OF, {"ids": list(resident_ids)}).all()
     by_register: dict[int, list[Any]] = {}
     for row in rows:
         by_register.setdefault(row.reg_id, []).append(row)
@@ -683,6 +724,13 @@ def _register(rows: list[Any]) -> FamilyRegister:
                           first.pending_filing)
 
 
+_SEAL = select(kiosk_seal_registrations).where(kiosk_seal_registrations.c.resident_id == bindparam("resident_id"),
+                                               kiosk_seal_registrations.c.abolished_on.is_(None))
+_TAX = select(kiosk_tax_records).where(kiosk_tax_records.c.resident_id == bindparam("resident_id"),
+                                       kiosk_tax_records.c.fiscal_year == bindparam("year"),
+                                       kiosk_tax_records.c.municipality_code == bindparam("code"))
+
+
 def _load_facts(conn: Connection, holder_id: int, today: date) -> _Facts:
     """Everything the checks and the documents need about the holder (refused if the registry does not know
     them)."""
@@ -697,15 +745,11 @@ def _load_facts(conn: Connection, holder_id: int, today: date) -> _Facts:
         select(kiosk_family_register_use.c.resident_id).where(
             kiosk_family_register_use.c.resident_id == holder.id,
             kiosk_family_register_use.c.municipality_code == register.municipality_code)).first() is not None)
-    seal_row = conn.execute(select(kiosk_seal_registrations).where(
-        kiosk_seal_registrations.c.resident_id == holder.id,
-        kiosk_seal_registrations.c.abolished_on.is_(None))).first()
+    seal_row = conn.execute(_SEAL, {"resident_id": holder.id}).first()
     seal_reg = (SealRegistration(holder.id, seal_row.registration_number, seal_row.registered_on,
                                  bytes(seal_row.impression)) if seal_row else None)
-    tax_row = conn.execute(select(kiosk_tax_records).where(
-        kiosk_tax_records.c.resident_id == holder.id,
-        kiosk_tax_records.c.fiscal_year == fiscal_year_available(today),
-        kiosk_tax_records.c.municipality_code == holder.municipality_code)).first()
+    tax_row = conn.execute(_TAX, {"resident_id": holder.id, "year": fiscal_year_available(today),
+                                  "code": holder.municipality_code}).first()
     tax = (TaxRecord(holder.id, tax_row.fiscal_year, tax_row.total_income, tax_row.employment_income,
                      tax_row.deductions, tax_row.taxable_income, tax_row.municipal_tax, tax_row.prefectural_tax)
            if tax_row else None)
@@ -795,8 +839,11 @@ def _document(row: Any, sealer: Sealer) -> PreparedDocument:
                             row.holder_resident_id, tuple(json.loads(row.subject_resident_ids)), row.copies)
 
 
+_DOCUMENT_OF_REQUEST = select(kiosk_documents).where(kiosk_documents.c.request_id == bindparam("request_id"))
+
+
 def _existing(conn: Connection, request_id: str) -> Any:
-    return conn.execute(select(kiosk_documents).where(kiosk_documents.c.request_id == request_id)).first()
+    return conn.execute(_DOCUMENT_OF_REQUEST, {"request_id": request_id}).first()
 
 
 def prepare(ctx: Context, principal: Principal, order: DocumentOrder, now: datetime, *,

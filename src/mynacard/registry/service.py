@@ -16,7 +16,7 @@ from datetime import datetime
 from importlib.resources import files
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mynacard import numbers
@@ -197,13 +197,18 @@ def household_members(conn: Connection, household_id: int) -> list[Resident]:
     return sorted(people, key=lambda r: (r.relationship != "世帯主", r.id))
 
 
+_HOUSEHOLD_OF = select(residents).where(or_(
+    residents.c.id == bindparam("resident_id"),
+    residents.c.household_id == select(residents.c.household_id)
+    .where(residents.c.id == bindparam("resident_id")).scalar_subquery()))
+"""Built once: it is read for every certificate a kiosk prints (twice)."""
+
+
 def household_of(conn: Connection, resident_id: int) -> tuple[Resident | None, list[Resident]]:
     """One resident and everyone recorded in their household (the head first; just the resident when they
     have none), in one query, for another part's service inside its transaction (it has already scoped the
     resident, e.g. to the authenticated card holder)."""
-    theirs = select(residents.c.household_id).where(residents.c.id == resident_id).scalar_subquery()
-    rows = conn.execute(select(residents).where(
-        or_(residents.c.id == resident_id, residents.c.household_id == theirs))).all()
+    rows = conn.execute(_HOUSEHOLD_OF, {"resident_id": resident_id}).all()
     people = {r.id: _to_resident(r) for r in rows}
     found = people.get(resident_id)
     if found is None:
