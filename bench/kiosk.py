@@ -1,6 +1,6 @@
 """Benchmark: convenience-store issuance end to end over HTTP with concurrent kiosks.
 
-    python bench/kiosk.py --kiosks 40 --per-kiosk 15 --workers 2
+    python bench/kiosk.py --kiosks 40 --per-kiosk 15 --workers 4 --threads 2
 
 A town is seeded on a fresh PostgreSQL database, the web app runs in its own processes (uvicorn, ``--workers``),
 and ``--kiosks`` kiosk threads each run ``--per-kiosk`` complete sessions (open → PIN and card signature →
@@ -126,8 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kiosks", type=int, default=40)
     parser.add_argument("--per-kiosk", type=int, default=15)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=4, help="requests each server process runs at once")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2, help="requests each server process runs at once")
     parser.add_argument("--residents", type=int, default=400)
     args = parser.parse_args()
     print("machine:", json.dumps(machine()))

@@ -190,8 +190,8 @@ def _open_card(path: Path, home: Path | None) -> KioskCard:
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = typer.Option(2, "--workers", min=1),
-          threads: int = typer.Option(4, "--threads", min=1,
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = typer.Option(4, "--workers", min=1),
+          threads: int = typer.Option(2, "--threads", min=1,
                                       help="Requests each worker process runs at once.")) -> None:
     """Serve the web app (centre, municipal servers, verification page) with several worker processes."""
     import uvicorn
