@@ -29,7 +29,16 @@ from pathlib import Path
 
 import httpx
 
-from measure import cpu_seconds, free_port, machine, percentile, scratch_database, start_server, stop_server
+from measure import (
+    cpu_seconds,
+    free_port,
+    machine,
+    percentile,
+    postgres_cpu_seconds,
+    scratch_database,
+    start_server,
+    stop_server,
+)
 from mynacard.accounts import service as accounts
 from mynacard.bootstrap import build_context
 from mynacard.kiosk import municipal, pdf, seal
@@ -97,24 +106,6 @@ def _split(ctx: object, jpki: TestJpki, rounds: int = 40) -> dict[str, float]:
     return {"card_signature_ms": round(card_ms, 2), "authentication_ms": round(authenticate_ms, 2),
             "render_ms": round(render_ms, 2), "pades_sign_ms": round(sign_ms, 2),
             "pdf_bytes": len(unsigned)}
-
-
-def _postgres_cpu() -> float:
-    """CPU seconds (user + system) so far of every PostgreSQL process on the machine (the benchmark's
-    backends among them; on a shared machine other users' queries are counted too)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if (entry / "comm").read_text().strip() not in ("postgres", "postmaster"):
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
 
 
 def registry_ids(ctx: object) -> list[int]:
@@ -201,7 +192,7 @@ def main() -> None:
 
         cpu_before = cpu_seconds(proc.pid)
         client_cpu_before = time.process_time()
-        db_cpu_before = _postgres_cpu()
+        db_cpu_before = postgres_cpu_seconds()
         start = time.perf_counter()
         threads = [threading.Thread(target=kiosk, args=(i,)) for i in range(args.kiosks)]
         for th in threads:
@@ -211,7 +202,7 @@ def main() -> None:
         wall = time.perf_counter() - start
         server_cpu = cpu_seconds(proc.pid) - cpu_before
         client_cpu = time.process_time() - client_cpu_before
-        db_cpu = _postgres_cpu() - db_cpu_before
+        db_cpu = postgres_cpu_seconds() - db_cpu_before
         for c in clients:
             c.close()
         result = {

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
-__all__ = ["PG_ADMIN", "connected_clients", "cpu_seconds", "free_port", "machine", "percentile", "scratch_database",
-           "start_server", "stop_server"]
+__all__ = ["PG_ADMIN", "connected_clients", "cpu_seconds", "free_port", "machine", "percentile",
+           "postgres_cpu_seconds", "scratch_database", "start_server", "stop_server"]
 
 PG_ADMIN = os.environ.get("MYNACARD_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 """Where benchmarks create their scratch databases (any database of the server; trust or a password in the URL)."""
@@ -54,21 +54,33 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def cpu_seconds(parent: int) -> float:
-    """CPU time (user + system) so far of a process and its direct children (a server and its workers;
-    PostgreSQL's backends are not counted)."""
+def _processes_cpu(chosen: Callable[[int, str, list[str]], bool]) -> float:
+    """CPU time (user + system) so far of the processes ``chosen(pid, command name, stat fields)`` picks."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            name, _, rest = (entry / "stat").read_text().partition(" (")[2].rpartition(")")
+            fields = rest.split()
         except OSError:
             continue
-        if int(entry.name) == parent or int(fields[1]) == parent:
+        if chosen(int(entry.name), name, fields):
             total += (int(fields[11]) + int(fields[12])) / ticks
     return total
+
+
+def cpu_seconds(parent: int) -> float:
+    """CPU time (user + system) so far of a process and its direct children (a server and its workers;
+    PostgreSQL's backends are not counted)."""
+    return _processes_cpu(lambda pid, name, fields: pid == parent or int(fields[1]) == parent)
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time (user + system) so far of every PostgreSQL process on the machine (a benchmark's backends among
+    them; on a shared machine other users' queries are counted too)."""
+    return _processes_cpu(lambda pid, name, fields: name in ("postgres", "postmaster"))
 
 
 @contextlib.asynccontextmanager
