@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -110,9 +111,14 @@ def test_the_thread_pool_size_is_set_from_the_environment(sqlite_ctx: Context,
         async with app.router.lifespan_context(app):
             return anyio.to_thread.current_default_thread_limiter().total_tokens
 
-    assert anyio.run(tokens_inside_lifespan) == 40  # anyio's default when nothing is set
+    def tokens() -> float:
+        # a fresh thread with a fresh event loop: another test may have left one running in this thread
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(anyio.run, tokens_inside_lifespan).result()
+
+    assert tokens() == 40  # anyio's default when nothing is set
     monkeypatch.setenv(THREADS_ENV, "3")
-    assert anyio.run(tokens_inside_lifespan) == 3
+    assert tokens() == 3
     monkeypatch.setenv(THREADS_ENV, "zero")
     with pytest.raises(ValueError, match=THREADS_ENV):
-        anyio.run(tokens_inside_lifespan)
+        tokens()
