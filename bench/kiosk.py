@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2, help="requests each server process runs at once")
     parser.add_argument("--residents", type=int, default=400)
+    parser.add_argument("--shared-socket", action="store_true",
+                        help="uvicorn --workers (one listening socket for all processes) instead of one per process")
     args = parser.parse_args()
     print("machine:", json.dumps(machine()))
     home = Path(tempfile.mkdtemp(prefix="kiosk-bench-"))
@@ -148,8 +150,13 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "MYNACARD_HOME": str(home), "MYNACARD_DATABASE_URL": url,
                "MYNACARD_KIOSK_TEST_JPKI": str(home / "test-jpki"), "MYNACARD_KIOSK_CLOCK": NOW.isoformat(),
-               "MYNACARD_KIOSK_PUBLIC_URL": base, "MYNACARD_WEB_THREADS": str(args.threads)}
-        proc = start_server("mynacard.kiosk.testing:stand_in_asgi_app", port, args.workers, env)
+               "MYNACARD_KIOSK_PUBLIC_URL": base}
+        if args.shared_socket:
+            env["MYNACARD_WEB_THREADS"] = str(args.threads)
+            proc = start_server("mynacard.kiosk.testing:stand_in_asgi_app", port, args.workers, env)
+        else:
+            proc = start_server("mynacard.kiosk.testing:stand_in_asgi_app", port, args.workers, env,
+                                threads=args.threads)
 
         # Clients are built before any clock starts, sharing one TLS context: each httpx.Client otherwise
         # loads the CA bundle (~18 ms of CPU), which would be charged to the first session of every kiosk.
@@ -208,6 +215,7 @@ def main() -> None:
         result = {
             "kiosks": args.kiosks, "sessions": args.kiosks * args.per_kiosk, "documents": len(latencies),
             "failures": len(failures), "server_workers": args.workers, "threads_per_worker": args.threads,
+            "listening_sockets": 1 if args.shared_socket else args.workers,
             "seconds": round(wall, 2),
             "documents_per_s": round(len(latencies) / wall, 1),
             "session_p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,

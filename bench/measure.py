@@ -113,19 +113,35 @@ def scratch_database(prefix: str) -> tuple[str, Callable[[], None]]:
 
 
 def start_server(factory: str, port: int, workers: int, env: dict[str, str],
-                 *options: str) -> subprocess.Popen[bytes]:
+                 *options: str, threads: int | None = None) -> subprocess.Popen[bytes]:
     """uvicorn serving the ASGI app ``factory`` (``module:function``) with ``workers`` processes; returns once
-    ``/healthz`` answers (within 30 s)."""
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", factory, "--factory", "--port", str(port),
-                             "--workers", str(workers), "--log-level", "warning", *options], env=env)
+    ``/healthz`` answers (within 30 s). With ``threads``, the processes each have a listening socket of their own
+    (``mynacard.web.serve``) and run that many requests at once; ``options`` are then not used."""
+    if threads is not None:
+        command = [sys.executable, "-m", "mynacard.web.serve", factory, "--port", str(port), "--workers",
+                   str(workers), "--threads", str(threads)]
+    else:
+        command = [sys.executable, "-m", "uvicorn", factory, "--factory", "--port", str(port), "--workers",
+                   str(workers), "--log-level", "warning", *options]
+    proc = subprocess.Popen(command, env=env)
     for _ in range(300):
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200 and (
+                    threads is None or _listening(port) >= workers):  # every process's socket is bound
                 return proc
         except httpx.HTTPError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     stop_server(proc)
     raise RuntimeError(f"{factory} did not answer on port {port}")
+
+
+def _listening(port: int) -> int:
+    """How many sockets listen on ``port`` (IPv4), from /proc/net/tcp."""
+    with open("/proc/net/tcp") as table:
+        next(table)
+        return sum(1 for line in table
+                   if line.split()[3] == "0A" and int(line.split()[1].rsplit(":", 1)[1], 16) == port)
 
 
 def stop_server(proc: subprocess.Popen[bytes] | None) -> None:

@@ -193,15 +193,11 @@ def _open_card(path: Path, home: Path | None) -> KioskCard:
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = typer.Option(4, "--workers", min=1),
           threads: int = typer.Option(2, "--threads", min=1,
                                       help="Requests each worker process runs at once.")) -> None:
-    """Serve the web app (centre, municipal servers, verification page) with several worker processes."""
-    import uvicorn
+    """Serve the web app (centre, municipal servers, verification page) with several worker processes, each
+    with a listening socket of its own (the kernel spreads the kiosks' connections over them)."""
+    from mynacard.web.serve import serve as serve_processes
 
-    from mynacard.web.app import THREADS_ENV
-
-    os.environ[THREADS_ENV] = str(threads)  # read by each worker process as it starts
-
-    uvicorn.run("mynacard.kiosk.cli:asgi_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning")
+    serve_processes("mynacard.kiosk.cli:asgi_app", host, port, workers, threads)
 
 
 @app.command()
