@@ -78,6 +78,7 @@ __all__ = [
     "receive_box",
     "screen_applications",
     "ship_cards",
+    "states_of",
     "submit_applications",
     "transition",
     "transition_counts",
@@ -980,6 +981,12 @@ def claim_in_municipality(conn: Connection, states: Sequence[CardState], municip
     if changed_before is not None:
         where.append(cards.c.updated_at <= changed_before)
     return ledger.claim(conn, list(states), limit, where=where, order_by=[cards.c.updated_at])
+
+
+def states_of(conn: Connection, ids: Sequence[int]) -> dict[int, CardState]:
+    """The state of each of the cards ``ids`` that exists (only that column is read), inside the caller's
+    transaction."""
+    return {r.id: CardState(r.state) for r in _rows(conn, list(ids), cards.c.id, cards.c.state)}
 
 
 def office_cards(conn: Connection, ids: Sequence[int]) -> dict[int, OfficeCard]:

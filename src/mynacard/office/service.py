@@ -418,9 +418,8 @@ def _close_void_notices(conn: Connection, municipality_code: str, now: datetime)
     open_notices = conn.execute(select(office_notices.c.notice_number, office_notices.c.card_id).where(
         office_notices.c.municipality_code == municipality_code,
         office_notices.c.state == NoticeState.SENT.value)).all()
-    found = cards.office_cards(conn, [r.card_id for r in open_notices])
-    stale = [r.notice_number for r in open_notices
-             if r.card_id not in found or found[r.card_id].state is not S.NOTICE_SENT]
+    states = cards.states_of(conn, [r.card_id for r in open_notices])
+    stale = [r.notice_number for r in open_notices if states.get(r.card_id) is not S.NOTICE_SENT]
     for number in stale:
         _close_bookings(conn, number, BookingState.CANCELLED, now)
         conn.execute(update(office_notices).where(office_notices.c.notice_number == number).values(
