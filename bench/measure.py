@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 
+from mynacard.web.serve import listening_sockets
+
 __all__ = ["PG_ADMIN", "connected_clients", "cpu_seconds", "free_port", "machine", "percentile",
            "postgres_cpu_seconds", "scratch_database", "start_server", "stop_server"]
 
@@ -127,21 +129,13 @@ def start_server(factory: str, port: int, workers: int, env: dict[str, str],
     for _ in range(300):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200 and (
-                    threads is None or _listening(port) >= workers):  # every process's socket is bound
+                    threads is None or listening_sockets(port) >= workers):  # every process's socket is bound
                 return proc
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
     stop_server(proc)
     raise RuntimeError(f"{factory} did not answer on port {port}")
-
-
-def _listening(port: int) -> int:
-    """How many sockets listen on ``port`` (IPv4), from /proc/net/tcp."""
-    with open("/proc/net/tcp") as table:
-        next(table)
-        return sum(1 for line in table
-                   if line.split()[3] == "0A" and int(line.split()[1].rsplit(":", 1)[1], 16) == port)
 
 
 def stop_server(proc: subprocess.Popen[bytes] | None) -> None:

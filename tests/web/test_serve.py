@@ -1,4 +1,4 @@
-"""mynacard.web.serve: worker processes with a listening socket each, spread connections, restarts, stops."""
+"""mynacard.web.serve: worker processes with a listening socket each, restarted when they die, stopped together."""
 
 from __future__ import annotations
 
@@ -14,13 +14,7 @@ import httpx
 import pytest
 
 from mynacard.context import Context
-
-
-def _listening(port: int) -> int:
-    with open("/proc/net/tcp") as table:
-        next(table)
-        return sum(1 for line in table
-                   if line.split()[3] == "0A" and int(line.split()[1].rsplit(":", 1)[1], 16) == port)
+from mynacard.web.serve import listening_sockets
 
 
 def _until(condition: object, seconds: float = 60.0) -> None:
@@ -56,7 +50,7 @@ def test_each_worker_listens_serves_and_is_replaced_when_it_dies(sqlite_ctx: Con
     proc = subprocess.Popen([sys.executable, "-m", "mynacard.web.serve", "mynacard.kiosk.cli:asgi_app",
                              "--port", str(port), "--workers", "2", "--threads", "2"], env=env)
     try:
-        _until(lambda: _listening(port) == 2)
+        _until(lambda: listening_sockets(port) == 2)
         for _ in range(20):  # a new connection each time
             with httpx.Client() as client:
                 assert client.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
@@ -64,7 +58,7 @@ def test_each_worker_listens_serves_and_is_replaced_when_it_dies(sqlite_ctx: Con
         assert len(workers) == 2
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        _until(lambda: len(_workers(proc.pid) - {victim}) == 2 and _listening(port) == 2)
+        _until(lambda: len(_workers(proc.pid) - {victim}) == 2 and listening_sockets(port) == 2)
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         workers = _workers(proc.pid)
     finally:
@@ -72,4 +66,4 @@ def test_each_worker_listens_serves_and_is_replaced_when_it_dies(sqlite_ctx: Con
         proc.wait(timeout=60)
     # SIGTERM to the parent stops every worker and frees the port
     _until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 30)
-    _until(lambda: _listening(port) == 0, 30)
+    _until(lambda: listening_sockets(port) == 0, 30)

@@ -107,21 +107,21 @@ def append_many(conn: Connection, stream: str, now: datetime, entries: list[Entr
 def _pg_append(n: int) -> TextClause:
     """Lock the head, write ``n`` rows, move the head: one statement, as text built once per row count
     (SQLAlchemy does not cache the compiled form of an INSERT inside a CTE). ``FOR UPDATE`` makes concurrent
-    appenders to one stream queue on the head and then read the head their predecessor left."""
-    def hash_of(i: int) -> str:  # row i's hash (0: the locked head's)
-        if i == 0:
-            return "old.hash"
-        return (f"encode(sha256(convert_to({hash_of(i - 1)} || :before_{i - 1} || (old.seq + {i})::text"
-                f" || :after_{i - 1}, 'UTF8')), 'hex')")
-
-    selects = " UNION ALL ".join(
-        f"SELECT :stream, old.seq + {i}, :at, :request_id_{i - 1}, :actor_{i - 1}, :action_{i - 1}, "
-        f":details_{i - 1}, {hash_of(i - 1)}, {hash_of(i)} FROM old" for i in range(1, n + 1))
+    appenders to one stream queue on the head and then read the head their predecessor left. Row ``i`` is the
+    CTE ``e<i>``, chained from the one before it (``e0``: the locked head), so each hash is computed once."""
+    chain = ", ".join(
+        f"e{i} AS (SELECT e{i - 1}.seq + 1 AS seq, e{i - 1}.hash AS prev, encode(sha256(convert_to(e{i - 1}.hash"
+        f" || :before_{i - 1} || (e{i - 1}.seq + 1)::text || :after_{i - 1}, 'UTF8')), 'hex') AS hash FROM e{i - 1})"
+        for i in range(1, n + 1))
+    rows = " UNION ALL ".join(
+        f"SELECT :stream, e{i}.seq, :at, :request_id_{i - 1}, :actor_{i - 1}, :action_{i - 1}, :details_{i - 1}, "
+        f"e{i}.prev, e{i}.hash FROM e{i}" for i in range(1, n + 1))
     return text(
-        "WITH old AS (SELECT seq, hash FROM kiosk_audit_heads WHERE stream = :stream FOR UPDATE), "
+        "WITH e0 AS (SELECT seq, hash FROM kiosk_audit_heads WHERE stream = :stream FOR UPDATE), "
+        f"{chain}, "
         "appended AS (INSERT INTO kiosk_audit (stream, seq, at, request_id, actor, action, details, prev_hash, "
-        f"hash) {selects}) "
-        f"UPDATE kiosk_audit_heads SET seq = old.seq + {n}, hash = {hash_of(n)} FROM old "
+        f"hash) {rows}) "
+        f"UPDATE kiosk_audit_heads SET seq = e{n}.seq, hash = e{n}.hash FROM e{n} "
         "WHERE kiosk_audit_heads.stream = :stream RETURNING kiosk_audit_heads.hash"
     ).bindparams(bindparam("at", type_=UtcDateTime()))
 
