@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from mynacard.context import Context
 from mynacard.errors import InvalidInput, NotFound
@@ -20,11 +21,12 @@ from mynacard.kiosk import municipal, pdf, service, signing
 from mynacard.kiosk.centre import Centre, b64, unb64
 from mynacard.kiosk.keys import KeyCache
 from mynacard.kiosk.model import DocumentOptions, Refused
+from mynacard.kiosk.warm import warm_up
 from mynacard.principal import Principal, Role
 from mynacard.web.deps import LoginRequired, context, principal, render
 from mynacard.web.i18n import register
 
-__all__ = ["centre_of", "kiosk_caller", "now_of", "router"]
+__all__ = ["centre_of", "kiosk_caller", "now_of", "router", "warm_up"]
 
 router = APIRouter()
 
@@ -97,16 +99,19 @@ def _kiosk(who: Principal) -> Principal:
     return who
 
 
-def kiosk_caller(request: Request) -> Principal:
+async def kiosk_caller(request: Request) -> Principal:
     """The caller of a centre route: a kiosk's API key through the app's short-lived key memory
-    (:mod:`mynacard.kiosk.keys`), anything else as every route does."""
+    (:mod:`mynacard.kiosk.keys`), anything else as every route does. Async: a key remembered is answered on the
+    event loop, and only a look-up goes to a worker thread (a synchronous dependency would cost every request
+    a second trip through the thread pool besides its route's)."""
     auth = request.headers.get("authorization", "")
     if not auth.lower().startswith("bearer "):
-        return principal(request)
+        return await run_in_threadpool(principal, request)
     cache: KeyCache | None = getattr(request.app.state, "kiosk_keys", None)
     if cache is None:
         cache = request.app.state.kiosk_keys = KeyCache()
-    who = cache.principal(context(request), auth[7:].strip())
+    key = auth[7:].strip()
+    who = cache.remembered(key) or await run_in_threadpool(cache.principal, context(request), key)
     if who is None:
         raise LoginRequired("login required")
     return who

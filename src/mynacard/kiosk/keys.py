@@ -34,14 +34,21 @@ class KeyCache:
         self._known: dict[bytes, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
 
-    def principal(self, ctx: Context, key: str) -> Principal | None:
-        """The key's principal: remembered if it is a kiosk's and was looked up less than ``ttl`` ago."""
+    def remembered(self, key: str) -> Principal | None:
+        """The key's kiosk principal if it was looked up less than ``ttl`` ago; no database access (so the web
+        app answers it on its event loop and goes to a worker thread only to look a key up)."""
         digest = hashlib.sha256(key.encode()).digest()
-        now = self.clock()
         with self._lock:
             found = self._known.get(digest)
-        if found is not None and now < found[1]:
-            return found[0]
+        return found[0] if found is not None and self.clock() < found[1] else None
+
+    def principal(self, ctx: Context, key: str) -> Principal | None:
+        """The key's principal: remembered if it is a kiosk's and was looked up less than ``ttl`` ago."""
+        remembered = self.remembered(key)
+        if remembered is not None:
+            return remembered
+        digest = hashlib.sha256(key.encode()).digest()
+        now = self.clock()
         who = accounts.authenticate_api_key(ctx, key)
         with self._lock:
             if who is None or who.role is not Role.KIOSK:

@@ -39,12 +39,18 @@ cores busy without the threads of one process queuing on its interpreter lock (s
 
 
 @asynccontextmanager
-async def _thread_pool(app: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Before the process accepts a connection: size its thread pool, and let each part that has a
+    ``warm_up()`` do the once-per-process work its first request would otherwise pay for."""
     threads = os.environ.get(THREADS_ENV)
     if threads:
         if not threads.isdigit() or int(threads) < 1:
             raise ValueError(f"{THREADS_ENV} must be a whole number of at least 1, not {threads!r}")
         anyio.to_thread.current_default_thread_limiter().total_tokens = int(threads)
+    for module in PART_ROUTERS:
+        warm_up = getattr(importlib.import_module(module), "warm_up", None)
+        if warm_up is not None:
+            await anyio.to_thread.run_sync(warm_up)
     yield
 
 
@@ -63,7 +69,7 @@ def _template_dirs() -> list[str]:
 
 def create_app(ctx: Context) -> FastAPI:
     app = FastAPI(title="mynacard", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
-                  lifespan=_thread_pool)
+                  lifespan=_lifespan)
     app.state.ctx = ctx
     templates = Jinja2Templates(directory=_template_dirs()[0])
     templates.env.loader = ChoiceLoader([FileSystemLoader(d) for d in _template_dirs()])
