@@ -159,6 +159,21 @@ _SESSION_LOCKED = select(kiosk_sessions).where(  # FOR UPDATE on PostgreSQL; SQL
 _NATIONAL_CLOSURES = select(kiosk_closures.c.day).where(
     kiosk_closures.c.municipality_code.is_(None), kiosk_closures.c.kind.is_(None),
     kiosk_closures.c.day == bindparam("day"))
+# Writes take their values as parameters: an UPDATE's SET clause is the parameters' keys that name columns (the
+# WHERE clause's are prefixed ``where_``), so SQLAlchemy compiles one statement per set of columns, once.
+_SESSION_MOVE = update(kiosk_sessions).where(kiosk_sessions.c.request_id == bindparam("where_request_id"),
+                                             kiosk_sessions.c.state == bindparam("where_state"))
+_CHALLENGE_SPENT = update(kiosk_sessions).where(
+    kiosk_sessions.c.request_id == bindparam("where_request_id")).values(challenge=None)
+_PRINTED = update(kiosk_sessions).where(
+    kiosk_sessions.c.request_id == bindparam("where_request_id"),
+    kiosk_sessions.c.kiosk_id == bindparam("where_kiosk_id"),
+    kiosk_sessions.c.state == SessionState.RELEASED.value,
+    kiosk_sessions.c.document_id == bindparam("where_document_id"),
+    kiosk_sessions.c.pdf_sha256 == bindparam("where_pdf_sha256")).returning(kiosk_sessions.c.kiosk_id)
+_NEW_SESSION = {name: make(kiosk_sessions).on_conflict_do_nothing(index_elements=["request_id"])
+                .returning(kiosk_sessions.c.request_id)
+                for name, make in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
 
 
 def _load(conn: Connection, request_id: str, principal: Principal) -> Any:
@@ -170,9 +185,8 @@ def _load(conn: Connection, request_id: str, principal: Principal) -> Any:
 
 def _set(conn: Connection, row: Any, target: SessionState, **values: Any) -> None:
     check_session_transition(SessionState(row.state), target)
-    done = conn.execute(update(kiosk_sessions).where(kiosk_sessions.c.request_id == row.request_id,
-                                                     kiosk_sessions.c.state == row.state)
-                        .values(state=target.value, **values)).rowcount
+    done = conn.execute(_SESSION_MOVE, {"where_request_id": row.request_id, "where_state": row.state,
+                                        "state": target.value, **values}).rowcount
     if done != 1:  # pragma: no cover - the row is locked (PostgreSQL) or the writer is alone (SQLite)
         raise Conflict("the request changed meanwhile")
 
@@ -206,9 +220,7 @@ class Centre:
             values = {"request_id": rid, "kiosk_id": principal.subject, "state": SessionState.CHALLENGED.value,
                       "challenge": challenge, "challenge_expires_at": now + CHALLENGE_TTL, "created_at": now,
                       "expires_at": now + SESSION_TTL}
-            stmt = (pg_insert if tx.conn.dialect.name == "postgresql" else sqlite_insert)(kiosk_sessions)
-            created = tx.conn.execute(stmt.values(**values).on_conflict_do_nothing(index_elements=["request_id"])
-                                      .returning(kiosk_sessions.c.request_id)).first()
+            created = tx.conn.execute(_NEW_SESSION[tx.conn.dialect.name], values).first()
             if created is None:
                 existing = tx.conn.execute(select(kiosk_sessions).where(kiosk_sessions.c.request_id == rid)).one()
                 if existing.kiosk_id != principal.subject:
@@ -245,8 +257,7 @@ class Centre:
                     expired = False
                     challenge = bytes(row.challenge)
                     # single use: consumed now, whether or not the answer is good
-                    tx.conn.execute(update(kiosk_sessions).where(kiosk_sessions.c.request_id == rid)
-                                    .values(challenge=None))
+                    tx.conn.execute(_CHALLENGE_SPENT, {"where_request_id": rid})
         if retry_holder is not None:
             return self.gateway.menu(retry_holder, now)
         if expired:
@@ -449,11 +460,9 @@ class Centre:
         rid = RequestId(request_id)
         with self.ctx.transaction() as tx:
             # the usual case in one statement: this kiosk's released request, this document
-            closed = tx.conn.execute(update(kiosk_sessions).where(
-                kiosk_sessions.c.request_id == rid, kiosk_sessions.c.kiosk_id == principal.subject,
-                kiosk_sessions.c.state == SessionState.RELEASED.value, kiosk_sessions.c.document_id == document_id,
-                kiosk_sessions.c.pdf_sha256 == pdf_sha256).values(state=SessionState.COMPLETED.value, closed_at=now)
-                .returning(kiosk_sessions.c.kiosk_id)).first()
+            closed = tx.conn.execute(_PRINTED, {
+                "where_request_id": rid, "where_kiosk_id": principal.subject, "where_document_id": document_id,
+                "where_pdf_sha256": pdf_sha256, "state": SessionState.COMPLETED.value, "closed_at": now}).first()
             if closed is not None:
                 audit.append(tx.conn, _stream(closed.kiosk_id), "printed", principal.subject, now, request_id=rid,
                              details={"document_id": document_id})

@@ -46,6 +46,8 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mynacard.clock import local_date
 from mynacard.context import Context
@@ -921,15 +923,7 @@ def prepare(ctx: Context, principal: Principal, order: DocumentOrder, now: datet
         "pdf_sha256": digest, "prepared_at": now, "verifiable_until": now + VERIFIABLE_FOR,
     }
     with ctx.transaction() as tx:
-        if tx.conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-            stmt: Any = pg_insert(kiosk_documents).values(**row).on_conflict_do_nothing(index_elements=["request_id"])
-        else:
-            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-            stmt = sqlite_insert(kiosk_documents).values(**row).on_conflict_do_nothing(index_elements=["request_id"])
-        if tx.conn.execute(stmt.returning(kiosk_documents.c.document_id)).first() is None:
+        if tx.conn.execute(_NEW_DOCUMENT[tx.conn.dialect.name], row).first() is None:
             # a concurrent retry recorded its document first
             winner = _existing(tx.conn, request_id)
             if winner is None or winner.state == DocumentState.VOID.value:
@@ -943,6 +937,12 @@ def prepare(ctx: Context, principal: Principal, order: DocumentOrder, now: datet
                               "individual_number_shown": bool(numbers)})
     return PreparedDocument(document_id, request_id, code, kind, DocumentState.PREPARED, signed, digest, ref,
                             holder.id, tuple(p.id for p in subjects), order.options.copies)
+
+
+_NEW_DOCUMENT = {name: make(kiosk_documents).on_conflict_do_nothing(index_elements=["request_id"])
+                 .returning(kiosk_documents.c.document_id)
+                 for name, make in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+"""Built once, its values given as parameters (SQLAlchemy then compiles it once)."""
 
 
 def _seal_jpeg(name: str) -> bytes:
@@ -978,6 +978,13 @@ def _content(kind: DocumentKind, settings: MunicipalSettings, today: date, optio
     return documents.family_register_attachment(issuer, today, facts.register, history)
 
 
+_DOCUMENT_MOVE = update(kiosk_documents).where(
+    kiosk_documents.c.document_id == bindparam("where_document_id"),
+    kiosk_documents.c.request_id == bindparam("where_request_id"),
+    kiosk_documents.c.state == bindparam("where_state")).returning(kiosk_documents.c.municipality_code)
+"""A document's usual step; the SET clause is the parameters' keys that name columns."""
+
+
 def _move(ctx: Context, principal: Principal, document_id: str, request_id: str, now: datetime,
           allowed: set[DocumentState], target: DocumentState, action: str, *,
           details: dict[str, Any] | None = None, column: str | None = None) -> DocumentState:
@@ -992,10 +999,9 @@ def _move(ctx: Context, principal: Principal, document_id: str, request_id: str,
             # the usual step (prepared → issued, issued → printed) in one statement; anything else (a retry,
             # a wrong state, an unknown document) is sorted out below
             (source,) = allowed
-            moved = tx.conn.execute(update(kiosk_documents).where(
-                kiosk_documents.c.document_id == document_id, kiosk_documents.c.request_id == request_id,
-                kiosk_documents.c.state == source.value).values(**values)
-                .returning(kiosk_documents.c.municipality_code)).first()
+            moved = tx.conn.execute(_DOCUMENT_MOVE, {"where_document_id": document_id,
+                                                     "where_request_id": request_id, "where_state": source.value,
+                                                     **values}).first()
             if moved is not None:
                 audit.append(tx.conn, _stream(moved.municipality_code, request_id), action, principal.subject, now,
                              request_id=request_id,
