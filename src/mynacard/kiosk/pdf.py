@@ -15,7 +15,6 @@ import zlib
 from dataclasses import dataclass
 from functools import cache
 
-import segno
 from reportlab import rl_config
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
@@ -23,6 +22,7 @@ from reportlab.pdfbase import pdfdoc, pdfutils
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
+from mynacard import qr
 from mynacard.kiosk.antiforgery import COPY_VOID_TILE, LATENT_SIZE, copy_void_operators, latent_operators
 from mynacard.kiosk.fonts import compressed_stream, register_pdf_fonts, start_document
 from mynacard.kiosk.model import DocumentContent, kanji_digits, wareki
@@ -97,25 +97,13 @@ def _wrap(text: str, font: str, size: float, width: float) -> list[str]:
 
 
 _DARK_RUN = re.compile(rb"\x01+")
-"""A run of dark modules in a row of segno's matrix (bytes of 0 and 1)."""
-_ALPHANUMERIC_TAIL = re.compile(r"[0-9A-Z $%*+\-./:]{8,}\Z")
-"""The end of a URL in QR's alphanumeric set: the document ID (upper-case Crockford base32) and its slash."""
-
-
-def _qr_segments(url: str) -> list[str]:
-    """The URL as QR segments: the document ID at the end in alphanumeric mode (5.5 bits a character instead of
-    8), the rest in byte mode. Readers join the segments into the same text; the code is often a version
-    smaller, with larger modules, and segno's work grows with the number of modules."""
-    tail = _ALPHANUMERIC_TAIL.search(url)
-    return [url] if tail is None or tail.start() == 0 else [url[:tail.start()], url[tail.start():]]
+"""A run of dark modules in a row of :func:`mynacard.qr.matrix` (bytes of 0 and 1)."""
 
 
 def _qr_operators(url: str, x: float, y: float, size: float) -> str:
     """PDF operators for the QR code on a white square: one path of rectangles, one per run of dark modules
     in a row, written in module units under one transformation (short integers instead of a number each)."""
-    # Mask pattern fixed: any of the eight is a valid QR code, and choosing it skips the slow evaluation.
-    # segno takes a list of segments (its encoder.prepare_data) though its signature names only str/int/bytes
-    matrix = segno.make_qr(_qr_segments(url), error="m", mask=4, boost_error=False).matrix  # type: ignore[arg-type]
+    matrix = qr.matrix(url)
     n = len(matrix)
     quiet = 2
     cell = size / (n + 2 * quiet)

@@ -1,5 +1,5 @@
 """The issuance notice postcard (交付通知書) as a PDF: A6 (postcard size), Japanese, set in the IPAex fonts that
-:mod:`mynacard.kiosk.fonts` finds and registers, with a QR code (segno) carrying the booking link with the
+:mod:`mynacard.kiosk.fonts` finds and registers, with a QR code (:mod:`mynacard.qr`) carrying the booking link with the
 notice number. The individual number is never on it (it is not even passed in: :class:`NoticePrint`)."""
 
 from __future__ import annotations
@@ -7,12 +7,12 @@ from __future__ import annotations
 import io
 from urllib.parse import quote
 
-import segno
 from reportlab.lib.pagesizes import A6
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
 
+from mynacard import qr
 from mynacard.kiosk.fonts import register_pdf_fonts
 from mynacard.office.model import format_notice_number
 from mynacard.office.service import NoticePrint
@@ -23,12 +23,6 @@ __all__ = ["booking_url", "notice_pdf"]
 def booking_url(base_url: str, notice_number: str) -> str:
     """The link in the QR code: the booking page with the notice number filled in."""
     return f"{base_url.rstrip('/')}/book?n={quote(notice_number)}"
-
-
-def _qr_png(payload: str) -> bytes:
-    out = io.BytesIO()
-    segno.make_qr(payload, error="m").save(out, kind="png", scale=6, border=2)
-    return out.getvalue()
 
 
 def notice_pdf(notice: NoticePrint, base_url: str) -> bytes:
@@ -74,9 +68,9 @@ def notice_pdf(notice: NoticePrint, base_url: str) -> bytes:
     c.drawString(x, y, "受取期限")
     c.setFont(gothic, 11)
     c.drawString(x + 16 * mm, y, f"{notice.pickup_deadline:%Y年%m月%d日}")
-    qr = 30 * mm
+    side = 30 * mm
     url = booking_url(base_url, notice.notice_number)
-    c.drawImage(ImageReader(io.BytesIO(_qr_png(url))), width - 8 * mm - qr, 10 * mm, qr, qr)
+    c.drawImage(ImageReader(io.BytesIO(qr.png(url, scale=6))), width - 8 * mm - side, 10 * mm, side, side)
     c.setFont(mincho, 7)
     lines = ["ご予約: 右のQRコード、または", url[:60], url[60:120],
              "予約には交付通知書番号と生年月日が必要です。",
