@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
+import random
 import shutil
 import ssl
 import statistics
@@ -120,6 +122,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2, help="requests each server process runs at once")
     parser.add_argument("--residents", type=int, default=400)
+    parser.add_argument("--rate", type=float, default=None,
+                        help="open loop: customers arrive at this many a second (Poisson), each served by a free "
+                             "kiosk; a session's latency counts from its arrival, so waiting for a kiosk counts "
+                             "too. Without it each kiosk runs its sessions back to back (closed loop)")
+    parser.add_argument("--warm-up", type=int, default=1,
+                        help="sessions each kiosk runs before the clock starts (each server process's first "
+                             "documents load fonts and build the parts every certificate shares)")
     parser.add_argument("--shared-socket", action="store_true",
                         help="uvicorn --workers (one listening socket for all processes) instead of one per process")
     args = parser.parse_args()
@@ -185,27 +194,59 @@ def main() -> None:
         terminals = [KioskTerminal(f"bench-{i:03d}", HttpCentreClient(base, keys[i], client=clients[i]),
                                    VirtualReader(cards[i]), MemoryPrinter()) for i in range(args.kiosks)]
 
-        def kiosk(i: int) -> None:
-            terminal = terminals[i]
-            for _ in range(args.per_kiosk):
-                t0 = time.perf_counter()
-                try:
-                    session = terminal.start()
-                    terminal.enter_pin(session, "1234")
-                    terminal.order_and_print(session, DocumentOptions(DocumentKind.RESIDENT_RECORD), 200)
-                    latencies.append(time.perf_counter() - t0)
-                except Exception as exc:  # reported, not hidden
-                    failures.append(f"{type(exc).__name__}: {exc}")
+        def session(terminal: KioskTerminal, since: float, timed: bool) -> None:
+            try:
+                opened = terminal.start()
+                terminal.enter_pin(opened, "1234")
+                terminal.order_and_print(opened, DocumentOptions(DocumentKind.RESIDENT_RECORD), 200)
+                if timed:
+                    latencies.append(time.perf_counter() - since)
+            except Exception as exc:  # reported, not hidden
+                failures.append(f"{type(exc).__name__}: {exc}")
+
+        def kiosk(i: int, sessions: int, timed: bool) -> None:
+            for _ in range(sessions):
+                session(terminals[i], time.perf_counter(), timed)
+
+        def run_kiosks(sessions: int, timed: bool) -> None:
+            threads = [threading.Thread(target=kiosk, args=(i, sessions, timed)) for i in range(args.kiosks)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+
+        def run_arrivals(rate: float, total: int) -> None:
+            """Customers arrive at ``rate`` a second (exponential gaps, seeded); each takes the first free kiosk."""
+            arrivals: queue.Queue[float | None] = queue.Queue()
+
+            def free_kiosk(i: int) -> None:
+                while (since := arrivals.get()) is not None:
+                    session(terminals[i], since, True)
+
+            threads = [threading.Thread(target=free_kiosk, args=(i,)) for i in range(args.kiosks)]
+            for th in threads:
+                th.start()
+            gaps = random.Random(7)
+            due = time.perf_counter()
+            for _ in range(total):
+                due += gaps.expovariate(rate)
+                time.sleep(max(0.0, due - time.perf_counter()))
+                arrivals.put(time.perf_counter())
+            for _ in threads:
+                arrivals.put(None)
+            for th in threads:
+                th.join()
+
+        run_kiosks(args.warm_up, timed=False)
 
         cpu_before = cpu_seconds(proc.pid)
         client_cpu_before = time.process_time()
         db_cpu_before = postgres_cpu_seconds()
         start = time.perf_counter()
-        threads = [threading.Thread(target=kiosk, args=(i,)) for i in range(args.kiosks)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
+        if args.rate is None:
+            run_kiosks(args.per_kiosk, timed=True)
+        else:
+            run_arrivals(args.rate, args.kiosks * args.per_kiosk)
         wall = time.perf_counter() - start
         server_cpu = cpu_seconds(proc.pid) - cpu_before
         client_cpu = time.process_time() - client_cpu_before
@@ -213,7 +254,9 @@ def main() -> None:
         for c in clients:
             c.close()
         result = {
-            "kiosks": args.kiosks, "sessions": args.kiosks * args.per_kiosk, "documents": len(latencies),
+            "kiosks": args.kiosks, "warm_up_sessions": args.kiosks * args.warm_up,
+            "loop": "closed" if args.rate is None else f"open, {args.rate:g} arrivals/s",
+            "sessions": args.kiosks * args.per_kiosk, "documents": len(latencies),
             "failures": len(failures), "server_workers": args.workers, "threads_per_worker": args.threads,
             "listening_sockets": 1 if args.shared_socket else args.workers,
             "seconds": round(wall, 2),
