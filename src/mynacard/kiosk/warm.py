@@ -11,7 +11,7 @@ What depends on a municipality (its signing key, its fixed text) is still made b
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 
 from mynacard.kiosk import pdf, seal, signing
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 _SPECIMEN = DocumentContent(
     kind=DocumentKind.RESIDENT_RECORD_ENTRY, title="見本", municipality_code="000000", municipality_name="見本",
-    issuer="見本", issued_on=datetime(2026, 4, 1, tzinfo=UTC).date(), certification="この書類は見本です。",
+    issuer="見本", issued_on=date(2026, 4, 1), certification="この書類は見本です。",
     sections=(Section("見本", (Field("氏名", "見本"), Field("住所", "見本 1-2-3"))),))
 
 
