@@ -154,8 +154,8 @@ def _stream(kiosk_id: str) -> str:
 
 
 # Statements run in every session are built once: building one costs SQLAlchemy more than running it.
-_SESSION_LOCKED = select(kiosk_sessions).where(  # FOR UPDATE on PostgreSQL; SQLite's writer is alone anyway
-    kiosk_sessions.c.request_id == bindparam("request_id")).with_for_update()
+_SESSION = select(kiosk_sessions).where(kiosk_sessions.c.request_id == bindparam("request_id"))
+_SESSION_LOCKED = _SESSION.with_for_update()  # FOR UPDATE on PostgreSQL; SQLite's writer is alone anyway
 _NATIONAL_CLOSURES = select(kiosk_closures.c.day).where(
     kiosk_closures.c.municipality_code.is_(None), kiosk_closures.c.kind.is_(None),
     kiosk_closures.c.day == bindparam("day"))
@@ -163,8 +163,6 @@ _NATIONAL_CLOSURES = select(kiosk_closures.c.day).where(
 # WHERE clause's are prefixed ``where_``), so SQLAlchemy compiles one statement per set of columns, once.
 _SESSION_MOVE = update(kiosk_sessions).where(kiosk_sessions.c.request_id == bindparam("where_request_id"),
                                              kiosk_sessions.c.state == bindparam("where_state"))
-_CHALLENGE_SPENT = update(kiosk_sessions).where(
-    kiosk_sessions.c.request_id == bindparam("where_request_id")).values(challenge=None)
 _PRINTED = update(kiosk_sessions).where(
     kiosk_sessions.c.request_id == bindparam("where_request_id"),
     kiosk_sessions.c.kiosk_id == bindparam("where_kiosk_id"),
@@ -176,19 +174,24 @@ _NEW_SESSION = {name: make(kiosk_sessions).on_conflict_do_nothing(index_elements
                 for name, make in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
 
 
-def _load(conn: Connection, request_id: str, principal: Principal) -> Any:
-    row = conn.execute(_SESSION_LOCKED, {"request_id": request_id}).first()
+def _load(conn: Connection, request_id: str, principal: Principal, *, lock: bool = True) -> Any:
+    row = conn.execute(_SESSION_LOCKED if lock else _SESSION, {"request_id": request_id}).first()
     if row is None or (principal.role is Role.KIOSK and row.kiosk_id != principal.subject):
         raise NotFound("no such request")
     return row
 
 
+def _move(conn: Connection, request_id: str, source: SessionState, target: SessionState, **values: Any) -> bool:
+    """Move the request from ``source`` to ``target`` if it is still in ``source``; whether it was."""
+    check_session_transition(source, target)
+    return bool(conn.execute(_SESSION_MOVE, {"where_request_id": request_id, "where_state": source.value,
+                                             "state": target.value, **values}).rowcount == 1)
+
+
 def _set(conn: Connection, row: Any, target: SessionState, **values: Any) -> None:
-    check_session_transition(SessionState(row.state), target)
-    done = conn.execute(_SESSION_MOVE, {"where_request_id": row.request_id, "where_state": row.state,
-                                        "state": target.value, **values}).rowcount
-    if done != 1:  # pragma: no cover - the row is locked (PostgreSQL) or the writer is alone (SQLite)
-        raise Conflict("the request changed meanwhile")
+    """Move a request read (and locked) in this transaction."""
+    if not _move(conn, row.request_id, SessionState(row.state), target, **values):
+        raise Conflict("the request changed meanwhile")  # pragma: no cover - the row is locked or SQLite's alone
 
 
 @dataclass(frozen=True)
@@ -240,28 +243,20 @@ class Centre:
         principal.require(Role.KIOSK)
         rid = RequestId(request_id)
         cert_sha = hashlib.sha256(certificate).hexdigest()
-        with self.ctx.transaction() as tx:
-            row = _load(tx.conn, rid, principal)
-            state = SessionState(row.state)
-            if state is SessionState.AUTHENTICATED and row.certificate_sha256 == cert_sha:
-                retry_holder: int | None = row.resident_id
-            else:
-                retry_holder = None
-                self._live(tx.conn, row, now)
-                if state is not SessionState.CHALLENGED or row.challenge is None:
-                    raise Conflict(f"the request is {state.value}")
-                if now > row.challenge_expires_at:
-                    self._abort_in(tx.conn, row, RefusalReason.SESSION_EXPIRED, principal, now)
-                    expired = True
-                else:
-                    expired = False
-                    challenge = bytes(row.challenge)
-                    # single use: consumed now, whether or not the answer is good
-                    tx.conn.execute(_CHALLENGE_SPENT, {"where_request_id": rid})
-        if retry_holder is not None:
-            return self.gateway.menu(retry_holder, now)
-        if expired:
+        # Read without a lock: the challenge is spent in the transaction that records the answer (below), where
+        # only an answer to the challenge still on the row counts; a wrong answer aborts the request.
+        with self.ctx.db.connect() as conn:
+            row = _load(conn, rid, principal, lock=False)
+        state = SessionState(row.state)
+        if state is SessionState.AUTHENTICATED and row.certificate_sha256 == cert_sha:
+            return self.gateway.menu(row.resident_id, now)  # a retry of the answer that was accepted
+        self._live(row, now)
+        if state is not SessionState.CHALLENGED or row.challenge is None:
+            raise Conflict(f"the request is {state.value}")
+        if now > row.challenge_expires_at:
+            self.abort(principal, rid, RefusalReason.SESSION_EXPIRED.value, now)
             raise Refused(RefusalReason.SESSION_EXPIRED)
+        challenge = bytes(row.challenge)
         try:
             card = self.authenticator.authenticate(certificate, challenge, signature, now)
             holder = self.directory.resident_for(card.serial, now)
@@ -275,14 +270,17 @@ class Centre:
                  if item.refusal is None}
         with self.ctx.transaction() as tx:
             row = _load(tx.conn, rid, principal)
-            if row.state != SessionState.CHALLENGED.value:
-                raise Refused(RefusalReason.ABORTED)
+            if row.state == SessionState.AUTHENTICATED.value and row.certificate_sha256 == cert_sha:
+                return menu  # the same answer, accepted a moment ago through a concurrent retry
+            if row.state != SessionState.CHALLENGED.value or row.challenge is None or \
+                    bytes(row.challenge) != challenge:
+                raise Refused(RefusalReason.ABORTED)  # aborted meanwhile
             # the centre's own record of the holder (the municipality answered the menu from its own)
             resident = registry.get_residents(tx.conn, [holder]).get(holder)
             if resident is None:
                 self._abort_in(tx.conn, row, RefusalReason.NO_HOLDER, principal, now)
             else:
-                _set(tx.conn, row, SessionState.AUTHENTICATED, certificate_sha256=cert_sha,
+                _set(tx.conn, row, SessionState.AUTHENTICATED, challenge=None, certificate_sha256=cert_sha,
                      certificate_serial=f"{card.serial:X}", resident_id=holder,
                      home_municipality=resident.municipality_code, offer=json.dumps(offer), authenticated_at=now)
                 audit.append(tx.conn, _stream(row.kiosk_id), "authenticated", principal.subject, now,
@@ -293,7 +291,7 @@ class Centre:
             raise Refused(RefusalReason.NO_HOLDER)
         return menu
 
-    def _live(self, conn: Connection, row: Any, now: datetime) -> None:
+    def _live(self, row: Any, now: datetime) -> None:
         if now > row.expires_at and row.state not in (SessionState.COMPLETED.value, SessionState.ABORTED.value):
             raise Refused(RefusalReason.SESSION_EXPIRED)
 
@@ -302,7 +300,7 @@ class Centre:
     def quote(self, principal: Principal, request_id: str, options: DocumentOptions) -> Quote:
         principal.require(Role.KIOSK)
         with self.ctx.db.connect() as conn:
-            row = _load(conn, RequestId(request_id), principal)
+            row = _load(conn, RequestId(request_id), principal, lock=False)
         offer = json.loads(row.offer or "{}")
         if options.kind.value not in offer:
             raise Refused(RefusalReason.NOT_OFFERED)
@@ -372,7 +370,6 @@ class Centre:
         except ValueError as exc:
             facts = str(exc)
         with self.ctx.transaction() as tx:
-            current = _load(tx.conn, rid, principal)
             problems = self._release_problems(tx.conn, prepared, facts, rid, int(row.resident_id), options)
             timed_out = monotonic_time.monotonic() > deadline
             check = audit.Entry("release_check", principal.subject, rid, {
@@ -380,26 +377,30 @@ class Centre:
                 "document_holder_resident_id": prepared.holder_resident_id,
                 "subject_resident_ids": list(prepared.subject_resident_ids),
                 "matched": not problems, "problems": problems})
-            released = False
-            if current.state != SessionState.RENDERING.value:
-                reason = RefusalReason(current.refusal) if current.refusal in RefusalReason._value2member_map_ \
-                    else RefusalReason.ABORTED
-                audit.append_many(tx.conn, _stream(current.kiosk_id), now, [check])
-            elif problems:
-                reason = RefusalReason.ABORTED
-                self._abort_in(tx.conn, current, "release_check_failed", principal, now,
-                               document_id=prepared.document_id, preceded_by=check)
-            elif timed_out:
-                reason = RefusalReason.TIMEOUT
-                self._abort_in(tx.conn, current, RefusalReason.TIMEOUT, principal, now,
-                               document_id=prepared.document_id, preceded_by=check)
-            else:
-                released = True
-                _set(tx.conn, current, SessionState.RELEASED, document_id=prepared.document_id,
-                     pdf_sha256=prepared.pdf_sha256, released_at=now)
-                audit.append_many(tx.conn, _stream(current.kiosk_id), now, [check, audit.Entry(
+            # the usual case in one statement: checked, in time, and the request still rendering
+            released = not problems and not timed_out and _move(
+                tx.conn, rid, SessionState.RENDERING, SessionState.RELEASED, document_id=prepared.document_id,
+                pdf_sha256=prepared.pdf_sha256, released_at=now)
+            if released:
+                audit.append_many(tx.conn, _stream(row.kiosk_id), now, [check, audit.Entry(
                     "released", principal.subject, rid,
                     {"document_id": prepared.document_id, "pdf_sha256": prepared.pdf_sha256})])
+            else:
+                current = _load(tx.conn, rid, principal)
+                if current.state != SessionState.RENDERING.value:  # aborted meanwhile (the kiosk, a timeout)
+                    reason = RefusalReason(current.refusal) if current.refusal in RefusalReason._value2member_map_ \
+                        else RefusalReason.ABORTED
+                    audit.append_many(tx.conn, _stream(current.kiosk_id), now, [check])
+                elif problems:
+                    reason = RefusalReason.ABORTED
+                    self._abort_in(tx.conn, current, "release_check_failed", principal, now,
+                                   document_id=prepared.document_id, preceded_by=check)
+                elif timed_out:
+                    reason = RefusalReason.TIMEOUT
+                    self._abort_in(tx.conn, current, RefusalReason.TIMEOUT, principal, now,
+                                   document_id=prepared.document_id, preceded_by=check)
+                else:  # pragma: no cover - still rendering, yet the move above found it not
+                    raise Conflict("the request changed meanwhile")
         if not released:
             self._void(rid, prepared.document_id, reason.value, now)
             raise Refused(reason)

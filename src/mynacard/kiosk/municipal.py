@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import (
     Connection,
     Date,
+    Integer,
+    and_,
     bindparam,
     delete,
     false,
@@ -726,11 +728,20 @@ def _register(rows: list[Any]) -> FamilyRegister:
                           first.pending_filing)
 
 
-_SEAL = select(kiosk_seal_registrations).where(kiosk_seal_registrations.c.resident_id == bindparam("resident_id"),
-                                               kiosk_seal_registrations.c.abolished_on.is_(None))
-_TAX = select(kiosk_tax_records).where(kiosk_tax_records.c.resident_id == bindparam("resident_id"),
-                                       kiosk_tax_records.c.fiscal_year == bindparam("year"),
-                                       kiosk_tax_records.c.municipality_code == bindparam("code"))
+def _seal_and_tax_query() -> Any:
+    seal_, tax = kiosk_seal_registrations, kiosk_tax_records
+    holder = select(bindparam("resident_id", type_=Integer).label("resident_id")).subquery()
+    return (select(seal_.c.registration_number, seal_.c.registered_on, seal_.c.impression,
+                   *(c for c in tax.c if c.name not in ("resident_id", "municipality_code", "recorded_at")))
+            .select_from(holder.outerjoin(seal_, and_(seal_.c.resident_id == holder.c.resident_id,
+                                                      seal_.c.abolished_on.is_(None)))
+                         .outerjoin(tax, and_(tax.c.resident_id == holder.c.resident_id,
+                                              tax.c.fiscal_year == bindparam("year"),
+                                              tax.c.municipality_code == bindparam("code")))))
+
+
+_SEAL_AND_TAX = _seal_and_tax_query()
+"""The holder's current seal registration and tax record of the year, each or both absent, in one query."""
 
 
 def _load_facts(conn: Connection, holder_id: int, today: date) -> _Facts:
@@ -747,14 +758,13 @@ def _load_facts(conn: Connection, holder_id: int, today: date) -> _Facts:
         select(kiosk_family_register_use.c.resident_id).where(
             kiosk_family_register_use.c.resident_id == holder.id,
             kiosk_family_register_use.c.municipality_code == register.municipality_code)).first() is not None)
-    seal_row = conn.execute(_SEAL, {"resident_id": holder.id}).first()
-    seal_reg = (SealRegistration(holder.id, seal_row.registration_number, seal_row.registered_on,
-                                 bytes(seal_row.impression)) if seal_row else None)
-    tax_row = conn.execute(_TAX, {"resident_id": holder.id, "year": fiscal_year_available(today),
-                                  "code": holder.municipality_code}).first()
-    tax = (TaxRecord(holder.id, tax_row.fiscal_year, tax_row.total_income, tax_row.employment_income,
-                     tax_row.deductions, tax_row.taxable_income, tax_row.municipal_tax, tax_row.prefectural_tax)
-           if tax_row else None)
+    row = conn.execute(_SEAL_AND_TAX, {"resident_id": holder.id, "year": fiscal_year_available(today),
+                                       "code": holder.municipality_code}).one()
+    seal_reg = (SealRegistration(holder.id, row.registration_number, row.registered_on, bytes(row.impression))
+                if row.registration_number is not None else None)
+    tax = (TaxRecord(holder.id, row.fiscal_year, row.total_income, row.employment_income, row.deductions,
+                     row.taxable_income, row.municipal_tax, row.prefectural_tax)
+           if row.fiscal_year is not None else None)
     return _Facts(me, people, register, usable, domiciles, seal_reg, tax)
 
 
