@@ -759,7 +759,8 @@ def _load_facts(conn: Connection, holder_id: int, today: date) -> _Facts:
             kiosk_family_register_use.c.resident_id == holder.id,
             kiosk_family_register_use.c.municipality_code == register.municipality_code)).first() is not None)
     row = conn.execute(_SEAL_AND_TAX, {"resident_id": holder.id, "year": fiscal_year_available(today),
-                                       "code": holder.municipality_code}).one()
+                                       "code": holder.municipality_code}).first()
+    assert row is not None  # always a row: the holder's, joined outward (first(), as before, should two seals exist)
     seal_reg = (SealRegistration(holder.id, row.registration_number, row.registered_on, bytes(row.impression))
                 if row.registration_number is not None else None)
     tax = (TaxRecord(holder.id, row.fiscal_year, row.total_income, row.employment_income, row.deductions,
