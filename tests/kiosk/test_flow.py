@@ -212,6 +212,30 @@ def test_maintenance_days_nationwide_and_of_one_municipality(ctx: Context, town:
     assert printer.jobs == {} and _documents(ctx) == 0
 
 
+def test_a_document_suspended_for_the_day_is_refused_and_the_others_are_not(ctx: Context, town: Town,
+                                                                            jpki: TestJpki, centre: Centre) -> None:
+    municipal.add_closure(ctx, SYSTEM, NOW.astimezone(JST).date(), "税データ切替", NOW, municipality_code=town.code,
+                          kind=DocumentKind.RESIDENT_RECORD_ENTRY)
+    municipal.add_closure(ctx, SYSTEM, NOW.astimezone(JST).date() + timedelta(days=1), "翌日の保守", NOW,
+                          municipality_code=town.code)
+    terminal, reader, printer = _terminal(centre)
+    reader.place(card_for(jpki, town.adult().id))
+    session = terminal.start()
+    menu = terminal.enter_pin(session, "1234")  # tomorrow's closure is not today's
+    suspended, copy = menu.item(DocumentKind.RESIDENT_RECORD_ENTRY), menu.item(DocumentKind.RESIDENT_RECORD)
+    assert suspended is not None and suspended.refusal is RefusalReason.DOCUMENT_SUSPENDED
+    assert copy is not None and copy.refusal is None
+    with pytest.raises(Refused) as refused:  # the centre offers only what the menu did
+        terminal.order_and_print(session, DocumentOptions(DocumentKind.RESIDENT_RECORD_ENTRY), 300)
+    assert refused.value.reason is RefusalReason.NOT_OFFERED
+    order = municipal.DocumentOrder("b" * 32, town.adult().id, town.code,  # and the municipality checks again
+                                    DocumentOptions(DocumentKind.RESIDENT_RECORD_ENTRY), VERIFY_BASE)
+    with pytest.raises(Refused) as again:
+        municipal.prepare(ctx, SYSTEM, order, NOW)
+    assert again.value.reason is RefusalReason.DOCUMENT_SUSPENDED
+    assert printer.jobs == {} and _documents(ctx) == 0
+
+
 def _refused_at_menu(ctx: Context, centre: Centre, jpki: TestJpki, resident_id: int,
                      at: datetime = NOW) -> RefusalReason:
     terminal, reader, printer = _terminal(centre, at)

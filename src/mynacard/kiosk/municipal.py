@@ -41,6 +41,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    literal_column,
     null,
     or_,
     select,
@@ -249,9 +250,16 @@ _SETTINGS = (select(kiosk_municipal_settings.c.participating, kiosk_municipal_se
                  kiosk_offerings, kiosk_offerings.c.municipality_code == kiosk_municipal_settings.c.municipality_code))
              .where(kiosk_municipal_settings.c.municipality_code == bindparam("code")))
 """A municipality's settings with its offerings, in one read (none: one row of NULLs from the outer join)."""
-_CLOSURES = select(kiosk_closures.c.municipality_code, kiosk_closures.c.kind).where(
-    kiosk_closures.c.day == bindparam("day"),
-    or_(kiosk_closures.c.municipality_code.is_(None), kiosk_closures.c.municipality_code == bindparam("code")))
+_ON_THE_DAY = (kiosk_closures.c.day == bindparam("day"), or_(kiosk_closures.c.municipality_code.is_(None),
+                                                              kiosk_closures.c.municipality_code == bindparam("code")))
+"""A closure of the whole service or of the municipality ``code`` on ``day``."""
+_CLOSURES = select(kiosk_closures.c.municipality_code, kiosk_closures.c.kind).where(*_ON_THE_DAY)
+_SETTINGS_AND_CLOSURES = union_all(
+    _SETTINGS.add_columns(literal_column("'offer'").label("source")),
+    select(null(), null(), kiosk_closures.c.kind, null(), null(), null(), null(), literal_column("'closure'"))
+    .where(*_ON_THE_DAY))
+"""Both, in one read, for the municipality a certificate comes from: offerings (``source`` 'offer') and the
+day's closures (``source`` 'closure', ``kind`` None for the whole service or municipality)."""
 
 
 def settings_of(ctx: Context, code: str, conn: Connection | None = None) -> MunicipalSettings | None:
@@ -260,7 +268,18 @@ def settings_of(ctx: Context, code: str, conn: Connection | None = None) -> Muni
         _towns(ctx)
         with ctx.db.connect() as c:
             return settings_of(ctx, code, c)
-    rows = conn.execute(_SETTINGS, {"code": code}).all()
+    return _settings_from(ctx, code, conn.execute(_SETTINGS, {"code": code}).all())
+
+
+def settings_and_closures(ctx: Context, conn: Connection, code: str,
+                          day: date) -> tuple[MunicipalSettings | None, tuple[bool, set[DocumentKind]]]:
+    """:func:`settings_of` and :func:`closed_days` for one municipality, in one read."""
+    rows = conn.execute(_SETTINGS_AND_CLOSURES, {"code": code, "day": day}).all()
+    return (_settings_from(ctx, code, [r for r in rows if r.source == "offer"]),
+            _closures_from([r for r in rows if r.source == "closure"]))
+
+
+def _settings_from(ctx: Context, code: str, rows: Sequence[Any]) -> MunicipalSettings | None:
     if not rows:
         return None
     town = _town(ctx, code)
@@ -296,9 +315,11 @@ def add_closure(ctx: Context, principal: Principal, day: date, reason: str, now:
 
 def closed_days(conn: Connection, code: str | None, day: date) -> tuple[bool, set[DocumentKind]]:
     """Whether the service is closed on ``day`` (nationwide or for ``code``), and which kinds are suspended."""
-    rows = conn.execute(_CLOSURES, {"day": day, "code": code}).all()
-    closed = any(r.kind is None for r in rows)
-    return closed, {DocumentKind(r.kind) for r in rows if r.kind is not None}
+    return _closures_from(conn.execute(_CLOSURES, {"day": day, "code": code}).all())
+
+
+def _closures_from(rows: Sequence[Any]) -> tuple[bool, set[DocumentKind]]:
+    return any(r.kind is None for r in rows), {DocumentKind(r.kind) for r in rows if r.kind is not None}
 
 
 # --- the municipality's own records ---------------------------------------------------------------------
@@ -808,10 +829,10 @@ def menu(ctx: Context, principal: Principal, holder_id: int, now: datetime) -> M
         facts = _load_facts(conn, holder_id, today)
         holder = facts.holder.resident
         check_holder(facts.holder, now)
-        home = settings_of(ctx, holder.municipality_code, conn)
+        home, closed = settings_and_closures(ctx, conn, holder.municipality_code, today)
         if home is None or not home.participating:
             raise Refused(RefusalReason.NOT_PARTICIPATING)
-        closures = {home.code: closed_days(conn, home.code, today)}
+        closures = {home.code: closed}
         if closures[home.code][0]:
             raise Refused(RefusalReason.MAINTENANCE)
         items = []
@@ -886,8 +907,8 @@ def prepare(ctx: Context, principal: Principal, order: DocumentOrder, now: datet
         code = _issuing_municipality(kind, holder, facts)
         if code != order.issuing_municipality:
             raise Refused(RefusalReason.NOT_OFFERED, "routed to the wrong municipality")
-        settings = settings_of(ctx, code, conn)
-        subjects = _check(kind, order.options, facts, settings, conn, now)
+        settings, closed = settings_and_closures(ctx, conn, code, today)
+        subjects = _check(kind, order.options, facts, settings, conn, now, {code: closed})
         assert settings is not None
         history: dict[int, list[AddressEntry]] = {}
         if kind is DocumentKind.FAMILY_REGISTER_ATTACHMENT and facts.register is not None:
