@@ -37,18 +37,20 @@ class KeyCache:
     def remembered(self, key: str) -> Principal | None:
         """The key's kiosk principal if it was looked up less than ``ttl`` ago; no database access (so the web
         app answers it on its event loop and goes to a worker thread only to look a key up)."""
-        digest = hashlib.sha256(key.encode()).digest()
+        return self._remembered(hashlib.sha256(key.encode()).digest(), self.clock())
+
+    def _remembered(self, digest: bytes, now: float) -> Principal | None:
         with self._lock:
             found = self._known.get(digest)
-        return found[0] if found is not None and self.clock() < found[1] else None
+        return found[0] if found is not None and now < found[1] else None
 
     def principal(self, ctx: Context, key: str) -> Principal | None:
         """The key's principal: remembered if it is a kiosk's and was looked up less than ``ttl`` ago."""
-        remembered = self.remembered(key)
-        if remembered is not None:
-            return remembered
         digest = hashlib.sha256(key.encode()).digest()
         now = self.clock()
+        remembered = self._remembered(digest, now)
+        if remembered is not None:
+            return remembered
         who = accounts.authenticate_api_key(ctx, key)
         with self._lock:
             if who is None or who.role is not Role.KIOSK:

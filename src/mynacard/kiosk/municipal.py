@@ -256,6 +256,7 @@ _ON_THE_DAY = (kiosk_closures.c.day == bindparam("day"), or_(kiosk_closures.c.mu
 _CLOSURES = select(kiosk_closures.c.municipality_code, kiosk_closures.c.kind).where(*_ON_THE_DAY)
 _SETTINGS_AND_CLOSURES = union_all(
     _SETTINGS.add_columns(literal_column("'offer'").label("source")),
+    # _SETTINGS's columns in order, NULL but for ``kind``
     select(null(), null(), kiosk_closures.c.kind, null(), null(), null(), null(), literal_column("'closure'"))
     .where(*_ON_THE_DAY))
 """Both, in one read, for the municipality a certificate comes from: offerings (``source`` 'offer') and the
