@@ -276,18 +276,17 @@ class Centre:
                     bytes(row.challenge) != challenge:
                 raise Refused(RefusalReason.ABORTED)  # aborted meanwhile
             # the centre's own record of the holder (the municipality answered the menu from its own)
-            resident = registry.get_residents(tx.conn, [holder]).get(holder)
-            if resident is None:
+            home = registry.municipality_of(tx.conn, holder)
+            if home is None:
                 self._abort_in(tx.conn, row, RefusalReason.NO_HOLDER, principal, now)
             else:
                 _set(tx.conn, row, SessionState.AUTHENTICATED, challenge=None, certificate_sha256=cert_sha,
-                     certificate_serial=f"{card.serial:X}", resident_id=holder,
-                     home_municipality=resident.municipality_code, offer=json.dumps(offer), authenticated_at=now)
+                     certificate_serial=f"{card.serial:X}", resident_id=holder, home_municipality=home,
+                     offer=json.dumps(offer), authenticated_at=now)
                 audit.append(tx.conn, _stream(row.kiosk_id), "authenticated", principal.subject, now,
                              request_id=rid, details={"certificate_serial": f"{card.serial:X}", "resident_id": holder,
-                                                      "home_municipality": resident.municipality_code,
-                                                      "offered": sorted(offer)})
-        if resident is None:
+                                                      "home_municipality": home, "offered": sorted(offer)})
+        if home is None:
             raise Refused(RefusalReason.NO_HOLDER)
         return menu
 

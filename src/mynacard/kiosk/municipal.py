@@ -939,8 +939,9 @@ def prepare(ctx: Context, principal: Principal, order: DocumentOrder, now: datet
             raise Refused(RefusalReason.TIMEOUT)
         unsigned = pdf.render(content, document_id=document_id, request_id=request_id, holder_ref=ref,
                               verify_url=verify_url, seal_jpeg=_seal_jpeg(settings.name),
+                              signature=signing.SignatureSlot("証明書の交付（コンビニ交付）", settings.full_name, now),
                               impression_jpeg=impression)
-        signed = signer.sign(unsigned, reason="証明書の交付（コンビニ交付）", location=settings.full_name)
+        signed = signer.sign(unsigned)
     if _expired(deadline):
         raise Refused(RefusalReason.TIMEOUT)
     digest = hashlib.sha256(signed).hexdigest()

@@ -9,6 +9,7 @@ release check) go in the document information dictionary, which the PAdES signat
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zlib
@@ -26,6 +27,7 @@ from mynacard import qr
 from mynacard.kiosk.antiforgery import COPY_VOID_TILE, LATENT_SIZE, copy_void_operators, latent_operators
 from mynacard.kiosk.fonts import compressed_stream, register_pdf_fonts, start_document
 from mynacard.kiosk.model import DocumentContent, kanji_digits, wareki
+from mynacard.kiosk.signing import SignatureSlot
 
 __all__ = ["LAYOUT", "PdfFacts", "read_facts", "render"]
 
@@ -168,15 +170,6 @@ def _jpeg_xobject(jpeg: bytes) -> pdfdoc.PDFStream:
     if components == 4:  # Adobe's inverted CMYK JPEGs, as ReportLab does
         entries["Decode"] = pdfdoc.PDFArray([1, 0] * 4)
     return pdfdoc.PDFStream(pdfdoc.PDFDictionary(entries), jpeg, filters=[])
-
-
-def _lean(page: pdfdoc.PDFPage) -> None:
-    """The page dictionary is what the signer parses and writes again (it adds the signature's widget): the
-    resources go in an object of their own, which it then neither parses nor copies, and the empty transition
-    and the default rotation are left out."""
-    page.__Refs__ = [*pdfdoc.PDFPage.__Refs__, "Resources"]
-    page.Trans = None
-    page.Rotate = None
 
 
 class _Page:
@@ -324,16 +317,67 @@ class _Page:
         self.y -= seal / 2 + 4 * mm
 
 
+class _Raw(pdfdoc.PDFObject):
+    """An object written exactly as given (the signature dictionary with its blanks)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def format(self, document: pdfdoc.PDFDocument) -> bytes:
+        return self.data
+
+
+class _Info(pdfdoc.PDFInfo):
+    """The information dictionary one entry a line, as :func:`_last_revision_subject` reads it."""
+
+    def format(self, document: pdfdoc.PDFDocument) -> bytes:
+        when = pdfdoc.PDFDate(ts=document._timeStamp, dateFormatter=self._dateFormatter).format(document)
+        entries = [(b"Title", pdfdoc.PDFString(self.title).format(document)),
+                   (b"Author", pdfdoc.PDFString(self.author).format(document)),
+                   (b"CreationDate", when), (b"ModDate", when),
+                   (b"Producer", pdfdoc.PDFString(self.producer).format(document)),
+                   (b"Creator", pdfdoc.PDFString(self.creator).format(document)),
+                   (b"Subject", pdfdoc.PDFString(self.subject).format(document)),
+                   (b"Keywords", pdfdoc.PDFString(self.keywords).format(document)),
+                   (b"Trapped", b"/" + self.trapped.encode())]
+        return b"<<\n" + b"".join(b"/%s %s\n" % entry for entry in entries) + b">>"
+
+
+_FIELD = "MunicipalSeal"
+"""The signature field's name (署名欄)."""
+
+
+def _signature_field(canvas: Canvas, signature: SignatureSlot) -> None:
+    """An invisible signature field on the first page, its value the :class:`SignatureSlot` with its blanks,
+    listed in the document's form with SignaturesExist and AppendOnly set."""
+    doc = canvas._doc
+    value = doc.Reference(_Raw(signature.dictionary()), "SignatureValue")
+    widget = pdfdoc.PDFDictionary({
+        "Type": pdfdoc.PDFName("Annot"), "Subtype": pdfdoc.PDFName("Widget"), "FT": pdfdoc.PDFName("Sig"),
+        "T": pdfdoc.PDFString(_FIELD), "V": value, "F": 132, "Rect": pdfdoc.PDFArray([0, 0, 0, 0]),
+        "P": doc.thisPageRef()})
+    canvas._addAnnotation(widget, "SignatureField")
+    doc.Catalog.AcroForm = pdfdoc.PDFDictionary({
+        "Fields": pdfdoc.PDFArray([doc.refAnnotation("SignatureField")]), "SigFlags": 3})
+
+
 def render(content: DocumentContent, *, document_id: str, request_id: str, holder_ref: str, verify_url: str,
-           seal_jpeg: bytes, impression_jpeg: bytes | None = None, creation: str | None = None) -> bytes:
-    """The certificate as PDF bytes (unsigned; :mod:`mynacard.kiosk.signing` signs them). The seal images
-    are JPEGs on white (:func:`mynacard.kiosk.seal.on_paper_jpeg`), printed with the Multiply blend mode."""
+           seal_jpeg: bytes, signature: SignatureSlot, impression_jpeg: bytes | None = None,
+           creation: str | None = None) -> bytes:
+    """The certificate as PDF bytes with a blank signature (:meth:`mynacard.kiosk.signing.DocumentSigner.sign`
+    fills it). The seal images are JPEGs on white (:func:`mynacard.kiosk.seal.on_paper_jpeg`), printed with the
+    Multiply blend mode."""
     fonts = register_pdf_fonts()
     out = io.BytesIO()
     # streams are compressed by the document's default filter (_FastFlate), not ReportLab's page compression
     canvas = Canvas(out, pagesize=A4, pageCompression=0, invariant=creation is not None,
                     initialFontName=fonts["mincho"], initialFontSize=_BODY)
-    canvas._doc.defaultStreamFilters = [_FAST_FLATE]
+    doc = canvas._doc
+    doc.defaultStreamFilters = [_FAST_FLATE]
+    doc.info = _Info()
+    # the file identifier is the document's (ReportLab's own comes with a comment in the trailer)
+    identifier = hashlib.sha256(document_id.encode()).hexdigest()[:32].encode()
+    doc._ID = b"\n[<%s><%s>]\n" % (identifier, identifier)
     start_document(canvas._doc, _fixed_text(content))
     canvas.setTitle(content.title)
     canvas.setAuthor(content.issuer)
@@ -343,12 +387,11 @@ def render(content: DocumentContent, *, document_id: str, request_id: str, holde
                       f"digest={page.digest}")
     canvas.setKeywords(f"{content.kind.value} {content.municipality_code}")
     page.start_page()
+    _signature_field(canvas, signature)
     page.sections()
     page.impression_box()
     page.certification()
     canvas.showPage()
-    for pdf_page in canvas._doc.Pages.pages:
-        _lean(pdf_page)
     canvas.save()
     return out.getvalue()
 
@@ -387,10 +430,10 @@ def _last_revision_subject(pdf: bytes) -> str | None:
     """The ``/Subject`` of the information dictionary, read from the last revision only. pyHanko's reader reads
     every cross-reference section and the whole dictionary, which was most of the cost of a check.
 
-    Only for the layout in which pyHanko writes the signature's incremental update: a classic cross-reference
-    table, a trailer without strings or comments, the updated dictionary in that revision, one key a line and
-    every delimiter in a string escaped; the string itself is read by pyHanko. Anything else gives ``None``,
-    and the file is read in full."""
+    Only for the layout in which :func:`render` writes a certificate (and pyHanko an incremental update): a
+    classic cross-reference table, a trailer without strings or comments, the dictionary in that revision, one
+    key a line and every delimiter in a string escaped; the string itself is read by pyHanko. Anything else
+    gives ``None``, and the file is read in full."""
     from pyhanko.pdf_utils.generic import read_string_from_stream
 
     end = _STARTXREF.search(pdf, max(0, len(pdf) - 64))

@@ -1,5 +1,6 @@
 """PAdES signatures on certificates: the document-signing CA, each municipality's signing certificate, the
-signer (pyHanko) and the validator (pyHanko, against the municipality's chain).
+signer (the CMS signature by pyHanko, put in the slot the renderer left for it) and the validator (pyHanko,
+against the municipality's chain).
 
 In production the document-signing hierarchy is LGPKI (地方公共団体組織認証基盤) and the key is the mayor's
 office certificate (職責証明書) in an HSM; here the CA is generated at first use and keys are kept sealed
@@ -10,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import hashlib
 import io
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from asn1crypto import algos, cms
@@ -22,10 +25,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers
-from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko.sign.general import simple_cms_attribute
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -36,6 +37,7 @@ __all__ = [
     "AUTHORITY_NAME",
     "DocumentSigner",
     "SignatureCheck",
+    "SignatureSlot",
     "new_authority",
     "new_signing_certificate",
     "validate_pdf",
@@ -48,7 +50,12 @@ _CONSTANT_ATTRIBUTES = frozenset({"content_type", "signing_certificate_v2", "cms
 """Signed attributes that do not change between signatures by one certificate (no signing time: PAdES puts
 the time in the signature dictionary, ``/M``)."""
 _RESERVED = 12288
-"""Bytes reserved in the PDF for the CMS signature (a 2048-bit signature and two certificates fit)."""
+"""Hex digits reserved in the PDF for the CMS signature: 6 kB of DER (a 2048-bit signature and two certificates
+fit)."""
+_BYTE_RANGE_BLANK = b"/ByteRange [0 0 0 0]" + b" " * 36
+"""Room for ``[0 a b c]`` with three ten-digit offsets; what is left over stays spaces."""
+_CONTENTS_BLANK = b"/Contents <" + b"0" * _RESERVED + b">"
+_SLOT = re.compile(re.escape(b"\n" + _BYTE_RANGE_BLANK + b"\n" + _CONTENTS_BLANK + b"\n>>"))
 
 
 def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -197,6 +204,36 @@ class _LoadedKeySigner(signers.Signer):
         return self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
 
+_JST = timezone(timedelta(hours=9))
+
+
+def _text(value: str) -> bytes:
+    """A PDF text string: UTF-16BE with its byte order mark, written in hex (nothing to escape)."""
+    return b"<" + (b"\xfe\xff" + value.encode("utf-16-be")).hex().encode() + b">"
+
+
+@dataclass(frozen=True)
+class SignatureSlot:
+    """The signature dictionary (署名辞書) a certificate is rendered with: PAdES's entries, with the byte range
+    and the CMS container left blank for :meth:`DocumentSigner.sign` to fill in place.
+
+    The renderer writes it (with the invisible signature field that points at it) in the document's only
+    revision; signing then changes no byte outside the two blanks. pyHanko's signer, which read the whole
+    file back and wrote an incremental update after it, cost three times the signature itself."""
+
+    reason: str
+    location: str
+    signed_at: datetime
+    """``/M``, the signing time (PAdES keeps it out of the signed attributes)."""
+
+    def dictionary(self) -> bytes:
+        when = self.signed_at.astimezone(_JST)
+        return b"\n".join([
+            b"<<", b"/Type /Sig", b"/Filter /Adobe.PPKLite", b"/SubFilter /ETSI.CAdES.detached",
+            b"/M " + when.strftime("(D:%Y%m%d%H%M%S+09'00')").encode(), b"/Reason " + _text(self.reason),
+            b"/Location " + _text(self.location), _BYTE_RANGE_BLANK, _CONTENTS_BLANK, b">>"])
+
+
 class DocumentSigner:
     """Signs certificates for one municipality (PAdES B-B, SHA-256, RSA-2048)."""
 
@@ -214,15 +251,26 @@ class DocumentSigner:
         self._name = _LoadedKeySigner(key, self._cert_der, []).subject_name
         """The signer's name as pyHanko derives it from the certificate (for a signature appearance)."""
 
-    def sign(self, pdf: bytes, *, reason: str, location: str) -> bytes:
-        meta = signers.PdfSignatureMetadata(
-            field_name="MunicipalSeal", subfilter=SigSeedSubFilter.PADES, md_algorithm="sha256",
-            reason=reason, location=location)
+    def sign(self, pdf: bytes) -> bytes:
+        """Fill the PDF's :class:`SignatureSlot`: the byte range first (it is signed too), then the CMS
+        container (pyHanko) over the SHA-256 of every byte but the container's own."""
+        slots = list(_SLOT.finditer(pdf))
+        if len(slots) != 1:
+            raise ValueError(f"the PDF has {len(slots)} blank signature slots, not one")
+        start = slots[0].start() + len(_BYTE_RANGE_BLANK) + 2 + len(b"/Contents ")  # the container's "<"
+        end = start + _RESERVED + 2  # after its ">"
+        signed = bytearray(pdf)
+        byte_range = b"/ByteRange [0 %d %d %d]" % (start, end, len(pdf) - end)
+        at = slots[0].start() + 1
+        signed[at:at + len(_BYTE_RANGE_BLANK)] = byte_range.ljust(len(_BYTE_RANGE_BLANK))
+        digest = hashlib.sha256(memoryview(signed)[:start])
+        digest.update(memoryview(signed)[end:])
         signer = _LoadedKeySigner(self._key, self._cert_der, self._chain_der, self._templates, self._name)
-        writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
-        pdf_signer = signers.PdfSigner(meta, signer=signer)
-        out = _run(lambda: pdf_signer.async_sign_pdf(writer, bytes_reserved=_RESERVED))
-        return bytes(out.getvalue())
+        container = _run(lambda: signer.async_sign(digest.digest(), "sha256", use_pades=True)).dump().hex()
+        if len(container) > _RESERVED:
+            raise ValueError("the signature does not fit the room reserved for it")
+        signed[start + 1:start + 1 + len(container)] = container.encode()
+        return bytes(signed)
 
 
 @dataclass(frozen=True)

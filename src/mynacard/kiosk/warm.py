@@ -35,10 +35,11 @@ def warm_up() -> bool:
     try:
         unsigned = pdf.render(_SPECIMEN, document_id=DocumentId.new(), request_id=RequestId.new(),
                               holder_ref="0" * 32, verify_url=f"http://localhost/kiosk/verify/{DocumentId.new()}",
-                              seal_jpeg=seal.on_paper_jpeg(seal.municipal_seal_png("見本")))
+                              seal_jpeg=seal.on_paper_jpeg(seal.municipal_seal_png("見本")),
+                              signature=signing.SignatureSlot("見本", "見本", datetime.now(UTC)))
     except FontMissing as exc:
         log.warning("kiosk certificates cannot be rendered: %s", exc)
         return False
     certificate, key = signing.new_authority(datetime.now(UTC), "mynacard specimen")
-    signing.DocumentSigner(key, certificate, [certificate]).sign(unsigned, reason="見本", location="見本")
+    signing.DocumentSigner(key, certificate, [certificate]).sign(unsigned)
     return True

@@ -197,6 +197,17 @@ def household_members(conn: Connection, household_id: int) -> list[Resident]:
     return sorted(people, key=lambda r: (r.relationship != "世帯主", r.id))
 
 
+_MUNICIPALITY_OF = select(residents.c.municipality_code).where(residents.c.id == bindparam("resident_id"))
+
+
+def municipality_of(conn: Connection, resident_id: int) -> str | None:
+    """The municipality a resident is recorded in (None if the registry does not know them), for another part's
+    service inside its transaction (it has already scoped the resident). One column of a statement built once:
+    the kiosk centre asks it for every card it authenticates."""
+    code: str | None = conn.execute(_MUNICIPALITY_OF, {"resident_id": resident_id}).scalar()
+    return code
+
+
 _HOUSEHOLD_OF = select(residents).where(or_(
     residents.c.id == bindparam("resident_id"),
     residents.c.household_id == select(residents.c.household_id)
