@@ -21,12 +21,12 @@ stack's floor on this machine).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import queue
 import random
 import shutil
-import ssl
 import statistics
 import subprocess
 import tempfile
@@ -34,8 +34,6 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-
-import httpx
 
 from measure import (
     cpu_seconds,
@@ -49,9 +47,9 @@ from measure import (
 )
 from mynacard.accounts import service as accounts
 from mynacard.bootstrap import build_context
-from mynacard.kiosk import municipal, pdf, seal
+from mynacard.kiosk import municipal, pdf, seal, signing
 from mynacard.kiosk.model import DocumentId, DocumentKind, DocumentOptions, RequestId
-from mynacard.kiosk.terminal import HttpCentreClient, KioskTerminal, MemoryPrinter, VirtualReader, line_limits
+from mynacard.kiosk.terminal import HttpCentreClient, KioskTerminal, MemoryPrinter, VirtualReader
 from mynacard.kiosk.testing import TestJpki
 from mynacard.migrate import upgrade
 from mynacard.principal import Principal, Role
@@ -98,18 +96,20 @@ def _split(ctx: object, jpki: TestJpki, rounds: int = 40) -> dict[str, float]:
     content = resident_record(Issuer("131016", "東京都千代田区"), NOW.date(), DocumentOptions(
         DocumentKind.RESIDENT_RECORD), [person], person, {}, {}, 1)
     seal_jpeg = seal.on_paper_jpeg(seal.municipal_seal_png("千代田区"))
+    slot = signing.SignatureSlot("bench", "bench", NOW)
     with c.db.connect() as conn:  # type: ignore[attr-defined]
         signer = municipal._signer(c, conn, "131016", NOW)  # type: ignore[arg-type]
     pdf.render(content, document_id=DocumentId.new(), request_id=RequestId.new(), holder_ref="0" * 32,
-               verify_url="http://x/kiosk/verify/X", seal_jpeg=seal_jpeg)
+               verify_url="http://x/kiosk/verify/X", seal_jpeg=seal_jpeg, signature=slot)
     t = time.perf_counter()
     for _ in range(rounds):
         unsigned = pdf.render(content, document_id=DocumentId.new(), request_id=RequestId.new(),
-                              holder_ref="0" * 32, verify_url="http://x/kiosk/verify/X", seal_jpeg=seal_jpeg)
+                              holder_ref="0" * 32, verify_url="http://x/kiosk/verify/X", seal_jpeg=seal_jpeg,
+                              signature=slot)
     render_ms = (time.perf_counter() - t) * 1000 / rounds
     t = time.perf_counter()
     for _ in range(rounds):
-        signer.sign(unsigned, reason="bench", location="bench")
+        signer.sign(unsigned)
     sign_ms = (time.perf_counter() - t) * 1000 / rounds
     return {"card_signature_ms": round(card_ms, 2), "authentication_ms": round(authenticate_ms, 2),
             "render_ms": round(render_ms, 2), "pades_sign_ms": round(sign_ms, 2),
@@ -173,21 +173,20 @@ def main() -> None:
             proc = start_server("mynacard.kiosk.testing:stand_in_asgi_app", port, args.workers, env,
                                 threads=args.threads)
 
-        # Clients are built before any clock starts, sharing one TLS context: each httpx.Client otherwise
-        # loads the CA bundle (~18 ms of CPU), which would be charged to the first session of every kiosk.
-        tls = ssl.create_default_context()
-        clients = [httpx.Client(timeout=60, verify=tls, limits=line_limits()) for _ in range(args.kiosks)]
-
-        # peer: bare requests at the same concurrency
-        def hammer(c: httpx.Client, n: int, out: list[float]) -> None:
+        # peer: bare requests at the same concurrency, on the same kind of line as the kiosks' (http.client, one
+        # kept-alive connection each)
+        def hammer(n: int, out: list[float]) -> None:
+            line = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             for _ in range(n):
                 t0 = time.perf_counter()
-                c.get(base + "/healthz")
+                line.request("GET", "/healthz")
+                line.getresponse().read()
                 out.append(time.perf_counter() - t0)
+            line.close()
 
         peer_lat: list[float] = []
         t = time.perf_counter()
-        threads = [threading.Thread(target=hammer, args=(clients[i], 50, peer_lat)) for i in range(args.kiosks)]
+        threads = [threading.Thread(target=hammer, args=(50, peer_lat)) for i in range(args.kiosks)]
         for th in threads:
             th.start()
         for th in threads:
@@ -197,8 +196,9 @@ def main() -> None:
         latencies: list[float] = []
         failures: list[str] = []
 
-        terminals = [KioskTerminal(f"bench-{i:03d}", HttpCentreClient(base, keys[i], client=clients[i]),
-                                   VirtualReader(cards[i]), MemoryPrinter()) for i in range(args.kiosks)]
+        lines = [HttpCentreClient(base, keys[i], timeout=60) for i in range(args.kiosks)]
+        terminals = [KioskTerminal(f"bench-{i:03d}", lines[i], VirtualReader(cards[i]), MemoryPrinter())
+                     for i in range(args.kiosks)]
 
         def session(terminal: KioskTerminal, since: float, timed: bool) -> None:
             try:
@@ -257,8 +257,8 @@ def main() -> None:
         server_cpu = cpu_seconds(proc.pid) - cpu_before
         client_cpu = time.process_time() - client_cpu_before
         db_cpu = postgres_cpu_seconds() - db_cpu_before
-        for c in clients:
-            c.close()
+        for line in lines:
+            line.close()
         result = {
             "kiosks": args.kiosks, "warm_up_sessions": args.kiosks * args.warm_up,
             "loop": "closed" if args.rate is None else f"open, {args.rate:g} arrivals/s",

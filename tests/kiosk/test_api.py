@@ -3,6 +3,12 @@ over HTTP (HttpGateway); roles are enforced at each boundary."""
 
 from __future__ import annotations
 
+import contextlib
+import http.client
+import socket
+import threading
+import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -12,11 +18,20 @@ from sqlalchemy import func, select
 
 from mynacard.accounts import service as accounts
 from mynacard.context import Context
+from mynacard.errors import InvalidInput
 from mynacard.kiosk import municipal, pdf
 from mynacard.kiosk.centre import Centre, HttpGateway
 from mynacard.kiosk.model import DocumentKind, DocumentOptions, RefusalReason, Refused
 from mynacard.kiosk.tables import kiosk_documents
-from mynacard.kiosk.terminal import HttpCentreClient, KioskTerminal, MemoryPrinter, VirtualReader
+from mynacard.kiosk.terminal import (
+    SERVER_KEEP_ALIVE_S,
+    HttpCentreClient,
+    KioskTerminal,
+    KioskTimeout,
+    LineFault,
+    MemoryPrinter,
+    VirtualReader,
+)
 from mynacard.kiosk.testing import TestJpki
 from mynacard.principal import Role
 from mynacard.web.app import create_app
@@ -67,29 +82,55 @@ def test_the_whole_flow_over_both_http_boundaries(ctx: Context, town: Town, jpki
     assert refused.value.reason is RefusalReason.UNDER_15
 
 
-class LosesFirstAnswer(httpx.HTTPTransport):
-    """A line on which the first answer to every step is lost after the centre acted on the request."""
+class LosesFirstAnswer:
+    """A line (a TCP relay in front of the centre) on which the first answer to every step is lost after the
+    centre acted on the request: the relay closes the kiosk's connection instead of passing the answer on."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, upstream: str) -> None:
+        self.upstream = urllib.parse.urlsplit(upstream)
         self.lost: set[str] = set()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = super().handle_request(request)
-        if request.url.path not in self.lost:
-            self.lost.add(request.url.path)
-            response.read()
-            response.close()
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
-        return response
+    def _accept(self) -> None:
+        while True:
+            try:
+                kiosk, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(kiosk,), daemon=True).start()
+
+    def _relay(self, kiosk: socket.socket) -> None:
+        centre = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=30)
+        incoming = kiosk.makefile("rb")
+        with kiosk, incoming, contextlib.closing(centre):
+            while (start := incoming.readline()).strip():
+                method, path, _ = start.decode().split(" ", 2)
+                headers = {}
+                while (line := incoming.readline()).strip():
+                    name, value = line.decode().split(":", 1)
+                    headers[name.strip().lower()] = value.strip()
+                body = incoming.read(int(headers.get("content-length", "0")))
+                centre.request(method, path, body, {k: v for k, v in headers.items() if k != "host"})
+                answer = centre.getresponse()
+                content = answer.read()
+                if path not in self.lost:
+                    self.lost.add(path)
+                    return  # the centre acted; the kiosk never hears of it
+                head = [f"HTTP/1.1 {answer.status} {answer.reason}"]
+                head += [f"{k}: {v}" for k, v in answer.getheaders() if k.lower() != "transfer-encoding"]
+                kiosk.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + content)
+
+    def close(self) -> None:
+        self.listener.close()
 
 
 def test_a_lost_answer_is_asked_again_and_acts_once(ctx: Context, town: Town, jpki: TestJpki, stack: Stack) -> None:
     holder = town.adult()
-    line = LosesFirstAnswer()
+    line = LosesFirstAnswer(stack.url)
     printer = MemoryPrinter()
-    terminal = KioskTerminal("kiosk-a", HttpCentreClient(stack.url, stack.kiosk_key,
-                                                         client=httpx.Client(transport=line, timeout=30)),
+    terminal = KioskTerminal("kiosk-a", HttpCentreClient(line.url, stack.kiosk_key),
                              VirtualReader(jpki.issue_card(holder.id, NOW)), printer)
     session = terminal.start()
     terminal.enter_pin(session, "1234")
@@ -101,6 +142,33 @@ def test_a_lost_answer_is_asked_again_and_acts_once(ctx: Context, town: Town, jp
         made = conn.execute(select(func.count()).select_from(kiosk_documents)
                             .where(kiosk_documents.c.request_id == session.request_id)).scalar_one()
     assert made == 1
+
+
+def test_the_line_is_one_kept_alive_connection_renewed_before_the_centre_drops_it(stack: Stack) -> None:
+    line = HttpCentreClient(stack.url, stack.kiosk_key)
+    line.open_session("a" * 32)
+    kept = line._connection.sock if line._connection else None
+    line.open_session("b" * 32)
+    assert kept is not None and line._connection is not None and line._connection.sock is kept
+    line._idle_since = time.monotonic() - SERVER_KEEP_ALIVE_S  # idle past half the centre's keep-alive
+    line.open_session("c" * 32)
+    assert line._connection.sock is not kept
+    line.close()
+
+
+def test_a_centre_that_does_not_answer_times_out_and_a_dead_line_says_so() -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts (the kernel's backlog) and never answers
+    with silent:
+        line = HttpCentreClient(f"http://127.0.0.1:{silent.getsockname()[1]}", "key", timeout=0.2)
+        started = time.monotonic()
+        with pytest.raises(KioskTimeout):
+            line.open_session("a" * 32)
+        assert time.monotonic() - started < 5
+        port = silent.getsockname()[1]
+    with pytest.raises(LineFault):
+        HttpCentreClient(f"http://127.0.0.1:{port}", "key").open_session("a" * 32)
+    with pytest.raises(InvalidInput):
+        HttpCentreClient("ftp://centre.example", "key")
 
 
 def test_each_boundary_admits_only_its_callers(town: Town, jpki: TestJpki, stack: Stack) -> None:

@@ -40,7 +40,6 @@ from mynacard.kiosk.terminal import (
     MemoryPrinter,
     PrinterFault,
     VirtualReader,
-    line_limits,
 )
 from mynacard.kiosk.testing import SoftwareCard, TestJpki
 from mynacard.principal import Role
@@ -155,8 +154,8 @@ def _run_kiosk(index: int, base: str, key: str, cards: list[tuple[Resident, Soft
                households: dict[int, list[Resident]], barrier: threading.Barrier, out: list[Outcome]) -> None:
     kiosk_id = f"storm-{index:03d}"
     rng = random.Random(f"storm:{index}")
-    with httpx.Client(timeout=30, limits=line_limits(max_connections=2)) as http:
-        client = StormClient(base, key, client=http)
+    client = StormClient(base, key, timeout=30)
+    try:
         printer = FlakyPrinter()
         reader = VirtualReader()
         terminal = KioskTerminal(kiosk_id, client, reader, printer)
@@ -205,6 +204,8 @@ def _run_kiosk(index: int, base: str, key: str, cards: list[tuple[Resident, Soft
         # everything this kiosk printed must be a job of one of its own sessions
         mine = {o.request_id for o in out if o.kiosk_id == kiosk_id}
         assert set(printer.jobs) <= mine
+    finally:
+        client.close()
 
 
 @pytest.mark.postgres

@@ -10,15 +10,19 @@ aborts and prints nothing. A timeout aborts the whole request at the centre and 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import http.client
+import json
 import os
+import ssl
 import threading
+import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-
-import httpx
 
 from mynacard.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from mynacard.kiosk import pdf
@@ -36,6 +40,7 @@ __all__ = [
     "KioskSession",
     "KioskTerminal",
     "KioskTimeout",
+    "LineFault",
     "LocalCentreClient",
     "MemoryPrinter",
     "Opened",
@@ -44,7 +49,6 @@ __all__ = [
     "PrinterFault",
     "SpoolPrinter",
     "VirtualReader",
-    "line_limits",
 ]
 
 
@@ -128,61 +132,124 @@ class LocalCentreClient:
         return self.centre.register_family_register_use(self._who, request_id, self._now())
 
 
-def _raise_for(response: httpx.Response) -> None:
-    if response.status_code < 400:
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: dict[str, str]
+    """Lower-case names."""
+    content: bytes = field(repr=False)
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+def _raise_for(answer: _Answer) -> None:
+    if answer.status < 400:
         return
     try:
-        body = response.json()
+        body = answer.json()
     except ValueError:
         body = {}
-    detail = str(body.get("detail") or response.text[:200])
+    if not isinstance(body, dict):
+        body = {}
+    detail = str(body.get("detail") or answer.content[:200].decode("utf-8", "replace"))
     if body.get("error") == "Refused" and body.get("reason") in RefusalReason._value2member_map_:
         raise Refused(RefusalReason(body["reason"]), body.get("refusal_detail"))
     error: type[DomainError] = {401: Forbidden, 403: Forbidden, 404: NotFound, 409: Conflict,
-                                422: InvalidInput}.get(response.status_code, DomainError)
+                                422: InvalidInput}.get(answer.status, DomainError)
     raise error(detail)
 
 
 SERVER_KEEP_ALIVE_S = 5.0
 """How long uvicorn (the centre) keeps an idle connection open: its default."""
+_LOST = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+"""How a request whose answer never came shows: the centre closed the connection (an idle kept-alive one it was
+closing just as the request went out, or the line dropped the answer)."""
 
 
-def line_limits(max_connections: int | None = None) -> httpx.Limits:
-    """Connection limits for a kiosk's line: an idle connection is dropped by the kiosk well before the centre
-    would close it, so a request is not sent on a connection the centre is closing."""
-    return httpx.Limits(max_connections=max_connections, keepalive_expiry=SERVER_KEEP_ALIVE_S / 2)
+class LineFault(DomainError):
+    """The line to the centre failed (refused, dropped twice, not HTTP): the kiosk cannot go on."""
 
 
 class HttpCentreClient:
-    """The centre over HTTP (the kiosk's dedicated line), authenticated with the kiosk's API key."""
+    """The centre over HTTP (the kiosk's dedicated line), authenticated with the kiosk's API key.
+
+    A kiosk sends one request at a time, so the line is one kept-alive connection (``http.client``: a third of
+    httpx's CPU a request, measured, which counts when the kiosks of a benchmark share the centre's machine). It
+    is dropped after ``SERVER_KEEP_ALIVE_S / 2`` idle, well before the centre would close it, so that a request is
+    not sent on a connection the centre is closing."""
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 35.0,
-                 client: httpx.Client | None = None) -> None:
-        self.base = base_url.rstrip("/") + "/api/kiosk/centre/sessions"
-        self.headers = {"authorization": f"Bearer {api_key}", "accept": "application/json"}
-        self.client = client or httpx.Client(timeout=timeout, limits=line_limits())
+                 tls: ssl.SSLContext | None = None) -> None:
+        url = urllib.parse.urlsplit(base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise InvalidInput(f"the centre's address is not an http(s) URL: {base_url!r}")
+        self._https = url.scheme == "https"
+        self._host, self._port = url.hostname, url.port
+        self._prefix = url.path.rstrip("/") + "/api/kiosk/centre/sessions"
+        self._headers = {"authorization": f"Bearer {api_key}", "accept": "application/json",
+                         "content-type": "application/json"}
+        self._tls = tls
         self.timeout = timeout
+        self._connection: http.client.HTTPConnection | None = None
+        self._idle_since = 0.0
+        self._lock = threading.Lock()
 
-    def _post(self, path: str, body: dict[str, Any], timeout: float | None = None) -> httpx.Response:
-        for attempt in (1, 2):
-            try:
-                response = self.client.post(self.base + path, json=body, headers=self.headers,
-                                            timeout=timeout or self.timeout)
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _line(self, timeout: float) -> http.client.HTTPConnection:
+        if self._connection is not None and time.monotonic() - self._idle_since > SERVER_KEEP_ALIVE_S / 2:
+            self._drop()
+        if self._connection is None:
+            if self._https:
+                self._tls = self._tls or ssl.create_default_context()
+                self._connection = http.client.HTTPSConnection(self._host, self._port, timeout=timeout,
+                                                               context=self._tls)
+            else:
+                self._connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+        self._connection.timeout = timeout
+        if self._connection.sock is not None:
+            self._connection.sock.settimeout(timeout)
+        return self._connection
+
+    def _post(self, path: str, body: dict[str, Any], timeout: float | None = None) -> _Answer:
+        data = json.dumps(body).encode()
+        with self._lock:
+            for attempt in (1, 2):
+                line = self._line(timeout or self.timeout)
+                try:
+                    line.request("POST", self._prefix + path, data, self._headers)
+                    response = line.getresponse()
+                    content = response.read()
+                except TimeoutError:
+                    self._drop()
+                    raise KioskTimeout("the centre did not answer in time") from None
+                except _LOST as exc:
+                    self._drop()
+                    # Every step is idempotent by request ID: sending it once more is safe.
+                    if attempt == 2:
+                        raise LineFault(f"the centre dropped the request twice ({type(exc).__name__})") from None
+                    continue
+                except (OSError, http.client.HTTPException) as exc:
+                    self._drop()
+                    raise LineFault(f"the line to the centre failed ({type(exc).__name__}: {exc})") from None
+                if response.will_close:
+                    self._drop()
+                self._idle_since = time.monotonic()
+                answer = _Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, content)
                 break
-            except httpx.TimeoutException:
-                raise KioskTimeout("the centre did not answer in time") from None
-            except httpx.RemoteProtocolError:
-                # The centre closed an idle kept-alive connection just as the request went out, so it was
-                # never answered. Every step is idempotent by request ID: sending it once more is safe.
-                if attempt == 2:
-                    raise
-        _raise_for(response)
-        return response
+        _raise_for(answer)
+        return answer
 
     def open_session(self, request_id: str) -> Opened:
         data = self._post("", {"request_id": request_id}).json()
-        import base64
-
         return Opened(data["request_id"], base64.b64decode(data["challenge"]))
 
     def authenticate(self, request_id: str, certificate: bytes, signature: bytes) -> Menu:
@@ -192,11 +259,11 @@ class HttpCentreClient:
 
     def order(self, request_id: str, options: DocumentOptions, paid_yen: int, timeout_ms: int,
               client_timeout: float | None = None) -> Delivery:
-        response = self._post(f"/{request_id}/order", {"options": options.to_dict(), "paid_yen": paid_yen,
-                                                       "timeout_ms": timeout_ms},
-                              timeout=client_timeout or timeout_ms / 1000 + 5)
-        h = response.headers
-        return Delivery(h["x-request-id"], h["x-document-id"], response.content, h["x-pdf-sha256"],
+        answer = self._post(f"/{request_id}/order", {"options": options.to_dict(), "paid_yen": paid_yen,
+                                                     "timeout_ms": timeout_ms},
+                            timeout=client_timeout or timeout_ms / 1000 + 5)
+        h = answer.headers
+        return Delivery(h["x-request-id"], h["x-document-id"], answer.content, h["x-pdf-sha256"],
                         int(h["x-copies"]), int(h["x-change-yen"]))
 
     def printed(self, request_id: str, document_id: str, pdf_sha256: str) -> None:
@@ -363,7 +430,7 @@ class KioskTerminal:
             raise Refused(RefusalReason.ABORTED, str(exc)) from None
         session.state = "printed"
         # printed is printed: if this report is lost, the centre's reconciliation sees a released request
-        with contextlib.suppress(DomainError, httpx.HTTPError):
+        with contextlib.suppress(DomainError):
             self.centre.printed(session.request_id, delivery.document_id, delivery.pdf_sha256)
         return PrintResult(session.request_id, delivery.document_id, delivery.copies, delivery.change_yen,
                            delivery.pdf_sha256)
@@ -387,5 +454,5 @@ class KioskTerminal:
     def cancel(self, session: KioskSession, reason: str) -> None:
         """End the session without printing (best effort at the centre: it expires the request anyway)."""
         session.state = "aborted"
-        with contextlib.suppress(DomainError, httpx.HTTPError):
+        with contextlib.suppress(DomainError):
             self.centre.abort(session.request_id, reason)
