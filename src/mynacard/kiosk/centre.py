@@ -30,6 +30,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from mynacard.clock import local_date
 from mynacard.context import Context
 from mynacard.errors import Conflict, DomainError, InvalidInput, NotFound
 from mynacard.kiosk import audit, municipal, pdf
@@ -169,9 +170,14 @@ _PRINTED = update(kiosk_sessions).where(
     kiosk_sessions.c.state == SessionState.RELEASED.value,
     kiosk_sessions.c.document_id == bindparam("where_document_id"),
     kiosk_sessions.c.pdf_sha256 == bindparam("where_pdf_sha256")).returning(kiosk_sessions.c.kiosk_id)
-_NEW_SESSION = {name: make(kiosk_sessions).on_conflict_do_nothing(index_elements=["request_id"])
-                .returning(kiosk_sessions.c.request_id)
-                for name, make in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+_OPENING = ("request_id", "kiosk_id", "state", "challenge", "challenge_expires_at", "created_at", "expires_at")
+_NEW_SESSION = {name: make(kiosk_sessions).from_select(
+    _OPENING, select(*(bindparam(c, type_=kiosk_sessions.c[c].type) for c in _OPENING))
+    .where(~_NATIONAL_CLOSURES.exists())).on_conflict_do_nothing(index_elements=["request_id"])
+    .returning(kiosk_sessions.c.request_id)
+    for name, make in (("postgresql", pg_insert), ("sqlite", sqlite_insert))}
+"""A new session, unless the whole service is closed today (a nationwide maintenance day) or the request ID is
+taken: both rare, and told apart only then."""
 
 
 def _load(conn: Connection, request_id: str, principal: Principal, *, lock: bool = True) -> Any:
@@ -208,8 +214,6 @@ class Centre:
     # --- opening ----------------------------------------------------------------------------------------
 
     def _national_closures(self, conn: Connection, now: datetime) -> list[Any]:
-        from mynacard.clock import local_date
-
         return list(conn.execute(_NATIONAL_CLOSURES, {"day": local_date(now)}).scalars())
 
     def open_session(self, principal: Principal, request_id: str, now: datetime) -> SessionOpened:
@@ -218,13 +222,19 @@ class Centre:
         rid = RequestId(request_id)
         challenge = secrets.token_bytes(32)
         with self.ctx.transaction() as tx:
-            check_service_hours(now, self._national_closures(tx.conn, now))
-            # the usual case in one statement: a new request ID; a retried or taken one is read back
+            try:
+                check_service_hours(now)  # a nationwide maintenance day is checked by the insert below
+            except Refused:
+                check_service_hours(now, self._national_closures(tx.conn, now))  # the first reason, as always
+                raise
+            # the usual case in one statement: a new request ID on an open day; a retried or taken one is read
+            # back, and a closed day refused
             values = {"request_id": rid, "kiosk_id": principal.subject, "state": SessionState.CHALLENGED.value,
                       "challenge": challenge, "challenge_expires_at": now + CHALLENGE_TTL, "created_at": now,
-                      "expires_at": now + SESSION_TTL}
+                      "expires_at": now + SESSION_TTL, "day": local_date(now)}
             created = tx.conn.execute(_NEW_SESSION[tx.conn.dialect.name], values).first()
             if created is None:
+                check_service_hours(now, self._national_closures(tx.conn, now))
                 existing = tx.conn.execute(select(kiosk_sessions).where(kiosk_sessions.c.request_id == rid)).one()
                 if existing.kiosk_id != principal.subject:
                     raise Conflict("this request ID is taken")
