@@ -4,6 +4,7 @@ once give the documents one thread gives; read_facts reads the signed revision a
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 import re
@@ -223,3 +224,21 @@ def test_read_facts_reads_another_documents_facts_appended_after_signing() -> No
     assert _full_reader_subject(swapped) == other
     check = signing.validate_pdf(swapped, [_signer().chain[-1].public_bytes(serialization.Encoding.DER)])
     assert check.intact and not check.whole_file and not check.ok
+
+
+def test_a_signature_container_from_the_template_is_pyhankos_byte_for_byte() -> None:
+    """After a certificate's first signature (pyHanko's), the next containers are its template with the digest
+    and the signature value replaced; for the same digest that gives the bytes pyHanko gives, and a document
+    signed so validates."""
+    first = _signer()
+    digests = [hashlib.sha256(bytes([n])).digest() for n in range(3)]
+    made_first = first.container(digests[0])
+    assert first._template is not None
+    for digest in digests:
+        from_template = first.container(digest)
+        again = signing.DocumentSigner(first._key, first.certificate, first.chain)  # no template yet: pyHanko's
+        assert again.container(digest) == from_template
+    assert made_first == signing.DocumentSigner(first._key, first.certificate, first.chain).container(digests[0])
+    for data in (first.sign(_render(ALICE)), first.sign(_render(BOB, "01HYYYYYYYYYYYYYYYYYYYYYYY"))):
+        check = signing.validate_pdf(data, [first.chain[-1].public_bytes(serialization.Encoding.DER)])
+        assert check.ok, check.problem

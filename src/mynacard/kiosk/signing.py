@@ -1,6 +1,6 @@
 """PAdES signatures on certificates: the document-signing CA, each municipality's signing certificate, the
-signer (the CMS signature by pyHanko, put in the slot the renderer left for it) and the validator (pyHanko,
-against the municipality's chain).
+signer (a CMS signature container as pyHanko makes it, put in the slot the renderer left for it) and the
+validator (pyHanko, against the municipality's chain).
 
 In production the document-signing hierarchy is LGPKI (地方公共団体組織認証基盤) and the key is the mayor's
 office certificate (職責証明書) in an HSM; here the CA is generated at first use and keys are kept sealed
@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import signers
-from pyhanko.sign.general import simple_cms_attribute
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -46,9 +45,6 @@ __all__ = [
 AUTHORITY_NAME = "mynacard Document Signing CA (LGPKI stand-in)"
 _AUTHORITY_YEARS = 10
 _SIGNING_YEARS = 3
-_CONSTANT_ATTRIBUTES = frozenset({"content_type", "signing_certificate_v2", "cms_algorithm_protection"})
-"""Signed attributes that do not change between signatures by one certificate (no signing time: PAdES puts
-the time in the signature dictionary, ``/M``)."""
 _RESERVED = 12288
 """Hex digits reserved in the PDF for the CMS signature: 6 kB of DER (a 2048-bit signature and two certificates
 fit)."""
@@ -130,78 +126,66 @@ class _LoadedKeySigner(signers.Signer):
     """A pyHanko signer over a key already loaded by ``cryptography`` (pyHanko's SimpleSigner re-parses and
     re-validates the RSA key on every signature, which costs more than the signature itself)."""
 
-    def __init__(self, key: rsa.RSAPrivateKey, cert_der: bytes, chain_der: list[bytes],
-                 templates: dict[str, Any] | None = None, name: str | None = None) -> None:
-        # Roots are never embedded. Only the chain's intermediates go in the registry, chosen once with
-        # ``cryptography`` (DocumentSigner): asking asn1crypto whether each is self-signed would parse it, and a
-        # parsed certificate is then re-encoded field by field when the CMS is assembled.
-        # The mechanism is given: pyHanko would otherwise parse the certificate's key on every signature to find it.
+    def __init__(self, key: rsa.RSAPrivateKey, cert_der: bytes, chain_der: list[bytes]) -> None:
+        # Roots are never embedded: only the chain's intermediates go in the registry, chosen by DocumentSigner.
+        # The mechanism is given: pyHanko would otherwise parse the certificate's key to find it.
         super().__init__(embed_roots=True, signing_cert=asn1_x509.Certificate.load(cert_der),
                          signature_mechanism=algos.SignedDigestAlgorithm({"algorithm": "sha256_rsa"}),
                          cert_registry=SimpleCertificateStore.from_certs(
                              [asn1_x509.Certificate.load(c) for c in chain_der]))
         self._key = key
-        self._cert_der = cert_der
-        self._templates: dict[str, Any] = {} if templates is None else templates
-        self._name = name
-
-    @property
-    def subject_name(self) -> str | None:
-        # pyHanko asks on every signature (for an appearance, which an invisible signature does not have) and
-        # would parse the certificate's subject each time; DocumentSigner asks once.
-        return self._name if self._name is not None else super().subject_name
-
-    @property
-    def signing_cert(self) -> asn1_x509.Certificate:
-        # A freshly parsed certificate on every use: asn1crypto deep-copies parsed sub-structures when the CMS is
-        # assembled, and a certificate nobody has looked into copies as one block of bytes (about 3x faster).
-        return asn1_x509.Certificate.load(self._cert_der)
-
-    async def signed_attrs(self, data_digest: bytes, digest_algorithm: str, attr_settings: Any = None,
-                           content_type: str = "data", use_pades: bool = False, timestamper: Any = None,
-                           dry_run: bool = False, is_pdf_sig: bool = True) -> cms.CMSAttributes:
-        """The signed attributes. For one signing certificate they are the same every time except the message
-        digest (content type, ESS signing-certificate-v2, CMS algorithm protection): pyHanko makes them the
-        first time; later signatures reuse their DER and add this document's digest."""
-        key = f"attrs:{digest_algorithm}:{content_type}:{use_pades}:{is_pdf_sig}"
-        # DocumentSigner always asks with the same metadata; anything extra (CAdES attributes, revocation
-        # info, a timestamp, a dry run) is made afresh each time
-        reusable = timestamper is None and not dry_run and (attr_settings is None or (
-            getattr(attr_settings, "cades_signed_attrs", None) is None
-            and getattr(attr_settings, "adobe_revinfo_attr", None) is None))
-        template: tuple[tuple[str, bytes], ...] | None = self._templates.get(key) if reusable else None
-        if template is None:
-            made: cms.CMSAttributes = await super().signed_attrs(
-                data_digest, digest_algorithm, attr_settings, content_type, use_pades, timestamper, dry_run,
-                is_pdf_sig)
-            kinds = {a["type"].native for a in made}
-            if reusable and kinds <= _CONSTANT_ATTRIBUTES | {"message_digest"}:
-                self._templates[key] = tuple((a["type"].native, a.dump()) for a in made)
-            return made
-        return cms.CMSAttributes([simple_cms_attribute("message_digest", data_digest) if kind == "message_digest"
-                                  else cms.CMSAttribute.load(der) for kind, der in template])
-
-    def signer_info(self, digest_algorithm: str, signed_attrs: cms.CMSAttributes,
-                    signature: bytes) -> cms.SignerInfo:
-        """pyHanko's ``SignerInfo``, with the parts fixed for this certificate (signer identifier, algorithms)
-        reused as DER after the first signature."""
-        key = f"info:{digest_algorithm}"
-        parts: tuple[bytes, bytes, bytes] | None = self._templates.get(key)
-        if parts is None:
-            info: cms.SignerInfo = super().signer_info(digest_algorithm, signed_attrs, signature)
-            self._templates[key] = (info["sid"].dump(), info["digest_algorithm"].dump(),
-                                    info["signature_algorithm"].dump())
-            return info
-        sid, digest, mechanism = parts
-        return cms.SignerInfo({"version": "v1", "sid": cms.SignerIdentifier.load(sid),
-                               "digest_algorithm": algos.DigestAlgorithm.load(digest),
-                               "signature_algorithm": algos.SignedDigestAlgorithm.load(mechanism),
-                               "signed_attrs": signed_attrs, "signature": signature})
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if digest_algorithm != "sha256":
             raise ValueError("only SHA-256 is used for certificates")
         return self._key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+
+@dataclass(frozen=True)
+class _ContainerTemplate:
+    """A CMS signature container (SignedData) by pyHanko, as the template of the next ones by the same key.
+
+    For one certificate two containers differ only in the message digest (32 bytes, inside the signed
+    attributes) and the signature value over those attributes (256 bytes for RSA-2048); everything else —
+    content type, ESS signing-certificate-v2, the certificates, the algorithms, every length — is the same. So
+    the next container is this one's DER with the two replaced, and the signature made by ``cryptography``
+    over the attributes encoded as a SET OF (RFC 5652 §5.4). PKCS #1 v1.5 is deterministic: for the same digest
+    the template gives pyHanko's bytes exactly (tested), at a tenth of asn1crypto's cost of assembling them."""
+
+    der: bytes
+    attrs_at: int
+    attrs: bytes
+    """The signed attributes as they stand in the SignerInfo ([0] IMPLICIT)."""
+    digest_at: int
+    """Where the message digest is within ``attrs``."""
+    signature_at: int
+    signature_length: int
+
+    @classmethod
+    def of(cls, container: cms.ContentInfo, digest: bytes) -> _ContainerTemplate:
+        der = container.dump()
+        info = container["content"]["signer_infos"][0]
+        attrs = info["signed_attrs"].dump()
+        signature = info["signature"].native
+        for part, whole in ((attrs, der), (digest, attrs), (signature, der)):
+            if whole.count(part) != 1:
+                raise ValueError("the container's variable parts are not where a template needs them")
+        made = cls(der, der.index(attrs), attrs, attrs.index(digest), der.index(signature), len(signature))
+        if not made.attrs_at + len(attrs) <= made.signature_at:
+            raise ValueError("the signature value precedes the signed attributes")
+        return made
+
+    def fill(self, digest: bytes, key: rsa.RSAPrivateKey) -> bytes:
+        end = self.digest_at + len(digest)
+        if len(digest) != 32:
+            raise ValueError("a SHA-256 digest is 32 bytes")
+        attrs = self.attrs[:self.digest_at] + digest + self.attrs[end:]
+        signature = key.sign(b"\x31" + attrs[1:], padding.PKCS1v15(), hashes.SHA256())
+        if len(signature) != self.signature_length:
+            raise ValueError("the signature's length differs from the template's")
+        der, attrs_end = self.der, self.attrs_at + len(attrs)
+        return b"".join((der[:self.attrs_at], attrs, der[attrs_end:self.signature_at], signature,
+                         der[self.signature_at + self.signature_length:]))
 
 
 _JST = timezone(timedelta(hours=9))
@@ -246,14 +230,23 @@ class DocumentSigner:
         # roots are not embedded (the verifier has them), nor the signing certificate a second time
         self._chain_der = [c.public_bytes(serialization.Encoding.DER) for c in chain
                            if c.subject != c.issuer and c != certificate]
-        self._templates: dict[str, Any] = {}
-        """DER of the CMS parts that are the same for every signature with this certificate."""
-        self._name = _LoadedKeySigner(key, self._cert_der, []).subject_name
-        """The signer's name as pyHanko derives it from the certificate (for a signature appearance)."""
+        self._template: _ContainerTemplate | None = None
+        """The first container, the template of the rest (made once; threads that race each make one)."""
+
+    def container(self, digest: bytes) -> bytes:
+        """The DER of the CMS signature container over a document's SHA-256 ``digest`` (PAdES: no signing time
+        among the signed attributes)."""
+        template = self._template
+        if template is not None:
+            return template.fill(digest, self._key)
+        signer = _LoadedKeySigner(self._key, self._cert_der, self._chain_der)
+        made = _run(lambda: signer.async_sign(digest, "sha256", use_pades=True))
+        self._template = _ContainerTemplate.of(made, digest)
+        return bytes(made.dump())
 
     def sign(self, pdf: bytes) -> bytes:
         """Fill the PDF's :class:`SignatureSlot`: the byte range first (it is signed too), then the CMS
-        container (pyHanko) over the SHA-256 of every byte but the container's own."""
+        container over the SHA-256 of every byte but the container's own."""
         slots = list(_SLOT.finditer(pdf))
         if len(slots) != 1:
             raise ValueError(f"the PDF has {len(slots)} blank signature slots, not one")
@@ -265,8 +258,7 @@ class DocumentSigner:
         signed[at:at + len(_BYTE_RANGE_BLANK)] = byte_range.ljust(len(_BYTE_RANGE_BLANK))
         digest = hashlib.sha256(memoryview(signed)[:start])
         digest.update(memoryview(signed)[end:])
-        signer = _LoadedKeySigner(self._key, self._cert_der, self._chain_der, self._templates, self._name)
-        container = _run(lambda: signer.async_sign(digest.digest(), "sha256", use_pades=True)).dump().hex()
+        container = self.container(digest.digest()).hex()
         if len(container) > _RESERVED:
             raise ValueError("the signature does not fit the room reserved for it")
         signed[start + 1:start + 1 + len(container)] = container.encode()
