@@ -21,6 +21,7 @@ from functools import cache, cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
+from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase import pdfdoc, pdfmetrics
 from reportlab.pdfbase.ttfonts import FF_NONSYMBOLIC, FF_SYMBOLIC, SUBSETN, TTFont, makeToUnicodeCMap
 
@@ -180,6 +181,17 @@ def compressed_stream(entries: dict[str, Any], data: bytes) -> pdfdoc.PDFStream:
                             filters=[])
 
 
+class _Numbers(pdfdoc.PDFObject):
+    """An array of numbers formatted in one call (``fp_str``, ReportLab's C formatter): a subset's 256 glyph
+    widths were 256 calls of ``pdfdoc.format``, a third of the objects a certificate formats."""
+
+    def __init__(self, numbers: list[float]) -> None:
+        self.numbers = numbers
+
+    def format(self, document: Any) -> bytes:
+        return b"[" + fp_str(*self.numbers).encode("ascii") + b"]"
+
+
 class _Font(TTFont):
     """ReportLab's TrueType font, whose first subsets in a document can be fixed ones (:class:`FixedSubsets`)."""
 
@@ -202,7 +214,7 @@ class _Font(TTFont):
         document and its references."""
         return {"Type": "/Font", "Subtype": "/TrueType", "BaseFont": pdfdoc.PDFName(self.base_name(n)),
                 "FirstChar": 0, "LastChar": len(subset) - 1,
-                "Widths": pdfdoc.PDFArray([self.face.getCharWidth(c) for c in subset])}
+                "Widths": _Numbers([self.face.getCharWidth(c) for c in subset])}
 
     @cached_property
     def _descriptor(self) -> _Template:
