@@ -82,18 +82,19 @@ def card_for(jpki: TestJpki, resident_id: int, **kw: object) -> SoftwareCard:
     return jpki.issue_card(resident_id, NOW, **kw)  # type: ignore[arg-type]
 
 
-def serve(app: Any) -> tuple[Any, threading.Thread, str]:
-    """An ASGI app served by uvicorn on a free port in a thread; returns the server, its thread and base URL."""
+def serve(app: Any, **tls: Any) -> tuple[Any, threading.Thread, str]:
+    """An ASGI app served by uvicorn on a free port in a thread; returns the server, its thread and base URL
+    (``https`` when ``tls`` gives uvicorn's ``ssl_certfile`` and ``ssl_keyfile``)."""
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **tls))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
     assert server.started, "uvicorn did not start"
-    return server, thread, f"http://127.0.0.1:{port}"
+    return server, thread, f"{'https' if tls else 'http'}://127.0.0.1:{port}"

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import ipaddress
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 
 from mynacard.accounts import service as accounts
@@ -154,6 +162,37 @@ def test_the_line_is_one_kept_alive_connection_renewed_before_the_centre_drops_i
     line.open_session("c" * 32)
     assert line._connection.sock is not kept
     line.close()
+
+
+def test_the_line_speaks_tls_to_a_centre_it_trusts_and_to_no_other(ctx: Context, tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "centre.test")])
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(datetime.now(UTC) - timedelta(hours=1))
+                   .not_valid_after(datetime.now(UTC) + timedelta(hours=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                                  critical=False)
+                   .sign(key, hashes.SHA256()))
+    (tmp_path / "centre.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "centre.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                            serialization.PrivateFormat.PKCS8,
+                                                            serialization.NoEncryption()))
+    accounts.create_account(ctx, "kiosk-tls", Role.KIOSK, None, NOW)
+    app = create_app(ctx)
+    app.state.kiosk_clock = lambda: NOW
+    server, thread, url = serve(app, ssl_certfile=str(tmp_path / "centre.pem"),
+                                ssl_keyfile=str(tmp_path / "centre.key"))
+    try:
+        assert url.startswith("https://")
+        trusting = ssl.create_default_context(cafile=str(tmp_path / "centre.pem"))
+        line = HttpCentreClient(url, accounts.issue_api_key(ctx, "kiosk-tls"), tls=trusting)
+        assert len(line.open_session("f" * 32).challenge) == 32
+        line.close()
+        with pytest.raises(LineFault, match="SSL"):  # the system's roots do not know the centre's certificate
+            HttpCentreClient(url, "key").open_session("f" * 32)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def test_a_centre_that_does_not_answer_times_out_and_a_dead_line_says_so() -> None:
