@@ -150,6 +150,7 @@ def test_a_lost_answer_is_asked_again_and_acts_once(ctx: Context, town: Town, jp
         made = conn.execute(select(func.count()).select_from(kiosk_documents)
                             .where(kiosk_documents.c.request_id == session.request_id)).scalar_one()
     assert made == 1
+    line.close()
 
 
 def test_the_line_is_one_kept_alive_connection_renewed_before_the_centre_drops_it(stack: Stack) -> None:
