@@ -29,6 +29,7 @@ __all__ = [
     "FONT_FILES",
     "FixedSubsets",
     "FontMissing",
+    "Verbatim",
     "compressed_stream",
     "fixed_subsets",
     "font_path",
@@ -181,15 +182,15 @@ def compressed_stream(entries: dict[str, Any], data: bytes) -> pdfdoc.PDFStream:
                             filters=[])
 
 
-class _Numbers(pdfdoc.PDFObject):
-    """An array of numbers formatted in one call (``fp_str``, ReportLab's C formatter): a subset's 256 glyph
-    widths were 256 calls of ``pdfdoc.format``, a third of the objects a certificate formats."""
+class Verbatim(pdfdoc.PDFObject):
+    """A PDF object written exactly as given: bytes formatted once by the caller (a signature dictionary with
+    its blanks, an array of numbers)."""
 
-    def __init__(self, numbers: list[float]) -> None:
-        self.numbers = numbers
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
     def format(self, document: Any) -> bytes:
-        return b"[" + fp_str(*self.numbers).encode("ascii") + b"]"
+        return self.data
 
 
 class _Font(TTFont):
@@ -214,7 +215,9 @@ class _Font(TTFont):
         document and its references."""
         return {"Type": "/Font", "Subtype": "/TrueType", "BaseFont": pdfdoc.PDFName(self.base_name(n)),
                 "FirstChar": 0, "LastChar": len(subset) - 1,
-                "Widths": _Numbers([self.face.getCharWidth(c) for c in subset])}
+                # one call of ReportLab's C formatter: PDFArray calls pdfdoc.format for each width (0.58 against
+                # 0.06 ms for 200 of them)
+                "Widths": Verbatim(b"[%s]" % fp_str(*(self.face.getCharWidth(c) for c in subset)).encode())}
 
     @cached_property
     def _descriptor(self) -> _Template:

@@ -25,7 +25,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from mynacard import qr
 from mynacard.kiosk.antiforgery import COPY_VOID_TILE, LATENT_SIZE, copy_void_operators, latent_operators
-from mynacard.kiosk.fonts import compressed_stream, register_pdf_fonts, start_document
+from mynacard.kiosk.fonts import Verbatim, compressed_stream, register_pdf_fonts, start_document
 from mynacard.kiosk.model import DocumentContent, kanji_digits, wareki
 from mynacard.kiosk.signing import SignatureSlot
 
@@ -317,16 +317,6 @@ class _Page:
         self.y -= seal / 2 + 4 * mm
 
 
-class _Raw(pdfdoc.PDFObject):
-    """An object written exactly as given (the signature dictionary with its blanks)."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def format(self, document: pdfdoc.PDFDocument) -> bytes:
-        return self.data
-
-
 class _Info(pdfdoc.PDFInfo):
     """The information dictionary one entry a line, as :func:`_last_revision_subject` reads it."""
 
@@ -351,7 +341,7 @@ def _signature_field(canvas: Canvas, signature: SignatureSlot) -> None:
     """An invisible signature field on the first page, its value the :class:`SignatureSlot` with its blanks,
     listed in the document's form with SignaturesExist and AppendOnly set."""
     doc = canvas._doc
-    value = doc.Reference(_Raw(signature.dictionary()), "SignatureValue")
+    value = doc.Reference(Verbatim(signature.dictionary()), "SignatureValue")
     widget = pdfdoc.PDFDictionary({
         "Type": pdfdoc.PDFName("Annot"), "Subtype": pdfdoc.PDFName("Widget"), "FT": pdfdoc.PDFName("Sig"),
         "T": pdfdoc.PDFString(_FIELD), "V": value, "F": 132, "Rect": pdfdoc.PDFArray([0, 0, 0, 0]),
