@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from mynacard.cards import service as cards
+from mynacard.cards.ledger import verify_ledger
 from mynacard.cards.model import CardState
 from mynacard.chip import service as chips
 from mynacard.chip.cardfile import CardFile
@@ -15,14 +16,14 @@ from mynacard.chip.client import CardClient, PinBlocked, WrongPin
 from mynacard.chip.model import KeyKind, PinKind
 from mynacard.chip.transport import InProcessTransport
 from mynacard.context import Context
-from mynacard.errors import Forbidden
+from mynacard.errors import Forbidden, NotFound
 from mynacard.jpki import service as jpki
 from mynacard.registry import service as registry
 from mynacard.window import service as window
 from tests.conftest import NOW
 from tests.helpers import SYSTEM
 
-from .support import CALL_CENTRE, chip_cards, clerk
+from .support import CALL_CENTRE, CHIYODA, SAPPORO, chip_cards, clerk
 from .test_issuance import ID, PINS, _chip_works
 
 
@@ -120,3 +121,27 @@ def test_address_change_endorses_the_chip_and_issues_a_new_signing_certificate(c
     address_and_serial = _client_run(ctx, card_id, read)
     assert address_and_serial == (new_address, int(result.certificates[0]))
     assert window.change_address(ctx, clerk(), card_id, NOW + timedelta(days=3)).replayed
+
+
+def test_moving_to_another_municipality_hands_the_card_to_its_window(ctx: Context) -> None:
+    """転入: the card in use follows its holder. The new municipality's window sees it and endorses the new
+    address; the old one no longer sees it; the card's history shows the hand-over and its ledger still holds."""
+    card_id = _issued_card(ctx)
+    resident_id = cards.get_card(ctx, SYSTEM, card_id).resident_id
+    new_address = "北海道札幌市中央区北1条西2丁目1番地"
+    with pytest.raises(NotFound):
+        cards.get_card(ctx, clerk(SAPPORO), card_id)
+    registry.move_resident(ctx, clerk(CHIYODA), resident_id, new_address, SAPPORO, NOW + timedelta(days=2))
+    card = cards.get_card(ctx, clerk(SAPPORO), card_id)
+    assert (card.municipality_code, card.state) == (SAPPORO, CardState.ISSUED)
+    with pytest.raises(NotFound):
+        cards.get_card(ctx, clerk(CHIYODA), card_id)
+    with pytest.raises(NotFound):
+        window.reissue_after_loss(ctx, clerk(CHIYODA), card_id, ID, NOW + timedelta(days=3))
+    last = cards.card_history(ctx, clerk(SAPPORO), card_id)[-1]
+    assert (last["from_state"], last["to_state"], last["reason"]) == ("issued", "issued", f"転入 {CHIYODA} → {SAPPORO}")
+    result = window.change_address(ctx, clerk(SAPPORO), card_id, NOW + timedelta(days=3), new_sign_password="NEW12345")
+    assert len(result.certificates) == 1
+    assert _client_run(ctx, card_id, lambda client: client.read_card_info(PINS.card_info).facts.address) == new_address
+    with ctx.db.connect() as conn:
+        assert verify_ledger(conn).ok

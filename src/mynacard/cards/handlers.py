@@ -2,6 +2,8 @@
 
 - moved to another municipality, died, moved abroad → every card not yet handed over is voided
   (the application is tied to the old municipality; reference §1.2 "Pitfalls");
+- moved to another municipality (転入) → a card in use (issued or suspended) is handed to the new municipality,
+  whose window endorses the new address (追記) and which alone sees the card from then on;
 - moved within the municipality or changed name → an accepted, not yet printed application is matched
   again (it goes back to review); a printed card is endorsed (追記) at the window instead;
 - died, or moved abroad without continued use → an issued or suspended card is abolished.
@@ -36,6 +38,9 @@ def on_life_event(conn: Connection, event: DomainEvent) -> None:
     if kind == "resident_moved" and not p.get("within_municipality"):
         void_pending_cards(conn, resident_id, "applicant moved to another municipality before pickup",
                            event.occurred_at)
+        old, new = p["from_municipality"], p["to_municipality"]
+        ledger.rehome(conn, resident_id, [S.ISSUED, S.SUSPENDED], new, actor="registry", now=event.occurred_at,
+                      reason=f"転入 {old} → {new}")
     elif kind in ("resident_moved", "name_changed"):
         ids = list(conn.execute(select(cards.c.id).where(
             cards.c.resident_id == resident_id, cards.c.state == S.ACCEPTED.value)).scalars())

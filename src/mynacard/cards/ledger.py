@@ -18,7 +18,7 @@ from mynacard.cards.model import CardState, check_transitions
 from mynacard.cards.tables import card_events, cards
 from mynacard.db import bulk_insert
 
-__all__ = ["LedgerReport", "advance", "claim", "verify_ledger"]
+__all__ = ["LedgerReport", "advance", "claim", "rehome", "verify_ledger"]
 
 _CHUNK = 5000
 
@@ -132,6 +132,24 @@ def _advance_pg(conn: Connection, ids: Sequence[int], sources: list[CardState], 
     if reasons is not None:
         params["p_event_reason"] = list(reasons)
     return list(conn.execute(stmt, params).scalars())
+
+
+def rehome(conn: Connection, resident_id: int, states: Iterable[CardState], municipality_code: str, *,
+           actor: str, now: datetime, reason: str) -> list[int]:
+    """Hand the resident's cards in ``states`` to ``municipality_code`` (転入: the new municipality now
+    manages the card in use); return the ids moved. The state stays: each card's event goes from its state
+    to the same state, so its history shows the hand-over and its chain stays unbroken."""
+    rows = conn.execute(select(cards.c.id, cards.c.state).where(
+        cards.c.resident_id == resident_id, cards.c.state.in_([s.value for s in states]),
+        cards.c.municipality_code != municipality_code)).all()
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    conn.execute(update(cards).where(cards.c.id.in_(ids)).values(
+        municipality_code=municipality_code, updated_at=now, version=cards.c.version + 1))
+    bulk_insert(conn, card_events, [{"card_id": r.id, "from_state": r.state, "to_state": r.state, "actor": actor,
+                                     "at": now, "reason": reason} for r in rows])
+    return ids
 
 
 @dataclass(frozen=True)

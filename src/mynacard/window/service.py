@@ -527,7 +527,8 @@ def reissue_after_loss(ctx: Context, principal: Principal, card_id: int, identit
 
 def change_address(ctx: Context, principal: Principal, card_id: int, now: datetime,
                    new_sign_password: str | None = None) -> ActResult:
-    """住所変更: the resident's new address (already in the registry) is endorsed on the chip (追記) and,
+    """住所変更: the resident's new address (already in the registry) is endorsed on the chip (追記; after 転入
+    the card, already handed to the new municipality by the registry's move, becomes its chip's too) and,
     when the card has a signing certificate, the chip makes a new signing key and the CA issues a new
     certificate (the registry's move already revoked the old one; lineage old → new). Safe to retry."""
     principal.require(*_IN_PERSON)
@@ -538,7 +539,8 @@ def change_address(ctx: Context, principal: Principal, card_id: int, now: dateti
         check_new_pin(PinKind.SIGN, new_sign_password)
     resident = registry.get_resident(ctx, Principal.system("window"), card.resident_id)
     endorsed = chips.endorse_address(ctx, principal, card.card_serial, resident.facts.address,
-                                     card_info_signer(ctx.settings), now)
+                                     card_info_signer(ctx.settings), now,
+                                     new_municipality_code=resident.municipality_code)
     issued: list[str] = []
     with _reader(ctx, card.card_serial) as (chip, terminal):
         if _chip_certificate_good(chip, 0x0001, _good_serials(ctx, card_id)) is False:
