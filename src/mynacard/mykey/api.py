@@ -128,14 +128,14 @@ def points_page(request: Request, municipality_code: str, ctx: Context = Depends
 @router.get("/portal/child-health", response_class=HTMLResponse, include_in_schema=False)
 def child_health_page(request: Request) -> Response:
     """母子保健 in Mynaportal: the logged-in parent's children, their records and reminders."""
-    from mynacard.portal import api as portal_api  # the portal's session and layout (its own router's helpers)
+    from mynacard.portal import api as portal_api
 
-    found = portal_api._session(request)
+    found = portal_api.resident_session(request)
     if found is None:
         return RedirectResponse("/portal/login", status_code=303)
     who, token = found
     children = child_health.for_parent(context(request), who, local_date(_now()))
-    return portal_api._page(request, "mykey_child_health.html", who, token, children=children)
+    return portal_api.resident_page(request, "mykey_child_health.html", who, token, children=children)
 
 
 @router.get("/portal/points", response_class=HTMLResponse, include_in_schema=False)
@@ -143,15 +143,15 @@ def my_points_page(request: Request) -> Response:
     """自治体ポイント in Mynaportal: the resident's own balances and statements."""
     from mynacard.portal import api as portal_api
 
-    found = portal_api._session(request)
+    found = portal_api.resident_session(request)
     if found is None:
         return RedirectResponse("/portal/login", status_code=303)
     who, token = found
     ctx = context(request)
     mykey_id, holdings = points.my_points(ctx, who)
     names = {h.municipality_code: registry.get_municipality(ctx, h.municipality_code).full_name for h in holdings}
-    return portal_api._page(request, "mykey_my_points.html", who, token, mykey_id=mykey_id, holdings=holdings,
-                            names=names)
+    return portal_api.resident_page(request, "mykey_my_points.html", who, token, mykey_id=mykey_id,
+                                    holdings=holdings, names=names)
 
 
 # --- points: partners, shops and the municipality over JSON (API keys) ----------------------------------------------

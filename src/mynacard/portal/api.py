@@ -136,7 +136,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _session(request: Request) -> tuple[Principal, str] | None:
+def resident_session(request: Request) -> tuple[Principal, str] | None:
+    """The logged-in resident and their session token, or None (Mynaportal's pages in other parts use it too)."""
     token = request.cookies.get(COOKIE)
     if not token:
         return None
@@ -155,14 +156,15 @@ def _check_csrf(ctx: Context, token: str, sent: str) -> None:
 
 def resident_api(request: Request) -> Principal:
     """The resident behind the session cookie, for JSON routes (401 without an active session)."""
-    found = _session(request)
+    found = resident_session(request)
     if found is None:
         raise LoginRequired("log in to Mynaportal with your card")
     return found[0]
 
 
-def _page(request: Request, template: str, who: Principal, token: str, status_code: int = 200,
-          **values: Any) -> HTMLResponse:
+def resident_page(request: Request, template: str, who: Principal, token: str, status_code: int = 200,
+                  **values: Any) -> HTMLResponse:
+    """A Mynaportal page in the portal's layout, with the resident and the CSRF token; never cached."""
     ctx = context(request)
     me = service.resident_of(ctx, who)
     response = render(request, template, status_code=status_code, me=me, csrf=_csrf(ctx, token), jst=JST,
@@ -189,13 +191,13 @@ def card_authenticator(request: Request) -> CardAuthenticator | None:
 
 @router.get("/portal", response_class=HTMLResponse, include_in_schema=False)
 def top(request: Request) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     if found is None:
         return render(request, "portal_welcome.html")
     who, token = found
     ctx = context(request)
     unread = sum(1 for n in service.my_notices(ctx, who, _now()) if n.read_at is None)
-    return _page(request, "portal_top.html", who, token, unread=unread)
+    return resident_page(request, "portal_top.html", who, token, unread=unread)
 
 
 def _login_page(request: Request, auth: CardAuthenticator | None, status_code: int = 200,
@@ -272,7 +274,7 @@ def login_with_reader(request: Request, challenge_id: str = Form(...), nonce: st
 
 @router.post("/portal/logout", include_in_schema=False)
 def logout(request: Request, csrf: str = Form("")) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     if found is not None:
         _check_csrf(context(request), found[1], csrf)
         service.close_session(context(request), found[1], _now())
@@ -285,27 +287,27 @@ def logout(request: Request, csrf: str = Form("")) -> Response:
 
 @router.get("/portal/records", response_class=HTMLResponse, include_in_schema=False)
 def records_page(request: Request, page: int = 1) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     if found is None:
         return _to_login()
     who, token = found
     rows, total = service.my_records(context(request), who, _now(), page=page, per_page=50)
-    return _page(request, "portal_records.html", who, token, rows=rows, total=total, page=max(1, page),
-                 pages=max(1, (total + 49) // 50), labels=_labels())
+    return resident_page(request, "portal_records.html", who, token, rows=rows, total=total, page=max(1, page),
+                         pages=max(1, (total + 49) // 50), labels=_labels())
 
 
 @router.get("/portal/me", response_class=HTMLResponse, include_in_schema=False)
 def me_page(request: Request) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     if found is None:
         return _to_login()
     who, token = found
-    return _page(request, "portal_me.html", who, token, items=service.own_information(context(request), who))
+    return resident_page(request, "portal_me.html", who, token, items=service.own_information(context(request), who))
 
 
 @router.post("/portal/me/refresh", include_in_schema=False)
 def me_refresh(request: Request, csrf: str = Form("")) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     if found is None:
         return _to_login()
     _check_csrf(context(request), found[1], csrf)
@@ -322,48 +324,48 @@ def _download(request: Request, who: Principal, fmt: str) -> Response:
 
 @router.get("/portal/me.json", include_in_schema=False)
 def me_json(request: Request) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     return _to_login() if found is None else _download(request, found[0], "json")
 
 
 @router.get("/portal/me.csv", include_in_schema=False)
 def me_csv(request: Request) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     return _to_login() if found is None else _download(request, found[0], "csv")
 
 
 @router.get("/portal/notices", response_class=HTMLResponse, include_in_schema=False)
 def notices_page(request: Request) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     if found is None:
         return _to_login()
     who, token = found
-    return _page(request, "portal_notices.html", who, token,
-                 notices=service.my_notices(context(request), who, _now()), opened=None)
+    return resident_page(request, "portal_notices.html", who, token,
+                         notices=service.my_notices(context(request), who, _now()), opened=None)
 
 
 @router.get("/portal/notices/{notice_id}", response_class=HTMLResponse, include_in_schema=False)
 def notice_page(request: Request, notice_id: int) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     if found is None:
         return _to_login()
     who, token = found
     opened = service.read_notice(context(request), who, notice_id, _now())
-    return _page(request, "portal_notices.html", who, token,
-                 notices=service.my_notices(context(request), who, _now()), opened=opened)
+    return resident_page(request, "portal_notices.html", who, token,
+                         notices=service.my_notices(context(request), who, _now()), opened=opened)
 
 
 # --- the one-stop child-rearing application ----------------------------------------------------------------------
 
 @router.get("/portal/child", response_class=HTMLResponse, include_in_schema=False)
 def child_page(request: Request) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     if found is None:
         return _to_login()
     who, token = found
-    return _page(request, "portal_child.html", who, token, forms=FORMS,
-                 available=service.available_procedures(context(request), who), values={}, chosen=[],
-                 problems=[])
+    return resident_page(request, "portal_child.html", who, token, forms=FORMS,
+                         available=service.available_procedures(context(request), who), values={}, chosen=[],
+                         problems=[])
 
 
 def _form_fields(form: Any) -> tuple[list[str], dict[str, str]]:
@@ -374,7 +376,7 @@ def _form_fields(form: Any) -> tuple[list[str], dict[str, str]]:
 
 @router.post("/portal/child/confirm", response_class=HTMLResponse, include_in_schema=False)
 async def child_confirm(request: Request) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     if found is None:
         return _to_login()
     who, token = found
@@ -397,16 +399,16 @@ async def child_confirm(request: Request) -> Response:
         except ValueError as exc:
             problems.extend(f"{name}: {line}" for line in str(exc).splitlines())
     if problems:
-        return _page(request, "portal_child.html", who, token, status_code=422, forms=FORMS, available=available,
-                     values=fields, chosen=chosen, problems=problems)
-    return _page(request, "portal_child_confirm.html", who, token, forms=FORMS, available=available,
-                 checked={ChildProcedure(n): v for n, v in checked.items()}, fields=fields, chosen=chosen,
-                 key=secrets.token_urlsafe(16))
+        return resident_page(request, "portal_child.html", who, token, status_code=422, forms=FORMS,
+                             available=available, values=fields, chosen=chosen, problems=problems)
+    return resident_page(request, "portal_child_confirm.html", who, token, forms=FORMS, available=available,
+                         checked={ChildProcedure(n): v for n, v in checked.items()}, fields=fields, chosen=chosen,
+                         key=secrets.token_urlsafe(16))
 
 
 @router.post("/portal/child/submit", include_in_schema=False)
 async def child_submit(request: Request) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     if found is None:
         return _to_login()
     who, token = found
@@ -421,12 +423,12 @@ async def child_submit(request: Request) -> Response:
 
 @router.get("/portal/applications", response_class=HTMLResponse, include_in_schema=False)
 def applications_page(request: Request, done: int | None = None) -> Response:
-    found = _session(request)
+    found = resident_session(request)
     if found is None:
         return _to_login()
     who, token = found
-    return _page(request, "portal_applications.html", who, token,
-                 applications=service.my_applications(context(request), who, _now()), done=done)
+    return resident_page(request, "portal_applications.html", who, token,
+                         applications=service.my_applications(context(request), who, _now()), done=done)
 
 
 # --- JSON -------------------------------------------------------------------------------------------------------
