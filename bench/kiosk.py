@@ -1,6 +1,6 @@
 """Benchmark: convenience-store issuance end to end over HTTP with concurrent kiosks.
 
-    python bench/kiosk.py --kiosks 30 --per-kiosk 30 --workers 4 --threads 2
+    python bench/kiosk.py --kiosks 30 --per-kiosk 30 --workers 2 --threads 4
     python bench/kiosk.py --kiosks 100 --per-kiosk 6 --rate 45      # open loop: 45 customers a second
 
 A town is seeded on a fresh PostgreSQL database, the web app runs in its own processes (``mynacard.web.serve``,
@@ -55,6 +55,7 @@ from mynacard.migrate import upgrade
 from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
 from mynacard.sim.population import generate_residents
+from mynacard.web.serve import DEFAULT_THREADS, default_workers
 
 NOW = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)  # 10:00 JST on a Monday
 SYSTEM = Principal.system("bench")
@@ -125,8 +126,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kiosks", type=int, default=30)
     parser.add_argument("--per-kiosk", type=int, default=30)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2, help="requests each server process runs at once")
+    parser.add_argument("--workers", type=int, default=default_workers(), help="server processes (one per core)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                        help="requests each server process runs at once")
     parser.add_argument("--residents", type=int, default=400)
     parser.add_argument("--rate", type=float, default=None,
                         help="open loop: customers arrive at this many a second (Poisson), each served by a free "

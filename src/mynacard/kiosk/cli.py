@@ -190,14 +190,18 @@ def _open_card(path: Path, home: Path | None) -> KioskCard:
 
 
 @app.command()
-def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = typer.Option(4, "--workers", min=1),
-          threads: int = typer.Option(2, "--threads", min=1,
-                                      help="Requests each worker process runs at once.")) -> None:
+def serve(host: str = "127.0.0.1", port: int = 8000,
+          workers: int | None = typer.Option(None, "--workers", min=1,
+                                             help="Worker processes (default: one per core)."),
+          threads: int | None = typer.Option(None, "--threads", min=1,
+                                             help="Requests each worker process runs at once (default: 4).")) -> None:
     """Serve the web app (centre, municipal servers, verification page) with several worker processes, each
     with a listening socket of its own (the kernel spreads the kiosks' connections over them)."""
+    from mynacard.web.serve import DEFAULT_THREADS, default_workers
     from mynacard.web.serve import serve as serve_processes
 
-    serve_processes("mynacard.kiosk.cli:asgi_app", host, port, workers, threads)
+    serve_processes("mynacard.kiosk.cli:asgi_app", host, port, workers or default_workers(),
+                    threads or DEFAULT_THREADS)
 
 
 @app.command()

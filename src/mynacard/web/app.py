@@ -34,8 +34,9 @@ nothing else."""
 
 THREADS_ENV = "MYNACARD_WEB_THREADS"
 """How many requests one server process runs at once in its thread pool (anyio's default: 40). The pages and
-APIs are synchronous and mostly CPU-bound Python; with several processes per core, a few threads each keeps the
-cores busy without the threads of one process queuing on its interpreter lock (see docs/PERFORMANCE.md)."""
+APIs are synchronous and mostly CPU-bound Python; with a process per core (:mod:`mynacard.web.serve`), a few
+threads each keep the cores busy without the threads of one process queuing on its interpreter lock (see
+docs/PERFORMANCE.md)."""
 
 
 @asynccontextmanager

@@ -5,7 +5,7 @@ waiting (asyncio and libuv accept until the queue is empty). Kiosks keep their c
 connect at once most of them stay with one or two workers while the others idle (seen: 40 kiosks on 2 of 4
 workers). With ``SO_REUSEPORT`` the kernel spreads the connections over the processes' sockets instead.
 
-``python -m mynacard.web.serve module:factory --port 8000 --workers 4 --threads 2`` (Linux).
+``python -m mynacard.web.serve module:factory --port 8000 --workers 2 --threads 4`` (Linux).
 """
 
 from __future__ import annotations
@@ -19,7 +19,17 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-__all__ = ["listening_sockets", "serve"]
+__all__ = ["DEFAULT_THREADS", "default_workers", "listening_sockets", "serve"]
+
+DEFAULT_THREADS = 4
+"""Requests each process runs at once: enough to overlap one request's database waits with another's work."""
+
+
+def default_workers() -> int:
+    """One process per core this process may run on: each interpreter's lock lets a process use about one core.
+    (On the 2-core reference machine 2 processes × 4 threads kept the kiosk bench's p95 under 1 s in 10 of 10
+    alternated runs, 4 × 2 in 7: docs/PERFORMANCE.md, kiosk, seventh round.)"""
+    return len(os.sched_getaffinity(0)) or 1
 
 
 def listening_sockets(port: int) -> int:
@@ -82,8 +92,8 @@ def main() -> None:
     parser.add_argument("factory")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
     args = parser.parse_args()
     serve(args.factory, args.host, args.port, args.workers, args.threads)
 
