@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from mynacard.context import Context
-from mynacard.web.serve import listening_sockets
+from mynacard.web.serve import default_workers, listening_sockets
 
 
 def _until(condition: object, seconds: float = 60.0) -> None:
@@ -67,3 +67,14 @@ def test_each_worker_listens_serves_and_is_replaced_when_it_dies(sqlite_ctx: Con
     # SIGTERM to the parent stops every worker and frees the port
     _until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers), 30)
     _until(lambda: listening_sockets(port) == 0, 30)
+
+
+def test_one_worker_per_core_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cores this process may use where the system tells them (Linux), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        assert default_workers() == len(os.sched_getaffinity(0))
+        monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert default_workers() == 6
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert default_workers() == 1

@@ -29,7 +29,9 @@ def default_workers() -> int:
     """One process per core this process may run on: each interpreter's lock lets a process use about one core.
     (On the 2-core reference machine 2 processes × 4 threads kept the kiosk bench's p95 under 1 s in 10 of 10
     alternated runs, 4 × 2 in 7: docs/PERFORMANCE.md, kiosk, seventh round.)"""
-    return len(os.sched_getaffinity(0)) or 1
+    if hasattr(os, "sched_getaffinity"):  # Linux: the cores this process is allowed, not the machine's
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def listening_sockets(port: int) -> int:
