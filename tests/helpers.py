@@ -72,3 +72,14 @@ def notify(ctx: Context, card_ids: Sequence[int], at: datetime) -> None:
     for card_id in card_ids:
         cards.transition(ctx, SYSTEM, card_id, CardState.PRE_ISSUANCE_SET, None, at)
         cards.transition(ctx, SYSTEM, card_id, CardState.NOTICE_SENT, None, at)
+
+
+def csrf(client: object, path: str = "/login") -> str:
+    """The CSRF token of a test client's browser session (the hidden ``csrf`` field of every form), for tests
+    that post forms with a TestClient or httpx client."""
+    import re
+
+    page = client.get(path).text  # type: ignore[attr-defined]
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, f"no CSRF token on {path}"
+    return found.group(1)

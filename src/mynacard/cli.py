@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import text
 
+from mynacard.accounts.cli import app as accounts_app
 from mynacard.bootstrap import build_context
 from mynacard.chip.cli import app as card_app
 from mynacard.context import Context
@@ -24,6 +27,7 @@ from mynacard.window import cli as window_cli
 app = typer.Typer(help="mynacard — the My Number Card programme, end to end.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(accounts_app, name="accounts")
 app.add_typer(card_app, name="card")
 app.add_typer(exchange_app, name="exchange")
 app.add_typer(portal_app, name="portal")
@@ -128,7 +132,8 @@ def serve(home: Path | None = HomeOption, host: str = "127.0.0.1", port: int = 8
 
 @app.command()
 def demo(
-    home: Path | None = typer.Option(None, "--home", help="Data folder (default ./var/demo)."),
+    home: Path | None = typer.Option(None, "--home",
+                                     help="Data folder (default $MYNACARD_HOME or ~/.mynacard, as every command)."),
     days: int = typer.Option(28, "--days", help="Weeks of issuance to simulate first, in days."),
     residents: int = typer.Option(3000, "--residents"),
     host: str = "127.0.0.1",
@@ -137,15 +142,24 @@ def demo(
     chip_cards: int = typer.Option(40, "--chip-cards", help="The first cards made get real chips (JPKI)."),
 ) -> None:
     """A seeded town on SQLite, a few simulated weeks of the issuance flow, and the web app."""
+    from mynacard.config import default_home
+    from mynacard.installation import is_demo, mark_demo
     from mynacard.migrate import upgrade
     from mynacard.sim.driver import simulate_days
     from mynacard.sim.population import seed_population
 
-    root = home or Path("var/demo")
-    fresh = not (root / "mynacard.db").exists()
+    root = home or default_home()
     ctx = build_context(home=root, database_url=f"sqlite:///{root.resolve() / 'mynacard.db'}")
     upgrade(ctx.db)
+    with ctx.db.connect() as conn:
+        fresh = conn.execute(text("SELECT count(*) FROM accounts")).scalar_one() == 0 and not is_demo(conn)
+        if not fresh and not is_demo(conn):
+            console.print(f"[red]{root} holds a real installation[/red]: a demo needs a home of its own "
+                          "(--home DIR)")
+            raise typer.Exit(2)
     if fresh:
+        with ctx.db.begin() as conn:
+            mark_demo(conn, _now())
         start = _now().date() - timedelta(days=days)
         seed_population(ctx, ["131016", "011002"], residents, seed=2016,
                         now=datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC), console=console)
@@ -161,16 +175,22 @@ def demo(
             demo_cards = prepare_portal_demo(ctx, ["131016", "011002"], _now())
         for card in demo_cards:
             console.print(f"demo card {card.serial} ({card.name}), PIN {DEMO_PIN}: Mynaportal → /portal/login")
+        from mynacard.accounts.demo import create_demo_accounts
+
+        create_demo_accounts(ctx, ["131016", "011002"], _now())
     else:
         console.print(f"[yellow]reusing the demo database in {root}[/yellow] (delete it for a fresh town)")
-    if serve_after:
-        import os
+    from mynacard.accounts.demo import print_demo_logins
 
+    print_demo_logins(ctx, console)
+    if home is not None or os.environ.get("MYNACARD_DATABASE_URL"):
+        url = f" MYNACARD_DATABASE_URL={ctx.settings.database_url}" if os.environ.get("MYNACARD_DATABASE_URL") else ""
+        console.print(f"other commands act on this demo after: [bold]export MYNACARD_HOME={root.resolve()}{url}[/bold]")
+    if serve_after:
         import uvicorn
 
         from mynacard.web.app import create_app
 
-        os.environ.setdefault("MYNACARD_PORTAL_DEMO_READER", "1")  # the demo cards are files on this server
         console.print(f"[bold green]mynacard is running on http://{host}:{port}[/bold green]")
         uvicorn.run(create_app(ctx), host=host, port=port, log_level="warning")
 

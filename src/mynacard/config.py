@@ -14,10 +14,11 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "default_home", "load_settings"]
 
 
-def _home() -> Path:
+def default_home() -> Path:
+    """Every command's data folder: ``$MYNACARD_HOME``, or ``~/.mynacard``."""
     return Path(os.environ.get("MYNACARD_HOME", Path.home() / ".mynacard")).expanduser()
 
 
@@ -64,7 +65,7 @@ class Settings:
 
 def load_settings(home: Path | None = None, database_url: str | None = None) -> Settings:
     """Settings from the environment; explicit arguments win (tests, the demo)."""
-    root = home or _home()
+    root = home or default_home()
     root.mkdir(parents=True, exist_ok=True)
     url = database_url or os.environ.get("MYNACARD_DATABASE_URL") or f"sqlite:///{root / 'mynacard.db'}"
     data_key = _secret("MYNACARD_DATA_KEY", root, "data.key", 32)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from mynacard import bus as _bus  # noqa: F401  (domain_events, event_deliveries)
+from mynacard import installation as _installation  # noqa: F401
 from mynacard.accounts import tables as _accounts  # noqa: F401
 from mynacard.cards import tables as _cards  # noqa: F401
 from mynacard.db import metadata

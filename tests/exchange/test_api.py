@@ -16,7 +16,7 @@ from mynacard.registry import service as registry
 from mynacard.web.app import create_app
 from tests.conftest import NOW
 from tests.exchange.conftest import numbers_of
-from tests.helpers import SYSTEM
+from tests.helpers import SYSTEM, csrf
 
 
 @pytest.fixture
@@ -95,16 +95,19 @@ def test_people_decide_reviews_and_read_the_log(ctx: Context, client: TestClient
              "sex": r.facts.sex.value, "address": "東京都千代田区どこか1-1"}
     (result,) = client.post("/api/exchange/agencies/131016-tax/enrolments", headers=tax, json=[wrong]).json()
     assert result["outcome"] == "review"
-    client.post("/login", data={"username": "chiyoda-boss", "password": "correct horse battery", "next": "/"})
+    client.post("/login", data={
+        "csrf": csrf(client), "username": "chiyoda-boss", "password": "correct horse battery", "next": "/"})
     page = client.get("/exchange/reviews")
     assert page.status_code == 200 and f'data-review="{result["review_id"]}"' in page.text
     assert "address" in page.text and wrong["individual_number"] not in page.text
-    done = client.post(f"/exchange/reviews/{result['review_id']}", data={"decision": "reject", "reason": "別人"},
+    done = client.post(f"/exchange/reviews/{result['review_id']}", data={
+        "decision": "reject", "reason": "別人", "csrf": csrf(client)},
                        follow_redirects=False)
     assert done.status_code == 303 and "確認待ちはありません" in client.get("/exchange/reviews").text
     assert client.get("/exchange/log").status_code == 403  # a supervisor is not the operator
-    client.post("/logout")
-    client.post("/login", data={"username": "jlis-ops", "password": "correct horse battery", "next": "/"})
+    client.post("/logout", data={"csrf": csrf(client)})
+    client.post("/login", data={
+        "csrf": csrf(client), "username": "jlis-ops", "password": "correct horse battery", "next": "/"})
     demo.run_exchanges(ctx, small_world, 3, NOW)
     log_page = client.get("/exchange/log")
     assert log_page.status_code == 200 and "記録は改ざんされていません" in log_page.text

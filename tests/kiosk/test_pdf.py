@@ -28,6 +28,7 @@ from mynacard.kiosk.testing import TestJpki
 from mynacard.registry.model import Resident
 from mynacard.web.app import create_app
 from tests.conftest import ARTIFACTS, NOW, require
+from tests.helpers import csrf
 from tests.kiosk.conftest import VERIFY_BASE, seed_town
 
 MM = 600 / 25.4  # pixels per millimetre at 600 dpi
@@ -210,11 +211,12 @@ def test_the_qr_code_opens_the_verification_page_with_the_same_content(issued: I
                 assert re.sub(r"\s", "", f["value"]) in text, f
                 assert f["value"] in page.text
     assert issued.number not in page.text
-    upload = client.post("/kiosk/verify", files={"file": ("c.pdf", issued.pdf, "application/pdf")})
+    token = {"csrf": csrf(client, "/kiosk/verify")}
+    upload = client.post("/kiosk/verify", data=token, files={"file": ("c.pdf", issued.pdf, "application/pdf")})
     assert 'id="signature" data-ok="1"' in upload.text
     tampered = bytearray(issued.pdf)
     tampered[2000] ^= 1
-    bad = client.post("/kiosk/verify", files={"file": ("c.pdf", bytes(tampered), "application/pdf")})
+    bad = client.post("/kiosk/verify", data=token, files={"file": ("c.pdf", bytes(tampered), "application/pdf")})
     assert 'data-ok="0"' in bad.text
 
 

@@ -16,6 +16,7 @@ from mynacard.plans import service
 from mynacard.plans.model import Month
 from mynacard.principal import Role
 from mynacard.web.app import create_app
+from tests.helpers import csrf
 
 NOW = datetime(2026, 4, 6, 0, 30, tzinfo=UTC)
 TARGETS = b"municipality_code,application_month,target_month\n131016,2026-03,2026-06\n011002,2026-03,done\n"
@@ -117,7 +118,7 @@ def test_imports_through_the_api(client: tuple[TestClient, dict[str, str]]) -> N
 def test_a_supervisor_publishes_a_plan_with_the_form(client: tuple[TestClient, dict[str, str]],
                                                      ctx: Context) -> None:
     c, _ = client
-    assert c.post("/login", data={"username": "supervisor", "password": "correct horse battery"},
+    assert c.post("/login", data={"csrf": csrf(c), "username": "supervisor", "password": "correct horse battery"},
                   follow_redirects=False).status_code == 303
     page = c.get("/plans/m/131016/edit")
     assert page.status_code == 200 and 'name="site_0" value="本庁"' in page.text
@@ -125,6 +126,7 @@ def test_a_supervisor_publishes_a_plan_with_the_form(client: tuple[TestClient, d
             "site_0": "本庁", "kind_0": "main", "terminals_0": "1", "staff_0": "2",
             "weekday_hours_0": "08:30-17:15",
             "saturdays_0": "none", "sundays_0": "none", "site_1": "", "kind_1": "main"}
+    form["csrf"] = csrf(c)
     preview = c.post("/plans/m/131016/edit", data=form)
     assert preview.status_code == 200 and 'id="figures"' in preview.text
     assert service.plan_of(ctx, service.PUBLIC, "131016") is None  # a preview publishes nothing

@@ -23,7 +23,7 @@ from mynacard.registry import service as registry
 from mynacard.registry.model import Resident
 from mynacard.web.app import create_app
 from tests.conftest import NOW
-from tests.helpers import SYSTEM
+from tests.helpers import SYSTEM, csrf
 from tests.portal.conftest import FakeCardAuthenticator, open_test_session, sign
 
 Town = tuple[demo.World, list[Resident]]
@@ -47,7 +47,7 @@ def _login(client: TestClient, auth: FakeCardAuthenticator, key: object, cert: b
     challenge_id = re.search(r'name="challenge_id" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
     nonce = base64.b64decode(re.search(r'id="nonce" value="([^"]+)"', page).group(1))  # type: ignore[union-attr]
     return client.post("/portal/login", follow_redirects=False, data={
-        "challenge_id": challenge_id, "certificate": base64.b64encode(cert).decode(),
+        "csrf": _csrf(page), "challenge_id": challenge_id, "certificate": base64.b64encode(cert).decode(),
         "signature": base64.b64encode(sign(key, nonce)).decode()})  # type: ignore[arg-type]
 
 
@@ -86,10 +86,11 @@ def test_a_bad_or_replayed_card_response_is_refused(ctx: Context, town: Town) ->
     page = client.get("/portal/login").text
     challenge_id = re.search(r'name="challenge_id" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
     nonce = base64.b64decode(re.search(r'id="nonce" value="([^"]+)"', page).group(1))  # type: ignore[union-attr]
-    form = {"challenge_id": challenge_id, "certificate": base64.b64encode(cert).decode(),
+    form = {"csrf": _csrf(page), "challenge_id": challenge_id, "certificate": base64.b64encode(cert).decode(),
             "signature": base64.b64encode(sign(key, nonce)).decode()}
     assert client.post("/portal/login", data=form, follow_redirects=False).status_code == 303
-    replay = _client(ctx, auth).post("/portal/login", data=form, follow_redirects=False)
+    fresh = _client(ctx, auth)
+    replay = fresh.post("/portal/login", data={**form, "csrf": csrf(fresh, "/portal/login")}, follow_redirects=False)
     assert replay.status_code == 403  # the challenge was single-use
     assert client.post("/portal/login", data={**form, "signature": "***"}).status_code == 403
 
@@ -97,7 +98,8 @@ def test_a_bad_or_replayed_card_response_is_refused(ctx: Context, town: Town) ->
 def test_without_a_relying_party_card_login_is_unavailable(ctx: Context) -> None:
     client = _client(ctx, unconfigured=True)
     assert "カードによるログインが設定されていません" in client.get("/portal/login").text
-    assert client.post("/portal/login", data={"challenge_id": "x", "certificate": "x", "signature": "x"}
+    assert client.post("/portal/login", data={"challenge_id": "x", "certificate": "x", "signature": "x",
+                                              "csrf": csrf(client)}
                        ).status_code == 503
 
 
@@ -116,7 +118,8 @@ def test_no_staff_or_machine_login_is_a_way_into_the_portal(ctx: Context, town: 
     for name, (role, town_code) in roles.items():
         accounts.create_account(ctx, f"u-{name}", role, "correct horse battery", NOW, town_code)
         with_session = _client(ctx)
-        with_session.post("/login", data={"username": f"u-{name}", "password": "correct horse battery", "next": "/"})
+        with_session.post("/login", data={
+            "csrf": csrf(with_session), "username": f"u-{name}", "password": "correct horse battery", "next": "/"})
         clients[f"{name}-session"] = with_session
         with_key = _client(ctx)
         with_key.headers["authorization"] = f"Bearer {accounts.issue_api_key(ctx, f'u-{name}')}"
@@ -128,7 +131,8 @@ def test_no_staff_or_machine_login_is_a_way_into_the_portal(ctx: Context, town: 
         for path in PORTAL_API:
             assert client.get(path).status_code == 401, (who, path)
         for path in ("/portal/me/refresh", "/portal/child/confirm", "/portal/child/submit"):
-            assert client.post(path, data={"csrf": "x"}, follow_redirects=False).status_code == 303, (who, path)
+            token = csrf(client) if "authorization" not in client.headers else "x"
+            assert client.post(path, data={"csrf": token}, follow_redirects=False).status_code == 303, (who, path)
         assert client.post("/api/portal/child-rearing", json={"forms": {}, "key": "k"}).status_code == 401
 
 

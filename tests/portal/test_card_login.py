@@ -29,7 +29,7 @@ from mynacard.kiosk.chip_card import make_resident_card
 from mynacard.portal.card_login import JpkiCardAuthenticator
 from mynacard.registry.model import Resident
 from mynacard.web.app import create_app
-from tests.helpers import SYSTEM
+from tests.helpers import SYSTEM, csrf
 from tests.portal.conftest import resident
 
 Town = tuple[demo.World, list[Resident]]
@@ -74,7 +74,8 @@ def _challenge(client: TestClient) -> tuple[str, bytes]:
 
 def _post(client: TestClient, challenge_id: str, cert: bytes, signature: bytes) -> object:
     return client.post("/portal/login", follow_redirects=False, data={
-        "challenge_id": challenge_id, "certificate": base64.b64encode(cert).decode(),
+        "csrf": csrf(client, "/portal/login"), "challenge_id": challenge_id,
+        "certificate": base64.b64encode(cert).decode(),
         "signature": base64.b64encode(signature).decode()})
 
 
@@ -147,7 +148,8 @@ def test_the_demo_reader_signs_with_a_card_file_and_says_why_it_refuses(ctx: Con
     app = create_app(ctx)
     client = TestClient(app)
     assert 'id="reader-login"' not in client.get("/portal/login").text  # off unless started for a demonstration
-    off = client.post("/portal/login/reader", data={"challenge_id": "x", "nonce": "AA==", "card": serial,
+    off = client.post("/portal/login/reader", data={
+        "challenge_id": "x", "nonce": "AA==", "card": serial, "csrf": csrf(client),
                                                     "pin": "2468"})
     assert off.status_code == 404 and "mynaportal_session" not in off.cookies
     app.state.portal_demo_reader = True
@@ -161,7 +163,8 @@ def test_the_demo_reader_signs_with_a_card_file_and_says_why_it_refuses(ctx: Con
         nonce = re.search(r'name="nonce" value="([^"]+)"', text)
         assert challenge_id and nonce
         return client.post("/portal/login/reader", follow_redirects=False, data={
-            "challenge_id": challenge_id.group(1), "nonce": nonce.group(1), "card": card, "pin": pin})
+            "csrf": csrf(client), "challenge_id": challenge_id.group(1), "nonce": nonce.group(1), "card": card,
+            "pin": pin})
 
     wrong = reader("1357")
     assert wrong.status_code == 403 and "暗証番号が違います。あと 2 回" in wrong.text  # type: ignore[attr-defined]
@@ -225,7 +228,8 @@ def test_the_command_line_answers_the_login_page_like_reader_software(ctx: Conte
     assert done.exit_code == 0, done.output
     lines = dict(line.split(": ", 1) for line in done.output.splitlines() if ": " in line)
     response = client.post("/portal/login", follow_redirects=False, data={
-        "challenge_id": challenge_id, "certificate": lines["certificate"], "signature": lines["signature"]})
+        "csrf": csrf(client), "challenge_id": challenge_id, "certificate": lines["certificate"],
+        "signature": lines["signature"]})
     assert response.status_code == 303
     client.cookies.update(response.cookies)
     assert f"{me.facts.name} さんでログイン中" in client.get("/portal").text

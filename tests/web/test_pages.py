@@ -15,7 +15,7 @@ from mynacard.principal import Role
 from mynacard.sim.photos import face_photo
 from mynacard.web.app import create_app
 from tests.conftest import NOW
-from tests.helpers import CHIYODA, SAPPORO, SYSTEM, apply_all, make_residents, produce
+from tests.helpers import CHIYODA, SAPPORO, SYSTEM, apply_all, csrf, make_residents, produce
 
 
 @pytest.fixture
@@ -84,16 +84,18 @@ def test_intake_api_reports_every_problem_and_stores_nothing(ctx: Context, clien
 def test_login_page_and_session(ctx: Context, client: TestClient) -> None:
     accounts.create_account(ctx, "tanaka", Role.SUPERVISOR, "a long enough password", NOW, CHIYODA)
     assert "職員ログイン" in client.get("/login").text
-    wrong = client.post("/login", data={"username": "tanaka", "password": "nope", "next": "/"})
+    wrong = client.post("/login", data={"csrf": csrf(client), "username": "tanaka", "password": "nope", "next": "/"})
     assert wrong.status_code == 401 and "違います" in wrong.text
-    right = client.post("/login", data={"username": "tanaka", "password": "a long enough password",
+    right = client.post("/login", data={"csrf": csrf(client), "username": "tanaka",
+                                        "password": "a long enough password",
                                         "next": "/api/boxes"}, follow_redirects=False)
     assert right.status_code == 303 and right.headers["location"] == "/api/boxes"
     assert client.get("/api/boxes").json() == {"unreceived": []}
     assert "tanaka" in client.get("/").text
-    client.post("/logout")
+    client.post("/logout", data={"csrf": csrf(client)})
     assert client.get("/api/boxes").status_code == 401
-    offsite = client.post("/login", data={"username": "tanaka", "password": "a long enough password",
+    offsite = client.post("/login", data={"csrf": csrf(client), "username": "tanaka",
+                                        "password": "a long enough password",
                                           "next": "//evil.example"}, follow_redirects=False)
     assert offsite.headers["location"] == "/"
 

@@ -36,7 +36,7 @@ from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
 from mynacard.window import service as window
 from tests.conftest import NOW
-from tests.helpers import SYSTEM
+from tests.helpers import SYSTEM, csrf
 from tests.office.support import EVENING, open_windows
 
 from .support import chip_cards
@@ -184,7 +184,7 @@ def _portal_login(ctx: Context, base: str, serial: str) -> str:
             client = CardClient(InProcessTransport(chip))
             certificate = client.read_auth_certificate().public_bytes(serialization.Encoding.DER)
             signature = client.sign_message(KeyKind.AUTH, PINS.auth, base64.b64decode(nonce.group(1)))
-        answer = http.post("/portal/login", data={
+        answer = http.post("/portal/login", data={"csrf": csrf(http, "/portal/login"),
             "challenge_id": challenge_id.group(1), "certificate": base64.b64encode(certificate).decode(),
             "signature": base64.b64encode(signature).decode()})
         assert answer.status_code == 303, answer.text

@@ -5,172 +5,37 @@ the release check, released, printed, aborted, voided) is one row written in the
 state change it records, so the trail and the state never disagree. Rows are chained per stream — one stream
 per kiosk at the centre (``kiosk:<id>``), one per municipality at the issuing servers
 (``municipal:<code>``) — so that 200 kiosks do not queue on one lock, and :func:`verify_chains` recomputes
-every chain against its recorded head. The individual number never appears in ``details``.
+every chain against its recorded head. The individual number never appears in ``details``. The chaining itself
+is :mod:`mynacard.hashchain`, shared with every other audit log.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, TextClause, bindparam, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import Connection
 
-from mynacard.db import Database, UtcDateTime
+from mynacard.db import Database
+from mynacard.hashchain import GENESIS, AuditReport, Entry, HashChain, entry_hash
 from mynacard.kiosk.tables import kiosk_audit, kiosk_audit_heads
 
 __all__ = ["GENESIS", "AuditReport", "Entry", "append", "append_many", "entry_hash", "verify_chains"]
 
-GENESIS = "0" * 64
-
-
-def _body_parts(stream: str, at: datetime, request_id: str | None, actor: str, action: str,
-                details: str) -> tuple[str, str]:
-    """The row's canonical JSON split around its sequence number, which only the locked head decides."""
-    head = json.dumps([stream], ensure_ascii=False, separators=(",", ":"))
-    tail = json.dumps([at.astimezone(UTC).isoformat(timespec="microseconds"), request_id, actor, action, details],
-                      ensure_ascii=False, separators=(",", ":"))
-    return head[:-1] + ",", "," + tail[1:]
-
-
-def entry_hash(prev_hash: str, stream: str, seq: int, at: datetime, request_id: str | None, actor: str,
-               action: str, details: str) -> str:
-    """SHA-256 over the previous hash and the row's canonical JSON
-    (``[stream, seq, at, request_id, actor, action, details]``)."""
-    before, after = _body_parts(stream, at, request_id, actor, action, details)
-    return hashlib.sha256((prev_hash + before + str(seq) + after).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One entry to append (see :func:`append_many`)."""
-
-    action: str
-    actor: str
-    request_id: str | None = None
-    details: dict[str, Any] | None = None
+_CHAIN = HashChain(kiosk_audit, kiosk_audit_heads)
 
 
 def append(conn: Connection, stream: str, action: str, actor: str, now: datetime, *,
            request_id: str | None = None, details: dict[str, Any] | None = None) -> str:
     """Append one entry to ``stream`` inside the caller's transaction; returns its hash."""
-    return append_many(conn, stream, now, [Entry(action, actor, request_id, details)])
+    return _CHAIN.append(conn, stream, action, actor, now, request_id=request_id, details=details)
 
 
 def append_many(conn: Connection, stream: str, now: datetime, entries: list[Entry]) -> str:
-    """Append entries, in order, to ``stream`` inside the caller's transaction; returns the new head's hash.
-
-    PostgreSQL: one statement locks the stream's head, writes the rows and moves the head, computing each
-    row's hash itself (``sha256()``) from the locked head — the same hash :func:`entry_hash` gives, which
-    :func:`verify_chains` recomputes. Only a stream's very first append takes two more statements (to create
-    its head). SQLite: ``BEGIN IMMEDIATE`` already serialises writers, so the head is read and the hashes are
-    computed here."""
-    at = now.astimezone(UTC)
-    rows = [(e.request_id, e.actor, e.action,
-             json.dumps(e.details or {}, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
-            for e in entries]
-    if conn.dialect.name == "postgresql":
-        params: dict[str, Any] = {"stream": stream, "at": at}
-        for i, (request_id, actor, action, details) in enumerate(rows):
-            params.update({f"request_id_{i}": request_id, f"actor_{i}": actor, f"action_{i}": action,
-                           f"details_{i}": details})
-            params[f"before_{i}"], params[f"after_{i}"] = _body_parts(stream, at, request_id, actor, action,
-                                                                      details)
-        head = conn.execute(_pg_append(len(rows)), params).scalar()
-        if head is None:  # the stream's first entry: create its head, then append as usual
-            conn.execute(pg_insert(kiosk_audit_heads).values(stream=stream, seq=0, hash=GENESIS)
-                         .on_conflict_do_nothing(index_elements=["stream"]))
-            head = conn.execute(_pg_append(len(rows)), params).scalar_one()
-        return str(head)
-    found = conn.execute(select(kiosk_audit_heads.c.seq, kiosk_audit_heads.c.hash)
-                         .where(kiosk_audit_heads.c.stream == stream)).first()
-    if found is None:
-        conn.execute(insert(kiosk_audit_heads).values(stream=stream, seq=0, hash=GENESIS))
-    seq, prev = (int(found.seq), str(found.hash)) if found else (0, GENESIS)
-    written = []
-    for request_id, actor, action, details in rows:
-        seq += 1
-        digest = entry_hash(prev, stream, seq, at, request_id, actor, action, details)
-        written.append({"stream": stream, "seq": seq, "at": at, "request_id": request_id, "actor": actor,
-                        "action": action, "details": details, "prev_hash": prev, "hash": digest})
-        prev = digest
-    conn.execute(insert(kiosk_audit), written)
-    conn.execute(update(kiosk_audit_heads).where(kiosk_audit_heads.c.stream == stream).values(seq=seq, hash=prev))
-    return prev
-
-
-@functools.cache
-def _pg_append(n: int) -> TextClause:
-    """Lock the head, write ``n`` rows, move the head: one statement, as text built once per row count
-    (SQLAlchemy does not cache the compiled form of an INSERT inside a CTE). ``FOR UPDATE`` makes concurrent
-    appenders to one stream queue on the head and then read the head their predecessor left. Row ``i`` is the
-    CTE ``e<i>``, chained from the one before it (``e0``: the locked head), so each hash is computed once."""
-    chain = ", ".join(
-        f"e{i} AS (SELECT e{i - 1}.seq + 1 AS seq, e{i - 1}.hash AS prev, encode(sha256(convert_to(e{i - 1}.hash"
-        f" || :before_{i - 1} || (e{i - 1}.seq + 1)::text || :after_{i - 1}, 'UTF8')), 'hex') AS hash FROM e{i - 1})"
-        for i in range(1, n + 1))
-    rows = " UNION ALL ".join(
-        f"SELECT :stream, e{i}.seq, :at, :request_id_{i - 1}, :actor_{i - 1}, :action_{i - 1}, :details_{i - 1}, "
-        f"e{i}.prev, e{i}.hash FROM e{i}" for i in range(1, n + 1))
-    return text(
-        "WITH e0 AS (SELECT seq, hash FROM kiosk_audit_heads WHERE stream = :stream FOR UPDATE), "
-        f"{chain}, "
-        "appended AS (INSERT INTO kiosk_audit (stream, seq, at, request_id, actor, action, details, prev_hash, "
-        f"hash) {rows}) "
-        f"UPDATE kiosk_audit_heads SET seq = e{n}.seq, hash = e{n}.hash FROM e{n} "
-        "WHERE kiosk_audit_heads.stream = :stream RETURNING kiosk_audit_heads.hash"
-    ).bindparams(bindparam("at", type_=UtcDateTime()))
-
-
-@dataclass
-class AuditReport:
-    """What :func:`verify_chains` found."""
-
-    streams: int = 0
-    entries: int = 0
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
+    """Append entries, in order, to ``stream`` inside the caller's transaction; returns the new head's hash."""
+    return _CHAIN.append_many(conn, stream, now, entries)
 
 
 def verify_chains(db: Database, stream: str | None = None) -> AuditReport:
     """Recompute every chain (or one) and compare it with its recorded head."""
-    report = AuditReport()
-    with db.connect() as conn:
-        heads_query = select(kiosk_audit_heads)
-        if stream is not None:
-            heads_query = heads_query.where(kiosk_audit_heads.c.stream == stream)
-        heads = {r.stream: (r.seq, r.hash) for r in conn.execute(heads_query)}
-        rows_query = select(kiosk_audit).order_by(kiosk_audit.c.stream, kiosk_audit.c.seq)
-        if stream is not None:
-            rows_query = rows_query.where(kiosk_audit.c.stream == stream)
-        current: str | None = None
-        prev, expected_seq = GENESIS, 1
-        seen: dict[str, tuple[int, str]] = {}
-        for row in conn.execute(rows_query):
-            if row.stream != current:
-                current, prev, expected_seq = row.stream, GENESIS, 1
-            report.entries += 1
-            if row.seq != expected_seq:
-                report.problems.append(f"{row.stream}: entry {expected_seq} is missing (found {row.seq})")
-            if row.prev_hash != prev:
-                report.problems.append(f"{row.stream} #{row.seq}: does not follow the entry before it")
-            digest = entry_hash(row.prev_hash, row.stream, row.seq, row.at, row.request_id, row.actor,
-                                row.action, row.details)
-            if digest != row.hash:
-                report.problems.append(f"{row.stream} #{row.seq}: content changed after it was written")
-            prev, expected_seq = row.hash, row.seq + 1
-            seen[row.stream] = (row.seq, row.hash)
-    report.streams = len(heads)
-    for name, head in heads.items():
-        if seen.get(name, (0, GENESIS)) != head:
-            report.problems.append(f"{name}: the chain does not end at its recorded head (entries removed?)")
-    for name in seen.keys() - heads.keys():
-        report.problems.append(f"{name}: entries without a recorded head")
-    return report
+    return _CHAIN.verify(db, stream)

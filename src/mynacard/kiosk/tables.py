@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 
 from mynacard.db import UtcDateTime, metadata
+from mynacard.hashchain import chain_tables
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
 
@@ -246,26 +247,4 @@ kiosk_signing_keys = Table(
 
 # --- the audit trail ------------------------------------------------------------------------------------
 
-kiosk_audit = Table(
-    "kiosk_audit",
-    metadata,
-    Column("id", _ID, primary_key=True, autoincrement=True),
-    Column("stream", String(64), nullable=False),
-    Column("seq", Integer, nullable=False),
-    Column("at", UtcDateTime(), nullable=False),
-    Column("request_id", String(32), nullable=True, index=True),
-    Column("actor", String(64), nullable=False),
-    Column("action", String(32), nullable=False),
-    Column("details", Text, nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
-    UniqueConstraint("stream", "seq"),
-)
-
-kiosk_audit_heads = Table(
-    "kiosk_audit_heads",
-    metadata,
-    Column("stream", String(64), primary_key=True),
-    Column("seq", Integer, nullable=False),
-    Column("hash", String(64), nullable=False),
-)
+kiosk_audit, kiosk_audit_heads = chain_tables("kiosk_audit")

@@ -3,8 +3,8 @@ with JSON/CSV download, notices, and the one-stop child-rearing application.
 
 Residents have their own session, separate from staff logins: an opaque token in an HttpOnly, SameSite=Strict
 cookie, stored server-side by its keyed hash, closed after 15 idle minutes or an hour (reference §6 #9: shared
-terminals left logged in). Every page shows whose session it is; every form carries a token bound to the
-session. Card login goes through ``app.state.card_authenticator`` (a
+terminals left logged in). Every page shows whose session it is; every form carries the app's CSRF token
+(:mod:`mynacard.web.csrf`). Card login goes through ``app.state.card_authenticator`` (a
 :class:`~mynacard.portal.model.CardAuthenticator` over the JPKI relying-party SDK); without one, card login
 is shown as unavailable.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -23,13 +22,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from mynacard.clock import JST
-from mynacard.context import Context
-from mynacard.errors import DomainError, Forbidden
+from mynacard.errors import DomainError
 from mynacard.exchange.model import InfoItem, Procedure
 from mynacard.portal import service
 from mynacard.portal.model import FORMS, CardAuthenticator, ChildProcedure, validate_form
 from mynacard.principal import Principal
-from mynacard.sealing import Sealer
+from mynacard.web.csrf import login_csrf
 from mynacard.web.deps import LoginRequired, context, language, render
 from mynacard.web.i18n import register, translator
 
@@ -145,15 +143,6 @@ def resident_session(request: Request) -> tuple[Principal, str] | None:
     return None if who is None else (who, token)
 
 
-def _csrf(ctx: Context, token: str) -> str:
-    return Sealer(ctx.settings.data_key).lookup_hash("portal-csrf:" + token)[:40]
-
-
-def _check_csrf(ctx: Context, token: str, sent: str) -> None:
-    if not hmac.compare_digest(_csrf(ctx, token), sent or ""):
-        raise Forbidden("the form is stale: reload the page and try again")
-
-
 def resident_api(request: Request) -> Principal:
     """The resident behind the session cookie, for JSON routes (401 without an active session)."""
     found = resident_session(request)
@@ -164,10 +153,11 @@ def resident_api(request: Request) -> Principal:
 
 def resident_page(request: Request, template: str, who: Principal, token: str, status_code: int = 200,
                   **values: Any) -> HTMLResponse:
-    """A Mynaportal page in the portal's layout, with the resident and the CSRF token; never cached."""
+    """A Mynaportal page in the portal's layout, with the resident (the CSRF token comes with every page,
+    :mod:`mynacard.web.csrf`); never cached."""
     ctx = context(request)
     me = service.resident_of(ctx, who)
-    response = render(request, template, status_code=status_code, me=me, csrf=_csrf(ctx, token), jst=JST,
+    response = render(request, template, status_code=status_code, me=me, jst=JST,
                       **values)
     response.headers["cache-control"] = "no-store"
     return response
@@ -223,7 +213,7 @@ def login_page(request: Request) -> HTMLResponse:
     return _login_page(request, card_authenticator(request))
 
 
-@router.post("/portal/login", include_in_schema=False)
+@router.post("/portal/login", include_in_schema=False, dependencies=[Depends(login_csrf)])
 def login(request: Request, challenge_id: str = Form(...), certificate: str = Form(...),
           signature: str = Form(...)) -> Response:
     """Card login: the relying party verifies the card's signature over our challenge; we open a session."""
@@ -245,7 +235,7 @@ def demo_reader_enabled(request: Request) -> bool:
     return bool(getattr(request.app.state, "portal_demo_reader", False))
 
 
-@router.post("/portal/login/reader", include_in_schema=False)
+@router.post("/portal/login/reader", include_in_schema=False, dependencies=[Depends(login_csrf)])
 def login_with_reader(request: Request, challenge_id: str = Form(...), nonce: str = Form(...),
                       card: str = Form(...), pin: str = Form(...)) -> Response:
     """DEMONSTRATION: the server-side "reader" has a card file on this server sign the page's challenge (the
@@ -273,10 +263,9 @@ def login_with_reader(request: Request, challenge_id: str = Form(...), nonce: st
 
 
 @router.post("/portal/logout", include_in_schema=False)
-def logout(request: Request, csrf: str = Form("")) -> Response:
+def logout(request: Request) -> Response:
     found = resident_session(request)
     if found is not None:
-        _check_csrf(context(request), found[1], csrf)
         service.close_session(context(request), found[1], _now())
     response = RedirectResponse("/portal", status_code=303)
     response.delete_cookie(COOKIE, path="/")
@@ -306,11 +295,10 @@ def me_page(request: Request) -> Response:
 
 
 @router.post("/portal/me/refresh", include_in_schema=False)
-def me_refresh(request: Request, csrf: str = Form("")) -> Response:
+def me_refresh(request: Request) -> Response:
     found = resident_session(request)
     if found is None:
         return _to_login()
-    _check_csrf(context(request), found[1], csrf)
     service.refresh_own_information(context(request), found[0], _now())
     return RedirectResponse("/portal/me", status_code=303)
 
@@ -382,7 +370,6 @@ async def child_confirm(request: Request) -> Response:
     who, token = found
     ctx = context(request)
     form = await request.form()
-    _check_csrf(ctx, token, str(form.get("csrf", "")))
     chosen, fields = _form_fields(form)
     available = service.available_procedures(ctx, who)
     problems: list[str] = []
@@ -411,10 +398,9 @@ async def child_submit(request: Request) -> Response:
     found = resident_session(request)
     if found is None:
         return _to_login()
-    who, token = found
+    who, _ = found
     ctx = context(request)
     form = await request.form()
-    _check_csrf(ctx, token, str(form.get("csrf", "")))
     chosen, fields = _form_fields(form)
     view = service.submit_child_rearing(ctx, who, service.procedures_from_form(fields, chosen),
                                         str(form.get("key", "")), _now())

@@ -9,24 +9,25 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 
 import anyio.to_thread
-from fastapi import FastAPI, Form, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mynacard.accounts import service as accounts
 from mynacard.context import Context
 from mynacard.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from mynacard.sealing import Sealer
-from mynacard.web.deps import LoginRequired, context, render
+from mynacard.web.csrf import csrf_field, csrf_guard
+from mynacard.web.deps import LoginRequired, render
 
 __all__ = ["PART_ROUTERS", "THREADS_ENV", "create_app"]
 
 PART_ROUTERS = ("mynacard.kiosk.api", "mynacard.cards.api", "mynacard.jpki.api", "mynacard.plans.api",
                 "mynacard.exchange.api", "mynacard.portal.api", "mynacard.mykey.api", "mynacard.office.api",
-                "mynacard.window.api")
+                "mynacard.window.api", "mynacard.accounts.api")
 """Modules with a ``router``; each part mounts its own routes and keeps its templates beside them. FastAPI
 finds a request's route by trying every route in this order (twice), so the busiest machine-facing routes —
 the kiosks', four requests per certificate — come first; no two parts share a path, so the order decides
@@ -55,6 +56,29 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
+class SecureCookies:
+    """Marks every cookie ``Secure`` when the request came over HTTPS (directly, or from a proxy uvicorn trusts),
+    so that no cookie of the app is ever sent back over plain HTTP; on plain HTTP (a developer's machine, the
+    demo) cookies work as they must."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("scheme") != "https":
+            await self.app(scope, receive, send)
+            return
+
+        async def secure_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    (k, v + b"; Secure" if k.lower() == b"set-cookie" and b"secure" not in v.lower() else v)
+                    for k, v in message.get("headers", [])]
+            await send(message)
+
+        await self.app(scope, receive, secure_send)
+
+
 _STATUS = {InvalidInput: 422, NotFound: 404, Forbidden: 403, Conflict: 409, LoginRequired: 401}
 
 
@@ -70,14 +94,18 @@ def _template_dirs() -> list[str]:
 
 def create_app(ctx: Context) -> FastAPI:
     app = FastAPI(title="mynacard", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
-                  lifespan=_lifespan)
+                  lifespan=_lifespan, dependencies=[Depends(csrf_guard)])
     app.state.ctx = ctx
     templates = Jinja2Templates(directory=_template_dirs()[0])
     templates.env.loader = ChoiceLoader([FileSystemLoader(d) for d in _template_dirs()])
+    templates.env.globals["csrf_field"] = csrf_field
     app.state.templates = templates
     session_key = Sealer(ctx.settings.data_key).lookup_hash("web-session")
+    # The signed session cookie holds no login (staff sessions live on the server, accounts.sessions), only the
+    # browser's CSRF id and small page state; it ends with the browser session, and is Secure over HTTPS.
     app.add_middleware(SessionMiddleware, secret_key=session_key, same_site="lax", https_only=False,
-                       session_cookie="mynacard_session")
+                       session_cookie="mynacard_session", max_age=None)
+    app.add_middleware(SecureCookies)
     app.mount("/static", StaticFiles(directory=str(files("mynacard.web") / "static")), name="static")
 
     @app.exception_handler(DomainError)
@@ -94,26 +122,6 @@ def create_app(ctx: Context) -> FastAPI:
             return JSONResponse(body, status_code=status)
         return render(request, "error.html", status_code=status, message=str(exc))
 
-    @app.get("/login", include_in_schema=False)
-    def login_page(request: Request, next: str = "/") -> Response:
-        return render(request, "login.html", next=next, failed=False)
-
-    @app.post("/login", include_in_schema=False)
-    def login(request: Request, username: str = Form(...), password: str = Form(...),
-              next: str = Form("/")) -> Response:
-        who = accounts.authenticate_password(context(request), username, password)
-        if who is None:
-            return render(request, "login.html", status_code=401, next=next, failed=True)
-        request.session["principal"] = {"role": who.role.value, "subject": who.subject,
-                                        "municipality_code": who.municipality_code}
-        target = next if next.startswith("/") and not next.startswith("//") else "/"
-        return RedirectResponse(target, status_code=303)
-
-    @app.post("/logout", include_in_schema=False)
-    def logout(request: Request) -> Response:
-        request.session.clear()
-        return RedirectResponse("/", status_code=303)
-
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -125,10 +133,16 @@ def create_app(ctx: Context) -> FastAPI:
 
 
 def _wire(app: FastAPI, ctx: Context) -> None:
-    """The seams between parts (docs/ARCHITECTURE.md): Mynaportal's card login over the JPKI relying party,
-    and — only when ``MYNACARD_PORTAL_DEMO_READER=1`` (``mynacard demo``) — the server-side demonstration card
-    reader on the login page. The kiosk centre wires JPKI itself (:func:`mynacard.kiosk.service.build_centre`)."""
+    """The seams between parts (docs/ARCHITECTURE.md): Mynaportal's card login over the JPKI relying party, and —
+    only in a demo installation (:mod:`mynacard.installation`) — the server-side demonstration card reader on
+    the login page. The kiosk centre wires JPKI itself (:func:`mynacard.kiosk.service.build_centre`)."""
+    from mynacard.installation import is_demo
     from mynacard.portal.card_login import JpkiCardAuthenticator
 
     app.state.card_authenticator = JpkiCardAuthenticator(ctx)
-    app.state.portal_demo_reader = os.environ.get("MYNACARD_PORTAL_DEMO_READER") == "1"
+    with ctx.db.connect() as conn:
+        demo = is_demo(conn)
+    if os.environ.get("MYNACARD_PORTAL_DEMO_READER") == "1" and not demo:
+        raise RuntimeError("MYNACARD_PORTAL_DEMO_READER=1 logs in with card files on the server: it works only in a "
+                           "demo installation (mynacard demo), and this database is not one")
+    app.state.portal_demo_reader = demo and os.environ.get("MYNACARD_PORTAL_DEMO_READER") != "0"

@@ -1,7 +1,9 @@
-"""Request dependencies shared by every part's routes: the context, the caller, the page renderer."""
+"""Request dependencies shared by every part's routes: the context, the clock, the caller, the page renderer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
@@ -11,10 +13,15 @@ from fastapi.templating import Jinja2Templates
 from mynacard.accounts import service as accounts
 from mynacard.context import Context
 from mynacard.errors import DomainError
-from mynacard.principal import Principal, Role
+from mynacard.principal import Principal
+from mynacard.web.csrf import csrf_token
 from mynacard.web.i18n import LANGUAGES, translator
 
-__all__ = ["LoginRequired", "context", "language", "optional_principal", "principal", "render"]
+__all__ = ["STAFF_COOKIE", "LoginRequired", "client_address", "context", "language", "now", "optional_principal",
+           "principal", "render"]
+
+STAFF_COOKIE = "mynacard_staff"
+"""The staff session's cookie: a random token, checked against the server's session table on every request."""
 
 
 class LoginRequired(DomainError):
@@ -26,20 +33,35 @@ def context(request: Request) -> Context:
     return ctx
 
 
+def now(request: Request) -> datetime:
+    """The server's clock (``app.state.clock`` when a test sets one)."""
+    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else datetime.now(UTC)
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (the proxy's ``X-Forwarded-For`` only where uvicorn trusts the proxy)."""
+    return request.client.host if request.client else "unknown"
+
+
 def language(request: Request) -> str:
     lang = request.query_params.get("lang") or request.cookies.get("lang") or "ja"
     return lang if lang in LANGUAGES else "ja"
 
 
 def optional_principal(request: Request) -> Principal | None:
+    """The caller: an API key (``Authorization: Bearer``) or a live staff session; looked up once a request."""
+    if "principal" in request.scope.get("state", {}):
+        who: Principal | None = request.state.principal
+        return who
     auth = request.headers.get("authorization", "")
+    who = None
     if auth.lower().startswith("bearer "):
-        return accounts.authenticate_api_key(context(request), auth[7:].strip())
-    session = request.scope.get("session") or {}
-    who = session.get("principal")
-    if isinstance(who, dict):
-        return Principal(Role(who["role"]), who["subject"], who.get("municipality_code"))
-    return None
+        who = accounts.authenticate_api_key(context(request), auth[7:].strip())
+    elif request.cookies.get(STAFF_COOKIE):  # sessions expire by the wall clock, not a simulated one
+        who = accounts.resolve_session(context(request), request.cookies[STAFF_COOKIE], datetime.now(UTC))
+    request.state.principal = who
+    return who
 
 
 def principal(request: Request) -> Principal:
@@ -53,6 +75,7 @@ def render(request: Request, template: str, status_code: int = 200, **values: An
     """A page in the caller's language, inside the shared layout."""
     templates: Jinja2Templates = request.app.state.templates
     lang = language(request)
+    values.setdefault("csrf", csrf_token(request))
     response = templates.TemplateResponse(request, template, {
         "t": translator(lang), "lang": lang, "principal": optional_principal(request), **values},
         status_code=status_code)
