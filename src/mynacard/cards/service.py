@@ -70,6 +70,7 @@ __all__ = [
     "get_card",
     "issue_application_forms",
     "last_activity",
+    "made_card_item",
     "manufacture_batch",
     "move_card",
     "office_cards",
@@ -544,6 +545,23 @@ def cards_to_manufacture(ctx: Context, principal: Principal, batch_id: int, now:
                                    r.municipality_code, v.card_until, v.certificates_until, r.wants_sign_cert,
                                    r.wants_auth_cert, r.photo_sha256))
     return out
+
+
+def made_card_item(ctx: Context, principal: Principal, card_id: int) -> ManufactureItem:
+    """What the chip of a card already made carries, with the serial and validity manufacture fixed (for a
+    card made without a chip — ``mynacard demo``'s simulated bulk — whose chip is personalised later)."""
+    principal.require(Role.MANUFACTURER, *_OPERATORS)
+    with ctx.db.connect() as conn:
+        r = conn.execute(select(cards.c.id, cards.c.card_serial, cards.c.resident_id, cards.c.municipality_code,
+                                cards.c.card_valid_until, cards.c.cert_valid_until, cards.c.wants_sign_cert,
+                                cards.c.wants_auth_cert, cards.c.photo_sha256)
+                         .where(cards.c.id == card_id)).first()
+    if r is None:
+        raise NotFound("no such card")
+    if r.card_serial is None or r.card_valid_until is None or r.cert_valid_until is None:
+        raise Conflict("the card has not been made yet")
+    return ManufactureItem(r.id, r.card_serial, r.resident_id, r.municipality_code, r.card_valid_until,
+                           r.cert_valid_until, r.wants_sign_cert, r.wants_auth_cert, r.photo_sha256)
 
 
 def manufacture_batch(ctx: Context, principal: Principal, batch_id: int, now: datetime, limit: int = 20000,

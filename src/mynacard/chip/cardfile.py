@@ -72,12 +72,17 @@ def save_image(path: Path, image: ChipImage, key: bytes) -> None:
         raise
 
 
+def _missing(path: Path) -> str:
+    # the card's manufacture number only: the server's folders are nobody's business at a counter
+    return f"カードのICチップを読み取れません (no chip for card {path.stem})"
+
+
 def load_image(path: Path, key: bytes) -> ChipImage:
     """Read a card file without inserting it anywhere (inspection, tests)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise NotFound(f"no card file {path}") from None
+        raise NotFound(_missing(path)) from None
     return open_image(data, key)
 
 
@@ -111,7 +116,7 @@ class CardFile:
         if self.chip is not None:
             return self.chip
         if not self.path.exists():
-            raise NotFound(f"no card file {self.path}")
+            raise NotFound(_missing(self.path))
         lock = self.lock_path.open("ab")
         deadline = time.monotonic() + self._wait
         while True:

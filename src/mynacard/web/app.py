@@ -135,7 +135,8 @@ def create_app(ctx: Context) -> FastAPI:
 def _wire(app: FastAPI, ctx: Context) -> None:
     """The seams between parts (docs/ARCHITECTURE.md): Mynaportal's card login over the JPKI relying party, and —
     only in a demo installation (:mod:`mynacard.installation`) — the server-side demonstration card reader on
-    the login page. The kiosk centre wires JPKI itself (:func:`mynacard.kiosk.service.build_centre`)."""
+    the login page and the chips of the demo's simulated cards at the window (:mod:`mynacard.window.demo`).
+    The kiosk centre wires JPKI itself (:func:`mynacard.kiosk.service.build_centre`)."""
     from mynacard.installation import is_demo
     from mynacard.portal.card_login import JpkiCardAuthenticator
 
@@ -146,3 +147,7 @@ def _wire(app: FastAPI, ctx: Context) -> None:
         raise RuntimeError("MYNACARD_PORTAL_DEMO_READER=1 logs in with card files on the server: it works only in a "
                            "demo installation (mynacard demo), and this database is not one")
     app.state.portal_demo_reader = demo and os.environ.get("MYNACARD_PORTAL_DEMO_READER") != "0"
+    if demo:
+        from mynacard.window.demo import chip_at_window
+
+        app.state.demo_chip_supply = chip_at_window

@@ -224,14 +224,22 @@ def window_find(request: Request, notice: str = "", card_id: str = "", ctx: Cont
     return RedirectResponse(f"/window/cards/{card.id}{suffix}", status_code=303)
 
 
+def _demo_chip(request: Request, ctx: Context, card: cards.CardView) -> None:
+    """In a demo installation only (the app wires the hook then): a simulated card gets its chip here."""
+    supply = getattr(request.app.state, "demo_chip_supply", None)
+    if supply is not None:
+        supply(ctx, card, _now(request))
+
+
 def _card_page(request: Request, ctx: Context, who: Principal, card_id: int, **extra: Any) -> HTMLResponse:
     card = cards.get_card(ctx, who, card_id)
+    _demo_chip(request, ctx, card)
     holder = registry.get_resident(ctx, who, card.resident_id)
     record = service.issuance_of(ctx, who, card_id)
     tries: dict[str, int] = {}
-    if card.state.value in ("issued", "suspended"):
-        tries = service.tries_left(ctx, who, card_id)
     problems = service.check_consistency(ctx, card_id)
+    if card.state.value in ("issued", "suspended") and service.chip_present(ctx, card):
+        tries = service.tries_left(ctx, who, card_id)
     return render(request, "window_card.html", card=card, holder=holder, record=record, tries=tries,
                   documents=list(Document), reasons=list(ProxyReason), attendances=list(Attendance),
                   notification_cards=list(NotificationCard), problems=problems, reason_label=proxy_reason_label,

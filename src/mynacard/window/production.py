@@ -39,7 +39,7 @@ from mynacard.principal import Principal
 from mynacard.registry import service as registry
 from mynacard.registry.model import Resident, ResidentStatus
 
-__all__ = ["manufacture_with_chips"]
+__all__ = ["manufacture_with_chips", "personalise_made_card"]
 
 _SYSTEM = Principal.system("card-manufacture")
 
@@ -96,3 +96,18 @@ def manufacture_with_chips(ctx: Context, principal: Principal, batch_id: int, no
 
     return cards.manufacture_batch(ctx, principal, batch_id, now, limit, personalise=require_chips,
                                    card_ids=list(serials))
+
+
+def personalise_made_card(ctx: Context, principal: Principal, card_id: int, now: datetime) -> bool:
+    """The chip of a card that was made without one (``mynacard demo``'s simulated bulk), personalised now as
+    :func:`manufacture_with_chips` would have done; False when its holder no longer gets one (moved away,
+    died). Idempotent: an existing chip is kept."""
+    item = cards.made_card_item(ctx, principal, card_id)
+    resident = registry.residents_by_id(ctx, _SYSTEM, [item.resident_id])[item.resident_id]
+    made = _holder(ctx, item, resident, PhotoStore(ctx.settings.photo_dir), now)
+    if made is None:
+        return False
+    holder, resident_code = made
+    chips.manufacture_card(ctx, principal, holder, JpkiIssuer(ctx, principal), card_info_signer(ctx.settings),
+                           now, resident_code=resident_code)
+    return True

@@ -63,6 +63,7 @@ __all__ = [
     "cancel_issuance",
     "change_address",
     "check_consistency",
+    "chip_present",
     "find_card",
     "issuance_of",
     "issue_card",
@@ -350,6 +351,11 @@ def recover(ctx: Context, principal: Principal, now: datetime,
     return done
 
 
+def chip_present(ctx: Context, card: cards.CardView) -> bool:
+    """Whether the card's chip can be read (its card file exists)."""
+    return bool(card.card_serial) and chips.card_path(ctx, str(card.card_serial)).exists()
+
+
 def check_consistency(ctx: Context, card_id: int) -> list[str]:
     """What is wrong between the card's state, its issuance record, its chip and its certificates (empty
     when all agree). An audit for the operator and the crash tests."""
@@ -360,7 +366,10 @@ def check_consistency(ctx: Context, card_id: int) -> list[str]:
         row = _record_row(conn, card_id)
     if card.card_serial is None:
         return ["the card has no chip"]
-    image = load_image(chips.card_path(ctx, card.card_serial), ctx.settings.data_key)
+    try:
+        image = load_image(chips.card_path(ctx, card.card_serial), ctx.settings.data_key)
+    except NotFound as exc:
+        return [str(exc)]
     holder_pins = [k for k in _HOLDER_PINS if k is not PinKind.SIGN or image.file(Application.JPKI, 0x0001)]
     set_pins = [k for k in holder_pins if image.pins[k].value is not None]
     if row is not None and IssuanceStatus(row.status).open:
