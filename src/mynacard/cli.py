@@ -143,7 +143,7 @@ def demo(
 ) -> None:
     """A seeded town on SQLite, a few simulated weeks of the issuance flow, and the web app."""
     from mynacard.config import default_home
-    from mynacard.installation import is_demo, mark_demo
+    from mynacard.installation import is_demo, mark_demo, save_demo_cards
     from mynacard.migrate import upgrade
     from mynacard.sim.driver import simulate_days
     from mynacard.sim.population import seed_population
@@ -173,6 +173,8 @@ def demo(
 
         with console.status("exchange network, kiosks and demo cards"):
             demo_cards = prepare_portal_demo(ctx, ["131016", "011002"], _now())
+        with ctx.db.begin() as conn:
+            save_demo_cards(conn, [{"serial": c.serial, "name": c.name, "pin": DEMO_PIN} for c in demo_cards], _now())
         for card in demo_cards:
             console.print(f"demo card {card.serial} ({card.name}), PIN {DEMO_PIN}: Mynaportal → /portal/login")
         from mynacard.accounts.demo import create_demo_accounts

@@ -15,7 +15,7 @@ from sqlalchemy import Column, Connection, String, Table, Text, select
 
 from mynacard.db import UtcDateTime, metadata
 
-__all__ = ["demo_logins", "installation", "is_demo", "mark_demo", "save_demo_logins"]
+__all__ = ["demo_cards", "demo_logins", "installation", "is_demo", "mark_demo", "save_demo_cards", "save_demo_logins"]
 
 installation = Table(
     "installation",
@@ -42,18 +42,35 @@ def is_demo(conn: Connection) -> bool:
     return _get(conn, "kind") == "demo"
 
 
+def _save_demo_list(conn: Connection, key: str, items: list[dict[str, Any]], now: datetime) -> None:
+    if not is_demo(conn):
+        raise RuntimeError(f"{key} exist only in a demo installation")
+    conn.execute(installation.delete().where(installation.c.key == key))
+    conn.execute(installation.insert().values(key=key, value=json.dumps(items, ensure_ascii=False), set_at=now))
+
+
+def _demo_list(conn: Connection, key: str) -> list[dict[str, Any]]:
+    if not is_demo(conn):
+        return []
+    value = _get(conn, key)
+    return list(json.loads(value)) if value else []
+
+
 def save_demo_logins(conn: Connection, logins: list[dict[str, Any]], now: datetime) -> None:
     """The demo's accounts with their passwords and keys, for the login page of a demo (and only a demo)."""
-    if not is_demo(conn):
-        raise RuntimeError("demo logins exist only in a demo installation")
-    conn.execute(installation.delete().where(installation.c.key == "demo_logins"))
-    conn.execute(installation.insert().values(key="demo_logins", value=json.dumps(logins, ensure_ascii=False),
-                                              set_at=now))
+    _save_demo_list(conn, "demo_logins", logins, now)
 
 
 def demo_logins(conn: Connection) -> list[dict[str, Any]]:
     """The demo logins, or nothing outside a demo installation."""
-    if not is_demo(conn):
-        return []
-    value = _get(conn, "demo_logins")
-    return list(json.loads(value)) if value else []
+    return _demo_list(conn, "demo_logins")
+
+
+def save_demo_cards(conn: Connection, cards: list[dict[str, Any]], now: datetime) -> None:
+    """The demo's chip cards (manufacture number, holder's name, PIN), for Mynaportal's login page of a demo."""
+    _save_demo_list(conn, "demo_cards", cards, now)
+
+
+def demo_cards(conn: Connection) -> list[dict[str, Any]]:
+    """The demo cards, or nothing outside a demo installation."""
+    return _demo_list(conn, "demo_cards")

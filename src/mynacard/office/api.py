@@ -37,6 +37,8 @@ register({
     "office.notice": ("交付通知書番号", "Notice number"),
     "office.name": ("氏名", "Name"),
     "office.status": ("状態", "Status"),
+    "office.serve": ("窓口", "Window"),
+    "office.serve_link": ("交付手続きへ", "Issue at the window"),
     "office.no_bookings": ("この日の予約はありません。", "No bookings on this day."),
     "office.booking.active": ("予約中", "booked"),
     "office.booking.visited": ("来庁済", "visited"),

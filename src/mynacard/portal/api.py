@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from mynacard.clock import JST
 from mynacard.errors import DomainError
 from mynacard.exchange.model import InfoItem, Procedure
+from mynacard.installation import demo_cards
 from mynacard.portal import service
 from mynacard.portal.model import FORMS, CardAuthenticator, ChildProcedure, validate_form
 from mynacard.principal import Principal
@@ -61,6 +62,8 @@ register({
                            "(an emulated chip) kept on this server is put into a virtual reader on the server side. "
                            "The chip itself checks the PIN and locks after 3 wrong tries."),
     "portal.card_serial": ("カードの製造番号", "Card manufacture number"),
+    "portal.demo_cards": ("デモ用カード (デモ環境だけに表示)", "Demo cards (shown in a demo installation only)"),
+    "portal.demo_holder": ("名義人", "Holder"),
     "portal.pin": ("利用者証明用電子証明書の暗証番号 (数字4桁)", "Authentication PIN (4 digits)"),
     "portal.manual": ("証明書と署名を貼り付けてログイン (カードリーダーのソフトウェアが作成したもの)",
                       "Log in with a certificate and signature made by your card reader software"),
@@ -194,9 +197,14 @@ def _login_page(request: Request, auth: CardAuthenticator | None, status_code: i
                 failed: str | None = None) -> HTMLResponse:
     """The login page with a fresh challenge (none when card login is not configured)."""
     challenge = auth.issue_challenge(_now()) if auth is not None else None
+    reader = challenge is not None and demo_reader_enabled(request)
+    cards: list[dict[str, Any]] = []
+    if reader:
+        with context(request).db.connect() as conn:
+            cards = demo_cards(conn)
     response = render(request, "portal_login.html", status_code=status_code, challenge=challenge,
                       nonce=base64.b64encode(challenge.nonce).decode() if challenge else None, failed=failed,
-                      reader=challenge is not None and demo_reader_enabled(request))
+                      reader=reader, demo_cards=cards)
     response.headers["cache-control"] = "no-store"
     return response
 
