@@ -7,6 +7,7 @@ to get wrong" and reference/operations-and-incidents.md §1.4.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -27,6 +28,7 @@ __all__ = [
     "card_expiry",
     "certificate_expiry",
     "check_transition",
+    "is_manufacture_number",
     "manufacturer_for",
     "validity",
 ]
@@ -211,3 +213,11 @@ def validity(birth_date: date, issued_on: date, applied_on: date) -> Validity:
 def manufacturer_for(municipality_code: str) -> str:
     """Which manufacturer prints for a municipality: east (prefectures 01–23) or west (24–47)."""
     return "mfr-east" if int(municipality_code[:2]) <= 23 else "mfr-west"
+
+
+_MANUFACTURE_NUMBER = re.compile(r"[A-Za-z0-9]{13}")
+
+
+def is_manufacture_number(value: object) -> bool:
+    """製造番号: a card's manufacture number is 13 letters and digits (E000000000101)."""
+    return isinstance(value, str) and _MANUFACTURE_NUMBER.fullmatch(value) is not None

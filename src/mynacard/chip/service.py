@@ -10,13 +10,13 @@ card's municipality is kept with the image), works through the issuer's APDUs, a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from mynacard.cards.model import is_manufacture_number
 from mynacard.cards.personalisation import CardHolder, CertificateIssuer
 from mynacard.chip.cardfile import CardFile, load_image
 from mynacard.chip.cardinfo import CardInfoSigner
@@ -43,7 +43,6 @@ __all__ = [
     "set_initial_pins",
 ]
 
-_SERIAL = re.compile(r"[A-Za-z0-9]{13}")
 _MAKERS = (Role.MANUFACTURER, Role.OPERATOR, Role.SYSTEM)
 _WINDOW = (Role.CLERK, Role.SUPERVISOR, Role.OPERATOR, Role.SYSTEM)
 
@@ -60,7 +59,7 @@ class ManufacturedCard:
 
 def card_path(ctx: Context, serial: str) -> Path:
     """Where the card file of ``serial`` lives."""
-    if not isinstance(serial, str) or not _SERIAL.fullmatch(serial):
+    if not is_manufacture_number(serial):
         raise InvalidInput("a manufacture number (製造番号) is 13 letters and digits")
     return ctx.settings.home / "chips" / f"{serial}.card"
 

@@ -27,7 +27,7 @@ from mynacard.jpki.config import jpki_settings
 from mynacard.jpki.model import CaKind, RevocationReason
 from mynacard.jpki.ocsp import ResponseStatus
 
-__all__ = ["Answer", "OcspResponder", "responder_for"]
+__all__ = ["Answer", "OcspResponder", "notice_revocations", "responder_for"]
 
 
 @dataclass(frozen=True)
@@ -310,3 +310,11 @@ def responder_for(ctx: Context) -> OcspResponder:
         if responder is None:
             responder = _RESPONDERS[ctx.db] = OcspResponder(ctx)
     return responder
+
+
+def notice_revocations(ctx: Context) -> None:
+    """After a revocation committed in this process: its responder, if it has one, drops the cached answers of
+    the certificates revoked now rather than at its next poll (other processes see it within their poll)."""
+    responder = _RESPONDERS.get(ctx.db)
+    if responder is not None:
+        responder.poll(force=True)

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Connection, String, Text, delete, func, insert, literal, select, text, update
 
 from mynacard.cards import service as cards
-from mynacard.cards.model import CardState
+from mynacard.cards.model import CardState, is_manufacture_number
 from mynacard.cards.personalisation import CardHolder, IssuedCertificates
 from mynacard.clock import local_date
 from mynacard.context import Context
@@ -80,6 +80,7 @@ __all__ = [
     "ca_bundle_pem",
     "certificate_by_serial",
     "certificates_of_card",
+    "certificates_of_card_serial",
     "current_authority",
     "current_crl",
     "ensure_authorities",
@@ -527,6 +528,27 @@ def certificates_of_card(ctx: Context, principal: Principal, card_id: int) -> li
         if rows and not _may_see(principal, conn, rows[-1]):
             raise NotFound("no such card")
     return [_view(r) for r in rows]
+
+
+def certificates_of_card_serial(ctx: Context, principal: Principal, card_serial: str) -> list[CertificateView]:
+    """Every certificate ever issued for the card with this manufacture number (製造番号), oldest first: those
+    issued under the number (the CA's own record of it, also for cards made outside the issuance pipeline, such
+    as the kiosk's test cards) and those of the same card under its other prints. Only certificates the caller
+    may see; none → :class:`NotFound`."""
+    number = card_serial.strip().upper()
+    if not is_manufacture_number(number):
+        raise InvalidInput("カードの製造番号は英数字13桁です (a manufacture number is 13 letters and digits, "
+                           "e.g. E000000000101)")
+    with ctx.db.connect() as conn:
+        rows = conn.execute(_views_query().where(jpki_certificates.c.card_serial == number)).all()
+        ids = {r.card_id for r in rows if r.card_id is not None}
+        if ids:
+            rows = conn.execute(_views_query().where(
+                (jpki_certificates.c.card_serial == number) | jpki_certificates.c.card_id.in_(ids))).all()
+        visible = sorted((r for r in rows if _may_see(principal, conn, r)), key=lambda r: r.id)
+    if not visible:
+        raise NotFound("その製造番号のカードの電子証明書はありません (no certificates for this card)")
+    return [_view(r) for r in visible]
 
 
 def lineage(ctx: Context, principal: Principal, serial: int) -> list[CertificateView]:

@@ -80,7 +80,7 @@ jpki_certificates = Table(
     Column("kind", String(8), nullable=False),
     Column("serial", BigInteger, nullable=False, unique=True),
     Column("card_id", BigInteger, nullable=True, index=True),
-    Column("card_serial", String(16), nullable=True),
+    Column("card_serial", String(16), nullable=True, index=True),
     Column("resident_id", BigInteger, nullable=False),
     Column("municipality_code", String(6), nullable=False),
     Column("subject_cn", String(64), nullable=False),
