@@ -26,6 +26,7 @@ register({
     "mykey.disaster.title": ("避難所の状況", "Shelters"),
     "mykey.disaster.lead": ("避難所でマイナンバーカードをかざした方の最新の状況です (10秒ごとに更新)。",
                             "Who has touched their My Number Card at a shelter, as of now (refreshed every 10 s)."),
+    "mykey.disaster.auto": ("10秒ごとに自動更新する", "Refresh every 10 seconds"),
     "mykey.disaster.total": ("避難者 合計 {n} 人", "{n} people in shelters"),
     "mykey.disaster.shelter": ("避難所", "Shelter"),
     "mykey.disaster.present": ("避難者数", "Present"),

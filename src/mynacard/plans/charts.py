@@ -72,9 +72,11 @@ def _fmt(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def _open(kind: str, element_id: str | None, width: int, height: int, label: str) -> list[str]:
+def _open(kind: str, element_id: str | None, width: int, height: int, label: str, role: str = "img") -> list[str]:
+    """An ``<svg>`` named by ``label``: a picture (``img``), or a ``group`` when it holds links, which a picture
+    may not (its content is presentational, so the links would be lost to assistive technology)."""
     ident = f' id="{escape(element_id)}"' if element_id else ""
-    return [f'<svg class="{kind}"{ident} viewBox="0 0 {width} {height}" width="100%" role="img" '
+    return [f'<svg class="{kind}"{ident} viewBox="0 0 {width} {height}" width="100%" role="{role}" '
             f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">',
             f"<title>{escape(label)}</title>"]
 
@@ -234,13 +236,13 @@ def dot_map(dots: Sequence[Dot], *, label: str, width: int = 560, height: int = 
     pad = 12
     scale = min((width - 2 * pad) / span_x, (height - 2 * pad) / span_y)
     radius = 2.6 if len(dots) > 300 else 5
-    parts = _open("map", element_id, width, height, label)
+    parts = _open("map", element_id, width, height, label, "group" if any(d.href for d in dots) else "img")
     for d in dots:
         x = pad + (d.lng - lng0) * squeeze * scale
         y = pad + (lat1 - d.lat) * scale
         data = "".join(f' data-{escape(k)}="{escape(v)}"' for k, v in d.data.items())
         circle = (f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius}" fill="{d.colour}"{data}>'
                   f"<title>{escape(d.title)}</title></circle>")
-        parts.append(f'<a href="{escape(d.href)}">{circle}</a>' if d.href else circle)
+        parts.append(f'<a href="{escape(d.href)}" aria-label="{escape(d.title)}">{circle}</a>' if d.href else circle)
     parts.append("</svg>")
     return Markup("".join(parts))
