@@ -1,20 +1,29 @@
-"""The ``mynacard`` command (Typer). Each part with commands of its own adds a sub-app here."""
+"""The ``mynacard`` command (Typer). Each part with commands of its own adds a sub-app here.
+
+Bad input never ends in a traceback: :class:`RefusingGroup`, the root of every command and sub-command,
+turns a refusal into one line on standard error and exit code 2 (see :func:`refusal_message`); Typer's own
+checks of option types and bounds (``min=``/``max=`` on counts, days, ids and ports) do the same before a
+command starts. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
+from typer.core import TyperGroup
 
 from mynacard.accounts.cli import app as accounts_app
 from mynacard.bootstrap import build_context
 from mynacard.chip.cli import app as card_app
 from mynacard.context import Context
+from mynacard.errors import DomainError, InvalidInput
 from mynacard.exchange.cli import app as exchange_app
 from mynacard.jpki import cli as jpki_cli
 from mynacard.kiosk.cli import app as kiosk_app
@@ -24,7 +33,61 @@ from mynacard.plans.cli import app as plans_app
 from mynacard.portal.cli import app as portal_app
 from mynacard.window import cli as window_cli
 
-app = typer.Typer(help="mynacard — the My Number Card programme, end to end.", no_args_is_help=True)
+REFUSALS: tuple[type[BaseException], ...] = (
+    DomainError,  # InvalidInput, NotFound, Forbidden, Conflict: refused by a service, nothing changed
+    ValueError,  # a value that does not parse: an impossible date, an unknown name of an enum
+    OverflowError,  # a number too large for the database or the clock
+    FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,  # a path given on the line
+)
+"""What ends a command as refused input (exit 2) rather than as a bug (a traceback)."""
+
+MAX_ID = 2**63 - 1
+"""The largest identifier the database holds (BIGINT): an id option or argument is bounded by it."""
+
+
+def refusal_message(exc: BaseException) -> str:
+    """One line saying why the command was refused (domain messages are safe to show, errors.py)."""
+    if isinstance(exc, DomainError):
+        message = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, InvalidInput) and exc.problems != [str(exc)]:
+            shown = exc.problems[:5]
+            more = f" … and {len(exc.problems) - 5} more" if len(exc.problems) > 5 else ""
+            message += " — " + "; ".join(shown) + more
+    elif isinstance(exc, OverflowError):
+        message = f"invalid value: a number is out of range ({exc})"
+    elif isinstance(exc, OSError):
+        message = f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+    else:
+        message = f"invalid value: {exc}"
+    return " ".join(message.split())
+
+
+class RefusingGroup(TyperGroup):
+    """The root command group: a refusal (:data:`REFUSALS`) raised by any command below it prints
+    :func:`refusal_message` on standard error and exits with code 2. The services refuse before they write (each
+    change is one transaction), and the commands parse and check their input before calling them, so a refused
+    command has written nothing."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's (vendored) click Context
+        try:
+            return super().invoke(ctx)
+        except REFUSALS as exc:
+            typer.echo(f"mynacard: {refusal_message(exc)}", err=True)
+            raise typer.Exit(2) from None
+
+
+def parse_day(value: str | None, option: str) -> date | None:
+    """A day given as YYYY-MM-DD, or a usage error (exit 2) naming the option."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{option}: {value!r} is not a day (YYYY-MM-DD)") from None
+
+
+app = typer.Typer(help="mynacard — the My Number Card programme, end to end.", no_args_is_help=True,
+                  cls=RefusingGroup)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
@@ -40,6 +103,11 @@ app.add_typer(window_cli.app, name="window")
 console = Console()
 
 HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_HOME or ~/.mynacard).")
+PortOption = typer.Option(8000, "--port", min=1, max=65535)
+MAX_RESIDENTS = 5_000_000
+"""More residents than the largest municipality has (Yokohama: 3.8 million)."""
+MAX_DAYS = 3660
+"""Ten years of simulated days."""
 
 
 def _context(home: Path | None) -> Context:
@@ -60,21 +128,25 @@ def db_upgrade(home: Path | None = HomeOption) -> None:
 def seed(
     municipality: list[str] = typer.Option(["131016"], "--municipality", "-m",
                                            help="Local government code(s) to populate."),
-    residents: int = typer.Option(2000, "--residents", "-n", help="Residents per municipality."),
+    residents: int = typer.Option(2000, "--residents", "-n", min=1, max=MAX_RESIDENTS,
+                                  help="Residents per municipality."),
     seed_value: int = typer.Option(2016, "--seed", help="Random seed (same seed, same town)."),
     home: Path | None = HomeOption,
 ) -> None:
     """Populate municipalities with synthetic residents and their application forms."""
+    from mynacard.registry import service as registry
     from mynacard.sim.population import seed_population
 
     ctx = _context(home)
+    for code in municipality:  # every town known before the first is populated
+        registry.get_municipality(ctx, code)
     total = seed_population(ctx, municipality, residents, seed=seed_value, now=_now(), console=console)
     console.print(f"[green]{total:,} residents registered[/green]")
 
 
 @app.command()
 def simulate(
-    days: int = typer.Option(21, "--days", help="Days to simulate."),
+    days: int = typer.Option(21, "--days", min=1, max=MAX_DAYS, help="Days to simulate."),
     start: str | None = typer.Option(None, "--start",
                                      help="First day (YYYY-MM-DD); default: the day after the last activity."),
     seed_value: int = typer.Option(2016, "--seed"),
@@ -84,15 +156,17 @@ def simulate(
     from mynacard.cards.service import last_activity
     from mynacard.sim.driver import simulate_days
 
+    given = parse_day(start, "--start")
     ctx = _context(home)
     last = last_activity(ctx)
-    first = date.fromisoformat(start) if start else (last.date() + timedelta(days=1) if last else _now().date())
+    first = given or (last.date() + timedelta(days=1) if last else _now().date())
     simulate_days(ctx, first, days, seed=seed_value, console=console)
 
 
 @app.command()
 def status(home: Path | None = HomeOption) -> None:
-    """Cards by state per municipality, and whether state and history agree."""
+    """Cards by state per municipality, and whether state and history agree (the check is kept: the first page
+    shows its last result and when it ran — run this nightly)."""
     from mynacard.cards import service as cards
     from mynacard.cards.model import CardState
     from mynacard.principal import Principal
@@ -112,7 +186,7 @@ def status(home: Path | None = HomeOption) -> None:
     if not counts:
         console.print("no cards yet")
     console.print(table)
-    report = cards.verify_ledger(ctx)
+    report, _ = cards.check_ledger(ctx, Principal.system("mynacard-status"), _now())  # kept for the first page
     colour = "green" if report.ok else "red"
     console.print(f"[{colour}]ledger {'whole' if report.ok else 'BROKEN'}[/{colour}]: "
                   f"{report.cards:,} cards, {report.events:,} events")
@@ -121,7 +195,7 @@ def status(home: Path | None = HomeOption) -> None:
 
 
 @app.command()
-def serve(home: Path | None = HomeOption, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(home: Path | None = HomeOption, host: str = "127.0.0.1", port: int = PortOption) -> None:
     """Serve the web app."""
     import uvicorn
 
@@ -134,14 +208,16 @@ def serve(home: Path | None = HomeOption, host: str = "127.0.0.1", port: int = 8
 def demo(
     home: Path | None = typer.Option(None, "--home",
                                      help="Data folder (default $MYNACARD_HOME or ~/.mynacard, as every command)."),
-    days: int = typer.Option(28, "--days", help="Weeks of issuance to simulate first, in days."),
-    residents: int = typer.Option(3000, "--residents"),
+    days: int = typer.Option(28, "--days", min=1, max=MAX_DAYS, help="Weeks of issuance to simulate first, in days."),
+    residents: int = typer.Option(3000, "--residents", min=1, max=MAX_RESIDENTS),
     host: str = "127.0.0.1",
-    port: int = 8000,
+    port: int = PortOption,
     serve_after: bool = typer.Option(True, "--serve/--no-serve"),
-    chip_cards: int = typer.Option(40, "--chip-cards", help="The first cards made get real chips (JPKI)."),
+    chip_cards: int = typer.Option(40, "--chip-cards", min=0, max=100_000,
+                                   help="The first cards made get real chips (JPKI)."),
 ) -> None:
     """A seeded town on SQLite, a few simulated weeks of the issuance flow, and the web app."""
+    from mynacard.clock import local_date
     from mynacard.config import default_home
     from mynacard.installation import is_demo, mark_demo, save_demo_cards
     from mynacard.migrate import upgrade
@@ -160,7 +236,7 @@ def demo(
     if fresh:
         with ctx.db.begin() as conn:
             mark_demo(conn, _now())
-        start = _now().date() - timedelta(days=days)
+        start = local_date(_now()) - timedelta(days=days)  # the simulated weeks end yesterday in Japan
         seed_population(ctx, ["131016", "011002"], residents, seed=2016,
                         now=datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC), console=console)
         from mynacard.sim.driver import SimulationRates
@@ -180,6 +256,10 @@ def demo(
         from mynacard.accounts.demo import create_demo_accounts
 
         create_demo_accounts(ctx, ["131016", "011002"], _now())
+        from mynacard.cards.service import check_ledger
+        from mynacard.principal import Principal
+
+        check_ledger(ctx, Principal.system("demo"), _now())  # the first page shows the last check
     else:
         console.print(f"[yellow]reusing the demo database in {root}[/yellow] (delete it for a fresh town)")
     from mynacard.accounts.demo import print_demo_logins

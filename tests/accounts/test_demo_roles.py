@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,10 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "MYNACARD_DATABASE_URL"}
     env["MYNACARD_HOME"] = str(home)
+    # kiosks serve 06:30–23:00 JST: the demo's kiosk clock starts at the next 10:00 in Japan, whenever this runs
+    jst = datetime.now(timezone(timedelta(hours=9)))
+    opening = jst.replace(hour=10, minute=0, second=0, microsecond=0)
+    env["MYNACARD_KIOSK_CLOCK"] = (opening if opening > jst else opening + timedelta(days=1)).isoformat()
     process = subprocess.Popen(
         [sys.executable, "-m", "mynacard.cli", "demo", "--residents", "200", "--days", "21", "--chip-cards", "5",
          "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -80,11 +80,17 @@ class Card:
     keys_by_card: dict[str, rsa.RSAPrivateKey] = field(default_factory=dict)
 
 
+CAS_CREATED_AT = NOW - timedelta(days=30)
+"""When the tests' operator created the CAs (``mynacard jpki init``): before any card the tests make."""
+
+
 class Town:
-    """Residents of Chiyoda-ku and a way to get each one an issued card."""
+    """Residents of Chiyoda-ku and a way to get each one an issued card. The CAs exist (the operator created
+    them, as ``mynacard jpki init`` does): no request creates them."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        service.ensure_authorities(ctx, OPERATOR, CAS_CREATED_AT)
 
     def resident(self, family: str = "山田", given: str = "太郎", birth: date = date(1980, 1, 1), sex: str = "1",
                  address: str = "東京都千代田区千代田1番1号", municipality: str = CHIYODA,

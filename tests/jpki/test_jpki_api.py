@@ -15,9 +15,10 @@ from fastapi.testclient import TestClient
 
 from mynacard.accounts import service as accounts
 from mynacard.context import Context
+from mynacard.errors import Forbidden
 from mynacard.jpki import service, verifiers
 from mynacard.jpki.model import CaKind
-from mynacard.principal import Role
+from mynacard.principal import Principal, Role
 from mynacard.web.app import create_app
 from tests.conftest import NOW
 from tests.jpki.support import CHIYODA, OPERATOR, SAPPORO, Card, Town, chip_key, spki
@@ -29,7 +30,35 @@ def client(ctx: Context) -> Iterator[TestClient]:
         yield c
 
 
+def test_a_request_never_creates_the_cas_the_web_answers_503_until_the_operator_has(
+        ctx: Context, client: TestClient) -> None:
+    """Security review: an anonymous GET of /jpki/ca/sign.pem on a fresh database created both CAs with the web
+    process's key store. Creating a CA is the operator's act (``mynacard jpki init``); until then every JPKI
+    route that needs one answers 503 with the reason, and nothing is written."""
+    _, sign_key = verifiers.register_verifier(ctx, OPERATOR, "署名検証者", "government", ["signature"], "sv", NOW)
+    accounts.create_account(ctx, "ops", Role.OPERATOR, None, NOW)
+    ops = {"Authorization": f"Bearer {accounts.issue_api_key(ctx, 'ops')}"}
+    as_sign = {"Authorization": f"Bearer {sign_key}"}
+    for path, headers in (("/jpki/ca/sign.pem", {}), ("/jpki/ca/auth.cer", {}), ("/jpki/ca/sign-all.pem", {}),
+                          ("/jpki/crl/sign.crl", as_sign), ("/jpki/crl/auth-delta.crl", ops)):
+        reply = client.get(path, headers=headers)
+        assert reply.status_code == 503 and "mynacard jpki init" in reply.text, (path, reply.text)
+    body = {"certificate_b64": "AA==", "data_b64": "AA==", "signature_b64": "AA=="}
+    for method, path, json_body in (("POST", "/api/jpki/crl/publish", {"force": True}),
+                                    ("POST", "/api/jpki/rollover", {"kind": "sign"}),
+                                    ("POST", "/api/jpki/verify/signature", body)):
+        reply = client.request(method, path, json=json_body, headers=ops)
+        assert reply.status_code == 503 and reply.json()["error"] == "AuthoritiesMissing", (path, reply.text)
+    assert client.get("/jpki/crl/sign.crl").status_code == 401  # anonymous: refused before anything else
+    assert service.authorities(ctx) == [] and not service.authorities_exist(ctx)
+    with pytest.raises(Forbidden):
+        service.ensure_authorities(ctx, Principal(Role.CLERK, "c", CHIYODA), NOW)
+    service.ensure_authorities(ctx, OPERATOR, NOW)  # mynacard jpki init
+    assert client.get("/jpki/ca/sign.pem").status_code == 200
+
+
 def test_ca_certificates_and_the_repository_page_are_public(ctx: Context, client: TestClient) -> None:
+    service.ensure_authorities(ctx, OPERATOR, NOW)  # mynacard jpki init
     sign = client.get("/jpki/ca/sign.pem")
     auth = client.get("/jpki/ca/auth.pem")
     assert sign.status_code == auth.status_code == 200
@@ -49,6 +78,7 @@ def test_ca_certificates_and_the_repository_page_are_public(ctx: Context, client
 
 
 def test_crls_are_for_registered_verifiers_of_that_ca(ctx: Context, client: TestClient) -> None:
+    service.ensure_authorities(ctx, OPERATOR, NOW)  # mynacard jpki init
     _, sign_key = verifiers.register_verifier(ctx, OPERATOR, "署名検証者", "government", ["signature"], "sv", NOW)
     _, auth_key = verifiers.register_verifier(ctx, OPERATOR, "利用者証明検証者", "certified_private",
                                               ["authentication"], "av", NOW)

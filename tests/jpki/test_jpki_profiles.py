@@ -193,8 +193,11 @@ def test_the_roots_the_service_serves_match_the_real_roots(ctx: Context) -> None
     """The same comparison on the roots the running service made and serves (``/jpki/ca/*.pem``)."""
     from fastapi.testclient import TestClient
 
+    from mynacard.jpki import service
     from mynacard.web.app import create_app
+    from tests.jpki.support import OPERATOR
 
+    service.ensure_authorities(ctx, OPERATOR, NOW)  # mynacard jpki init
     with TestClient(create_app(ctx)) as client:
         for kind in CaKind:
             served = x509.load_pem_x509_certificate(client.get(f"/jpki/ca/{kind.value}.pem").content)

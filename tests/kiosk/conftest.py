@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mynacard import installation
 from mynacard.context import Context
 from mynacard.kiosk import municipal
 from mynacard.kiosk.centre import Centre, LocalGateway
@@ -45,8 +46,17 @@ class Town:
         return next(r for r in sorted(self.people.values(), key=lambda r: r.id) if r.age_on(NOW.date()) < 15)
 
 
+def mark_demo(ctx: Context, now: datetime = NOW) -> None:
+    """Mark the test database as a demo installation (as ``mynacard demo`` does): the kiosk tests exercise the
+    demonstration's synthetic municipal records and chip cards, which a real installation refuses."""
+    with ctx.db.begin() as conn:
+        installation.mark_demo(conn, now)
+
+
 def seed_town(ctx: Context, n: int = 40, code: str = CHIYODA, seed: int = 7, now: datetime = NOW,
               support_share: float = 0.0) -> Town:
+    """Residents with synthetic municipal records — a demo feature: the database is marked as a demo."""
+    mark_demo(ctx, now)
     ids = make_residents(ctx, n, now, code, seed=seed)
     municipal.configure(ctx, SYSTEM, code, now)
     municipal.seed_records(ctx, SYSTEM, code, now, seed=seed, seal_share=1.0, support_share=support_share)

@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
+from mynacard import installation
 from mynacard.chip import service as chips
 from mynacard.chip.client import CardClient, PinBlocked, WrongPin
 from mynacard.chip.model import KeyKind
@@ -52,7 +53,10 @@ def _now() -> datetime:
 
 
 def _card(ctx: Context, resident_id: int, pin: str = "1234") -> str:
-    """A chip card for the resident; returns its manufacture number."""
+    """A chip card for the resident (a demo card: the test database is marked as a demo installation, since
+    ``make_resident_card`` skips the application and the window); returns its manufacture number."""
+    with ctx.db.begin() as conn:
+        installation.mark_demo(conn, _now())
     return make_resident_card(ctx, SYSTEM, resident_id, pin, _now() - timedelta(days=1)).serial
 
 
@@ -141,10 +145,12 @@ def test_a_wrong_pin_never_leaves_the_card_and_three_block_it(ctx: Context, town
         _answer(ctx, serial, "1234", nonce)
 
 
-def test_the_demo_reader_signs_with_a_card_file_and_says_why_it_refuses(ctx: Context, town: Town) -> None:
+def test_the_demo_reader_signs_with_a_card_file_and_says_why_it_refuses(ctx: Context, town: Town,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     _, people = town
     me = people[5]
-    serial = _card(ctx, me.id, "2468")
+    serial = _card(ctx, me.id, "2468")  # the database is now a demo installation
+    monkeypatch.setenv("MYNACARD_PORTAL_DEMO_READER", "0")  # a demo started with the reader turned off
     app = create_app(ctx)
     client = TestClient(app)
     assert 'id="reader-login"' not in client.get("/portal/login").text  # off unless started for a demonstration

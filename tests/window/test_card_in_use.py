@@ -16,7 +16,7 @@ from mynacard.chip.client import CardClient, PinBlocked, WrongPin
 from mynacard.chip.model import KeyKind, PinKind
 from mynacard.chip.transport import InProcessTransport
 from mynacard.context import Context
-from mynacard.errors import Forbidden, NotFound
+from mynacard.errors import Conflict, Forbidden, NotFound
 from mynacard.jpki import service as jpki
 from mynacard.registry import service as registry
 from mynacard.window import service as window
@@ -69,6 +69,27 @@ def test_suspend_by_phone_then_lift_only_at_the_window(ctx: Context) -> None:
     assert window.check_consistency(ctx, card_id) == []
     _chip_works(ctx, card_id, PINS)  # new keys in the chip, the same PINs
     assert window.lift_suspension(ctx, clerk(), card_id, ID, NOW + timedelta(days=1)).certificates == ()
+
+
+def test_a_suspension_key_names_one_card_a_reused_key_for_another_card_is_refused(ctx: Context) -> None:
+    """The call's ticket number makes a retry harmless for *its* card; the same ticket for another card is
+    refused (409) and that card stays live — it must never answer "replayed" and leave a lost card usable."""
+    first_card, second_card = chip_cards(ctx, 2, NOW)
+    for card_id in (first_card, second_card):
+        window.issue_card(ctx, clerk(), identity=ID, pins=PINS, notification_card="collected", now=NOW,
+                          card_id=card_id)
+    night = NOW + timedelta(hours=17)
+    assert not window.suspend_by_phone(ctx, CALL_CENTRE, first_card, "call-7", night).replayed
+    before = sorted(_statuses(ctx, second_card))
+    with pytest.raises(Conflict, match="another card"):
+        window.suspend_by_phone(ctx, CALL_CENTRE, second_card, "call-7", night)
+    assert cards.get_card(ctx, SYSTEM, second_card).state is CardState.ISSUED
+    assert sorted(_statuses(ctx, second_card)) == before == [("auth", "good", None), ("sign", "good", None)]
+    assert window.suspend_by_phone(ctx, CALL_CENTRE, first_card, "call-7", night).replayed  # same card: replay
+    second = window.suspend_by_phone(ctx, CALL_CENTRE, second_card, "call-8", night)  # its own ticket
+    assert second.state is CardState.SUSPENDED and not second.replayed and len(second.certificates) == 2
+    for card_id in (first_card, second_card):
+        assert window.check_consistency(ctx, card_id) == []
 
 
 def test_reissue_after_loss_abolishes_and_gives_a_new_form(ctx: Context) -> None:

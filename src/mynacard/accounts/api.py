@@ -5,7 +5,7 @@ sessions and the audit log run on the wall clock, never on a simulated one (``ap
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -13,8 +13,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 
 from mynacard.accounts import service
-from mynacard.accounts.model import AccountView, KeyView
+from mynacard.accounts.model import ONE_TIME_PASSWORD_VALID, AccountView, KeyView, one_time_password_expires
 from mynacard.accounts.sessions import utcnow
+from mynacard.clock import JST
 from mynacard.context import Context
 from mynacard.errors import DomainError, InvalidInput
 from mynacard.installation import demo_logins, is_demo
@@ -33,6 +34,12 @@ register({
                      "This account is locked after too many wrong passwords. Ask an operator to unlock it."),
     "login.throttled": ("誤ったパスワードが続いたため、{s} 秒後まで受け付けません。",
                         "Too many wrong passwords: try again in {s} seconds."),
+    "login.expired_title": ("一時パスワードの有効期限切れ", "One-time password expired"),
+    "login.expired": ("この一時パスワードは有効期限(設定から{h}時間)を過ぎたため使えません。"
+                      "管理者(J-LIS)に新しい一時パスワードの発行(パスワード再設定)を依頼してください。",
+                      "This one-time password has expired ({h} hours after it was set). Ask an operator for a new "
+                      "one (a password reset)."),
+    "login.back": ("ログイン画面へ", "Back to the login page"),
     "login.change_title": ("新しいパスワードの設定", "Set a new password"),
     "login.change_why": ("一時パスワードでログインしました。続けるには新しいパスワードを設定してください。",
                          "You logged in with a one-time password. Set a new one to go on."),
@@ -60,6 +67,10 @@ register({
     "accounts.secret_note": ("この値は二度と表示されません。安全な方法で本人または機器の管理者に渡してください。",
                              "This is never shown again. Hand it over safely."),
     "accounts.password_once": ("一時パスワード(初回ログイン時に変更)", "One-time password (changed at first login)"),
+    "accounts.valid_until": ("有効期限", "Valid until"),
+    "accounts.valid_hours": ("設定から{h}時間。過ぎたら再設定で新しい一時パスワードを発行します。",
+                             "{h} hours after it was set; after that a reset issues a new one."),
+    "accounts.one_time_expired": ("期限切れ", "expired"),
     "accounts.key_once": ("APIキー", "API key"),
     "accounts.back": ("アカウント一覧へ", "Back to accounts"),
     "accounts.disable": ("利用停止", "Disable"),
@@ -127,6 +138,29 @@ def _logged_in(request: Request, token: str, target: str) -> Response:
     return response
 
 
+_VALID_HOURS = int(ONE_TIME_PASSWORD_VALID.total_seconds() // 3600)
+
+
+def _moment(at: datetime) -> str:
+    """A moment as staff read it: JST first, UTC beside it."""
+    return f"{at.astimezone(JST):%Y-%m-%d %H:%M} JST ({at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
+
+
+def _refused(request: Request, outcome: service.LoginOutcome, next: str, username: str) -> Response:
+    """The login page again with the reason, or — for an expired one-time password — the page that says to ask
+    for a new one."""
+    if outcome.refusal == "expired":
+        response = render(request, "login_expired.html", status_code=401, hours=_VALID_HOURS)
+        response.headers["cache-control"] = "no-store"
+        return response
+    status = {"throttled": 429, "locked": 423}.get(outcome.refusal or "", 401)
+    response = _login_page(request, status_code=status, next=next, failed=outcome.refusal,
+                           retry_after=outcome.retry_after, username=username)
+    if outcome.retry_after:
+        response.headers["retry-after"] = str(outcome.retry_after)
+    return response
+
+
 @router.get("/login", include_in_schema=False)
 def login_page(request: Request, next: str = Query("/", max_length=512)) -> Response:
     return _login_page(request, next=next)
@@ -140,12 +174,7 @@ def login(request: Request, username: str = Form(..., max_length=64), password: 
         return _logged_in(request, outcome.token, next)
     if outcome.refusal == "must_change":
         return render(request, "login_password.html", username=username, next=next, problem=None)
-    status = {"throttled": 429, "locked": 423}.get(outcome.refusal or "", 401)
-    response = _login_page(request, status_code=status, next=next, failed=outcome.refusal,
-                           retry_after=outcome.retry_after, username=username)
-    if outcome.retry_after:
-        response.headers["retry-after"] = str(outcome.retry_after)
-    return response
+    return _refused(request, outcome, next, username)
 
 
 @router.post("/login/password", include_in_schema=False, dependencies=[Depends(login_csrf)])
@@ -163,6 +192,8 @@ def change_password(request: Request, username: str = Form(..., max_length=64),
                                                    client_address(request), utcnow())
     except InvalidInput as exc:
         return again(str(exc))
+    if outcome.refusal == "expired":  # it expired while the form was open
+        return _refused(request, outcome, next, username)
     if outcome.token is None:
         return _login_page(request, status_code=401, next=next, failed=outcome.refusal,
                            retry_after=outcome.retry_after, username=username)
@@ -181,8 +212,12 @@ def logout(request: Request) -> Response:
 
 # --- the operator's pages ----------------------------------------------------------------------------------------
 
-def _secret_page(request: Request, username: str, password: str | None = None, key: str | None = None) -> Response:
-    response = render(request, "admin_secret.html", username=username, password=password, key=key)
+def _secret_page(request: Request, username: str, password: str | None = None, key: str | None = None,
+                 set_at: datetime | None = None) -> Response:
+    """A secret shown once; a one-time password (set at ``set_at``) with until when it works."""
+    until = _moment(one_time_password_expires(set_at)) if password and set_at else None
+    response = render(request, "admin_secret.html", username=username, password=password, key=key,
+                      valid_until=until, hours=_VALID_HOURS)
     response.headers["cache-control"] = "no-store"
     return response
 
@@ -215,7 +250,7 @@ def create_page(request: Request, username: str = Form(..., max_length=64), role
         password = one_time_password()
         service.create_account(ctx, username, role, password, at, municipality_code or None, actor=who,
                                client=client, must_change_password=True)
-        return _secret_page(request, username, password=password)
+        return _secret_page(request, username, password=password, set_at=at)
     except DomainError as exc:
         rows = service.list_accounts(ctx, who, at)
         return render(request, "admin_accounts.html", status_code=422 if isinstance(exc, InvalidInput) else 409,
@@ -229,7 +264,7 @@ def account_page(request: Request, username: Username) -> Response:
     who = _operator(request)
     ctx = context(request)
     account = service.get_account(ctx, who, username, utcnow())
-    return render(request, "admin_account.html", a=account, roles=_ROLES, now=utcnow(),
+    return render(request, "admin_account.html", a=account, roles=_ROLES, now=utcnow(), moment=_moment,
                   log=service.audit_entries(ctx, who, username), problem=request.query_params.get("problem"))
 
 
@@ -241,9 +276,8 @@ def _act(request: Request, username: str, act: Any) -> Response:
     except DomainError as exc:
         account = service.get_account(context(request), who, username, utcnow())
         return render(request, "admin_account.html", status_code=422 if isinstance(exc, InvalidInput) else 409,
-                      a=account, roles=_ROLES, now=utcnow(), log=service.audit_entries(context(request), who,
-                                                                                            username),
-                      problem=str(exc))
+                      a=account, roles=_ROLES, now=utcnow(), moment=_moment,
+                      log=service.audit_entries(context(request), who, username), problem=str(exc))
     if isinstance(result, Response):
         return result
     return RedirectResponse(f"/admin/accounts/{username}", status_code=303)
@@ -270,7 +304,7 @@ def unlock_page(request: Request, username: Username, address: str = Form("", ma
 @router.post("/admin/accounts/{username}/password", include_in_schema=False)
 def reset_page(request: Request, username: Username) -> Response:
     return _act(request, username, lambda ctx, who, at, client: _secret_page(
-        request, username, password=service.reset_password(ctx, who, username, at, client)))
+        request, username, password=service.reset_password(ctx, who, username, at, client), set_at=at))
 
 
 @router.post("/admin/accounts/{username}/role", include_in_schema=False)
@@ -334,7 +368,8 @@ def _account_json(a: AccountView) -> dict[str, Any]:
     return {"username": a.username, "role": a.role.value, "municipality_code": a.municipality_code,
             "status": a.status, "created_at": a.created_at, "disabled_at": a.disabled_at, "locked_at": a.locked_at,
             "failed_logins": a.failed_logins, "has_password": a.has_password,
-            "must_change_password": a.must_change_password, "sessions": a.sessions,
+            "must_change_password": a.must_change_password,
+            "one_time_password_expires_at": a.one_time_password_expires_at, "sessions": a.sessions,
             "keys": [_key_json(k) for k in a.keys]}
 
 
@@ -365,6 +400,7 @@ def api_create(request: Request, body: AccountIn, who: Principal = Depends(_oper
                                client=client, must_change_password=body.password is None)
         if body.password is None:
             answer["one_time_password"] = password
+            answer["one_time_password_expires_at"] = one_time_password_expires(at)
     return {"account": _account_json(service.get_account(ctx, who, body.username, at)), **answer}
 
 
@@ -394,8 +430,9 @@ def api_unlock(request: Request, username: Username, body: UnlockIn | None = Non
 
 @router.post("/api/admin/accounts/{username}/password", tags=["accounts"])
 def api_reset(request: Request, username: Username, who: Principal = Depends(_operator)) -> dict[str, Any]:
-    password = service.reset_password(context(request), who, username, utcnow(), client_address(request))
-    return {"one_time_password": password}
+    at = utcnow()
+    password = service.reset_password(context(request), who, username, at, client_address(request))
+    return {"one_time_password": password, "one_time_password_expires_at": one_time_password_expires(at)}
 
 
 @router.post("/api/admin/accounts/{username}/role", tags=["accounts"])

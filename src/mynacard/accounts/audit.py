@@ -1,7 +1,7 @@
 """The account administration log (利用者管理の監査記録): every act on an account — created, disabled, enabled,
-password reset, key issued or revoked, role changed, unlocked, locked by wrong passwords — with who did it, when and
-from where, appended in the transaction of the act itself (:mod:`mynacard.hashchain`, the mechanism every
-audit log shares). Passwords and keys never appear in it."""
+password reset, key issued or revoked, role changed, unlocked, locked by wrong passwords, a login refused for an
+expired one-time password — with who did it, when and from where, appended in the transaction of the act itself
+(:mod:`mynacard.hashchain`, the mechanism every audit log shares). Passwords and keys never appear in it."""
 
 from __future__ import annotations
 

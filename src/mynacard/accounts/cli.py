@@ -18,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mynacard.accounts import service
-from mynacard.accounts.model import AccountView
+from mynacard.accounts.model import ONE_TIME_PASSWORD_VALID, AccountView, one_time_password_expires
 from mynacard.bootstrap import build_context
+from mynacard.clock import JST
 from mynacard.context import Context
 from mynacard.errors import DomainError, InvalidInput
 from mynacard.principal import Principal, Role
@@ -58,6 +59,18 @@ def _secret(label: str, value: str) -> None:
     console.print(f"[bold]{label}[/bold] (shown once, never again): [bold yellow]{value}[/bold yellow]")
 
 
+def _moment(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({at.astimezone(JST):%Y-%m-%d %H:%M} JST)"
+
+
+def _one_time(username: str, password: str, set_at: datetime) -> None:
+    """Print a one-time password once, and until when it works."""
+    _secret("one-time password", password)
+    hours = int(ONE_TIME_PASSWORD_VALID.total_seconds() // 3600)
+    console.print(f"valid until {_moment(one_time_password_expires(set_at))} ({hours} hours); after that an "
+                  f"operator gives a new one: mynacard accounts reset-password {username}", highlight=False)
+
+
 def _status(a: AccountView) -> str:
     return {"active": "[green]active[/green]", "locked": "[red]locked[/red]",
             "disabled": "[dim]disabled[/dim]"}[a.status]
@@ -67,10 +80,11 @@ def _status(a: AccountView) -> str:
 def bootstrap(username: str = typer.Argument("operator", help="The first operator's username."),
               home: Path | None = HomeOption) -> None:
     """The first operator account of a new installation, with a one-time password (to change at first login)."""
+    at = _now()
     with _acting(home) as ctx:
-        password = service.bootstrap(ctx, username, _now())
+        password = service.bootstrap(ctx, username, at)
     console.print(f"operator [bold]{username}[/bold] created; log in at /login and set a new password")
-    _secret("one-time password", password)
+    _one_time(username, password, at)
 
 
 @app.command()
@@ -96,7 +110,7 @@ def create(username: str = typer.Argument(...),
             service.create_account(ctx, username, role, password, at, municipality, actor=who,
                                    must_change_password=True)
             console.print(f"account [bold]{username}[/bold] ({role}) created; the first login sets a new password")
-            _secret("one-time password", password)
+            _one_time(username, password, at)
 
 
 @app.command("list")
@@ -126,9 +140,12 @@ def show(username: str, home: Path | None = HomeOption) -> None:
     with _acting(home) as ctx:
         a = service.get_account(ctx, _actor(), username, _now())
         log = service.audit_entries(ctx, _actor(), username, limit=20)
+    until = a.one_time_password_expires_at
+    one_time = "" if not a.must_change_password else " (one-time, expired)" \
+        if until is None or a.one_time_password_expired(_now()) else f" (one-time, valid until {_moment(until)})"
     console.print(f"[bold]{a.username}[/bold] {a.role.value} {a.municipality_code or ''} {_status(a)}; "
                   f"password: {'yes' if a.has_password else 'no'}"
-                  f"{' (one-time)' if a.must_change_password else ''}; wrong passwords in a row: {a.failed_logins}; "
+                  f"{one_time}; wrong passwords in a row: {a.failed_logins}; "
                   f"live sessions: {a.sessions}")
     keys = Table(title="API keys")
     for column in ("id", "label", "prefix", "created", "last used", "expires", "state"):
@@ -176,10 +193,11 @@ def unlock(username: str, address: str | None = typer.Option(None, "--address",
 @app.command("reset-password")
 def reset_password(username: str, home: Path | None = HomeOption) -> None:
     """A one-time password for a staff account; every session of it ends."""
+    at = _now()
     with _acting(home) as ctx:
-        password = service.reset_password(ctx, _actor(), username, _now())
+        password = service.reset_password(ctx, _actor(), username, at)
     console.print(f"{username}: password reset, logged out everywhere")
-    _secret("one-time password", password)
+    _one_time(username, password, at)
 
 
 @app.command("set-role")

@@ -45,6 +45,8 @@ def create_demo_accounts(ctx: Context, towns: list[str], now: datetime) -> list[
     for username, role, code, label, url in _plan(towns):
         entry: dict[str, Any] = {"username": username, "role": role.value, "label": label, "url": url}
         if url:
+            # A random password, but a fixed one (must_change_password stays False): it neither has to be replaced
+            # nor expires like a one-time password, so the login page's list works for as long as the demo runs.
             entry["password"] = one_time_password()
             service.create_account(ctx, username, role, entry["password"], now, code, actor=_DEMO)
         else:

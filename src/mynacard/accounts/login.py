@@ -6,8 +6,12 @@
   unlocks it (``mynacard accounts unlock``, or the accounts page), even for the right password.
 
 Both are logged (the username when it names an account, the address, the count — never the password) and a lock
-is written to the account audit log. A one-time password (bootstrap, reset) opens no session: the login page asks
-for a new password first.
+is written to the account audit log. A one-time password (bootstrap, a new staff account, reset) opens no session:
+the login page asks for a new password first. It works for
+:data:`~mynacard.accounts.model.ONE_TIME_PASSWORD_VALID` from when it was set (``password_changed_at``); after that
+the right one-time password is refused as ``expired`` (only an operator's reset gives a new one) and counts as a
+wrong password for both brakes — it is no successful login, so it never clears a count — and each such refusal is
+written to the account audit log. Whether a password has expired is told only to whoever presents it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mynacard.accounts import audit
-from mynacard.accounts.model import FORGET_FAILURES, LOCK_AFTER, backoff, password_problem
+from mynacard.accounts.model import (
+    FORGET_FAILURES,
+    LOCK_AFTER,
+    backoff,
+    one_time_password_expired,
+    one_time_password_expires,
+    password_problem,
+)
 from mynacard.accounts.passwords import check_password, hash_password
 from mynacard.accounts.sessions import open_session, revoke_sessions
 from mynacard.accounts.tables import accounts, login_throttle
@@ -41,7 +52,8 @@ class LoginOutcome:
     principal: Principal | None = None
     token: str | None = None
     refusal: str | None = None
-    """``wrong`` (username or password), ``locked``, ``throttled`` or ``must_change``."""
+    """``wrong`` (username or password), ``expired`` (the right one-time password, too late), ``locked``,
+    ``throttled`` or ``must_change``."""
     retry_after: int = 0
     """Seconds to wait, when throttled."""
 
@@ -70,8 +82,10 @@ def clear_throttle(conn: Connection, client: str) -> None:
     conn.execute(delete(login_throttle).where(login_throttle.c.client == client))
 
 
-def _refuse(conn: Connection, row: object | None, client: str, now: datetime) -> LoginOutcome:
-    """Count a wrong password against the address and (if it names one) the account; lock at the limit."""
+def _refuse(conn: Connection, row: object | None, client: str, now: datetime,
+            expired: bool = False) -> LoginOutcome:
+    """Count a wrong password — or the right one-time password after it expired — against the address and (if it
+    names one) the account; lock at the limit. An expired one is also written to the account audit log."""
     from_client = _count_client_failure(conn, client, now)
     if row is None:
         log.warning("login refused: unknown or password-less account, from %s (%d in a row from there)",
@@ -81,15 +95,24 @@ def _refuse(conn: Connection, row: object | None, client: str, now: datetime) ->
     failures = int(conn.execute(update(accounts).where(accounts.c.id == account_id)
                                 .values(failed_logins=accounts.c.failed_logins + 1)
                                 .returning(accounts.c.failed_logins)).scalar_one())
-    log.warning("login refused: wrong password for %s from %s (%d in a row)", username, client, failures)
+    if expired:
+        set_at = row.password_changed_at  # type: ignore[attr-defined]
+        ended = one_time_password_expires(set_at).isoformat() if set_at else None
+        log.warning("login refused: expired one-time password for %s from %s (expired %s; %d in a row)",
+                    username, client, ended or "unknown", failures)
+        audit.record(conn, "one_time_password_expired", "login", username, client, now,
+                     set_at=set_at.isoformat() if set_at else None, expired_at=ended, failures=failures)
+    else:
+        log.warning("login refused: wrong password for %s from %s (%d in a row)", username, client, failures)
     if failures >= LOCK_AFTER:
         locked = conn.execute(update(accounts).where(accounts.c.id == account_id, accounts.c.locked_at.is_(None))
                               .values(locked_at=now)).rowcount
         if locked:
             log.warning("account %s locked after %d wrong passwords (last from %s)", username, failures, client)
             audit.record(conn, "locked", "login", username, client, now, failures=failures)
-            return LoginOutcome(refusal="locked")
-    return LoginOutcome(refusal="wrong")
+            # An expired one-time password's remedy (a reset) clears the lock too: say what helps.
+            return LoginOutcome(refusal="expired" if expired else "locked")
+    return LoginOutcome(refusal="expired" if expired else "wrong")
 
 
 def attempt_login(ctx: Context, username: str, password: str, client: str, now: datetime) -> LoginOutcome:
@@ -108,6 +131,9 @@ def attempt_login(ctx: Context, username: str, password: str, client: str, now: 
             return LoginOutcome(refusal="locked")
         if not check_password(password[:256], row.password_hash if usable else None):
             outcome = _refuse(conn, row if usable else None, client, now)
+        elif (row is not None and row.must_change_password
+              and one_time_password_expired(row.password_changed_at, now)):
+            outcome = _refuse(conn, row, client, now, expired=True)
         else:
             outcome = None
     if outcome is not None:  # the failure counts were committed above

@@ -1,5 +1,6 @@
 """The rules of accounts, free of I/O: who may be created, what password is accepted, when a login is slowed or
-an account locked, and how long a staff session lives. The services and the SQL guards are built on these."""
+an account locked, how long a one-time password and a staff session live. The services and the SQL guards are
+built on these."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from mynacard.principal import Role
 from mynacard.registry.model import is_valid_municipality_code
 
 __all__ = ["ABSOLUTE_SESSION", "BACKOFF_AFTER", "IDLE_SESSION", "LOCK_AFTER", "MACHINE_ROLES", "MAX_BACKOFF",
-           "MUNICIPAL_ROLES", "AccountView", "KeyView", "backoff", "password_problem", "role_problem",
+           "MUNICIPAL_ROLES", "ONE_TIME_PASSWORD_VALID", "AccountView", "KeyView", "backoff",
+           "one_time_password_expired", "one_time_password_expires", "password_problem", "role_problem",
            "username_problem"]
 
 MUNICIPAL_ROLES = frozenset({Role.CLERK, Role.SUPERVISOR})
@@ -33,6 +35,9 @@ FORGET_FAILURES = timedelta(hours=1)
 IDLE_SESSION = timedelta(minutes=30)
 ABSOLUTE_SESSION = timedelta(hours=12)
 """A staff session ends after this much idle time, and in any case this long after login (a shift)."""
+ONE_TIME_PASSWORD_VALID = timedelta(hours=72)
+"""A one-time password (bootstrap, a new staff account, reset) works this long after it was set — three days, so
+that one handed over on a Friday still works on Monday; after that only an operator's reset gives a new one."""
 
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
@@ -82,6 +87,17 @@ def backoff(failures: int) -> timedelta:
     return min(timedelta(seconds=2 ** min(failures - BACKOFF_AFTER, 20)), MAX_BACKOFF)
 
 
+def one_time_password_expires(set_at: datetime) -> datetime:
+    """The moment a one-time password set at ``set_at`` stops working (it works strictly before it)."""
+    return set_at + ONE_TIME_PASSWORD_VALID
+
+
+def one_time_password_expired(set_at: datetime | None, now: datetime) -> bool:
+    """Whether a one-time password set at ``set_at`` no longer works at ``now``: from :func:`one_time_password_expires`
+    on. One whose setting time is unknown counts as expired (fail closed)."""
+    return set_at is None or now >= one_time_password_expires(set_at)
+
+
 def session_alive(created_at: datetime, last_seen_at: datetime, expires_at: datetime, now: datetime) -> bool:
     """Whether a staff session still holds: not idle too long and before its absolute end."""
     return now < expires_at and now - last_seen_at < IDLE_SESSION and created_at <= now + timedelta(minutes=5)
@@ -119,7 +135,19 @@ class AccountView:
     must_change_password: bool
     keys: tuple[KeyView, ...] = ()
     sessions: int = 0
+    password_changed_at: datetime | None = None
 
     @property
     def status(self) -> str:
         return "disabled" if self.disabled_at else "locked" if self.locked_at else "active"
+
+    @property
+    def one_time_password_expires_at(self) -> datetime | None:
+        """When its one-time password stops working (None without one, or if its setting time is unknown)."""
+        if not (self.has_password and self.must_change_password and self.password_changed_at):
+            return None
+        return one_time_password_expires(self.password_changed_at)
+
+    def one_time_password_expired(self, now: datetime) -> bool:
+        """Whether it has a one-time password that no longer works at ``now``."""
+        return self.must_change_password and one_time_password_expired(self.password_changed_at, now)

@@ -9,6 +9,8 @@ supervisor's account is bound to one municipality; that binding becomes the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -66,7 +68,7 @@ def _view(conn: Connection, row: Any, now: datetime) -> AccountView:
     return AccountView(
         r.id, r.username, Role(r.role), r.municipality_code, r.created_at, r.disabled_at,
         r.locked_at, r.failed_logins, r.password_hash is not None,
-        r.must_change_password, key_views(conn, r.id), live_sessions(conn, r.id, now))
+        r.must_change_password, key_views(conn, r.id), live_sessions(conn, r.id, now), r.password_changed_at)
 
 
 def _active_operators(conn: Connection, other_than: int) -> int:
@@ -75,10 +77,23 @@ def _active_operators(conn: Connection, other_than: int) -> int:
         accounts.c.password_hash.is_not(None), accounts.c.id != other_than)).scalar_one())
 
 
+@contextmanager
+def _begin(ctx: Context, conn: Connection | None) -> Iterator[Connection]:
+    """The caller's transaction when it passes its connection (its act and the caller's commit or roll back
+    together), else a transaction of its own."""
+    if conn is not None:
+        yield conn
+        return
+    with ctx.db.begin() as own:
+        yield own
+
+
 def create_account(ctx: Context, username: str, role: Role | str, password: str | None, now: datetime,
                    municipality_code: str | None = None, *, actor: Principal = _SYSTEM,
-                   client: str = CLI, must_change_password: bool = False) -> Principal:
-    """Create a staff account (with a password) or a machine account (without: it gets API keys)."""
+                   client: str = CLI, must_change_password: bool = False,
+                   conn: Connection | None = None) -> Principal:
+    """Create a staff account (with a password) or a machine account (without: it gets API keys). With
+    ``conn`` it is written in the caller's transaction."""
     actor.require(*_ADMINS)
     problems = []
     try:
@@ -94,7 +109,7 @@ def create_account(ctx: Context, username: str, role: Role | str, password: str 
             problems.append(f"{field}: {problem}")
     if problems:
         raise InvalidInput("; ".join(p.split(": ", 1)[1] for p in problems), problems)
-    with ctx.db.begin() as conn:
+    with _begin(ctx, conn) as conn:
         if conn.execute(select(accounts.c.id).where(accounts.c.username == username)).first():
             raise Conflict(f"account {username!r} exists")
         conn.execute(insert(accounts).values(
@@ -107,8 +122,9 @@ def create_account(ctx: Context, username: str, role: Role | str, password: str 
 
 
 def bootstrap(ctx: Context, username: str, now: datetime) -> str:
-    """The first operator account, with a one-time password (returned, to print once). Refused once any
-    operator exists: there is no built-in default password, and no second way in."""
+    """The first operator account, with a one-time password (returned, to print once; it works for
+    :data:`~mynacard.accounts.model.ONE_TIME_PASSWORD_VALID` from ``now``). Refused once any operator exists: there
+    is no built-in default password, and no second way in."""
     with ctx.db.connect() as conn:
         if _active_operators(conn, other_than=-1):
             raise Conflict("an operator account exists already; operators create the others")
@@ -156,7 +172,8 @@ def set_disabled(ctx: Context, actor: Principal, username: str, disabled: bool, 
 def reset_password(ctx: Context, actor: Principal, username: str, now: datetime, client: str = CLI,
                    password: str | None = None) -> str:
     """A new password for a staff account — one-time unless the operator sets it — and logout everywhere.
-    Returns the password to hand over."""
+    Returns the password to hand over. A one-time one works for
+    :data:`~mynacard.accounts.model.ONE_TIME_PASSWORD_VALID` from ``now`` (a fresh window each reset)."""
     actor.require(*_ADMINS)
     one_time = password is None
     password = password if password is not None else one_time_password()
@@ -248,13 +265,14 @@ def revoke_api_key(ctx: Context, actor: Principal, username: str, key_id: int, n
 
 
 def issue_api_key(ctx: Context, username: str, now: datetime | None = None, *, actor: Principal = _SYSTEM,
-                  client: str = CLI) -> str:
-    """Replace every key of the account by one new key (the others are revoked at once); returns it."""
+                  client: str = CLI, conn: Connection | None = None) -> str:
+    """Replace every key of the account by one new key (the others are revoked at once); returns it. With
+    ``conn`` it is written in the caller's transaction."""
     from mynacard.accounts.sessions import utcnow
 
     now = now or utcnow()
     actor.require(*_ADMINS)
-    with ctx.db.begin() as conn:
+    with _begin(ctx, conn) as conn:
         row = conn.execute(select(accounts).where(accounts.c.username == username)).first()
         if row is None:
             raise InvalidInput(f"no account {username!r}")

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 
 from mynacard.cards import service
-from mynacard.cards.model import CardState
+from mynacard.cards.model import CardState, Channel
+from mynacard.cards.photo import MAX_BYTES
+from mynacard.clock import JST
 from mynacard.context import Context
 from mynacard.errors import InvalidInput
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
 from mynacard.web.deps import context, principal, render
 from mynacard.web.i18n import register
+from mynacard.web.params import Day, IdPath, LongText, Name, ShortText
 
 router = APIRouter()
 
@@ -31,6 +34,10 @@ register({
     "cards.none": ("まだ申請はありません。", "No applications yet."),
     "cards.ledger_ok": ("台帳と履歴は一致しています", "State and history agree"),
     "cards.ledger_broken": ("台帳と履歴が一致しません", "State and history DISAGREE"),
+    "cards.ledger_checked": ("{at} の照合 ({cards} 枚, {events} 件の履歴)",
+                             "checked at {at} ({cards} cards, {events} events)"),
+    "cards.ledger_never": ("台帳と履歴の照合はまだ実行されていません (mynacard status)",
+                           "State and history have not been checked yet (mynacard status)"),
     **{f"state.{s.value}": (ja, s.value.replace("_", " ")) for s, ja in {
         CardState.APPLIED: "申請受付", CardState.IN_REVIEW: "確認待ち", CardState.ACCEPTED: "審査済",
         CardState.REJECTED: "返戻", CardState.PRINT_ORDERED: "印刷依頼済", CardState.MANUFACTURED: "製造済",
@@ -59,11 +66,13 @@ def _stats(ctx: Context) -> tuple[list[dict[str, Any]], dict[str, int]]:
 def dashboard(request: Request, ctx: Context = Depends(context)) -> HTMLResponse:
     """The first page: cards by state per municipality (aggregates only; public, as the ministry publishes)."""
     rows, totals = _stats(ctx)
-    report = service.verify_ledger(ctx)
+    # The ledger check reads every card event: a job (`mynacard status`) runs it; the page shows its last result.
+    check = service.last_ledger_check(ctx)
+    checked_at = check.checked_at.astimezone(JST).strftime("%Y-%m-%d %H:%M JST") if check else None
     states = [s.value for s in CardState]
     colours = {s: f"hsl({i * 360 // len(states)},55%,52%)" for i, s in enumerate(states)}
     return render(request, "cards_dashboard.html", rows=rows, totals=totals, states=states, colours=colours,
-                  ledger_ok=report.ok, events=report.events)
+                  ledger=check, ledger_checked_at=checked_at)
 
 
 @router.get("/api/cards/stats")
@@ -75,14 +84,14 @@ def stats(ctx: Context = Depends(context)) -> dict[str, Any]:
 
 class ApplicationIn(BaseModel):
     application_id: str = Field(min_length=23, max_length=23)
-    channel: str
-    family_name: str
-    given_name: str
-    birth_date: date
-    sex: str
-    address: str
-    photo_base64: str
-    maiden_name: str | None = None
+    channel: Channel
+    family_name: Name
+    given_name: Name
+    birth_date: Day
+    sex: str = Field(min_length=1, max_length=16)
+    address: LongText
+    photo_base64: str = Field(min_length=1, max_length=(MAX_BYTES * 4) // 3 + 4)
+    maiden_name: ShortText | None = None
     wants_sign_cert: bool = True
     wants_auth_cert: bool = True
 
@@ -94,7 +103,7 @@ class IntakeOut(BaseModel):
 
 
 @router.post("/api/cards/applications", response_model=IntakeOut)
-def submit(items: list[ApplicationIn], ctx: Context = Depends(context),
+def submit(items: Annotated[list[ApplicationIn], Body(max_length=1000)], ctx: Context = Depends(context),
            who: Principal = Depends(principal)) -> IntakeOut:
     """Receive a batch of applications (申請受付): all stored, or none with every problem listed."""
     inputs = []
@@ -104,7 +113,7 @@ def submit(items: list[ApplicationIn], ctx: Context = Depends(context),
         except (binascii.Error, ValueError):
             raise InvalidInput(f"#{i + 1}: photo_base64 is not base64") from None
         inputs.append(service.ApplicationInput(
-            application_id=item.application_id, channel=item.channel, family_name=item.family_name,
+            application_id=item.application_id, channel=item.channel.value, family_name=item.family_name,
             given_name=item.given_name, birth_date=item.birth_date, sex=item.sex, address=item.address,
             photo=photo, maiden_name=item.maiden_name, wants_sign_cert=item.wants_sign_cert,
             wants_auth_cert=item.wants_auth_cert))
@@ -113,7 +122,7 @@ def submit(items: list[ApplicationIn], ctx: Context = Depends(context),
 
 
 @router.get("/api/cards/{card_id}")
-def get_card(card_id: int, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
+def get_card(card_id: IdPath, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
     view = service.get_card(ctx, who, card_id)
     return {**view.__dict__, "state": view.state.value,
             "history": service.card_history(ctx, who, card_id)}
@@ -126,17 +135,19 @@ def boxes(ctx: Context = Depends(context), who: Principal = Depends(principal)) 
 
 
 @router.get("/api/boxes/{box_id}")
-def box(box_id: int, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
+def box(box_id: IdPath, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
     return service.box_manifest(ctx, who, box_id)
 
 
 class ReceiptIn(BaseModel):
-    scanned: list[str]
-    damaged: dict[str, str] = {}
+    scanned: list[Annotated[str, Field(max_length=13)]] = Field(max_length=10_000)
+    """The manufacture numbers (製造番号) scanned from the box."""
+    damaged: dict[Annotated[str, Field(max_length=13)], ShortText] = Field(default={}, max_length=10_000)
+    """Manufacture number → what is wrong with the card."""
 
 
 @router.post("/api/boxes/{box_id}/receipt")
-def receive(box_id: int, body: ReceiptIn, ctx: Context = Depends(context),
+def receive(box_id: IdPath, body: ReceiptIn, ctx: Context = Depends(context),
             who: Principal = Depends(principal)) -> dict[str, Any]:
     """Check a box in against its manifest (カード到着確認); a repeat returns the first result."""
     return service.receive_box(ctx, who, box_id, body.scanned, body.damaged, datetime.now(UTC)).__dict__

@@ -117,3 +117,19 @@ card_events = Table(
     Column("at", UtcDateTime(), nullable=False),
     Column("reason", Text, nullable=True),
 )
+
+ledger_checks = Table(
+    "ledger_checks",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("checked_at", UtcDateTime(), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("cards", BigInteger, nullable=False),
+    Column("events", BigInteger, nullable=False),
+    Column("problems", Text, nullable=False),
+    # JSON: each kind of damage → a sample of the card (or box) ids, as ledger.LedgerReport lists them.
+    Column("actor", String(64), nullable=False),
+)
+"""The results of the ledger check (:func:`mynacard.cards.service.check_ledger`, run by ``mynacard status``): a
+job, because it reads every card event; the public first page shows the last one and when it ran. Only the most
+recent few are kept."""

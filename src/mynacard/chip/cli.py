@@ -227,7 +227,8 @@ def personalise(
 @app.command("serve-vpcd")
 def serve_vpcd(
     card: Path = typer.Argument(..., help="Card file to put in the reader."),
-    port: int = typer.Option(35963, "--port", help="vpcd port (Debian's /etc/reader.conf.d/vpcd: 0x8C7B)."),
+    port: int = typer.Option(35963, "--port", min=1, max=65535,
+                             help="vpcd port (Debian's /etc/reader.conf.d/vpcd: 0x8C7B)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Host where pcscd with vpcd runs."),
     home: Path | None = HomeOption,
     key_file: Path | None = KeyFileOption,

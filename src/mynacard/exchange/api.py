@@ -5,10 +5,10 @@ supervisors and the operator, and the log with its verifier. Thin: parse, call t
 from __future__ import annotations
 
 import base64
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Body, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -20,6 +20,23 @@ from mynacard.exchange.model import PERMITTED_EXCHANGES, Agency, InfoItem, LogEn
 from mynacard.principal import Principal, Role
 from mynacard.web.deps import context, principal, render
 from mynacard.web.i18n import register
+from mynacard.web.params import (
+    After,
+    AgencyId,
+    AgencyIdPath,
+    AgencyIdQuery,
+    Day,
+    IdPath,
+    Key,
+    Limit,
+    LongText,
+    Municipality,
+    MunicipalityQuery,
+    Ref,
+    RefPath,
+    ShortText,
+    TextQuery,
+)
 
 router = APIRouter()
 
@@ -68,6 +85,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+Word = Annotated[str, Field(min_length=1, max_length=40)]
+"""A status, a kind, an item or a procedure: the service names the values it knows (a 422 with the list)."""
+AgencyName = Annotated[str, Field(min_length=1, max_length=120)]
+Batch = Body(max_length=1000)
+"""At most this many enrolments or records in one request."""
+
+
 def _agency_json(a: Agency) -> dict[str, Any]:
     return {"id": a.id, "name": a.name, "name_en": a.name_en, "kind": a.kind.value,
             "municipality_code": a.municipality_code, "status": a.status.value, "key_version": a.key_version,
@@ -99,18 +123,18 @@ def permissions() -> list[dict[str, str]]:
 
 
 @router.get("/api/exchange/agencies")
-def agencies(ctx: Context = Depends(context), kind: str | None = None,
-             municipality_code: str | None = None) -> list[dict[str, Any]]:
+def agencies(ctx: Context = Depends(context), kind: TextQuery | None = None,
+             municipality_code: MunicipalityQuery | None = None) -> list[dict[str, Any]]:
     """The directory: every agency with its public keys."""
     return [_agency_json(a) for a in service.list_agencies(ctx, kind, municipality_code)]
 
 
 class AgencyIn(BaseModel):
-    id: str
-    name: str
-    name_en: str
-    kind: str
-    municipality_code: str | None = None
+    id: AgencyId
+    name: AgencyName
+    name_en: AgencyName
+    kind: Annotated[str, Field(min_length=1, max_length=32)]
+    municipality_code: Municipality | None = None
 
 
 @router.post("/api/exchange/agencies", status_code=201)
@@ -121,12 +145,12 @@ def register_agency(body: AgencyIn, ctx: Context = Depends(context),
 
 
 class StatusIn(BaseModel):
-    status: str
-    reason: str
+    status: Word
+    reason: ShortText
 
 
 @router.post("/api/exchange/agencies/{agency_id}/status")
-def agency_status(agency_id: str, body: StatusIn, ctx: Context = Depends(context),
+def agency_status(agency_id: AgencyIdPath, body: StatusIn, ctx: Context = Depends(context),
                   who: Principal = Depends(principal)) -> dict[str, Any]:
     """Suspend or reinstate an agency (the operator)."""
     return _agency_json(service.set_agency_status(ctx, who, agency_id, body.status, body.reason, _now()))
@@ -135,15 +159,16 @@ def agency_status(agency_id: str, body: StatusIn, ctx: Context = Depends(context
 # --- the agency interface -----------------------------------------------------------------------------------
 
 class EnrolmentIn(BaseModel):
-    local_ref: str
-    individual_number: str = Field(repr=False)
-    family_name: str
-    given_name: str
-    birth_date: date
-    sex: str
-    address: str
-    family_kana: str | None = None
-    given_kana: str | None = None
+    local_ref: Ref
+    individual_number: str = Field(repr=False, max_length=32)
+    """個人番号: 12 digits with its check digit (checked by the service, which never echoes it)."""
+    family_name: ShortText
+    given_name: ShortText
+    birth_date: Day
+    sex: Annotated[str, Field(max_length=16)]
+    address: LongText
+    family_kana: ShortText | None = None
+    given_kana: ShortText | None = None
 
 
 def _enrolment(item: EnrolmentIn) -> service.EnrolmentRequest:
@@ -151,20 +176,20 @@ def _enrolment(item: EnrolmentIn) -> service.EnrolmentRequest:
 
 
 @router.post("/api/exchange/agencies/{agency_id}/enrolments")
-def enrol(agency_id: str, items: list[EnrolmentIn], ctx: Context = Depends(context),
+def enrol(agency_id: AgencyIdPath, items: Annotated[list[EnrolmentIn], Batch], ctx: Context = Depends(context),
           who: Principal = Depends(principal)) -> list[dict[str, Any]]:
     """符号取得: a full match links, anything less goes to review (never linked)."""
     return [r.__dict__ for r in service.enrol(ctx, who, agency_id, [_enrolment(i) for i in items], _now())]
 
 
 class RecordIn(BaseModel):
-    local_ref: str
-    item: str
-    data: dict[str, Any]
+    local_ref: Ref
+    item: Word
+    data: dict[str, Any] = Field(max_length=200)
 
 
 @router.post("/api/exchange/agencies/{agency_id}/records")
-def records(agency_id: str, items: list[RecordIn], ctx: Context = Depends(context),
+def records(agency_id: AgencyIdPath, items: Annotated[list[RecordIn], Batch], ctx: Context = Depends(context),
             who: Principal = Depends(principal)) -> dict[str, int]:
     """副本登録: register or replace the copies the agency may provide (all or nothing)."""
     return {"stored": service.register_records(ctx, who, agency_id,
@@ -172,15 +197,15 @@ def records(agency_id: str, items: list[RecordIn], ctx: Context = Depends(contex
 
 
 class QueryIn(BaseModel):
-    provider: str
-    procedure: str
-    item: str
-    local_ref: str
-    message_id: str | None = None
+    provider: AgencyId
+    procedure: Word
+    item: Word
+    local_ref: Ref
+    message_id: Key | None = None
 
 
 @router.post("/api/exchange/agencies/{agency_id}/queries")
-def query(agency_id: str, body: QueryIn, ctx: Context = Depends(context),
+def query(agency_id: AgencyIdPath, body: QueryIn, ctx: Context = Depends(context),
           who: Principal = Depends(principal)) -> dict[str, Any]:
     """情報照会: the answer, or 403 when the exchange is not permitted (it is logged either way)."""
     outcome = service.query(ctx, who, agency_id, service.QueryRequest(**body.model_dump()), _now())
@@ -190,15 +215,15 @@ def query(agency_id: str, body: QueryIn, ctx: Context = Depends(context),
 
 
 class NoticeIn(BaseModel):
-    title: str
-    body: str
-    local_ref: str | None = None
-    reply_handle: str | None = None
-    message_id: str | None = None
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    body: LongText
+    local_ref: Ref | None = None
+    reply_handle: Annotated[str, Field(max_length=32)] | None = None
+    message_id: Key | None = None
 
 
 @router.post("/api/exchange/agencies/{agency_id}/notices")
-def notice(agency_id: str, body: NoticeIn, ctx: Context = Depends(context),
+def notice(agency_id: AgencyIdPath, body: NoticeIn, ctx: Context = Depends(context),
            who: Principal = Depends(principal)) -> dict[str, Any]:
     """お知らせ: delivered to the person's Mynaportal through the hub."""
     d = service.send_notice(ctx, who, agency_id, service.NoticeInput(**body.model_dump()), _now())
@@ -206,20 +231,20 @@ def notice(agency_id: str, body: NoticeIn, ctx: Context = Depends(context),
 
 
 @router.get("/api/exchange/agencies/{agency_id}/inbox")
-def inbox(agency_id: str, ctx: Context = Depends(context), who: Principal = Depends(principal),
-          status: str | None = None) -> list[dict[str, Any]]:
+def inbox(agency_id: AgencyIdPath, ctx: Context = Depends(context), who: Principal = Depends(principal),
+          status: TextQuery | None = None) -> list[dict[str, Any]]:
     """Applications received from Mynaportal, newest first."""
     return [{**i.__dict__, "received_at": i.received_at.isoformat(), "updated_at": i.updated_at.isoformat()}
             for i in service.inbox(ctx, who, agency_id, status)]
 
 
 class InboxStatusIn(BaseModel):
-    status: str
-    note: str = ""
+    status: Word
+    note: LongText = ""
 
 
 @router.post("/api/exchange/agencies/{agency_id}/inbox/{inbox_id}/status")
-def inbox_status(agency_id: str, inbox_id: int, body: InboxStatusIn, ctx: Context = Depends(context),
+def inbox_status(agency_id: AgencyIdPath, inbox_id: IdPath, body: InboxStatusIn, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> dict[str, Any]:
     """Move an application on; the applicant is told in Mynaportal."""
     item = service.update_inbox_status(ctx, who, agency_id, inbox_id, body.status, body.note, _now())
@@ -227,11 +252,11 @@ def inbox_status(agency_id: str, inbox_id: int, body: InboxStatusIn, ctx: Contex
 
 
 class ReasonIn(BaseModel):
-    reason: str
+    reason: ShortText
 
 
 @router.post("/api/exchange/agencies/{agency_id}/links/{local_ref}/unlink")
-def unlink(agency_id: str, local_ref: str, body: ReasonIn, ctx: Context = Depends(context),
+def unlink(agency_id: AgencyIdPath, local_ref: RefPath, body: ReasonIn, ctx: Context = Depends(context),
            who: Principal = Depends(principal)) -> dict[str, Any]:
     """Withdraw the agency's code for one of its records."""
     h = service.unlink(ctx, who, agency_id, local_ref, body.reason, _now())
@@ -239,11 +264,11 @@ def unlink(agency_id: str, local_ref: str, body: ReasonIn, ctx: Context = Depend
 
 
 class CorrectionIn(EnrolmentIn):
-    reason: str
+    reason: ShortText
 
 
 @router.post("/api/exchange/agencies/{agency_id}/links/{local_ref}/correction")
-def correct(agency_id: str, local_ref: str, body: CorrectionIn, ctx: Context = Depends(context),
+def correct(agency_id: AgencyIdPath, local_ref: RefPath, body: CorrectionIn, ctx: Context = Depends(context),
             who: Principal = Depends(principal)) -> dict[str, Any]:
     """Withdraw a wrong link and enrol the record again with the corrected number and facts."""
     values = body.model_dump()
@@ -253,7 +278,7 @@ def correct(agency_id: str, local_ref: str, body: CorrectionIn, ctx: Context = D
 
 
 @router.get("/api/exchange/agencies/{agency_id}/links/{local_ref}/history")
-def history(agency_id: str, local_ref: str, ctx: Context = Depends(context),
+def history(agency_id: AgencyIdPath, local_ref: RefPath, ctx: Context = Depends(context),
             who: Principal = Depends(principal)) -> list[dict[str, Any]]:
     """Every code the record has held, with every change."""
     return [{"code": h.code, "status": h.status, "linked_at": h.linked_at.isoformat(),
@@ -262,7 +287,8 @@ def history(agency_id: str, local_ref: str, ctx: Context = Depends(context),
 
 
 @router.post("/api/exchange/agencies/{agency_id}/reconcile")
-def reconcile(agency_id: str, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
+def reconcile(agency_id: AgencyIdPath, ctx: Context = Depends(context),
+              who: Principal = Depends(principal)) -> dict[str, Any]:
     """Check the agency's links against the registry; stale ones are suspended for review."""
     report = service.reconcile(ctx, who, agency_id, _now())
     return {"checked": report.checked, "suspended": report.suspended}
@@ -276,26 +302,26 @@ def _review_json(r: service.ReviewView) -> dict[str, Any]:
 
 
 @router.get("/api/exchange/reviews")
-def reviews(ctx: Context = Depends(context), who: Principal = Depends(principal), agency: str | None = None,
-            status: str | None = "pending") -> list[dict[str, Any]]:
+def reviews(ctx: Context = Depends(context), who: Principal = Depends(principal),
+            agency: AgencyIdQuery | None = None, status: TextQuery | None = "pending") -> list[dict[str, Any]]:
     """The review queue the caller may see."""
     return [_review_json(r) for r in service.list_reviews(ctx, who, agency, status or None)]
 
 
 class DecisionIn(BaseModel):
-    decision: str
-    reason: str
-    family_name: str | None = None
-    given_name: str | None = None
-    birth_date: date | None = None
-    sex: str | None = None
-    address: str | None = None
-    family_kana: str | None = None
-    given_kana: str | None = None
+    decision: Word
+    reason: ShortText
+    family_name: ShortText | None = None
+    given_name: ShortText | None = None
+    birth_date: Day | None = None
+    sex: Annotated[str, Field(max_length=16)] | None = None
+    address: LongText | None = None
+    family_kana: ShortText | None = None
+    given_kana: ShortText | None = None
 
 
 @router.post("/api/exchange/reviews/{review_id}/decision")
-def decide(review_id: int, body: DecisionIn, ctx: Context = Depends(context),
+def decide(review_id: IdPath, body: DecisionIn, ctx: Context = Depends(context),
            who: Principal = Depends(principal)) -> dict[str, Any]:
     """Reject, or match again with facts corrected at the agency (links only on a full match)."""
     corrected = None
@@ -320,7 +346,8 @@ def reviews_page(request: Request, ctx: Context = Depends(context),
 
 
 @router.post("/exchange/reviews/{review_id}", include_in_schema=False)
-def decide_page(review_id: int, decision: str = Form(...), reason: str = Form(...),
+def decide_page(review_id: IdPath, decision: Annotated[str, Form(max_length=40)],
+                reason: Annotated[str, Form(max_length=200)],
                 ctx: Context = Depends(context), who: Principal = Depends(principal)) -> Response:
     service.decide_review(ctx, who, review_id, decision, reason, _now())
     return RedirectResponse("/exchange/reviews", status_code=303)
@@ -329,8 +356,8 @@ def decide_page(review_id: int, decision: str = Form(...), reason: str = Form(..
 # --- the log ------------------------------------------------------------------------------------------------
 
 @router.get("/api/exchange/log")
-def log(ctx: Context = Depends(context), who: Principal = Depends(principal), agency: str | None = None,
-        after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+def log(ctx: Context = Depends(context), who: Principal = Depends(principal), agency: AgencyIdQuery | None = None,
+        after: After = 0, limit: Limit = 100) -> list[dict[str, Any]]:
     """Log entries in order (the operator: all; an agency: those it took part in)."""
     return [_entry_json(e) for e in service.exchange_log_entries(ctx, who, agency, after, limit)]
 

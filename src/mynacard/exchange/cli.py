@@ -15,7 +15,7 @@ from mynacard.bootstrap import build_context
 from mynacard.context import Context
 from mynacard.errors import DomainError
 from mynacard.exchange import service
-from mynacard.exchange.model import PERMITTED_EXCHANGES
+from mynacard.exchange.model import PERMITTED_EXCHANGES, AgencyKind
 from mynacard.principal import Principal, Role
 
 app = typer.Typer(help="The information provision network (情報提供ネットワークシステム).", no_args_is_help=True)
@@ -42,6 +42,9 @@ def _fail(exc: DomainError) -> typer.Exit:
 @app.command("agencies")
 def agencies(home: Path | None = HomeOption, kind: str | None = typer.Option(None, "--kind")) -> None:
     """The directory of agencies on the network."""
+    if kind is not None and kind not in {k.value for k in AgencyKind}:
+        raise typer.BadParameter(f"--kind: unknown agency kind {kind!r} (one of: "
+                                 f"{', '.join(k.value for k in AgencyKind)})")
     table = Table(title="agencies (機関)")
     for column in ("id", "name", "kind", "municipality", "status"):
         table.add_column(column)
@@ -112,10 +115,13 @@ def purge_log(home: Path | None = HomeOption) -> None:
 @app.command("reviews")
 def reviews(agency: str | None = typer.Option(None, "--agency"), home: Path | None = HomeOption) -> None:
     """Enrolments waiting for a person (partial matches are never linked)."""
+    ctx = _context(home)
+    if agency is not None:
+        service.get_agency(ctx, agency)  # an unknown agency is refused (NotFound), not shown as an empty queue
     table = Table(title="review queue (確認待ち)")
     for column in ("id", "agency", "record", "source", "why", "number", "since"):
         table.add_column(column)
-    for r in service.list_reviews(_context(home), OPERATOR, agency):
+    for r in service.list_reviews(ctx, OPERATOR, agency):
         table.add_row(str(r.id), r.agency_id, r.local_ref, r.source, ", ".join(r.reasons), r.masked_number,
                       r.created_at.isoformat(timespec="minutes"))
     console.print(table)
@@ -124,8 +130,10 @@ def reviews(agency: str | None = typer.Option(None, "--agency"), home: Path | No
 @app.command("reconcile")
 def reconcile(agency: str, home: Path | None = HomeOption) -> None:
     """Check an agency's links against the registry again; stale ones are suspended and reviewed."""
+    ctx = _context(home)
     try:
-        report = service.reconcile(_context(home), OPERATOR, agency, _now())
+        service.get_agency(ctx, agency)  # refused before the hub is set up (reconcile would set it up first)
+        report = service.reconcile(ctx, OPERATOR, agency, _now())
     except DomainError as exc:
         raise _fail(exc) from None
     console.print(f"{report.checked:,} links checked, {len(report.suspended):,} suspended for review")
@@ -133,8 +141,9 @@ def reconcile(agency: str, home: Path | None = HomeOption) -> None:
 
 @app.command("seed")
 def seed(municipality: list[str] = typer.Option(["131016"], "--municipality", "-m"),
-         exchanges: int = typer.Option(300, "--exchanges", help="Permitted queries to run."),
-         limit: int = typer.Option(2000, "--residents", help="Residents per municipality to enrol."),
+         exchanges: int = typer.Option(300, "--exchanges", min=0, max=1_000_000, help="Permitted queries to run."),
+         limit: int = typer.Option(2000, "--residents", min=1, max=5_000_000,
+                                   help="Residents per municipality to enrol."),
          home: Path | None = HomeOption) -> None:
     """A demonstration network over residents already registered (``mynacard seed`` first): agencies,
     enrolment with a full match, copies of their items, and a day of permitted exchanges."""
@@ -143,6 +152,8 @@ def seed(municipality: list[str] = typer.Option(["131016"], "--municipality", "-
 
     ctx = _context(home)
     now = _now()
+    for code in municipality:  # every town known before anything is built
+        registry.get_municipality(ctx, code)
     people = []
     total = registry.count_residents(ctx, Principal.system())
     for code in municipality:

@@ -15,13 +15,14 @@ import binascii
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +39,7 @@ from mynacard.jpki.responder import notice_revocations, responder_for
 from mynacard.principal import Principal, Role
 from mynacard.web.deps import LoginRequired, context, optional_principal, principal, render
 from mynacard.web.i18n import register, translator
+from mynacard.web.params import Id, IdPath, IdQuery, KeyPath, Limit, Name, ShortText, TextPath, TextQuery
 
 __all__ = ["router"]
 
@@ -85,7 +87,7 @@ def _scheduler(ctx: Context, stop: threading.Event) -> None:
         try:
             verifiers.flush_query_log(ctx)
             responder_for(ctx).refresh_revoked(_now())  # revoked answers pre-signed as soon as seen
-            if ticks % 60 == 0:  # every 30 s; CAs are made at first use, not by the schedule
+            if ticks % 60 == 0:  # every 30 s; the schedule never creates a CA (mynacard jpki init does)
                 service.publish_crls(ctx, system, _now(), create=False)
         except Exception:  # the schedule carries on; the next tick retries
             log.exception("jpki scheduler")
@@ -110,7 +112,34 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             verifiers.flush_query_log(ctx)
 
 
-router = APIRouter(lifespan=_lifespan)
+def _unavailable(request: Request, exc: service.AuthoritiesMissing) -> Response:
+    """503 until the operator has created the CAs (``mynacard jpki init``): nothing a request does creates one."""
+    headers = {"Retry-After": "3600", "Cache-Control": "no-store"}
+    if request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"error": "AuthoritiesMissing", "detail": str(exc)}, status_code=503, headers=headers)
+    return Response(f"{exc}\n", status_code=503, media_type="text/plain", headers=headers)
+
+
+class _JpkiRoute(APIRoute):
+    """Every JPKI route answers 503 with the reason while the CAs do not exist, and 429 to a party with too
+    many login challenges outstanding (rather than the 409 a :class:`~mynacard.errors.Conflict` would get)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except service.AuthoritiesMissing as exc:
+                return _unavailable(request, exc)
+            except verifiers.TooManyChallenges as exc:
+                return JSONResponse({"error": "TooManyChallenges", "detail": str(exc)}, status_code=429,
+                                    headers={"Retry-After": str(exc.retry_after)})
+
+        return guarded
+
+
+router = APIRouter(lifespan=_lifespan, route_class=_JpkiRoute)
 
 
 # --- public: the repository page and the CA certificates -------------------------------------------------------
@@ -130,7 +159,7 @@ def _pem_response(text: str) -> Response:
 
 
 @router.get("/jpki/ca/{name}", include_in_schema=False)
-def ca_certificate(name: str, generation: int | None = None, ctx: Context = Depends(context)) -> Response:
+def ca_certificate(name: TextPath, generation: IdQuery | None = None, ctx: Context = Depends(context)) -> Response:
     """``sign.pem`` / ``auth.pem`` (PEM), ``sign.cer`` / ``auth.cer`` (DER, for AIA), ``sign-all.pem`` /
     ``auth-all.pem`` (every generation plus the link certificates)."""
     stem, _, ext = name.partition(".")
@@ -139,7 +168,8 @@ def ca_certificate(name: str, generation: int | None = None, ctx: Context = Depe
         raise NotFound("no such CA certificate")
     kind = CaKind(kind_text)
     if stem.endswith("-all"):
-        service.ensure_authorities(ctx, Principal.system("jpki"), _now())
+        if not service.authorities_exist(ctx):  # a request never creates a CA (mynacard jpki init does)
+            raise service.AuthoritiesMissing()
         return _pem_response(service.ca_bundle_pem(ctx, kind))
     authority = service.current_authority(ctx, kind, _now(), generation)
     if ext == "cer":
@@ -159,10 +189,13 @@ def _remote(request: Request) -> str | None:
 
 
 def _http_caller(request: Request) -> ocsp_http.Caller:
-    header = jpki_settings().mtls_header
+    """Who asks: an API key, a staff session, or a client certificate fingerprint — the latter only from the
+    configured TLS proxies (``MYNACARD_JPKI_MTLS_PROXIES``), since anyone can send the header."""
+    settings = jpki_settings()
     session = optional_principal(request) if "session" in request.scope and not _bearer(request) else None
-    return ocsp_http.Caller(_bearer(request), request.headers.get(header) if header else None, _remote(request),
-                            session)
+    remote = _remote(request)
+    header = request.headers.get(settings.mtls_header) if settings.mtls_header else None
+    return ocsp_http.Caller(_bearer(request), settings.client_certificate(header, remote), remote, session)
 
 
 def _caller(ctx: Context, request: Request) -> Principal | None:
@@ -171,7 +204,8 @@ def _caller(ctx: Context, request: Request) -> Principal | None:
 
 
 @router.get("/jpki/crl/{name}", include_in_schema=False)
-def crl(name: str, request: Request, generation: int | None = None, ctx: Context = Depends(context)) -> Response:
+def crl(name: TextPath, request: Request, generation: IdQuery | None = None,
+        ctx: Context = Depends(context)) -> Response:
     """A CA's full or delta CRL (DER), regenerated first when it is due."""
     stem, _, ext = name.partition(".")
     kind_text = stem.removesuffix("-delta")
@@ -270,11 +304,23 @@ def _verification(result: Verification) -> dict[str, Any]:
     return out
 
 
+CERTIFICATE_B64_MAX = 16_384
+"""Base64 of one certificate (a JPKI end-entity certificate is about 1.5 KB of DER)."""
+SIGNATURE_B64_MAX = 4_096
+DATA_B64_MAX = 14_000_000
+"""Base64 of the data a signature covers (about 10 MB)."""
+
+Certificate64 = Annotated[str, Field(min_length=1, max_length=CERTIFICATE_B64_MAX)]
+Signature64 = Annotated[str, Field(min_length=1, max_length=SIGNATURE_B64_MAX)]
+Word = Annotated[str, Field(min_length=1, max_length=32)]
+"""A kind, a purpose, an algorithm's name: one short word (the service says which are known)."""
+
+
 class SignatureIn(BaseModel):
-    certificate_b64: str
-    data_b64: str
-    signature_b64: str
-    hash_algorithm: str = "sha256"
+    certificate_b64: Certificate64
+    data_b64: str = Field(max_length=DATA_B64_MAX)
+    signature_b64: Signature64
+    hash_algorithm: Word = "sha256"
     prehashed: bool = False
 
 
@@ -305,9 +351,9 @@ def verify_signature(body: SignatureIn, ctx: Context = Depends(context),
 
 
 class CmsIn(BaseModel):
-    data_b64: str
-    cms_b64: str
-    certificate_b64: str | None = None
+    data_b64: str = Field(max_length=DATA_B64_MAX)
+    cms_b64: str = Field(min_length=1, max_length=200_000)
+    certificate_b64: Certificate64 | None = None
 
 
 @router.post("/api/jpki/verify/cms")
@@ -330,12 +376,12 @@ def new_challenge(ctx: Context = Depends(context), who: Principal = Depends(prin
 
 
 class LoginIn(BaseModel):
-    certificate_b64: str
-    signature_b64: str
+    certificate_b64: Certificate64
+    signature_b64: Signature64
 
 
 @router.post("/api/jpki/challenges/{challenge_id}/response")
-def answer_challenge(challenge_id: str, body: LoginIn, ctx: Context = Depends(context),
+def answer_challenge(challenge_id: KeyPath, body: LoginIn, ctx: Context = Depends(context),
                      who: Principal = Depends(principal)) -> dict[str, Any]:
     """Check the card's answer to a challenge (single use: a second answer is refused)."""
     now = _now()
@@ -365,7 +411,7 @@ def _serial(text: str) -> int:
 
 
 class SubscriptionIn(BaseModel):
-    serial: str
+    serial: Name
 
 
 @router.post("/api/jpki/subscriptions")
@@ -385,7 +431,7 @@ def notifications(pending: bool = True, ctx: Context = Depends(context),
 
 
 class AckIn(BaseModel):
-    ids: list[int] = Field(max_length=5000)
+    ids: list[Id] = Field(max_length=5000)
 
 
 @router.post("/api/jpki/notifications/ack")
@@ -401,7 +447,7 @@ def _view(view: service.CertificateView) -> dict[str, Any]:
 
 
 @router.get("/api/jpki/certificates/{serial}")
-def get_certificate(serial: str, ctx: Context = Depends(context),
+def get_certificate(serial: TextPath, ctx: Context = Depends(context),
                     who: Principal = Depends(principal)) -> dict[str, Any]:
     """A certificate: for a platform operator one it follows; for clerks and the operator any in scope."""
     number = _serial(serial)
@@ -415,13 +461,14 @@ def get_certificate(serial: str, ctx: Context = Depends(context),
 
 
 @router.get("/api/jpki/certificates/{serial}/lineage")
-def get_lineage(serial: str, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
+def get_lineage(serial: TextPath, ctx: Context = Depends(context),
+                who: Principal = Depends(principal)) -> dict[str, Any]:
     return {"lineage": [_view(v) for v in service.lineage(ctx, who, _serial(serial))]}
 
 
 class RevokeIn(BaseModel):
-    reason: str
-    detail: str | None = None
+    reason: Word
+    detail: ShortText | None = None
 
 
 def _revoke(ctx: Context, who: Principal, serial: int, reason: RevocationReason | str,
@@ -434,35 +481,35 @@ def _revoke(ctx: Context, who: Principal, serial: int, reason: RevocationReason 
 
 
 @router.post("/api/jpki/certificates/{serial}/revoke")
-def revoke(serial: str, body: RevokeIn, ctx: Context = Depends(context),
+def revoke(serial: TextPath, body: RevokeIn, ctx: Context = Depends(context),
            who: Principal = Depends(principal)) -> dict[str, Any]:
     return _view(_revoke(ctx, who, _serial(serial), body.reason, body.detail))
 
 
 @router.get("/api/jpki/cards/{card_id}/certificates")
-def card_certificates(card_id: int, ctx: Context = Depends(context),
+def card_certificates(card_id: IdPath, ctx: Context = Depends(context),
                       who: Principal = Depends(principal)) -> dict[str, Any]:
     return {"certificates": [_view(v) for v in service.certificates_of_card(ctx, who, card_id)]}
 
 
 @router.post("/api/jpki/cards/{card_id}/hold")
-def hold(card_id: int, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
+def hold(card_id: IdPath, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
     """Loss or suspension reported: both certificates on hold (一時保留)."""
     return {"revoked": [_view(v) for v in service.hold_card_certificates(ctx, who, card_id, _now())]}
 
 
 @router.post("/api/jpki/cards/{card_id}/abolish")
-def abolish(card_id: int, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
+def abolish(card_id: IdPath, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
     return {"revoked": [_view(v) for v in service.abolish_card_certificates(ctx, who, card_id, _now())]}
 
 
 class HolderRequestIn(BaseModel):
-    kinds: list[str] = ["sign", "auth"]
+    kinds: list[Word] = Field(default=["sign", "auth"], max_length=2)
     key_compromise: bool = False
 
 
 @router.post("/api/jpki/cards/{card_id}/holder-request")
-def holder_request(card_id: int, body: HolderRequestIn, ctx: Context = Depends(context),
+def holder_request(card_id: IdPath, body: HolderRequestIn, ctx: Context = Depends(context),
                    who: Principal = Depends(principal)) -> dict[str, Any]:
     """The holder's request for revocation (失効申請)."""
     try:
@@ -474,12 +521,12 @@ def holder_request(card_id: int, body: HolderRequestIn, ctx: Context = Depends(c
 
 
 class ReissueIn(BaseModel):
-    kind: str
-    public_key_b64: str
+    kind: Word
+    public_key_b64: str = Field(min_length=1, max_length=4_096)
 
 
 @router.post("/api/jpki/cards/{card_id}/reissue")
-def reissue(card_id: int, body: ReissueIn, ctx: Context = Depends(context),
+def reissue(card_id: IdPath, body: ReissueIn, ctx: Context = Depends(context),
             who: Principal = Depends(principal)) -> dict[str, Any]:
     """A new certificate at the window from a key the chip generated (e.g. after an address change)."""
     try:
@@ -492,11 +539,11 @@ def reissue(card_id: int, body: ReissueIn, ctx: Context = Depends(context),
 
 
 class VerifierIn(BaseModel):
-    name: str
-    kind: str
-    purposes: list[str]
-    username: str
-    client_cert_sha256: str | None = None
+    name: Name
+    kind: Word
+    purposes: list[Word] = Field(min_length=1, max_length=2)
+    username: str = Field(min_length=1, max_length=64)
+    client_cert_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
 
 @router.post("/api/jpki/verifiers")
@@ -524,13 +571,13 @@ class SuspendIn(BaseModel):
 
 
 @router.post("/api/jpki/verifiers/{verifier_id}/suspension")
-def suspend(verifier_id: int, body: SuspendIn, ctx: Context = Depends(context),
+def suspend(verifier_id: IdPath, body: SuspendIn, ctx: Context = Depends(context),
             who: Principal = Depends(principal)) -> dict[str, Any]:
     return _verifier(verifiers.set_suspended(ctx, who, verifier_id, body.suspended, _now()))
 
 
 @router.get("/api/jpki/queries")
-def query_log(verifier_id: int | None = None, refused: bool = False, limit: int = 200,
+def query_log(verifier_id: IdQuery | None = None, refused: bool = False, limit: Limit = 200,
               ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
     """The per-verifier log of validity queries (the operator: all, refusals included; a verifier: its own)."""
     return {"queries": verifiers.queries(ctx, who, verifier_id, refused, limit)}
@@ -542,13 +589,16 @@ class PublishIn(BaseModel):
 
 @router.post("/api/jpki/crl/publish")
 def publish(body: PublishIn, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
+    who.require(Role.OPERATOR, Role.SYSTEM)
+    if not service.authorities_exist(ctx):  # publishing never creates the CAs (mynacard jpki init does)
+        raise service.AuthoritiesMissing()
     published = service.publish_crls(ctx, who, _now(), force=body.force)
     return {"published": [{"kind": c.kind.value, "generation": c.generation, "number": c.number,
                            "delta": c.is_delta, "entries": c.entry_count} for c in published]}
 
 
 class RolloverIn(BaseModel):
-    kind: str
+    kind: Word
 
 
 @router.post("/api/jpki/rollover")
@@ -693,7 +743,7 @@ def _certificate_page(request: Request, who: Principal, number: int, status_code
 
 
 @router.get("/jpki/admin", response_class=HTMLResponse, include_in_schema=False)
-def admin_search(request: Request, serial: str = "", card: str = "") -> Response:
+def admin_search(request: Request, serial: TextQuery = "", card: TextQuery = "") -> Response:
     """The operator's start: find a certificate by its serial (→ its page) or a card's certificates by the card's
     manufacture number; the CAs' state below."""
     who = _operator(request)
@@ -719,7 +769,7 @@ def admin_search(request: Request, serial: str = "", card: str = "") -> Response
 
 
 @router.get("/jpki/admin/certificates/{serial}", response_class=HTMLResponse, include_in_schema=False)
-def admin_certificate(request: Request, serial: str) -> Response:
+def admin_certificate(request: Request, serial: TextPath) -> Response:
     """A certificate as the operator sees it: state, lineage, history, and the revocation form while it is good."""
     who = _operator(request)
     try:
@@ -733,7 +783,7 @@ def admin_certificate(request: Request, serial: str) -> Response:
 
 
 @router.post("/jpki/admin/certificates/{serial}/revoke", include_in_schema=False)
-def admin_revoke(request: Request, serial: str, reason: str = Form(""), detail: str = Form(""),
+def admin_revoke(request: Request, serial: TextPath, reason: str = Form(""), detail: str = Form(""),
                  confirm: str = Form("")) -> Response:
     """Revoke from the page (then back to the certificate, 303). Sent again once it is revoked: 409 with the
     certificate as it is, nothing changed. Bad input: 4xx with the reason, nothing changed."""

@@ -37,6 +37,12 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(1)
 
 
+def _refuse(exc: Exception) -> typer.Exit:
+    """Refused before anything was done (exit 2), e.g. before ``mynacard jpki init``."""
+    console.print(f"[red]{exc}[/red]")
+    return typer.Exit(2)
+
+
 @app.command()
 def init(home: Path | None = HomeOption) -> None:
     """Create both CAs if they do not exist yet (keys sealed, or in the PKCS#11 token when configured)."""
@@ -97,6 +103,8 @@ def crl(force: bool = typer.Option(False, "--force", help="Publish new full and 
         home: Path | None = HomeOption) -> None:
     """Publish the CRLs that are due (run it from cron; the web app also does it every 30 s)."""
     ctx = _ctx(home)
+    if not service.authorities_exist(ctx):
+        raise _refuse(service.AuthoritiesMissing())
     for info in service.publish_crls(ctx, OPERATOR, _now(), force=force):
         console.print(f"{info.kind.value} G{info.generation} {'delta' if info.is_delta else 'full'} CRL "
                       f"#{info.number}: {info.entry_count:,} entries, next update {info.next_update:%Y-%m-%d %H:%M}Z")
@@ -119,7 +127,8 @@ def ocsp_serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = type
     from mynacard.jpki.ocsp_server import serve
 
     ctx = _ctx(home)
-    service.ensure_authorities(ctx, OPERATOR, _now())
+    if not service.authorities_exist(ctx):  # the responder serves the CAs; it does not create them
+        raise _refuse(service.AuthoritiesMissing())
     console.print(f"[green]OCSP responder on http://{host}:{port}/jpki/ocsp[/green]")
     serve(ctx, host, port, threads, workers)
 
@@ -131,7 +140,10 @@ def rollover(kind: str = typer.Argument(..., help="sign or auth"), home: Path | 
         ca_kind = CaKind(kind)
     except ValueError:
         raise typer.BadParameter("sign or auth") from None
-    authority = service.rollover(_ctx(home), OPERATOR, ca_kind, _now())
+    try:
+        authority = service.rollover(_ctx(home), OPERATOR, ca_kind, _now())
+    except service.AuthoritiesMissing as exc:
+        raise _refuse(exc) from None
     console.print(f"{ca_kind.label_ja} G{authority.generation}: SHA-256 {authority.fingerprint_sha256}")
 
 

@@ -10,15 +10,23 @@
 | ``MYNACARD_JPKI_CRL_HOURS`` / ``…_DELTA_MINUTES`` | full and delta CRL intervals (default 24 h / 15 min) |
 | ``MYNACARD_JPKI_SCHEDULER`` | ``0`` turns off the web app's background CRL publisher |
 | ``MYNACARD_JPKI_MTLS_HEADER`` | header carrying a client certificate's SHA-256 from a TLS proxy |
+| ``MYNACARD_JPKI_MTLS_PROXIES`` | the TLS proxies' addresses or networks, comma-separated (``10.0.0.5,10.1.0.0/24``) |
+| ``MYNACARD_JPKI_CHALLENGES_MAX`` | login challenges one party may have outstanding at once (default 10000; then 429) |
+
+The client-certificate header is believed only on connections from ``MYNACARD_JPKI_MTLS_PROXIES`` (the address
+the application sees: with uvicorn's proxy headers, the one it resolved from ``X-Forwarded-For``); without that
+setting the header is ignored and a warning says so once.
 
 Without PKCS#11 the CA keys are sealed with ``Settings.data_key`` and kept in the database.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
 
 from mynacard.errors import InvalidInput
@@ -26,6 +34,8 @@ from mynacard.jpki.keys import Pkcs11Config
 from mynacard.jpki.model import CrlSchedule
 
 __all__ = ["JpkiSettings", "jpki_settings"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,10 +52,62 @@ class JpkiSettings:
     """How often a responder process looks for revocations made by other processes."""
     mtls_header: str | None = None
     """Header in which the TLS-terminating proxy passes the SHA-256 of a verified client certificate
-    (mutual TLS). Honoured only when set; the proxy must strip it from client requests."""
+    (mutual TLS). Honoured only when set, and only on connections from :attr:`mtls_proxies`; the proxy must
+    strip it from client requests."""
+    mtls_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    """The addresses of the TLS proxies that may set :attr:`mtls_header` (a fingerprint is no secret: from
+    anyone else the header would let a stranger pass for a verifier)."""
+    challenges_max: int = 10_000
+    """Login challenges one party (Mynaportal, a verifier) may have outstanding (unexpired) at once."""
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
+
+    def client_certificate(self, value: str | None, remote: str | None) -> str | None:
+        """The client certificate fingerprint the proxy vouches for: the header's value when the header is
+        configured and the connection comes from one of the configured proxies; else None (the header is
+        ignored: without ``MYNACARD_JPKI_MTLS_PROXIES`` a warning says so, once)."""
+        if not value or self.mtls_header is None:
+            return None
+        if not self.mtls_proxies:
+            _warn_no_proxies(self.mtls_header)
+            return None
+        return value if _from(remote, self.mtls_proxies) else None
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_no_proxies(header: str) -> None:
+    if header not in _WARNED:
+        _WARNED.add(header)
+        log.warning("MYNACARD_JPKI_MTLS_HEADER=%s is set without MYNACARD_JPKI_MTLS_PROXIES: the client "
+                    "certificate header is ignored (name the TLS proxies' addresses to honour it)", header)
+
+
+def _from(remote: str | None, proxies: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    if not remote:
+        return False
+    try:
+        address = ip_address(remote)
+    except ValueError:
+        return False
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address.version == net.version and address in net for net in proxies)
+
+
+def _proxies(raw: str | None) -> tuple[IPv4Network | IPv6Network, ...]:
+    out = []
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            out.append(ip_network(item, strict=False))
+        except ValueError:
+            raise InvalidInput(f"MYNACARD_JPKI_MTLS_PROXIES: {item!r} is not an address or network") from None
+    return tuple(out)
 
 
 def _pkcs11() -> Pkcs11Config | None:
@@ -89,4 +151,6 @@ def jpki_settings() -> JpkiSettings:
                         delta_every=timedelta(minutes=_number("MYNACARD_JPKI_CRL_DELTA_MINUTES", 15))),
         scheduler=os.environ.get("MYNACARD_JPKI_SCHEDULER", "1") != "0",
         mtls_header=os.environ.get("MYNACARD_JPKI_MTLS_HEADER") or None,
+        mtls_proxies=_proxies(os.environ.get("MYNACARD_JPKI_MTLS_PROXIES")),
+        challenges_max=int(_number("MYNACARD_JPKI_CHALLENGES_MAX", 10_000)),
     )

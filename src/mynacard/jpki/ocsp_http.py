@@ -73,8 +73,9 @@ def answer(ctx: Context, caller: Caller, data: bytes) -> bytes:
         verifier = verifiers.verifier_of(ctx, who)
         label = verifiers.caller_label(who, caller.remote)
         if verifier is None and not (who is not None and who.role in _INTERNAL):
+            # an anonymous refusal joins its address's row of the minute at the next flush (verifiers.log_query)
             verifiers.log_query(ctx, None, label, "ocsp", None, "refused", "not a registered verifier", now,
-                                immediate=True)
+                                immediate=who is not None)
             return ocsp.error_response(ResponseStatus.UNAUTHORIZED)
         result = responder_for(ctx).answer(data, now, _allowed(who, verifier))
         outcome, refused = _outcome(result)

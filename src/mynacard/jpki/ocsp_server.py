@@ -277,7 +277,8 @@ class OcspServer:
         and the count in the query log. Bounded: at most :data:`MAX_MEMO` entries of at most
         :data:`MAX_MEMO_REQUEST` bytes (then it starts again empty)."""
         self._flushing = False
-        header = jpki_settings().mtls_header
+        self.settings = jpki_settings()
+        header = self.settings.mtls_header
         self.mtls_header = header.lower().encode() if header else None
 
     def answer_in_memory(self, request: _Request, remote: str | None) -> bytes | None:
@@ -346,7 +347,9 @@ class OcspServer:
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         header = self.mtls_header
         fingerprint = headers.get(header) if header else None
-        return ocsp_http.Caller(key, fingerprint.decode("latin-1") if fingerprint else None, remote)
+        # the header is believed only from the configured TLS proxies (MYNACARD_JPKI_MTLS_PROXIES)
+        vouched = self.settings.client_certificate(fingerprint.decode("latin-1") if fingerprint else None, remote)
+        return ocsp_http.Caller(key, vouched, remote)
 
     def _flush_later(self) -> None:
         if self._flushing:

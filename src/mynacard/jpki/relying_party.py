@@ -390,8 +390,9 @@ class RelyingParty:
     @classmethod
     def for_service(cls, ctx: Context, principal: Principal, now: datetime | None = None) -> RelyingParty:
         """In-process use by the kiosk, Mynaportal or a registered verifier's request: roots and status from
-        the CA database, every query logged against the caller, facts only for signature verifiers. ``now`` is
-        the business time at which missing CAs would be created (the wall clock if not given)."""
+        the CA database, every query logged against the caller, facts only for signature verifiers. Before the
+        operator has created the CAs (``mynacard jpki init``) it raises
+        :class:`~mynacard.jpki.service.AuthoritiesMissing`: a relying party never creates them."""
         from mynacard.jpki.verifiers import ServiceChallengeStore, ServiceStatusSource, service_trust
 
         source = ServiceStatusSource(ctx, principal)

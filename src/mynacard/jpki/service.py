@@ -66,6 +66,7 @@ from mynacard.registry.model import Resident, ResidentStatus
 from mynacard.sealing import Sealer
 
 __all__ = [
+    "AuthoritiesMissing",
     "Authority",
     "CertificateRecord",
     "CertificateView",
@@ -76,6 +77,7 @@ __all__ = [
     "WindowIssuer",
     "abolish_card_certificates",
     "authorities",
+    "authorities_exist",
     "authority_for_key_hash",
     "ca_bundle_pem",
     "certificate_by_serial",
@@ -274,9 +276,23 @@ def _current(authorities_: Iterable[Authority], kind: CaKind) -> Authority | Non
     return max(candidates, key=lambda a: a.generation, default=None)
 
 
-def _ensure(ctx: Context, conn: Connection, now: datetime, principal: Principal) -> dict[CaKind, Authority]:
+class AuthoritiesMissing(Conflict):
+    """The CAs have not been created yet. Creating them is the operator's act (``mynacard jpki init``; a demo
+    installation's ``mynacard demo``), never a side effect of a request: the web answers 503 until then."""
+
+    def __init__(self) -> None:
+        super().__init__("the JPKI certificate authorities have not been created yet: the operator creates them "
+                         "with `mynacard jpki init`")
+
+
+def _ensure(ctx: Context, conn: Connection, now: datetime, principal: Principal, *,
+            create: bool = False) -> dict[CaKind, Authority]:
+    """The current generation of both CAs; with ``create`` the missing ones are generated (only the operator's
+    :func:`ensure_authorities` and the manufacturer's batch run ask for that), else :class:`AuthoritiesMissing`."""
     found = _load_authorities(conn)
     missing = [k for k in CaKind if _current(found, k) is None]
+    if missing and not create:
+        raise AuthoritiesMissing()
     if missing:
         _serialise_writers(conn)
         found = _load_authorities(conn)
@@ -294,15 +310,24 @@ def _ensure(ctx: Context, conn: Connection, now: datetime, principal: Principal)
 
 def ensure_authorities(ctx: Context, principal: Principal, now: datetime,
                        conn: Connection | None = None) -> dict[CaKind, Authority]:
-    """The current generation of both CAs, generating them (keys, roots, OCSP responders) at first use."""
+    """The current generation of both CAs, generating the missing ones (keys, roots, OCSP responders): the
+    operator's act (``mynacard jpki init``). Nothing a web request reaches calls it."""
+    principal.require(*_OPERATORS)
     if conn is not None:
-        return _ensure(ctx, conn, now, principal)
+        return _ensure(ctx, conn, now, principal, create=True)
     with ctx.db.connect() as c:
         found = _load_authorities(c)
     if all(_current(found, k) is not None for k in CaKind):
         return {k: a for k in CaKind if (a := _current(found, k)) is not None}
     with ctx.transaction() as tx:
-        return _ensure(ctx, tx.conn, now, principal)
+        return _ensure(ctx, tx.conn, now, principal, create=True)
+
+
+def authorities_exist(ctx: Context) -> bool:
+    """Whether both CAs have an issuing generation (``mynacard jpki init`` has been run)."""
+    with ctx.db.connect() as conn:
+        found = _load_authorities(conn)
+    return all(_current(found, k) is not None for k in CaKind)
 
 
 def authorities(ctx: Context) -> list[Authority]:
@@ -312,13 +337,18 @@ def authorities(ctx: Context) -> list[Authority]:
 
 
 def current_authority(ctx: Context, kind: CaKind, now: datetime, generation: int | None = None) -> Authority:
-    """The issuing generation of a CA, or a given generation."""
+    """The issuing generation of a CA, or a given generation (:class:`AuthoritiesMissing` before
+    ``mynacard jpki init``)."""
+    found = authorities(ctx)
     if generation is not None:
-        found = [a for a in authorities(ctx) if a.kind is kind and a.generation == generation]
+        found = [a for a in found if a.kind is kind and a.generation == generation]
         if not found:
             raise NotFound(f"no {kind.value} CA generation {generation}")
         return found[0]
-    return ensure_authorities(ctx, Principal.system("jpki"), now)[kind]
+    current = _current(found, kind)
+    if current is None:
+        raise AuthoritiesMissing()
+    return current
 
 
 def authority_for_key_hash(ctx: Context, algorithm: str, key_hash: bytes) -> Authority | None:
@@ -774,7 +804,9 @@ def _issue_batch(ctx: Context, principal: Principal, conn: Connection, requests:
             assert h.card_id is not None
             resident_ids.append(cards.get_card(ctx, Principal.system("jpki"), h.card_id).resident_id)
     residents = registry.get_residents(conn, resident_ids)
-    cas = _ensure(ctx, conn, now, principal)
+    # The manufacturer's batch run (a job of J-LIS's own processes, never reached by a web request outside a
+    # demo) is the one place besides ``mynacard jpki init`` that may generate the CAs at first use.
+    cas = _ensure(ctx, conn, now, principal, create=True)
     card_ids = [r.holder.card_id for r in requests if r.holder.card_id is not None]
     latest = _latest_by_card(conn, card_ids)
     issued_on = local_date(now)
@@ -1449,14 +1481,14 @@ def _crl_info(row: Any, authority: Authority) -> CrlInfo:
 
 def publish_crls(ctx: Context, principal: Principal, now: datetime, *, force: bool = False,
                  kinds: Iterable[CaKind] = tuple(CaKind), delta_only: bool = False,
-                 create: bool = True) -> list[CrlInfo]:
+                 create: bool = False) -> list[CrlInfo]:
     """The scheduled job: a new full CRL per CA generation when the last one is due, a new delta when the
     last delta (or the full it would follow) is due; ``force`` publishes both now. Generations whose root
-    has expired publish nothing; with ``create`` the CAs are made first if there are none yet. Returns what
-    was published."""
+    has expired publish nothing, and nothing is published before the CAs exist (with ``create``, the operator's
+    own act, they are made first). Returns what was published."""
     principal.require(*_OPERATORS)
     settings = jpki_settings()
-    if create:
+    if create:  # only the operator's command line asks for it; the web never does
         ensure_authorities(ctx, principal, now)
     out: list[CrlInfo] = []
     wanted = {k for k in kinds}

@@ -10,12 +10,13 @@ a refusal is logged against the caller who was refused.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -23,12 +24,12 @@ from weakref import WeakKeyDictionary
 from asn1crypto import keys as asn1_keys
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mynacard.accounts import service as accounts
 from mynacard.context import Context
-from mynacard.db import Database
+from mynacard.db import Database, UtcDateTime
 from mynacard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mynacard.jpki import profiles, service
 from mynacard.jpki import relying_party as rp
@@ -51,6 +52,7 @@ __all__ = [
     "Notification",
     "ServiceChallengeStore",
     "ServiceStatusSource",
+    "TooManyChallenges",
     "Verifier",
     "acknowledge_notifications",
     "authenticate",
@@ -63,6 +65,7 @@ __all__ = [
     "list_verifiers",
     "log_query",
     "notifications",
+    "purge_challenges",
     "queries",
     "query_key",
     "register_verifier",
@@ -116,7 +119,9 @@ def register_verifier(ctx: Context, principal: Principal, name: str, kind: Verif
                       purposes: Iterable[Purpose | str], username: str, now: datetime,
                       client_cert_sha256: str | None = None) -> tuple[Verifier, str]:
     """Register a verifier (J-LIS, after the Minister's certification for private businesses) and give it an
-    API account; returns the verifier and its API key (shown once)."""
+    API account; returns the verifier and its API key (shown once). One transaction: the account, its key and
+    the registration are written together or not at all — an account name or a client certificate already
+    registered is a :class:`~mynacard.errors.Conflict` (409) that leaves nothing behind."""
     principal.require(*_OPERATORS)
     try:
         kind = VerifierKind(kind)
@@ -130,18 +135,23 @@ def register_verifier(ctx: Context, principal: Principal, name: str, kind: Verif
     if client_cert_sha256 is not None and (len(client_cert_sha256) != 64
                                            or not all(c in "0123456789abcdef" for c in client_cert_sha256)):
         raise InvalidInput("a client certificate fingerprint is 64 lower-case hex digits (SHA-256)")
-    with ctx.db.connect() as conn:
-        if conn.execute(select(jpki_verifiers.c.id).where(jpki_verifiers.c.username == username)).first():
-            raise Conflict(f"a verifier with account {username!r} exists")
-    accounts.create_account(ctx, username, Role.VERIFIER, None, now)
-    key = accounts.issue_api_key(ctx, username)
-    with ctx.db.begin() as conn:
-        verifier_id = conn.execute(insert(jpki_verifiers).values(
-            name=name.strip(), kind=kind.value, verifies_signatures=Purpose.SIGNATURE in wanted,
-            verifies_authentication=Purpose.AUTHENTICATION in wanted, username=username,
-            client_cert_sha256=client_cert_sha256, registered_at=now, registered_by=principal.subject,
-            suspended_at=None).returning(jpki_verifiers.c.id)).scalar_one()
-        row = conn.execute(select(jpki_verifiers).where(jpki_verifiers.c.id == verifier_id)).one()
+    try:
+        with ctx.db.begin() as conn:
+            if conn.execute(select(jpki_verifiers.c.id).where(jpki_verifiers.c.username == username)).first():
+                raise Conflict(f"a verifier with account {username!r} exists")
+            if client_cert_sha256 is not None and conn.execute(select(jpki_verifiers.c.id).where(
+                    jpki_verifiers.c.client_cert_sha256 == client_cert_sha256)).first():
+                raise Conflict("this client certificate is registered to another verifier")
+            accounts.create_account(ctx, username, Role.VERIFIER, None, now, actor=principal, conn=conn)
+            key = accounts.issue_api_key(ctx, username, now, actor=principal, conn=conn)
+            verifier_id = conn.execute(insert(jpki_verifiers).values(
+                name=name.strip(), kind=kind.value, verifies_signatures=Purpose.SIGNATURE in wanted,
+                verifies_authentication=Purpose.AUTHENTICATION in wanted, username=username,
+                client_cert_sha256=client_cert_sha256, registered_at=now, registered_by=principal.subject,
+                suspended_at=None).returning(jpki_verifiers.c.id)).scalar_one()
+            row = conn.execute(select(jpki_verifiers).where(jpki_verifiers.c.id == verifier_id)).one()
+    except IntegrityError:  # the same name or certificate registered concurrently: rolled back whole
+        raise Conflict("a verifier with this account or client certificate exists") from None
     return _verifier(row), key
 
 
@@ -296,8 +306,23 @@ def cache_generation() -> int:
 
 
 def caller_label(principal: Principal | None, remote: str | None = None) -> str:
+    """How the query log names a caller: role and account, and the client address. An anonymous caller is
+    its address alone — an IPv6 one by its /64, which one client holds whole (else each address of it would
+    be a caller of its own)."""
     who = "anonymous" if principal is None else f"{principal.role.value}:{principal.subject}"
+    if remote and principal is None:
+        remote = _client_network(remote)
     return f"{who}@{remote}" if remote else who
+
+
+def _client_network(remote: str) -> str:
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote[:64]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else address)
 
 
 def require_verifier(ctx: Context, principal: Principal | None, purpose: Purpose, action: str, now: datetime,
@@ -310,8 +335,10 @@ def require_verifier(ctx: Context, principal: Principal | None, purpose: Purpose
     if verifier is None or not verifier.may(purpose):
         why = ("not a registered verifier" if verifier is None
                else f"registered for {', '.join(sorted(p.value for p in verifier.purposes))}, not {purpose.value}")
+        # A known caller's refusal is written at once; an anonymous one waits for the next flush (half a
+        # second), counted in its client address's row of the minute (see flush_query_log).
         log_query(ctx, verifier, caller_label(principal, remote), action, serial, "refused", why, now,
-                  immediate=True)
+                  immediate=principal is not None)
         raise Forbidden(f"refused: {why}")
     return verifier
 
@@ -325,8 +352,13 @@ LogKey = tuple[int | None, str, str, str | None, str, str | None]
 class _QueryLog:
     """Queries waiting to be written, counted per verifier, caller, action, certificate, outcome and detail
     (with the first and last time) — a verifier asking about one certificate a thousand times in half a
-    second is one row with ``count`` 1,000. OCSP answers wait up to half a second; refusals and everything
-    else are written at once."""
+    second is one row with ``count`` 1,000. OCSP answers and anonymous refusals wait up to half a second; a
+    known caller's refusals and everything else are written at once.
+
+    Refusals are also counted across flushes: a refusal joins the row of the same caller, action and reason
+    of the same minute (:func:`flush_query_log`), so that anonymous requests — which anyone can send without
+    end — add at most one row per client address (an IPv6 /64) per minute, and beyond
+    :data:`_ANONYMOUS_PER_MINUTE` addresses in a minute one row for all the others."""
 
     def __init__(self) -> None:
         self.rows: dict[LogKey, list[Any]] = {}
@@ -353,12 +385,38 @@ def log_query(ctx: Context, verifier: Verifier | None, caller: str, action: str,
               flush: bool = True) -> bool:
     """Record one validity query (or refusal) against the verifier that made it. Returns whether the
     buffer is due to be written; with ``flush=False`` the caller writes it (off the event loop)."""
+    if outcome == "refused" and verifier is None and caller.startswith("anonymous"):
+        caller = _anonymous_caller(ctx, caller, now)
+        serial = None  # whatever a stranger sends does not make rows of its own
     key = query_key(verifier, caller, action, serial, outcome, detail)
     due = count_query(ctx, key, now) or immediate
     if due and flush:
         flush_query_log(ctx)
         return False
     return due
+
+
+_ANONYMOUS_PER_MINUTE = 1000
+"""Client addresses whose anonymous refusals get a row of their own per minute (per process); the others of
+that minute share the row ``anonymous@(other addresses)``."""
+_OTHER_ADDRESSES = "anonymous@(other addresses)"
+_SEEN: WeakKeyDictionary[Database, tuple[datetime, set[str]]] = WeakKeyDictionary()
+
+
+def _minute(at: datetime) -> datetime:
+    return at.replace(second=0, microsecond=0)
+
+
+def _anonymous_caller(ctx: Context, caller: str, now: datetime) -> str:
+    minute = _minute(now)
+    with _LOGS_LOCK:
+        seen = _SEEN.get(ctx.db)
+        if seen is None or seen[0] != minute:
+            seen = _SEEN[ctx.db] = (minute, set())
+        if caller in seen[1] or len(seen[1]) < _ANONYMOUS_PER_MINUTE:
+            seen[1].add(caller)
+            return caller
+    return _OTHER_ADDRESSES
 
 
 def query_key(verifier: Verifier | None, caller: str, action: str, serial: str | None, outcome: str,
@@ -395,7 +453,7 @@ def flush_query_log(ctx: Context) -> int:
              "detail": k[5], "at": v[0], "last_at": v[1], "count": v[2]} for k, v in pending.items()]
     try:
         with ctx.db.begin() as conn:
-            conn.execute(insert(jpki_verifier_queries), rows)
+            _write_rows(conn, rows)
     except IntegrityError:
         _log_one_by_one(ctx, rows)
     except OperationalError:
@@ -411,16 +469,42 @@ def flush_query_log(ctx: Context) -> int:
     return sum(r["count"] for r in rows)
 
 
+def _same(column: Any, value: Any) -> Any:
+    return column.is_(None) if value is None else column == value
+
+
+def _write_rows(conn: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert the rows; a refusal is added to the row of the same caller, action, certificate and reason whose
+    first refusal falls in the same minute, if there is one (so refusals make at most a row a minute each)."""
+    q = jpki_verifier_queries
+    fresh = []
+    for row in rows:
+        if row["outcome"] != "refused":
+            fresh.append(row)
+            continue
+        minute = _minute(row["at"])
+        done = conn.execute(update(q).where(and_(
+            q.c.outcome == "refused", q.c.caller == row["caller"], q.c.action == row["action"],
+            _same(q.c.verifier_id, row["verifier_id"]), _same(q.c.certificate_serial, row["certificate_serial"]),
+            _same(q.c.detail, row["detail"]), q.c.at >= minute, q.c.at < minute + timedelta(minutes=1))).values(
+            count=q.c.count + row["count"],
+            last_at=case((q.c.last_at < row["last_at"], literal(row["last_at"], UtcDateTime())),
+                         else_=q.c.last_at))).rowcount
+        if not done:
+            fresh.append(row)
+    if fresh:
+        conn.execute(insert(q), fresh)
+
+
 def _log_one_by_one(ctx: Context, rows: list[dict[str, Any]]) -> None:
     """A row the batch could not take (its verifier was removed meanwhile) is kept without the link."""
     for row in rows:
         try:
             with ctx.db.begin() as conn:
-                conn.execute(insert(jpki_verifier_queries), [row])
+                _write_rows(conn, [row])
         except IntegrityError:
             with ctx.db.begin() as conn:
-                conn.execute(insert(jpki_verifier_queries), [{**row, "verifier_id": None,
-                                                              "detail": f"verifier {row['verifier_id']} gone"}])
+                _write_rows(conn, [{**row, "verifier_id": None, "detail": f"verifier {row['verifier_id']} gone"}])
 
 
 def queries(ctx: Context, principal: Principal, verifier_id: int | None = None, refused_only: bool = False,
@@ -553,12 +637,58 @@ def _issued_to(principal: Principal) -> str:
     return f"{principal.role.value}:{principal.subject}"
 
 
+class TooManyChallenges(Conflict):
+    """The party has ``MYNACARD_JPKI_CHALLENGES_MAX`` challenges outstanding (a flood of login pages): no new
+    one until some expire (HTTP 429, ``retry_after`` seconds)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many login challenges outstanding; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
+_PURGE_EVERY = 60.0
+"""Seconds between the opportunistic purges of expired challenges in one process (per database)."""
+_LAST_PURGE: WeakKeyDictionary[Database, float] = WeakKeyDictionary()
+_PURGE_LOCK = threading.Lock()
+
+
+def purge_challenges(ctx: Context, now: datetime) -> int:
+    """Delete the challenges that have expired (used or not: an expired one can never be answered); returns
+    how many. ``mynacard portal sweep-sessions`` runs it, and :func:`issue_challenge` does now and then."""
+    with ctx.db.begin() as conn:
+        deleted = int(conn.execute(delete(jpki_challenges).where(jpki_challenges.c.expires_at <= now)).rowcount)
+    with _PURGE_LOCK:
+        _LAST_PURGE[ctx.db] = time.monotonic()
+    return deleted
+
+
+def _purge_due(ctx: Context) -> bool:
+    with _PURGE_LOCK:
+        last = _LAST_PURGE.get(ctx.db)
+        return last is None or time.monotonic() - last >= _PURGE_EVERY
+
+
 def issue_challenge(ctx: Context, principal: Principal, now: datetime) -> Challenge:
-    """A fresh challenge for an authentication verifier (or Mynaportal, the kiosk centre)."""
+    """A fresh challenge for an authentication verifier (or Mynaportal, the kiosk centre).
+
+    Bounded, since Mynaportal's login page makes one for every anonymous visitor: expired challenges are
+    deleted (here once a minute per process, and by ``mynacard portal sweep-sessions``), and a party with
+    ``MYNACARD_JPKI_CHALLENGES_MAX`` unexpired challenges gets :class:`TooManyChallenges` until some expire —
+    so the table never holds much more than that per party, whoever sends requests."""
     require_verifier(ctx, principal, Purpose.AUTHENTICATION, "challenge", now)
+    issued_to = _issued_to(principal)
+    limit = jpki_settings().challenges_max
+    if _purge_due(ctx):
+        purge_challenges(ctx, now)
     challenge = Challenge(secrets.token_urlsafe(24), secrets.token_bytes(CHALLENGE_BYTES), now + CHALLENGE_TTL)
     with ctx.db.begin() as conn:
-        conn.execute(insert(jpki_challenges).values(id=challenge.id, issued_to=_issued_to(principal),
+        outstanding, oldest = conn.execute(
+            select(func.count(), func.min(jpki_challenges.c.expires_at)).where(
+                jpki_challenges.c.issued_to == issued_to, jpki_challenges.c.expires_at > now)).one()
+        if outstanding >= limit:
+            wait = (oldest - now).total_seconds() if oldest is not None else CHALLENGE_TTL.total_seconds()
+            raise TooManyChallenges(max(1, min(int(wait) + 1, int(CHALLENGE_TTL.total_seconds()))))
+        conn.execute(insert(jpki_challenges).values(id=challenge.id, issued_to=issued_to,
                                                     nonce=challenge.nonce, created_at=now,
                                                     expires_at=challenge.expires_at, used_at=None, outcome=None))
     return challenge
@@ -637,7 +767,10 @@ class ServiceChallengeStore:
 
 
 def service_trust(ctx: Context, now: datetime | None = None) -> rp.TrustStore:
-    """Every generation's root of both CAs (generated at first use, valid from ``now``: the caller's business
-    time where it has one, else the wall clock)."""
-    service.ensure_authorities(ctx, Principal.system("jpki"), now or datetime.now(UTC))
-    return rp.TrustStore([a.der for a in service.authorities(ctx)])
+    """Every generation's root of both CAs; :class:`~mynacard.jpki.service.AuthoritiesMissing` before the
+    operator has created them (``mynacard jpki init``): a relying party never creates a CA. ``now`` is kept
+    for the callers' signature."""
+    found = service.authorities(ctx)
+    if {a.kind for a in found if a.retired_at is None} != set(CaKind):
+        raise service.AuthoritiesMissing()
+    return rp.TrustStore([a.der for a in found])

@@ -5,30 +5,32 @@ certificate's QR code opens (``/kiosk/verify/{document_id}``). Thin: parse, call
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from mynacard.context import Context
 from mynacard.errors import InvalidInput, NotFound
+from mynacard.jpki.service import AuthoritiesMissing
 from mynacard.kiosk import municipal, pdf, service, signing
 from mynacard.kiosk.centre import Centre, b64, unb64
 from mynacard.kiosk.keys import KeyCache
-from mynacard.kiosk.model import DocumentOptions, Refused
+from mynacard.kiosk.model import MAX_COPIES, DocumentKind, DocumentOptions, Refused
 from mynacard.kiosk.warm import warm_up
 from mynacard.principal import Principal, Role
 from mynacard.web.deps import LoginRequired, context, principal, render
 from mynacard.web.i18n import register
+from mynacard.web.params import Id, Key, KeyPath, Municipality, TextPath
 
 __all__ = ["centre_of", "kiosk_caller", "now_of", "router", "warm_up"]
-
-router = APIRouter()
 
 register({
     "kiosk.verify.title": ("証明書の確認", "Verify a certificate"),
@@ -66,24 +68,43 @@ register({
 })
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Before the server accepts a connection: a demo's clock switch on a real installation stops it from
+    starting, with the reason (as the portal's demo reader does), rather than shifting its clock."""
+    ctx: Context | None = getattr(app.state, "ctx", None)
+    if ctx is not None and getattr(app.state, "kiosk_clock", None) is None:
+        app.state.kiosk_clock = await run_in_threadpool(service.clock_from_env, ctx)  # DemoOnly: refused
+    yield
+
+
+router = APIRouter(lifespan=_lifespan)
+
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
+"""A SHA-256 in hexadecimal (a PDF's)."""
+
+
 def now_of(request: Request) -> datetime:
-    """The server's clock: ``app.state.kiosk_clock`` (tests), ``MYNACARD_KIOSK_CLOCK``, or the wall clock."""
+    """The server's clock: ``app.state.kiosk_clock`` (tests), ``MYNACARD_KIOSK_CLOCK`` (a demo installation
+    only), or the wall clock."""
     clock = getattr(request.app.state, "kiosk_clock", None)
     if clock is None:
-        clock = service.clock_from_env()
+        try:
+            clock = service.clock_from_env(context(request))
+        except (service.DemoOnly, InvalidInput) as exc:  # normally refused at start-up (the lifespan above)
+            raise HTTPException(503, str(exc)) from None
         request.app.state.kiosk_clock = clock
     moment: datetime = clock()
     return moment
 
 
 def centre_of(request: Request) -> Centre:
-    """The centre of this app (built once; immutable). Tests put their own on ``app.state.kiosk_centre``."""
+    """The centre of this app (built once; immutable). Tests put their own on ``app.state.kiosk_centre``. The
+    verification URL in its certificates' QR codes is configuration (``MYNACARD_KIOSK_PUBLIC_URL``, else the
+    JPKI base URL), never a request's Host header."""
     built: Centre | None = getattr(request.app.state, "kiosk_centre", None)
     if built is None:
-        import os
-
-        base = os.environ.get("MYNACARD_KIOSK_PUBLIC_URL") or str(request.base_url).rstrip("/")
-        built = service.build_centre(context(request), base)
+        built = service.build_centre(context(request), service.public_url())
         request.app.state.kiosk_centre = built
     return built
 
@@ -124,19 +145,31 @@ class OpenIn(BaseModel):
 
 
 class AuthenticateIn(BaseModel):
-    certificate: str
-    signature: str
+    certificate: str = Field(min_length=1, max_length=16_384)
+    """The card's authentication certificate (Base64 of DER, about 1.5 KB)."""
+    signature: str = Field(min_length=1, max_length=2_048)
+
+
+class OptionsIn(BaseModel):
+    """What the resident chose (:class:`~mynacard.kiosk.model.DocumentOptions`)."""
+
+    kind: DocumentKind
+    member_ids: list[Id] = Field(default_factory=list, max_length=50)
+    include_relationship: bool = False
+    include_domicile: bool = False
+    include_individual_number: bool = False
+    copies: int = Field(default=1, ge=1, le=MAX_COPIES)
 
 
 class OrderIn(BaseModel):
-    options: dict[str, Any]
+    options: OptionsIn
     paid_yen: int = Field(ge=0, le=100_000)
-    timeout_ms: int = 30_000
+    timeout_ms: int = Field(default=30_000, ge=1, le=120_000)
 
 
 class PrintedIn(BaseModel):
-    document_id: str
-    pdf_sha256: str
+    document_id: str = Field(min_length=1, max_length=64)
+    pdf_sha256: Sha256
 
 
 class AbortIn(BaseModel):
@@ -149,8 +182,9 @@ _SESSIONS = "/api/kiosk/centre/sessions"
 @router.post(_SESSIONS, tags=["kiosk centre"])
 def open_session(body: OpenIn, request: Request, who: Principal = Depends(kiosk_caller)) -> Response:
     """A card is on the reader: open the request (its ID made by the kiosk) and get a single-use challenge."""
+    kiosk = _kiosk(who)  # the role first: nothing is built or read for another caller
     try:
-        opened = centre_of(request).open_session(_kiosk(who), body.request_id, now_of(request))
+        opened = centre_of(request).open_session(kiosk, body.request_id, now_of(request))
     except Refused as exc:
         return _refused(exc)
     return JSONResponse({"request_id": opened.request_id, "challenge": b64(opened.challenge),
@@ -158,57 +192,71 @@ def open_session(body: OpenIn, request: Request, who: Principal = Depends(kiosk_
 
 
 @router.post(_SESSIONS + "/{request_id}/authenticate", tags=["kiosk centre"])
-def authenticate(request_id: str, body: AuthenticateIn, request: Request,
+def authenticate(request_id: KeyPath, body: AuthenticateIn, request: Request,
                  who: Principal = Depends(kiosk_caller)) -> Response:
     """The card's certificate and its signature over the challenge → the menu for the holder."""
+    kiosk = _kiosk(who)
     try:
-        menu = centre_of(request).authenticate(_kiosk(who), request_id, unb64(body.certificate, "certificate"),
+        menu = centre_of(request).authenticate(kiosk, request_id, unb64(body.certificate, "certificate"),
                                                unb64(body.signature, "signature"), now_of(request))
     except Refused as exc:
         return _refused(exc)
+    except AuthoritiesMissing as exc:  # JPKI not set up yet (mynacard jpki init): the request stays open
+        return JSONResponse({"error": "AuthoritiesMissing", "detail": str(exc)}, status_code=503,
+                            headers={"Retry-After": "3600"})
     return JSONResponse({"request_id": request_id, "menu": menu.to_dict()})
 
 
 @router.post(_SESSIONS + "/{request_id}/order", tags=["kiosk centre"],
              responses={200: {"content": {"application/pdf": {}}}})
-def order(request_id: str, body: OrderIn, request: Request, who: Principal = Depends(kiosk_caller)) -> Response:
+def order(request_id: KeyPath, body: OrderIn, request: Request,
+          who: Principal = Depends(kiosk_caller)) -> Response:
     """Paid: the released, signed PDF (headers name the request, the document and the PDF's SHA-256)."""
+    kiosk = _kiosk(who)
     try:
-        options = DocumentOptions.from_dict(body.options)
-        released = centre_of(request).order(_kiosk(who), request_id, options, body.paid_yen, now_of(request),
+        options = DocumentOptions.from_dict(body.options.model_dump(mode="json"))
+        released = centre_of(request).order(kiosk, request_id, options, body.paid_yen, now_of(request),
                                             timeout_ms=body.timeout_ms)
     except Refused as exc:
         return _refused(exc)
     return Response(released.pdf, media_type="application/pdf", headers={
-        "x-request-id": released.request_id, "x-document-id": released.document_id,
+        "x-kiosk-request-id": released.request_id, "x-document-id": released.document_id,
         "x-pdf-sha256": released.pdf_sha256, "x-copies": str(released.copies),
         "x-change-yen": str(released.change_yen), "cache-control": "no-store"})
 
 
 @router.post(_SESSIONS + "/{request_id}/printed", tags=["kiosk centre"])
-def printed(request_id: str, body: PrintedIn, request: Request, who: Principal = Depends(kiosk_caller)) -> Response:
-    centre_of(request).printed(_kiosk(who), request_id, body.document_id, body.pdf_sha256, now_of(request))
+def printed(request_id: KeyPath, body: PrintedIn, request: Request,
+            who: Principal = Depends(kiosk_caller)) -> Response:
+    kiosk = _kiosk(who)
+    centre_of(request).printed(kiosk, request_id, body.document_id, body.pdf_sha256, now_of(request))
     return JSONResponse({"request_id": request_id, "state": "completed"})
 
 
 @router.post(_SESSIONS + "/{request_id}/abort", tags=["kiosk centre"])
-def abort(request_id: str, body: AbortIn, request: Request, who: Principal = Depends(kiosk_caller)) -> Response:
-    view = centre_of(request).abort(_kiosk(who), request_id, body.reason, now_of(request))
+def abort(request_id: KeyPath, body: AbortIn, request: Request,
+          who: Principal = Depends(kiosk_caller)) -> Response:
+    kiosk = _kiosk(who)
+    view = centre_of(request).abort(kiosk, request_id, body.reason, now_of(request))
     return JSONResponse({"request_id": request_id, "state": view.state.value, "refund_yen": view.paid_yen or 0})
 
 
 @router.post(_SESSIONS + "/{request_id}/family-register-use", tags=["kiosk centre"])
-def family_register_use(request_id: str, request: Request, who: Principal = Depends(kiosk_caller)) -> Response:
+def family_register_use(request_id: KeyPath, request: Request,
+                        who: Principal = Depends(kiosk_caller)) -> Response:
+    kiosk = _kiosk(who)
     try:
-        menu = centre_of(request).register_family_register_use(_kiosk(who), request_id, now_of(request))
+        menu = centre_of(request).register_family_register_use(kiosk, request_id, now_of(request))
     except Refused as exc:
         return _refused(exc)
     return JSONResponse({"request_id": request_id, "menu": menu.to_dict()})
 
 
 @router.get(_SESSIONS + "/{request_id}", tags=["kiosk centre"])
-def session_state(request_id: str, request: Request, who: Principal = Depends(kiosk_caller)) -> dict[str, Any]:
-    view = centre_of(request).view(_kiosk(who), request_id)
+def session_state(request_id: KeyPath, request: Request,
+                  who: Principal = Depends(kiosk_caller)) -> dict[str, Any]:
+    kiosk = _kiosk(who)
+    view = centre_of(request).view(kiosk, request_id)
     return {"request_id": view.request_id, "state": view.state.value, "refusal": view.refusal,
             "document_id": view.document_id}
 
@@ -237,7 +285,7 @@ def _view_json(view: municipal.VerificationView) -> dict[str, Any]:
 
 
 @router.get("/kiosk/verify/{document_id}", tags=["kiosk verification"])
-def verify(document_id: str, request: Request, ctx: Context = Depends(context)) -> Response:
+def verify(document_id: TextPath, request: Request, ctx: Context = Depends(context)) -> Response:
     """The certificate's state and original content (the individual number masked). Public: the ID is a
     130-bit random value printed only on the certificate."""
     view = municipal.verification(ctx, document_id.strip().upper(), now_of(request))
@@ -276,34 +324,34 @@ def _operator(who: Principal) -> Principal:
 
 
 class MenuIn(BaseModel):
-    holder_id: int
+    holder_id: Id
 
 
 class DocumentOrderIn(BaseModel):
     request_id: str = Field(min_length=32, max_length=32)
-    holder_resident_id: int
-    issuing_municipality: str = Field(min_length=6, max_length=6)
-    options: dict[str, Any]
-    verify_base_url: str
+    holder_resident_id: Id
+    issuing_municipality: Municipality
+    options: OptionsIn
+    verify_base_url: str = Field(min_length=8, max_length=200, pattern=r"^https?://[^\s]+$")
     timeout_ms: int | None = Field(default=None, ge=1, le=120_000)
 
 
 class DocumentStepIn(BaseModel):
-    request_id: str
+    request_id: Key
     reason: str = Field(default="aborted", max_length=40)
 
 
 class UseIn(BaseModel):
-    resident_id: int
-    municipality_code: str
-    request_id: str
+    resident_id: Id
+    municipality_code: Municipality
+    request_id: Key
 
 
 def _document_response(doc: municipal.PreparedDocument) -> Response:
     import json as _json
 
     return Response(doc.pdf, media_type="application/pdf", headers={
-        "x-document-id": doc.document_id, "x-request-id": doc.request_id,
+        "x-document-id": doc.document_id, "x-kiosk-request-id": doc.request_id,
         "x-municipality": doc.municipality_code, "x-kind": doc.kind.value, "x-state": doc.state.value,
         "x-pdf-sha256": doc.pdf_sha256, "x-holder-ref": doc.holder_ref,
         "x-holder-resident-id": str(doc.holder_resident_id),
@@ -330,7 +378,8 @@ def municipal_prepare(body: DocumentOrderIn, request: Request, ctx: Context = De
 
     deadline = _time.monotonic() + body.timeout_ms / 1000 if body.timeout_ms else None
     order = municipal.DocumentOrder(body.request_id, body.holder_resident_id, body.issuing_municipality,
-                                    DocumentOptions.from_dict(body.options), body.verify_base_url)
+                                    DocumentOptions.from_dict(body.options.model_dump(mode="json")),
+                                    body.verify_base_url)
     try:
         doc = municipal.prepare(ctx, _operator(who), order, now_of(request), deadline=deadline)
     except Refused as exc:
@@ -339,13 +388,15 @@ def municipal_prepare(body: DocumentOrderIn, request: Request, ctx: Context = De
 
 
 @router.get(_MUNICIPAL + "/documents/{document_id}", tags=["kiosk municipal"])
-def municipal_fetch(document_id: str, request_id: str, ctx: Context = Depends(context),
+def municipal_fetch(document_id: KeyPath, request_id: Annotated[str, Query(min_length=1, max_length=64)],
+                    ctx: Context = Depends(context),
                     who: Principal = Depends(principal)) -> Response:
     return _document_response(municipal.fetch(ctx, _operator(who), document_id, request_id))
 
 
 @router.post(_MUNICIPAL + "/documents/{document_id}/{step}", tags=["kiosk municipal"])
-def municipal_step(document_id: str, step: str, body: DocumentStepIn, request: Request,
+def municipal_step(document_id: KeyPath, step: TextPath, body: DocumentStepIn,
+                   request: Request,
                    ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, str]:
     """``confirm`` (released: valid), ``printed``, or ``void`` (aborted: never valid)."""
     now = now_of(request)

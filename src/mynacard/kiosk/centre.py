@@ -620,8 +620,10 @@ class HttpGateway:
     @staticmethod
     def _document(response: Any) -> PreparedDocument:
         h = response.headers
-        return PreparedDocument(h["x-document-id"], h["x-request-id"], h["x-municipality"], DocumentKind(h["x-kind"]),
-                                DocumentState(h["x-state"]), response.content, h["x-pdf-sha256"], h["x-holder-ref"],
+        # x-kiosk-request-id, not X-Request-Id: that header is the web app's own per-HTTP-request id
+        return PreparedDocument(h["x-document-id"], h["x-kiosk-request-id"], h["x-municipality"],
+                                DocumentKind(h["x-kind"]), DocumentState(h["x-state"]), response.content,
+                                h["x-pdf-sha256"], h["x-holder-ref"],
                                 int(h["x-holder-resident-id"]), tuple(json.loads(h["x-subject-resident-ids"])),
                                 int(h["x-copies"]))
 

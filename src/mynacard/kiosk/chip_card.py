@@ -85,7 +85,9 @@ def make_resident_card(ctx: Context, principal: Principal, resident_id: int, aut
     signer, the PINs set. The card file lands in ``$MYNACARD_HOME/chips``.
 
     This skips the application pipeline (申請 → 製造 → 交付) on purpose: the card row is not made; the card
-    holder's certificates are what the kiosk and Mynaportal rely on."""
+    holder's certificates are what the kiosk and Mynaportal rely on. Hence DEMONSTRATION ONLY: good JPKI
+    certificates for any resident with no application, identity check or window step, and a known PIN — a
+    database that is not a demo installation refuses (:class:`~mynacard.kiosk.demo_guard.DemoOnly`)."""
     from mynacard.cards.model import validity
     from mynacard.cards.personalisation import CardHolder
     from mynacard.chip import service as chips
@@ -94,9 +96,11 @@ def make_resident_card(ctx: Context, principal: Principal, resident_id: int, aut
     from mynacard.clock import local_date
     from mynacard.jpki.model import may_hold_sign_certificate
     from mynacard.jpki.service import JpkiIssuer
+    from mynacard.kiosk.demo_guard import require_demo
     from mynacard.registry import service as registry
 
     principal.require(Role.OPERATOR, Role.SYSTEM)
+    require_demo(ctx, "making a chip card without an application or the window (kiosk make-card)")
     resident = registry.get_resident(ctx, principal, resident_id)
     number = registry.individual_number_of(ctx, principal, resident_id, "personalise a My Number Card", now)
     today = local_date(now)

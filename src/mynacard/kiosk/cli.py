@@ -3,7 +3,7 @@ the centre (several worker processes) and a kiosk's touch screen, check the audi
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
@@ -26,10 +26,26 @@ def _context(home: Path | None) -> Context:
     return build_context(home=home)
 
 
-def _now() -> datetime:
+def _refuse(message: object) -> typer.Exit:
+    """Refused before anything was written: the reason, exit 2."""
+    console.print(f"[red]{message}[/red]")
+    return typer.Exit(2)
+
+
+def _clock(ctx: Context) -> Callable[[], datetime]:
+    """The kiosk clock (``MYNACARD_KIOSK_CLOCK`` only in a demo installation; refused elsewhere)."""
+    from mynacard.errors import InvalidInput
+    from mynacard.kiosk.demo_guard import DemoOnly
     from mynacard.kiosk.service import clock_from_env
 
-    return clock_from_env()()
+    try:
+        return clock_from_env(ctx)
+    except (DemoOnly, InvalidInput) as exc:
+        raise _refuse(exc) from None
+
+
+def _now(ctx: Context) -> datetime:
+    return _clock(ctx)()
 
 
 def asgi_app() -> object:
@@ -46,11 +62,14 @@ def setup(
                                                    "the usual fee)."),
     only: list[str] = typer.Option([], "--only", help="Offer only these documents (juminhyo, kisai, inkan, "
                                                      "shotoku, koseki_zenbu, koseki_kojin, fuhyo)."),
-    records: bool = typer.Option(True, "--records/--no-records", help="Also seed synthetic municipal records."),
+    records: bool = typer.Option(True, "--records/--no-records",
+                                 help="Also seed synthetic municipal records (a demo installation only: a real "
+                                      "one refuses them; give --no-records)."),
     home: Path | None = HomeOption,
 ) -> None:
     """Join municipalities to the kiosk service (offerings, fees, a document-signing key)."""
     from mynacard.kiosk import municipal
+    from mynacard.kiosk.demo_guard import is_demo_installation
     from mynacard.kiosk.model import DEFAULT_FEES
     from mynacard.principal import Principal
 
@@ -62,7 +81,11 @@ def setup(
             raise typer.BadParameter(f"--fee takes KIND=YEN with KIND one of {', '.join(fees)}")
         fees[kind] = int(yen)
     kinds = [DocumentKind(k) for k in only] if only else list(DocumentKind)
-    now = _now()
+    if records and not is_demo_installation(ctx):  # before anything is written
+        raise _refuse("synthetic municipal records (family registers, seals, tax records) are invented data for a "
+                      "demonstration: this database is not a demo installation (mynacard demo). Run kiosk setup "
+                      "with --no-records; a municipality's real records come from its own systems.")
+    now = _now(ctx)
     for code in municipality:
         settings = municipal.configure(ctx, Principal.system("cli"), code, now,
                                        offerings=[Offering(k, fees[k.value]) for k in kinds])
@@ -86,7 +109,8 @@ def closure(
     from mynacard.kiosk import municipal
     from mynacard.principal import Principal
 
-    municipal.add_closure(_context(home), Principal.system("cli"), date.fromisoformat(day), reason, _now(),
+    ctx = _context(home)
+    municipal.add_closure(ctx, Principal.system("cli"), date.fromisoformat(day), reason, _now(ctx),
                           municipality_code=municipality, kind=DocumentKind(document) if document else None)
     console.print(f"[green]closed[/green] {day} {municipality or 'nationwide'} {document or ''}")
 
@@ -98,13 +122,22 @@ def make_card(
                                                   "residence PINs)."),
     home: Path | None = HomeOption,
 ) -> None:
-    """A chip card (card file) for a registered resident: keys made in the chip, certificates from JPKI."""
+    """A chip card (card file) for a registered resident: keys made in the chip, certificates from JPKI. A demo
+    installation only (no application, identity check or window step): a real one refuses."""
     from mynacard.errors import DomainError
     from mynacard.kiosk.chip_card import make_resident_card
+    from mynacard.kiosk.demo_guard import DemoOnly, is_demo_installation
     from mynacard.principal import Principal
 
+    ctx = _context(home)
+    if not is_demo_installation(ctx):
+        raise _refuse("kiosk make-card issues a card with good JPKI certificates and a known PIN without any "
+                      "application, identity check or window step: it works only in a demo installation "
+                      "(mynacard demo), and this database is not one. Real cards are issued at the window.")
     try:
-        made = make_resident_card(_context(home), Principal.system("kiosk-cli"), resident_id, pin, _now())
+        made = make_resident_card(ctx, Principal.system("kiosk-cli"), resident_id, pin, _now(ctx))
+    except DemoOnly as exc:
+        raise _refuse(exc) from None
     except DomainError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -129,7 +162,7 @@ def issue(
     home: Path | None = HomeOption,
 ) -> None:
     """Run the whole flow against a card file: PIN, authentication, document, fee, PDF, "print" to --out."""
-    from mynacard.kiosk.service import build_centre, clock_from_env
+    from mynacard.kiosk.service import build_centre, public_url
     from mynacard.kiosk.terminal import (
         CentreClient,
         HttpCentreClient,
@@ -147,10 +180,7 @@ def issue(
         client = HttpCentreClient(centre_url, api_key)
     else:
         ctx = _context(home)
-        clock = clock_from_env()
-        client = LocalCentreClient(build_centre(ctx, os.environ.get("MYNACARD_KIOSK_PUBLIC_URL",
-                                                                    "http://127.0.0.1:8000")),
-                                   kiosk_id, clock)
+        client = LocalCentreClient(build_centre(ctx, public_url()), kiosk_id, _clock(ctx))
     spool = out.parent / f".{out.name}.spool"
     terminal = KioskTerminal(kiosk_id, client, VirtualReader(kiosk_card), SpoolPrinter(spool))
     try:
@@ -252,7 +282,7 @@ def reconcile(home: Path | None = HomeOption) -> None:
     from mynacard.principal import Principal
 
     ctx = _context(home)
-    report = build_centre(ctx, "").reconcile(Principal.system("reconcile"), _now())
+    report = build_centre(ctx, "").reconcile(Principal.system("reconcile"), _now(ctx))
     console.print(report)
 
 

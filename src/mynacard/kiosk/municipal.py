@@ -57,6 +57,7 @@ from mynacard.context import Context
 from mynacard.db import bulk_insert
 from mynacard.errors import Conflict, InvalidInput, NotFound
 from mynacard.kiosk import audit, documents, pdf, seal, signing
+from mynacard.kiosk.demo_guard import require_demo
 from mynacard.kiosk.documents import (
     AddressEntry,
     FamilyRegister,
@@ -1154,8 +1155,12 @@ def seed_records(ctx: Context, principal: Principal, code: str, now: datetime, *
     """Plausible municipal records for the municipality's active residents: one family register per
     household (本籍 in the town, head = 筆頭者), seal registrations for about ``seal_share`` of adults, this and
     last year's tax records for adults, support measures for a few, and the address history. Idempotent:
-    residents who already have a register are skipped."""
+    residents who already have a register are skipped.
+
+    DEMONSTRATION ONLY: these records are invented for real residents, so a database that is not a demo
+    installation (:mod:`mynacard.installation`) refuses (:class:`~mynacard.kiosk.demo_guard.DemoOnly`)."""
     _require_scope(principal, code)
+    require_demo(ctx, "seeding synthetic municipal records (family registers, seals, tax records)")
     rng = random.Random(f"{seed}:{code}:records")
     today = local_date(now)
     fy = fiscal_year_available(today)

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from mynacard.context import Context
+from mynacard.errors import InvalidInput
 from mynacard.kiosk import audit
 from mynacard.kiosk.auth import CardAuthenticator, HolderDirectory
 from mynacard.kiosk.centre import Centre, LocalGateway, MunicipalGateway
+from mynacard.kiosk.demo_guard import DemoOnly, require_demo
 from mynacard.kiosk.municipal import (
     add_closure,
     add_support_measure,
@@ -34,7 +36,9 @@ from mynacard.kiosk.municipal import (
 
 __all__ = [
     "CLOCK_ENV",
+    "PUBLIC_URL_ENV",
     "Clock",
+    "DemoOnly",
     "add_closure",
     "add_support_measure",
     "build_centre",
@@ -43,6 +47,7 @@ __all__ = [
     "configure",
     "create_family_register",
     "file_transfer_out",
+    "public_url",
     "record_tax",
     "register_family_register_use",
     "register_seal",
@@ -55,21 +60,42 @@ __all__ = [
 ]
 
 CLOCK_ENV = "MYNACARD_KIOSK_CLOCK"
-"""An ISO instant: the server's clock starts there and runs at real speed (tests and demos pin the hour)."""
+"""An ISO instant: the server's clock starts there and runs at real speed (demos pin the hour). Honoured only
+in a demo installation (:mod:`mynacard.installation`): a real kiosk service runs on the wall clock."""
+
+PUBLIC_URL_ENV = "MYNACARD_KIOSK_PUBLIC_URL"
+"""The public base URL of the verification page a certificate's QR code opens (default: the JPKI base URL,
+``MYNACARD_JPKI_BASE_URL``). Configuration only: never taken from a request (its Host header is the caller's)."""
 
 Clock = Callable[[], datetime]
 
 
-def clock_from_env() -> Clock:
-    """The wall clock, or an offset clock when ``MYNACARD_KIOSK_CLOCK`` is set."""
+def clock_from_env(ctx: Context) -> Clock:
+    """The wall clock, or — in a demo installation only — an offset clock when ``MYNACARD_KIOSK_CLOCK`` is set.
+    Outside a demo the variable is refused (:class:`DemoOnly`): it would shift the production kiosks' clock
+    (business hours, maintenance days, the three-month verification period)."""
     start = os.environ.get(CLOCK_ENV)
     if not start:
         return lambda: datetime.now(UTC)
-    anchor = datetime.fromisoformat(start)
+    require_demo(ctx, f"{CLOCK_ENV} (it shifts the kiosk service's clock; unset it)")
+    try:
+        anchor = datetime.fromisoformat(start)
+    except ValueError:
+        raise InvalidInput(f"{CLOCK_ENV} must be an ISO instant with a time zone, not {start!r}") from None
     if anchor.tzinfo is None:
-        raise ValueError(f"{CLOCK_ENV} needs a time zone")
+        raise InvalidInput(f"{CLOCK_ENV} needs a time zone")
     offset = anchor - datetime.now(UTC)
     return lambda: datetime.now(UTC) + offset
+
+
+def public_url() -> str:
+    """The base URL printed in certificates' QR codes (``MYNACARD_KIOSK_PUBLIC_URL``, else the JPKI base URL)."""
+    from mynacard.jpki.config import jpki_settings
+
+    base = (os.environ.get(PUBLIC_URL_ENV) or jpki_settings().base_url).strip().rstrip("/")
+    if not base.startswith(("http://", "https://")) or len(base) > 200 or not base.isprintable() or " " in base:
+        raise InvalidInput(f"{PUBLIC_URL_ENV} must be an http(s) URL of at most 200 characters")
+    return base
 
 
 def card_authentication(ctx: Context) -> tuple[CardAuthenticator, HolderDirectory]:

@@ -263,7 +263,7 @@ class HttpCentreClient:
                                                      "timeout_ms": timeout_ms},
                             timeout=client_timeout or timeout_ms / 1000 + 5)
         h = answer.headers
-        return Delivery(h["x-request-id"], h["x-document-id"], answer.content, h["x-pdf-sha256"],
+        return Delivery(h["x-kiosk-request-id"], h["x-document-id"], answer.content, h["x-pdf-sha256"],
                         int(h["x-copies"]), int(h["x-change-yen"]))
 
     def printed(self, request_id: str, document_id: str, pdf_sha256: str) -> None:

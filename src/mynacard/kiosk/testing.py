@@ -252,7 +252,7 @@ def stand_in_asgi_app() -> object:
     (:func:`mynacard.kiosk.cli.asgi_app`) never reads the variable."""
     from mynacard.bootstrap import build_context
     from mynacard.kiosk.centre import Centre, LocalGateway
-    from mynacard.kiosk.service import clock_from_env
+    from mynacard.kiosk.service import clock_from_env, public_url
     from mynacard.web.app import create_app
 
     folder = os.environ.get(TEST_JPKI_ENV)
@@ -260,10 +260,10 @@ def stand_in_asgi_app() -> object:
         raise RuntimeError(f"{TEST_JPKI_ENV} must name a saved test JPKI folder")
     ctx = build_context()
     app = create_app(ctx)
-    clock = clock_from_env()
+    clock = clock_from_env(ctx)
     jpki = TestJpki.load(Path(folder))
     jpki.clock = clock
-    base = os.environ.get("MYNACARD_KIOSK_PUBLIC_URL", "http://127.0.0.1:8000")
+    base = public_url()
     app.state.kiosk_clock = clock
     app.state.kiosk_centre = Centre(ctx, jpki.authenticator(), jpki, LocalGateway(ctx), base)
     return app

@@ -4,11 +4,11 @@ programme's accounts page (staff, scoped to their municipality)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mynacard.clock import local_date
 from mynacard.context import Context
@@ -19,6 +19,7 @@ from mynacard.principal import Principal
 from mynacard.registry import service as registry
 from mynacard.web.deps import context, principal, render
 from mynacard.web.i18n import register
+from mynacard.web.params import Key, Limit, Municipality, MunicipalityPath, MunicipalityQuery
 
 router = APIRouter()
 
@@ -83,8 +84,28 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-@router.post("/api/mykey/shelters/{code}/touches")
-async def receive_touches(code: str, request: Request, ctx: Context = Depends(context),
+_CODE = r"^[A-Za-z0-9_-]{1,32}$"
+Code = Annotated[str, Field(pattern=_CODE, description="a partner's, a shop's or a shelter's code")]
+CodePath = Annotated[str, Path(pattern=_CODE, description="a shelter's code")]
+CodeQuery = Annotated[str, Query(pattern=_CODE, description="the account owner's code")]
+MykeyId = Annotated[str, Field(min_length=8, max_length=8, description="a MyKey ID (8 characters)")]
+Points = Annotated[int, Field(ge=1, le=100_000_000, description="points (whole, at least 1)")]
+
+_TOUCHES_BODY = {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["touches"], "properties": {"touches": {
+        "type": "array", "maxItems": shelter.MAX_BATCH, "items": {
+            "type": "object", "required": ["touch_id", "certificate", "direction", "touched_at"],
+            "properties": {
+                "touch_id": {"type": "string", "format": "uuid"},
+                "certificate": {"type": "string", "description": "the card's certificate, base64 DER"},
+                "direction": {"type": "string", "maxLength": 16},
+                "touched_at": {"type": "string", "format": "date-time"},
+                "signature": {"type": ["string", "null"], "description": "base64, with a PIN check-in"}}}}}}}}}
+"""The touches' body as the route reads it (by hand, so that every problem says which touch is wrong)."""
+
+
+@router.post("/api/mykey/shelters/{code}/touches", openapi_extra={"requestBody": _TOUCHES_BODY})
+async def receive_touches(code: CodePath, request: Request, ctx: Context = Depends(context),
                           who: Principal = Depends(principal)) -> JSONResponse:
     """A shelter client's batch of touches (JSON ``{"touches": [...]}``); answers a receipt."""
     try:
@@ -100,7 +121,7 @@ async def receive_touches(code: str, request: Request, ctx: Context = Depends(co
 
 
 @router.get("/api/mykey/disaster/{municipality_code}")
-def disaster_json(municipality_code: str, ctx: Context = Depends(context),
+def disaster_json(municipality_code: MunicipalityPath, ctx: Context = Depends(context),
                   who: Principal = Depends(principal)) -> JSONResponse:
     view = shelter.disaster_view(ctx, who, municipality_code)
     return JSONResponse({
@@ -112,13 +133,13 @@ def disaster_json(municipality_code: str, ctx: Context = Depends(context),
 
 
 @router.get("/mykey/disaster/{municipality_code}", response_class=HTMLResponse, include_in_schema=False)
-def disaster_page(request: Request, municipality_code: str, ctx: Context = Depends(context),
+def disaster_page(request: Request, municipality_code: MunicipalityPath, ctx: Context = Depends(context),
                   who: Principal = Depends(principal)) -> HTMLResponse:
     return render(request, "mykey_disaster.html", view=shelter.disaster_view(ctx, who, municipality_code))
 
 
 @router.get("/mykey/points/{municipality_code}", response_class=HTMLResponse, include_in_schema=False)
-def points_page(request: Request, municipality_code: str, ctx: Context = Depends(context),
+def points_page(request: Request, municipality_code: MunicipalityPath, ctx: Context = Depends(context),
                 who: Principal = Depends(principal)) -> HTMLResponse:
     accounts = points.accounts_of_municipality(ctx, who, municipality_code)
     check = points.verify_ledger(ctx)
@@ -158,19 +179,19 @@ def my_points_page(request: Request) -> Response:
 # --- points: partners, shops and the municipality over JSON (API keys) ----------------------------------------------
 
 class ConversionIn(BaseModel):
-    partner: str
-    mykey_id: str
-    municipality_code: str
-    partner_points: int
-    idempotency_key: str
+    partner: Code
+    mykey_id: MykeyId
+    municipality_code: Municipality
+    partner_points: Points
+    idempotency_key: Key
 
 
 class RedemptionIn(BaseModel):
-    shop: str
-    mykey_id: str
-    municipality_code: str
-    points: int
-    idempotency_key: str
+    shop: Code
+    mykey_id: MykeyId
+    municipality_code: Municipality
+    points: Points
+    idempotency_key: Key
 
 
 def _posted(result: points.PostingResult) -> JSONResponse:
@@ -195,14 +216,11 @@ def redeem_json(body: RedemptionIn, ctx: Context = Depends(context),
 
 
 @router.get("/api/mykey/points/statement")
-def statement_json(kind: str, owner: str, municipality_code: str, limit: int = 100,
+def statement_json(kind: Annotated[AccountKind, Query()], owner: CodeQuery, municipality_code: MunicipalityQuery,
+                   limit: Limit = 100,
                    ctx: Context = Depends(context), who: Principal = Depends(principal)) -> JSONResponse:
     """An account's statement for whoever may read it (the shop or partner itself, the municipality)."""
-    try:
-        kind_ = AccountKind(kind)
-    except ValueError:
-        raise InvalidInput(f"kind is one of {', '.join(k.value for k in AccountKind)}") from None
-    balance, lines = points.statement(ctx, who, kind_, owner, municipality_code, min(max(limit, 0), 1000))
+    balance, lines = points.statement(ctx, who, kind, owner, municipality_code, limit)
     return JSONResponse({"balance": balance, "lines": [
         {"transaction_id": line.transaction_id, "at": line.at.isoformat(), "kind": line.kind.value, "memo": line.memo,
          "amount": line.amount, "balance_after": line.balance_after} for line in lines]})

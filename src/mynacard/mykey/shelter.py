@@ -17,7 +17,7 @@ import binascii
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -84,10 +84,11 @@ class Touch:
             touched = datetime.fromisoformat(str(data["touched_at"]))
             if touched.tzinfo is None:
                 raise ValueError("a touch time needs its UTC offset")
+            touched.astimezone(UTC)  # a time that has no UTC instant (year 1 with a positive offset) is refused
             return cls(str(uuid.UUID(str(data["touch_id"]))), base64.b64decode(data["certificate"], validate=True),
                        str(data["direction"]), touched,
                        base64.b64decode(signature, validate=True) if signature else None)
-        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, binascii.Error) as exc:
             raise InvalidInput(f"not a touch: {exc}") from None
 
 

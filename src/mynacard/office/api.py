@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Header, Request
+from fastapi import APIRouter, Depends, Form, Header, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -18,11 +18,22 @@ from mynacard.clock import JST, local_date
 from mynacard.context import Context
 from mynacard.errors import Conflict, InvalidInput, NotFound
 from mynacard.office import pdf, service
-from mynacard.office.model import BookingState, CounterKind, format_notice_number
+from mynacard.office.model import BookingState, CounterKind, SiteKind, format_notice_number
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
 from mynacard.web.deps import context, principal, render
 from mynacard.web.i18n import register
+from mynacard.web.params import (
+    DAY_MAX,
+    DAY_MIN,
+    Day,
+    DayQuery,
+    Id,
+    IdPath,
+    LongText,
+    MunicipalityPath,
+    TextQuery,
+)
 
 router = APIRouter()
 
@@ -89,6 +100,9 @@ register({
 
 SESSION_KEY = "office_booking"
 
+NoticePath = Annotated[str, Path(min_length=1, max_length=40, description="a notice number (交付通知書番号)")]
+IdempotencyKey = Annotated[str | None, Header(max_length=80, description="a retry of the same booking")]
+
 
 def _now(request: Request) -> datetime:
     clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
@@ -112,7 +126,7 @@ def office_home(who: Principal = Depends(principal)) -> Response:
 
 
 @router.get("/office/m/{code}", response_class=HTMLResponse, include_in_schema=False)
-def day_page(request: Request, code: str, day: date | None = None, ctx: Context = Depends(context),
+def day_page(request: Request, code: MunicipalityPath, day: DayQuery | None = None, ctx: Context = Depends(context),
              who: Principal = Depends(principal)) -> HTMLResponse:
     """The day's bookings (本日の予約一覧) of the clerk's municipality."""
     _own_code(who, code)
@@ -124,7 +138,7 @@ def day_page(request: Request, code: str, day: date | None = None, ctx: Context 
 
 
 @router.get("/office/m/{code}/backlog", response_class=HTMLResponse, include_in_schema=False)
-def backlog_page(request: Request, code: str, ctx: Context = Depends(context),
+def backlog_page(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> HTMLResponse:
     _own_code(who, code)
     data = service.backlog(ctx, who, code, _now(request))
@@ -134,7 +148,8 @@ def backlog_page(request: Request, code: str, ctx: Context = Depends(context),
 
 
 @router.get("/office/m/{code}/receipt", response_class=HTMLResponse, include_in_schema=False)
-def receipt_page(request: Request, code: str, message: str | None = None, ctx: Context = Depends(context),
+def receipt_page(request: Request, code: MunicipalityPath, message: TextQuery | None = None,
+                 ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> HTMLResponse:
     _own_code(who, code)
     boxes = [cards.box_manifest(ctx, who, b) for b in cards.unreceived_boxes(ctx, who, code)]
@@ -147,7 +162,7 @@ def _done(code: str, page: str, n: int) -> RedirectResponse:
 
 
 @router.post("/office/m/{code}/receipt/{box_id}", include_in_schema=False)
-def receive_box_form(request: Request, code: str, box_id: int, ctx: Context = Depends(context),
+def receive_box_form(request: Request, code: MunicipalityPath, box_id: IdPath, ctx: Context = Depends(context),
                      who: Principal = Depends(principal)) -> Response:
     """Receive a box whole (every card on the manifest scanned)."""
     _own_code(who, code)
@@ -159,7 +174,7 @@ def receive_box_form(request: Request, code: str, box_id: int, ctx: Context = De
 
 
 @router.post("/office/m/{code}/checks", include_in_schema=False)
-def run_checks_form(request: Request, code: str, ctx: Context = Depends(context),
+def run_checks_form(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
                     who: Principal = Depends(principal)) -> Response:
     from mynacard.office.chipcheck import chip_file_inspector
 
@@ -168,26 +183,26 @@ def run_checks_form(request: Request, code: str, ctx: Context = Depends(context)
 
 
 @router.post("/office/m/{code}/setup", include_in_schema=False)
-def setup_form(request: Request, code: str, ctx: Context = Depends(context),
+def setup_form(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
                who: Principal = Depends(principal)) -> Response:
     return _done(code, "receipt", service.run_pre_issuance_setup(ctx, who, code, _now(request)))
 
 
 @router.post("/office/m/{code}/notices", include_in_schema=False)
-def notices_form(request: Request, code: str, ctx: Context = Depends(context),
+def notices_form(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> Response:
     return _done(code, "backlog", len(service.send_notices(ctx, who, code, _now(request))))
 
 
 @router.post("/office/m/{code}/destroy", include_in_schema=False)
-def destroy_form(request: Request, code: str, ctx: Context = Depends(context),
+def destroy_form(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> Response:
     """廃棄 of uncollected cards past deadline and retention (supervisor)."""
     return _done(code, "backlog", len(service.destroy_uncollected(ctx, who, code, _now(request))))
 
 
 @router.get("/office/notices/{number}.pdf", include_in_schema=False)
-def notice_pdf(request: Request, number: str, ctx: Context = Depends(context),
+def notice_pdf(request: Request, number: NoticePath, ctx: Context = Depends(context),
                who: Principal = Depends(principal)) -> Response:
     """The issuance notice postcard (交付通知書), A6, to print and mail."""
     notice = service.notice_for_print(ctx, who, number)
@@ -197,7 +212,7 @@ def notice_pdf(request: Request, number: str, ctx: Context = Depends(context),
 
 
 @router.post("/office/notices/{number}/renotice", include_in_schema=False)
-def renotice_form(request: Request, number: str, ctx: Context = Depends(context),
+def renotice_form(request: Request, number: NoticePath, ctx: Context = Depends(context),
                   who: Principal = Depends(principal)) -> Response:
     fresh = service.renotice(ctx, who, number, _now(request))
     return RedirectResponse(f"/office/notices/{fresh}.pdf", status_code=303)
@@ -206,7 +221,7 @@ def renotice_form(request: Request, number: str, ctx: Context = Depends(context)
 # --- public congestion ---------------------------------------------------------------------------------------
 
 @router.get("/office/m/{code}/congestion", response_class=HTMLResponse, include_in_schema=False)
-def congestion_page(request: Request, code: str, ctx: Context = Depends(context)) -> HTMLResponse:
+def congestion_page(request: Request, code: MunicipalityPath, ctx: Context = Depends(context)) -> HTMLResponse:
     """Public: expected wait by day and hour (aggregates only)."""
     hours = service.congestion(ctx, code, _now(request))
     return render(request, "office_congestion.html", code=code, town=registry.get_municipality(ctx, code),
@@ -214,7 +229,7 @@ def congestion_page(request: Request, code: str, ctx: Context = Depends(context)
 
 
 @router.get("/api/office/{code}/congestion")
-def congestion_json(request: Request, code: str, ctx: Context = Depends(context)) -> list[dict[str, Any]]:
+def congestion_json(request: Request, code: MunicipalityPath, ctx: Context = Depends(context)) -> list[dict[str, Any]]:
     return [{"day": h.day.isoformat(), "hour": h.hour, "capacity": h.capacity, "booked": h.booked,
              "expected_wait_minutes": h.expected_wait_minutes} for h in service.congestion(ctx, code, _now(request))]
 
@@ -225,7 +240,7 @@ def _slot_json(s: service.SlotView) -> dict[str, Any]:
 
 
 @router.get("/api/office/{code}/slots")
-def slots_json(request: Request, code: str, ctx: Context = Depends(context)) -> list[dict[str, Any]]:
+def slots_json(request: Request, code: MunicipalityPath, ctx: Context = Depends(context)) -> list[dict[str, Any]]:
     """Public: free issuance slots of a municipality within the booking horizon (times and places only)."""
     registry.get_municipality(ctx, code)
     return [_slot_json(s) for s in service.open_slots(ctx, code, _now(request))]
@@ -234,7 +249,8 @@ def slots_json(request: Request, code: str, ctx: Context = Depends(context)) -> 
 # --- clerk JSON ------------------------------------------------------------------------------------------------
 
 @router.get("/api/office/{code}/bookings")
-def bookings_json(request: Request, code: str, day: date | None = None, ctx: Context = Depends(context),
+def bookings_json(request: Request, code: MunicipalityPath, day: DayQuery | None = None,
+                  ctx: Context = Depends(context),
                   who: Principal = Depends(principal)) -> list[dict[str, Any]]:
     rows = service.bookings_on(ctx, who, code, day or local_date(_now(request)))
     return [{"booking_id": r.booking_id, "starts_at": r.starts_at.isoformat(), "site": r.site_name,
@@ -243,13 +259,14 @@ def bookings_json(request: Request, code: str, day: date | None = None, ctx: Con
 
 
 @router.get("/api/office/{code}/backlog")
-def backlog_json(request: Request, code: str, ctx: Context = Depends(context),
+def backlog_json(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> dict[str, Any]:
     return dict(service.backlog(ctx, who, code, _now(request)).__dict__)
 
 
 @router.get("/api/office/notices/{number}")
-def notice_json(number: str, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
+def notice_json(number: NoticePath, ctx: Context = Depends(context),
+                who: Principal = Depends(principal)) -> dict[str, Any]:
     """What the window sees when it scans a notice."""
     n = service.card_for_notice(ctx, who, number)
     return {"notice_number": n.notice_number, "card_id": n.card_id, "resident_id": n.resident_id,
@@ -259,33 +276,34 @@ def notice_json(number: str, ctx: Context = Depends(context), who: Principal = D
 
 class SiteIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
-    kind: str = "main"
+    kind: SiteKind = SiteKind.MAIN
     issuance_counters: int = Field(ge=0, le=100)
     document_check_counters: int = Field(ge=0, le=100)
-    address: str | None = None
+    address: LongText | None = None
 
 
 class ShiftIn(BaseModel):
-    day: date
+    day: Day
     starts: time
     ends: time
-    staff: int
-    note: str | None = None
+    staff: int = Field(ge=1, le=200)
+    note: str | None = Field(default=None, max_length=100)
 
 
 class SlotsIn(BaseModel):
-    first: date
-    last: date
+    first: Day
+    last: Day
 
 
 @router.get("/api/office/{code}/sites")
-def sites_json(code: str, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> list[dict[str, Any]]:
+def sites_json(code: MunicipalityPath, ctx: Context = Depends(context),
+               who: Principal = Depends(principal)) -> list[dict[str, Any]]:
     return [{"id": s.id, "name": s.name, "kind": s.kind.value, "terminals": s.terminals,
              "counters": {k.value: n for k, n in s.counters.items()}} for s in service.sites(ctx, who, code)]
 
 
 @router.post("/api/office/{code}/sites", status_code=201)
-def add_site_json(request: Request, code: str, body: SiteIn, ctx: Context = Depends(context),
+def add_site_json(request: Request, code: MunicipalityPath, body: SiteIn, ctx: Context = Depends(context),
                   who: Principal = Depends(principal)) -> dict[str, int]:
     """A site (本庁, 支所, 臨時交付窓口) with its counters (supervisor); adding it again changes nothing."""
     site_id = service.add_site(ctx, who, code, body.name, body.kind,
@@ -295,7 +313,7 @@ def add_site_json(request: Request, code: str, body: SiteIn, ctx: Context = Depe
 
 
 @router.post("/api/office/sites/{site_id}/shifts", status_code=201)
-def add_shift_json(site_id: int, body: ShiftIn, ctx: Context = Depends(context),
+def add_shift_json(site_id: IdPath, body: ShiftIn, ctx: Context = Depends(context),
                    who: Principal = Depends(principal)) -> dict[str, int]:
     """A staffed opening: weekday hours, a Saturday (土曜開庁) or an evening (夜間延長)."""
     return {"shift_id": service.add_shift(ctx, who, site_id, body.day, body.starts, body.ends, body.staff,
@@ -303,7 +321,7 @@ def add_shift_json(site_id: int, body: ShiftIn, ctx: Context = Depends(context),
 
 
 @router.post("/api/office/sites/{site_id}/slots")
-def generate_slots_json(site_id: int, body: SlotsIn, ctx: Context = Depends(context),
+def generate_slots_json(site_id: IdPath, body: SlotsIn, ctx: Context = Depends(context),
                         who: Principal = Depends(principal)) -> dict[str, int]:
     """Slots from the site's counters and shifts for the days ``first``..``last``."""
     return {"added": service.generate_slots(ctx, who, site_id, body.first, body.last)}
@@ -313,13 +331,13 @@ def generate_slots_json(site_id: int, body: SlotsIn, ctx: Context = Depends(cont
 
 class BookIn(BaseModel):
     notice_number: str = Field(min_length=17, max_length=30)
-    birth_date: date
-    slot_id: int
+    birth_date: Day
+    slot_id: Id
 
 
 class NoticeIn(BaseModel):
     notice_number: str = Field(min_length=17, max_length=30)
-    birth_date: date
+    birth_date: Day
 
 
 def _booking_json(b: service.Booking) -> dict[str, Any]:
@@ -329,7 +347,7 @@ def _booking_json(b: service.Booking) -> dict[str, Any]:
 
 @router.post("/api/book", status_code=201)
 def book_json(request: Request, body: BookIn, ctx: Context = Depends(context),
-              idempotency_key: str | None = Header(None)) -> dict[str, Any]:
+              idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     """Book an issuance slot. 409 when the slot is full or the notice already has a booking; a repeated
     ``Idempotency-Key`` returns the first booking."""
     return _booking_json(service.book(ctx, body.notice_number, body.birth_date, body.slot_id, _now(request),
@@ -338,7 +356,7 @@ def book_json(request: Request, body: BookIn, ctx: Context = Depends(context),
 
 @router.post("/api/book/rebook")
 def rebook_json(request: Request, body: BookIn, ctx: Context = Depends(context),
-                idempotency_key: str | None = Header(None)) -> dict[str, Any]:
+                idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     return _booking_json(service.rebook(ctx, body.notice_number, body.birth_date, body.slot_id, _now(request),
                                         idempotency_key))
 
@@ -349,13 +367,14 @@ def cancel_json(request: Request, body: NoticeIn, ctx: Context = Depends(context
 
 
 @router.get("/book", response_class=HTMLResponse, include_in_schema=False)
-def book_start(request: Request, n: str = "") -> HTMLResponse:
+def book_start(request: Request, n: TextQuery = "") -> HTMLResponse:
     """The QR code on the notice leads here with the number filled in."""
     return render(request, "office_book_start.html", number=n, error=None)
 
 
 @router.post("/book", include_in_schema=False)
-def book_login(request: Request, notice_number: str = Form(...), birth_date: date = Form(...),
+def book_login(request: Request, notice_number: Annotated[str, Form(max_length=40)],
+               birth_date: Annotated[date, Form(ge=DAY_MIN, le=DAY_MAX)],
                ctx: Context = Depends(context)) -> Response:
     try:
         notice, _booking = service.find_notice(ctx, notice_number, birth_date)
@@ -374,7 +393,7 @@ def _resident(request: Request) -> tuple[str, date]:
 
 
 @router.get("/book/slots", response_class=HTMLResponse, include_in_schema=False)
-def book_slots(request: Request, done: str | None = None, ctx: Context = Depends(context)) -> Response:
+def book_slots(request: Request, done: TextQuery | None = None, ctx: Context = Depends(context)) -> Response:
     try:
         number, born = _resident(request)
     except NotFound:
@@ -386,7 +405,7 @@ def book_slots(request: Request, done: str | None = None, ctx: Context = Depends
 
 
 @router.post("/book/slots/{slot_id}", include_in_schema=False)
-def book_slot(request: Request, slot_id: int, ctx: Context = Depends(context)) -> Response:
+def book_slot(request: Request, slot_id: IdPath, ctx: Context = Depends(context)) -> Response:
     number, born = _resident(request)
     _notice, current = service.find_notice(ctx, number, born)
     if current is not None and current.state is BookingState.ACTIVE:

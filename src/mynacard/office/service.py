@@ -115,10 +115,14 @@ def add_site(ctx: Context, principal: Principal, municipality_code: str, name: s
     terminal. Adding the same site again returns its id and changes nothing."""
     principal.require(*_SUPERVISING)
     _scope(principal, municipality_code)
-    site_kind = SiteKind(kind)
-    if not name.strip():
-        raise InvalidInput("a site needs a name")
-    parsed = {CounterKind(k): int(n) for k, n in counters.items()}
+    try:
+        site_kind = SiteKind(kind)
+        parsed = {CounterKind(k): int(n) for k, n in counters.items()}
+    except (ValueError, TypeError):
+        raise InvalidInput(f"a site's kind is one of {', '.join(k.value for k in SiteKind)}, and its counters "
+                           f"are {', '.join(k.value for k in CounterKind)} with a number each") from None
+    if not name.strip() or len(name) > 100:
+        raise InvalidInput("a site needs a name (at most 100 characters)")
     if any(n < 0 or n > 100 for n in parsed.values()):
         raise InvalidInput("0–100 counters of each kind")
     with ctx.transaction() as tx:

@@ -5,9 +5,9 @@ operator's import and settings, and the JSON and CSV behind them. Thin: parse, c
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
@@ -16,11 +16,22 @@ from mynacard.context import Context
 from mynacard.errors import DomainError, Forbidden, InvalidInput, NotFound
 from mynacard.plans import csvfiles, service, views
 from mynacard.plans.forecast import Forecast, WhatIf
-from mynacard.plans.model import Means, Month, Site, format_target
+from mynacard.plans.model import Means, Month, Site, SiteKind, format_target
 from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
 from mynacard.web.deps import context, language, optional_principal, principal, render
 from mynacard.web.i18n import register, translator
+from mynacard.web.params import (
+    DAY_MAX,
+    DAY_MIN,
+    Day,
+    LongText,
+    MunicipalityPath,
+    PrefecturePath,
+    PrefectureQuery,
+    TextQuery,
+)
+from mynacard.web.params import Month as MonthText
 
 router = APIRouter()
 
@@ -195,18 +206,29 @@ def _month_param(value: str | None, name: str) -> Month | None:
     if not value:
         return None
     try:
-        return Month.parse(value)
+        month = Month.parse(value)
     except ValueError:
         raise InvalidInput(f"{name}: a month is YYYY-MM") from None
+    if not DAY_MIN.year <= month.year <= DAY_MAX.year:
+        raise InvalidInput(f"{name}: a month from {DAY_MIN.year} to {DAY_MAX.year}")
+    return month
 
 
 def _day_param(value: str | None, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise InvalidInput(f"{name}: a day is YYYY-MM-DD") from None
+    if not DAY_MIN <= day <= DAY_MAX:
+        raise InvalidInput(f"{name}: a day from {DAY_MIN} to {DAY_MAX}")
+    return day
+
+
+AsOf = Annotated[str | None, Query(max_length=10, description="the report day (YYYY-MM-DD; blank: the latest)")]
+After = Annotated[str | None, Query(max_length=7, description="the support month (YYYY-MM; blank: the default)")]
+ExportKind = Annotated[str, Path(max_length=16, description="targets, monthly or means")]
 
 
 def _report_day(ctx: Context, as_of: str | None) -> date:
@@ -249,21 +271,21 @@ def _report_page(request: Request, ctx: Context, as_of: str | None, after: str |
 
 
 @router.get("/plans", response_class=HTMLResponse, include_in_schema=False)
-def national_page(request: Request, as_of: str | None = None, after: str | None = None,
+def national_page(request: Request, as_of: AsOf = None, after: After = None,
                   ctx: Context = Depends(context)) -> HTMLResponse:
     """The national dashboard (public): the deck's table, charts, map, daily number and support list."""
     return _report_page(request, ctx, as_of, after, None)
 
 
 @router.get("/plans/pref/{prefecture_code}", response_class=HTMLResponse, include_in_schema=False)
-def prefecture_page(request: Request, prefecture_code: str, as_of: str | None = None,
-                    after: str | None = None, ctx: Context = Depends(context)) -> HTMLResponse:
+def prefecture_page(request: Request, prefecture_code: PrefecturePath, as_of: AsOf = None,
+                    after: After = None, ctx: Context = Depends(context)) -> HTMLResponse:
     return _report_page(request, ctx, as_of, after, prefecture_code)
 
 
 @router.get("/plans/national.csv", include_in_schema=False)
 @router.get("/api/plans/national.csv")
-def national_csv(as_of: str | None = None, after: str | None = None, prefecture: str | None = None,
+def national_csv(as_of: AsOf = None, after: After = None, prefecture: PrefectureQuery | None = None,
                  ctx: Context = Depends(context)) -> Response:
     """The deck-shaped table as CSV."""
     report = service.national_report_for(ctx, service.PUBLIC, as_of=_report_day(ctx, as_of),
@@ -275,7 +297,7 @@ def national_csv(as_of: str | None = None, after: str | None = None, prefecture:
 
 @router.get("/plans/support.csv", include_in_schema=False)
 @router.get("/api/plans/support.csv")
-def support_csv(as_of: str | None = None, after: str | None = None,
+def support_csv(as_of: AsOf = None, after: After = None,
                 ctx: Context = Depends(context)) -> Response:
     """Municipalities that finish after the chosen month, for the support team."""
     report = service.national_report_for(ctx, service.PUBLIC, as_of=_report_day(ctx, as_of),
@@ -288,7 +310,7 @@ def support_csv(as_of: str | None = None, after: str | None = None,
 
 
 @router.get("/api/plans/national")
-def national_json(as_of: str | None = None, after: str | None = None, prefecture: str | None = None,
+def national_json(as_of: AsOf = None, after: After = None, prefecture: PrefectureQuery | None = None,
                   ctx: Context = Depends(context)) -> dict[str, Any]:
     """The national (or a prefecture's) report as JSON."""
     report = service.national_report_for(ctx, service.PUBLIC, as_of=_report_day(ctx, as_of),
@@ -303,14 +325,14 @@ def national_json(as_of: str | None = None, after: str | None = None, prefecture
 
 @router.get("/plans/export/{kind}.csv", include_in_schema=False)
 @router.get("/api/plans/export/{kind}.csv")
-def export_csv(kind: str, as_of: str | None = None, ctx: Context = Depends(context)) -> Response:
+def export_csv(kind: ExportKind, as_of: AsOf = None, ctx: Context = Depends(context)) -> Response:
     """The published plans as importable CSV (targets, monthly or means)."""
     text = service.export_plans(ctx, service.PUBLIC, kind, as_of=_day_param(as_of, "as_of"))
     return _csv(text, f"plans-{kind}.csv")
 
 
 @router.get("/plans/find", response_class=HTMLResponse, include_in_schema=False)
-def find_page(request: Request, q: str = "", ctx: Context = Depends(context)) -> Response:
+def find_page(request: Request, q: TextQuery = "", ctx: Context = Depends(context)) -> Response:
     """Residents look up their municipality by name, reading or code."""
     hits = service.find_municipalities(ctx, q)
     if len(hits) == 1:
@@ -335,7 +357,7 @@ def _can_edit(who: Principal | None, code: str) -> bool:
 
 
 @router.get("/plans/m/{code}", response_class=HTMLResponse, include_in_schema=False)
-def municipality_page(request: Request, code: str, add_terminals: int = Query(0, ge=0, le=100),
+def municipality_page(request: Request, code: MunicipalityPath, add_terminals: int = Query(0, ge=0, le=100),
                       add_staff: int = Query(0, ge=0, le=500), saturdays: bool = False,
                       evenings: bool = False, temporary_days: int = Query(0, ge=0, le=730),
                       ctx: Context = Depends(context)) -> HTMLResponse:
@@ -363,7 +385,7 @@ def municipality_page(request: Request, code: str, add_terminals: int = Query(0,
 
 
 @router.get("/api/plans/{code}")
-def municipality_json(code: str, ctx: Context = Depends(context)) -> dict[str, Any]:
+def municipality_json(code: MunicipalityPath, ctx: Context = Depends(context)) -> dict[str, Any]:
     """A municipality's published plan, revisions and live queue."""
     now = _now()
     plan = service.plan_of(ctx, service.PUBLIC, code)
@@ -375,7 +397,7 @@ def municipality_json(code: str, ctx: Context = Depends(context)) -> dict[str, A
 
 
 @router.get("/api/plans/{code}/forecast")
-def forecast_json(code: str, add_terminals: int = Query(0, ge=0, le=100),
+def forecast_json(code: MunicipalityPath, add_terminals: int = Query(0, ge=0, le=100),
                   add_staff: int = Query(0, ge=0, le=500), saturdays: bool = False, evenings: bool = False,
                   temporary_days: int = Query(0, ge=0, le=730),
                   ctx: Context = Depends(context)) -> dict[str, Any]:
@@ -433,7 +455,7 @@ def _means_from_rows(rows: list[dict[str, str]]) -> Means:
 
 
 @router.get("/plans/m/{code}/edit", response_class=HTMLResponse, include_in_schema=False)
-def edit_page(request: Request, code: str, ctx: Context = Depends(context),
+def edit_page(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
               who: Principal = Depends(principal)) -> HTMLResponse:
     if not _can_edit(who, code):
         raise Forbidden("only this municipality's supervisor or the national operator may change its plan")
@@ -445,7 +467,7 @@ def edit_page(request: Request, code: str, ctx: Context = Depends(context),
 
 
 @router.post("/plans/m/{code}/edit", response_class=HTMLResponse, include_in_schema=False)
-async def edit_submit(request: Request, code: str, ctx: Context = Depends(context),
+async def edit_submit(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
                       who: Principal = Depends(principal)) -> HTMLResponse:
     if not _can_edit(who, code):
         raise Forbidden("only this municipality's supervisor or the national operator may change its plan")
@@ -482,8 +504,8 @@ async def edit_submit(request: Request, code: str, ctx: Context = Depends(contex
 
 
 class SettingsIn(BaseModel):
-    cms_daily_capacity: int | None = Field(default=None, ge=1)
-    support_after: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}$")
+    cms_daily_capacity: int | None = Field(default=None, ge=1, le=100_000_000)
+    support_after: MonthText | None = None
 
 
 @router.put("/api/plans/settings")
@@ -493,29 +515,38 @@ def settings_api(body: SettingsIn, ctx: Context = Depends(context),
                                             support_after=_month_param(body.support_after, "support_after")))
 
 
+_HOURS = r"^[0-9]{1,2}:[0-9]{2}-[0-9]{1,2}:[0-9]{2}$"
+Hours = Annotated[str, Field(pattern=_HOURS, description="opening hours, HH:MM-HH:MM")]
+Week = Annotated[int, Field(ge=1, le=5, description="a week of the month (1–5)")]
+MinutesPerCard = Annotated[float, Field(ge=1, le=240, allow_inf_nan=False)]
+
+
 class SiteIn(BaseModel):
-    name: str
-    kind: str = "main"
-    terminals: int = 1
-    staff: int = 2
-    weekday_hours: str = "08:30-17:15"
-    after_hours_days: list[int] = []
-    after_hours_until: str = "19:00"
-    saturdays: list[int] = []
-    saturday_hours: str = "09:00-17:00"
-    sundays: list[int] = []
-    sunday_hours: str = "09:00-17:00"
-    opens_on: date | None = None
-    closes_on: date | None = None
-    terminal_minutes_per_card: float = 15.0
-    staff_minutes_per_card: float = 20.0
+    """One site of a plan's means (the domain checks the rest: hours in order, distinct names)."""
+
+    name: str = Field(min_length=1, max_length=60)
+    kind: SiteKind = SiteKind.MAIN
+    terminals: int = Field(default=1, ge=0, le=500)
+    staff: int = Field(default=2, ge=0, le=2000)
+    weekday_hours: Hours = "08:30-17:15"
+    after_hours_days: list[Literal[0, 1, 2, 3, 4]] = Field(default=[], max_length=5)
+    """Weekdays with evening hours: 0 (Monday) … 4 (Friday)."""
+    after_hours_until: str = Field(default="19:00", pattern=r"^[0-9]{2}:[0-9]{2}$")
+    saturdays: list[Week] = Field(default=[], max_length=5)
+    saturday_hours: Hours = "09:00-17:00"
+    sundays: list[Week] = Field(default=[], max_length=5)
+    sunday_hours: Hours = "09:00-17:00"
+    opens_on: Day | None = None
+    closes_on: Day | None = None
+    terminal_minutes_per_card: MinutesPerCard = 15.0
+    staff_minutes_per_card: MinutesPerCard = 20.0
 
 
 class PlanIn(BaseModel):
-    target_month: str = Field(pattern=r"^\d{4}-\d{2}$")
+    target_month: MonthText
     sites: list[SiteIn] = Field(min_length=1, max_length=50)
-    arrivals_per_day: float | None = Field(default=None, ge=0)
-    note: str | None = Field(default=None, max_length=2000)
+    arrivals_per_day: float | None = Field(default=None, ge=0, le=1_000_000, allow_inf_nan=False)
+    note: LongText | None = None
 
 
 def _means_in(sites: list[SiteIn]) -> Means:
@@ -523,7 +554,7 @@ def _means_in(sites: list[SiteIn]) -> Means:
 
 
 @router.put("/api/plans/{code}")
-def put_plan(code: str, body: PlanIn, ctx: Context = Depends(context),
+def put_plan(code: MunicipalityPath, body: PlanIn, ctx: Context = Depends(context),
              who: Principal = Depends(principal)) -> dict[str, Any]:
     """Publish a municipality's plan from its live backlog (its supervisor or the national operator)."""
     target = _month_param(body.target_month, "target_month")
@@ -534,7 +565,7 @@ def put_plan(code: str, body: PlanIn, ctx: Context = Depends(context),
 
 
 @router.post("/api/plans/{code}/draft")
-def draft_json(code: str, body: PlanIn, ctx: Context = Depends(context),
+def draft_json(code: MunicipalityPath, body: PlanIn, ctx: Context = Depends(context),
                who: Principal = Depends(principal)) -> dict[str, Any]:
     """Work a plan out without publishing it."""
     target = _month_param(body.target_month, "target_month")
@@ -547,7 +578,8 @@ def draft_json(code: str, body: PlanIn, ctx: Context = Depends(context),
 # --- the national operator ----------------------------------------------------------------------------------
 
 @router.post("/api/plans/import")
-async def import_api(files: list[UploadFile] = File(...), as_of: str = Form(...),
+async def import_api(files: Annotated[list[UploadFile], File(max_length=20)],
+                     as_of: Annotated[str, Form(max_length=10)],
                      ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
     """Import plan CSV files: all rows, or none with every problem and its line number (422)."""
     day = _day_param(as_of, "as_of")
@@ -575,7 +607,8 @@ def admin_page(request: Request, ctx: Context = Depends(context),
 
 
 @router.post("/plans/admin/import", response_class=HTMLResponse, include_in_schema=False)
-async def admin_import(request: Request, files: list[UploadFile] = File(...), as_of: str = Form(...),
+async def admin_import(request: Request, files: Annotated[list[UploadFile], File(max_length=20)],
+                       as_of: Annotated[str, Form(max_length=10)],
                        ctx: Context = Depends(context), who: Principal = Depends(principal)) -> HTMLResponse:
     who.require(Role.OPERATOR, Role.SYSTEM)
     t = translator(language(request))
@@ -592,7 +625,8 @@ async def admin_import(request: Request, files: list[UploadFile] = File(...), as
 
 
 @router.post("/plans/admin/settings", include_in_schema=False)
-def admin_settings(request: Request, cms_daily_capacity: str = Form(""), support_after: str = Form(""),
+def admin_settings(request: Request, cms_daily_capacity: Annotated[str, Form(max_length=12)] = "",
+                   support_after: Annotated[str, Form(max_length=7)] = "",
                    ctx: Context = Depends(context), who: Principal = Depends(principal)) -> Response:
     try:
         capacity = int(cms_daily_capacity) if cms_daily_capacity.strip() else None

@@ -38,8 +38,20 @@ def _context(home: Path | None) -> Context:
 def _now(text: str | None) -> datetime:
     if not text:
         return datetime.now(UTC)
-    moment = datetime.fromisoformat(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"--now: {text!r} is not a moment (ISO 8601, 2016-06-17T18:00+09:00)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=JST)
+
+
+def _day(text: str | None, label: str = "--as-of") -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{label}: {text!r} is not a day (YYYY-MM-DD)") from None
 
 
 def _month(text: str | None, label: str) -> Month | None:
@@ -58,7 +70,7 @@ def _fail(exc: DomainError) -> typer.Exit:
             err.print(f"  {problem}")
         if len(exc.problems) > 200:
             err.print(f"  … and {len(exc.problems) - 200} more")
-    return typer.Exit(1)
+    return typer.Exit(2)
 
 
 @app.command("import")
@@ -69,9 +81,9 @@ def import_(
     home: Path | None = HomeOption,
 ) -> None:
     """Import plans from CSV files: all rows, or none with every bad row and its line number."""
-    ctx = _context(home)
     now = datetime.now(UTC)
-    day = date.fromisoformat(as_of) if as_of else local_date(now)
+    day = _day(as_of) or local_date(now)
+    ctx = _context(home)
     try:
         result = service.import_plans(ctx, OPERATOR, [(f.name, f.read_bytes()) for f in files], as_of=day,
                                       now=now)
@@ -92,8 +104,8 @@ def export(
     home: Path | None = HomeOption,
 ) -> None:
     """Export the published plans as importable CSV."""
+    day = _day(as_of)
     ctx = _context(home)
-    day = date.fromisoformat(as_of) if as_of else None
     try:
         if out is None:
             sys.stdout.write(service.export_plans(ctx, OPERATOR, kind, as_of=day))
@@ -120,9 +132,9 @@ def report(
 ) -> None:
     """The national report: municipalities by target month per application month, cleared share,
     notices against applications, the daily number against capacity, and the support list."""
+    given = _day(as_of)
     ctx = _context(home)
-    day = (date.fromisoformat(as_of) if as_of
-           else service.latest_plan_day(ctx) or local_date(datetime.now(UTC)))
+    day = given or service.latest_plan_day(ctx) or local_date(datetime.now(UTC))
     try:
         rep = service.national_report_for(ctx, OPERATOR, as_of=day, prefecture_code=prefecture,
                                           support_after=_month(support_after, "--support-after"))
@@ -254,9 +266,10 @@ def forecast(
 def refresh(now: str | None = NowOption, home: Path | None = HomeOption) -> None:
     """Rebuild the national snapshot of actuals from the card history and forecast every municipality
     from it (run nightly)."""
+    moment = _now(now)
     ctx = _context(home)
     with console.status("counting the card history and forecasting every municipality…"):
-        result = service.refresh_actuals(ctx, OPERATOR, _now(now))
+        result = service.refresh_actuals(ctx, OPERATOR, moment)
     console.print(f"[green]snapshot rebuilt[/green]: {result.rows:,} rows, {result.municipalities:,} "
                   f"municipalities, daily from {result.daily_since}; {result.forecasts:,} forecasts kept")
 

@@ -15,11 +15,11 @@ import base64
 import binascii
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mynacard.clock import JST
 from mynacard.errors import DomainError
@@ -31,6 +31,7 @@ from mynacard.principal import Principal
 from mynacard.web.csrf import login_csrf
 from mynacard.web.deps import LoginRequired, context, language, render
 from mynacard.web.i18n import register, translator
+from mynacard.web.params import IdPath, IdQuery, Key, Page
 
 router = APIRouter()
 COOKIE = "mynaportal_session"
@@ -222,8 +223,9 @@ def login_page(request: Request) -> HTMLResponse:
 
 
 @router.post("/portal/login", include_in_schema=False, dependencies=[Depends(login_csrf)])
-def login(request: Request, challenge_id: str = Form(...), certificate: str = Form(...),
-          signature: str = Form(...)) -> Response:
+def login(request: Request, challenge_id: Annotated[str, Form(max_length=64)],
+          certificate: Annotated[str, Form(max_length=16_000)], signature: Annotated[str, Form(max_length=2_000)],
+          ) -> Response:
     """Card login: the relying party verifies the card's signature over our challenge; we open a session."""
     auth = card_authenticator(request)
     if auth is None:
@@ -244,8 +246,9 @@ def demo_reader_enabled(request: Request) -> bool:
 
 
 @router.post("/portal/login/reader", include_in_schema=False, dependencies=[Depends(login_csrf)])
-def login_with_reader(request: Request, challenge_id: str = Form(...), nonce: str = Form(...),
-                      card: str = Form(...), pin: str = Form(...)) -> Response:
+def login_with_reader(request: Request, challenge_id: Annotated[str, Form(max_length=64)],
+                      nonce: Annotated[str, Form(max_length=200)], card: Annotated[str, Form(max_length=40)],
+                      pin: Annotated[str, Form(max_length=16)]) -> Response:
     """DEMONSTRATION: the server-side "reader" has a card file on this server sign the page's challenge (the
     chip checks the PIN and counts the tries), then the same relying-party check as :func:`login`."""
     from mynacard.chip.client import PinBlocked, WrongPin
@@ -283,7 +286,7 @@ def logout(request: Request) -> Response:
 # --- records, own information, notices ---------------------------------------------------------------------------
 
 @router.get("/portal/records", response_class=HTMLResponse, include_in_schema=False)
-def records_page(request: Request, page: int = 1) -> Response:
+def records_page(request: Request, page: Page = 1) -> Response:
     found = resident_session(request)
     if found is None:
         return _to_login()
@@ -341,7 +344,7 @@ def notices_page(request: Request) -> Response:
 
 
 @router.get("/portal/notices/{notice_id}", response_class=HTMLResponse, include_in_schema=False)
-def notice_page(request: Request, notice_id: int) -> Response:
+def notice_page(request: Request, notice_id: IdPath) -> Response:
     found = resident_session(request)
     if found is None:
         return _to_login()
@@ -416,7 +419,7 @@ async def child_submit(request: Request) -> Response:
 
 
 @router.get("/portal/applications", response_class=HTMLResponse, include_in_schema=False)
-def applications_page(request: Request, done: int | None = None) -> Response:
+def applications_page(request: Request, done: IdQuery | None = None) -> Response:
     found = resident_session(request)
     if found is None:
         return _to_login()
@@ -428,7 +431,7 @@ def applications_page(request: Request, done: int | None = None) -> Response:
 # --- JSON -------------------------------------------------------------------------------------------------------
 
 @router.get("/api/portal/records")
-def records_json(request: Request, page: int = 1, who: Principal = Depends(resident_api)) -> dict[str, Any]:
+def records_json(request: Request, page: Page = 1, who: Principal = Depends(resident_api)) -> dict[str, Any]:
     """The caller's exchange records (情報提供等記録), newest first."""
     rows, total = service.my_records(context(request), who, _now(), page=page)
     return {"total": total, "page": page, "records": [
@@ -457,9 +460,15 @@ def notices_json(request: Request, who: Principal = Depends(resident_api)) -> li
             for n in service.my_notices(context(request), who, _now())]
 
 
+FormField = Annotated[str, Field(max_length=2000)]
+
+
 class ChildRearingIn(BaseModel):
-    forms: dict[str, dict[str, str]]
-    key: str
+    forms: dict[Annotated[str, Field(max_length=64)],
+                Annotated[dict[Annotated[str, Field(max_length=64)], FormField], Field(max_length=100)]] = Field(
+        max_length=20)
+    """Procedure → its form's fields (the service checks the procedures and fields it knows)."""
+    key: Key
 
 
 @router.post("/api/portal/child-rearing", status_code=201)

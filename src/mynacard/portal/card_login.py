@@ -15,10 +15,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from cryptography.hazmat.primitives import serialization
+from fastapi import HTTPException
 
 from mynacard.context import Context
 from mynacard.errors import DomainError, Forbidden, NotFound
 from mynacard.jpki.relying_party import RelyingParty, ServiceRelyingParty, Verification
+from mynacard.jpki.service import AuthoritiesMissing
+from mynacard.jpki.verifiers import TooManyChallenges
 from mynacard.portal.model import CardLogin, LoginChallenge
 from mynacard.principal import Principal
 
@@ -52,11 +55,21 @@ class JpkiCardAuthenticator:
         self._party = ServiceRelyingParty(ctx, principal, _TRUST_TTL)
 
     def relying_party(self) -> RelyingParty:
-        """Built once and reused for a few minutes (the roots are read from the CA table)."""
-        return self._party.get()
+        """Built once and reused for a few minutes (the roots are read from the CA table). Before the operator
+        has created the CAs (``mynacard jpki init``) the login answers 503: it never creates them."""
+        try:
+            return self._party.get()
+        except AuthoritiesMissing as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "3600"}) from None
 
     def issue_challenge(self, now: datetime) -> LoginChallenge:
-        made = self.relying_party().issue_challenge(now)
+        """A challenge for the login page. Bounded (security review: each anonymous page view wrote a row that
+        nothing purged): expired ones are deleted as new ones are made, and beyond
+        ``MYNACARD_JPKI_CHALLENGES_MAX`` outstanding ones the page answers 429 until some expire."""
+        try:
+            made = self.relying_party().issue_challenge(now)
+        except TooManyChallenges as exc:
+            raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
         return LoginChallenge(made.id, made.nonce, made.expires_at)
 
     def verify(self, challenge_id: str, certificate: bytes, signature: bytes, now: datetime) -> CardLogin:

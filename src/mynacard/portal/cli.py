@@ -19,9 +19,11 @@ HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_H
 
 @app.command("sweep-sessions")
 def sweep_sessions(home: Path | None = HomeOption) -> None:
-    """Close resident sessions that are idle (15 minutes) or too old (one hour); count the active ones."""
+    """Close resident sessions that are idle (15 minutes) or too old (one hour); count the active ones; delete
+    the login page's expired challenges."""
     counts = service.sweep_sessions(build_context(home=home), Principal.system("portal-sweep"), datetime.now(UTC))
-    console.print(f"{counts.closed_now:,} sessions closed, {counts.active:,} active")
+    console.print(f"{counts.closed_now:,} sessions closed, {counts.active:,} active, "
+                  f"{counts.challenges_purged:,} expired login challenges deleted")
 
 
 @app.command("answer")

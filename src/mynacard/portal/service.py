@@ -133,11 +133,14 @@ class SessionCounts:
     active: int
     closed_now: int
     """Sessions found idle or expired and closed by this sweep."""
+    challenges_purged: int = 0
+    """Expired login challenges (the login page's, in JPKI's table) deleted by this sweep."""
 
 
 def sweep_sessions(ctx: Context, principal: Principal, now: datetime) -> SessionCounts:
     """Close every session that is idle or too old (they already refuse service; this records why and
-    when), and count the active ones. For the operator's housekeeping job."""
+    when), count the active ones, and delete the login page's expired challenges. For the operator's
+    housekeeping job."""
     principal.require(Role.OPERATOR, Role.SYSTEM)
     closed = active = 0
     with ctx.transaction() as tx:
@@ -150,7 +153,9 @@ def sweep_sessions(ctx: Context, principal: Principal, now: datetime) -> Session
             tx.conn.execute(update(portal_sessions).where(portal_sessions.c.token_hash == row.token_hash)
                             .values(closed_at=now, close_reason=state.value))
             closed += 1
-    return SessionCounts(active, closed)
+    from mynacard.jpki.verifiers import purge_challenges
+
+    return SessionCounts(active, closed, purge_challenges(ctx, now))
 
 
 def resident_of(ctx: Context, principal: Principal) -> Resident:

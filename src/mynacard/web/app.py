@@ -1,4 +1,5 @@
-"""The FastAPI application factory: layout, static files, errors, login, and every part's router."""
+"""The FastAPI application factory: layout, static files, errors (:mod:`mynacard.web.errors`: the request id,
+the safety net, refusals and validation errors), login, and every part's router."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, FileSystemLoader
@@ -18,10 +19,10 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mynacard.context import Context
-from mynacard.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from mynacard.errors import DomainError
 from mynacard.sealing import Sealer
 from mynacard.web.csrf import csrf_field, csrf_guard
-from mynacard.web.deps import LoginRequired, render
+from mynacard.web.errors import SafetyNet, domain_error, validation_error
 
 __all__ = ["PART_ROUTERS", "THREADS_ENV", "create_app"]
 
@@ -79,9 +80,6 @@ class SecureCookies:
         await self.app(scope, receive, secure_send)
 
 
-_STATUS = {InvalidInput: 422, NotFound: 404, Forbidden: 403, Conflict: 409, LoginRequired: 401}
-
-
 def _template_dirs() -> list[str]:
     dirs = [str(files("mynacard.web") / "templates")]
     for module in PART_ROUTERS:
@@ -108,19 +106,9 @@ def create_app(ctx: Context) -> FastAPI:
     app.add_middleware(SecureCookies)
     app.mount("/static", StaticFiles(directory=str(files("mynacard.web") / "static")), name="static")
 
-    @app.exception_handler(DomainError)
-    async def domain_error(request: Request, exc: DomainError) -> Response:
-        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-        wants_json = request.url.path.startswith("/api/") or "application/json" in request.headers.get(
-            "accept", "")
-        if status == 401 and not wants_json:
-            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        if wants_json:
-            body: dict[str, object] = {"error": type(exc).__name__, "detail": str(exc)}
-            if isinstance(exc, InvalidInput):
-                body["problems"] = exc.problems
-            return JSONResponse(body, status_code=status)
-        return render(request, "error.html", status_code=status, message=str(exc))
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(SafetyNet)  # added last: the outermost, so that it sees what every other layer raised
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

@@ -1,12 +1,13 @@
 """HTTP routes of the issuance window: the clerk's pages (``/window/...``, Japanese first) and the JSON API
 (``/api/window/...``) for window terminals and the call centre. Thin: parse, call the service, render.
-Every route is scoped by the caller's role and municipality through the service."""
+Every route requires a window role (:func:`window_staff`, on the whole router) and is scoped by the caller's
+role and municipality through the service."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -20,6 +21,7 @@ from mynacard.principal import Principal
 from mynacard.registry import service as registry
 from mynacard.web.deps import context, principal, render
 from mynacard.web.i18n import register
+from mynacard.web.params import Id, IdPath, TextQuery, parse_id
 from mynacard.window import service
 from mynacard.window.model import (
     Attendance,
@@ -30,7 +32,16 @@ from mynacard.window.model import (
     proxy_reason_label,
 )
 
-router = APIRouter()
+
+def window_staff(who: Principal = Depends(principal)) -> Principal:
+    """The caller, if they work the window (:data:`service.WINDOW_ROLES`, the rule ``/window`` has always
+    applied); anyone else — a manufacturer, a contractor, a verifier, a kiosk — is refused (403) before any
+    card is looked up. A dependency of the whole router, so that every window page and API route has it."""
+    who.require(*service.WINDOW_ROLES)
+    return who
+
+
+router = APIRouter(dependencies=[Depends(window_staff)])
 
 register({
     "window.title": ("交付窓口", "Issuance window"),
@@ -125,22 +136,27 @@ def _pins(values: dict[str, str]) -> InitialPins:
 
 # --- JSON API ----------------------------------------------------------------------------------------------
 
+Word = Annotated[str, Field(max_length=40)]
+"""A document, an attendance, a reason or a PIN's name: the window's model names the values it knows."""
+
+
 class IdentityIn(BaseModel):
-    person_documents: list[str] = Field(min_length=1, max_length=6)
-    attendance: str = "in_person"
-    agent_documents: list[str] = []
+    person_documents: list[Word] = Field(min_length=1, max_length=6)
+    attendance: Word = "in_person"
+    agent_documents: list[Word] = Field(default=[], max_length=6)
     authority_confirmed: bool = False
-    proxy_reason: str | None = None
+    proxy_reason: Word | None = None
     evidence_of_inability: bool = False
     photo_among_b: bool = False
 
 
 class IssuanceIn(BaseModel):
     notice_number: str | None = Field(default=None, max_length=64)
-    card_id: int | None = None
+    card_id: Id | None = None
     identity: IdentityIn
-    pins: dict[str, str]
-    notification_card: str = "collected"
+    pins: dict[Word, Annotated[str, Field(max_length=32)]] = Field(max_length=8)
+    """``auth``, ``sign``, ``card_info``, ``residence`` → the PIN the holder typed."""
+    notification_card: Word = "collected"
 
 
 def _issuance_json(result: service.IssuanceResult) -> dict[str, Any]:
@@ -152,7 +168,7 @@ def _issuance_json(result: service.IssuanceResult) -> dict[str, Any]:
 
 @router.post("/api/window/issuances")
 def api_issue(request: Request, body: IssuanceIn, ctx: Context = Depends(context),
-              who: Principal = Depends(principal)) -> dict[str, Any]:
+              who: Principal = Depends(window_staff)) -> dict[str, Any]:
     """窓口交付: one atomic, idempotent issuance (retry with the same notice number safely)."""
     i = body.identity
     identity = _identity(i.person_documents, i.attendance, i.agent_documents, i.authority_confirmed,
@@ -164,21 +180,21 @@ def api_issue(request: Request, body: IssuanceIn, ctx: Context = Depends(context
 
 
 @router.post("/api/window/issuances/{card_id}/cancel")
-def api_cancel(request: Request, card_id: int, ctx: Context = Depends(context),
-               who: Principal = Depends(principal)) -> dict[str, Any]:
+def api_cancel(request: Request, card_id: IdPath, ctx: Context = Depends(context),
+               who: Principal = Depends(window_staff)) -> dict[str, Any]:
     status = service.cancel_issuance(ctx, who, card_id, _now(request))
     return {"card_id": card_id, "status": status.value if status else None}
 
 
 class SuspensionIn(BaseModel):
-    card_id: int
+    card_id: Id
     request_key: str = Field(min_length=1, max_length=64)
     lost: bool = True
 
 
 @router.post("/api/window/suspensions")
 def api_suspend(request: Request, body: SuspensionIn, ctx: Context = Depends(context),
-                who: Principal = Depends(principal)) -> dict[str, Any]:
+                who: Principal = Depends(window_staff)) -> dict[str, Any]:
     """一時利用停止 by phone at any hour (the call centre; role operator)."""
     result = service.suspend_by_phone(ctx, who, body.card_id, body.request_key, _now(request), lost=body.lost)
     return {"card_id": result.card_id, "state": result.state.value, "replayed": result.replayed,
@@ -186,15 +202,15 @@ def api_suspend(request: Request, body: SuspensionIn, ctx: Context = Depends(con
 
 
 @router.get("/api/window/cards/{card_id}/consistency")
-def api_consistency(card_id: int, ctx: Context = Depends(context),
-                    who: Principal = Depends(principal)) -> dict[str, Any]:
+def api_consistency(card_id: IdPath, ctx: Context = Depends(context),
+                    who: Principal = Depends(window_staff)) -> dict[str, Any]:
     cards.get_card(ctx, who, card_id)  # scope
     problems = service.check_consistency(ctx, card_id)
     return {"card_id": card_id, "consistent": not problems, "problems": problems}
 
 
 @router.get("/api/window/ping")
-def api_ping(who: Principal = Depends(principal)) -> dict[str, str]:
+def api_ping(who: Principal = Depends(window_staff)) -> dict[str, str]:
     """A trivial authenticated route (the benchmark's peer)."""
     return {"who": who.subject}
 
@@ -207,17 +223,17 @@ def _start_of_day(now: datetime) -> datetime:
 
 @router.get("/window", response_class=HTMLResponse, include_in_schema=False)
 def window_home(request: Request, ctx: Context = Depends(context),
-                who: Principal = Depends(principal)) -> HTMLResponse:
+                who: Principal = Depends(window_staff)) -> HTMLResponse:
     rows = service.todays_issuances(ctx, who, _start_of_day(_now(request)))
     return render(request, "window_home.html", rows=rows)
 
 
 @router.get("/window/find", include_in_schema=False)
-def window_find(request: Request, notice: str = "", card_id: str = "", ctx: Context = Depends(context),
-                who: Principal = Depends(principal)) -> Response:
+def window_find(request: Request, notice: TextQuery = "", card_id: TextQuery = "", ctx: Context = Depends(context),
+                who: Principal = Depends(window_staff)) -> Response:
     try:
-        number = int(card_id) if card_id.strip() else None
-    except ValueError:
+        number = parse_id(card_id, "card_id")
+    except InvalidInput:
         raise InvalidInput("カード番号は数字です (a card number is digits)") from None
     _, card = service.find_card(ctx, who, notice_number=notice.strip() or None, card_id=number)
     suffix = f"?notice={notice.strip()}" if notice.strip() else ""
@@ -247,8 +263,8 @@ def _card_page(request: Request, ctx: Context, who: Principal, card_id: int, **e
 
 
 @router.get("/window/cards/{card_id}", response_class=HTMLResponse, include_in_schema=False)
-def window_card(card_id: int, request: Request, ctx: Context = Depends(context),
-                who: Principal = Depends(principal)) -> HTMLResponse:
+def window_card(card_id: IdPath, request: Request, ctx: Context = Depends(context),
+                who: Principal = Depends(window_staff)) -> HTMLResponse:
     return _card_page(request, ctx, who, card_id)
 
 
@@ -275,8 +291,8 @@ def _failed(request: Request, ctx: Context, who: Principal, card_id: int, exc: I
 
 
 @router.post("/window/cards/{card_id}/issue", response_class=HTMLResponse, include_in_schema=False)
-async def window_issue(card_id: int, request: Request, ctx: Context = Depends(context),
-                       who: Principal = Depends(principal)) -> HTMLResponse:
+async def window_issue(card_id: IdPath, request: Request, ctx: Context = Depends(context),
+                       who: Principal = Depends(window_staff)) -> HTMLResponse:
     single, multi = await _form(request)
     try:
         result = service.issue_card(ctx, who, identity=_form_identity(single, multi),
@@ -290,15 +306,15 @@ async def window_issue(card_id: int, request: Request, ctx: Context = Depends(co
 
 
 @router.post("/window/cards/{card_id}/cancel", response_class=HTMLResponse, include_in_schema=False)
-def window_cancel(card_id: int, request: Request, ctx: Context = Depends(context),
-                  who: Principal = Depends(principal)) -> HTMLResponse:
+def window_cancel(card_id: IdPath, request: Request, ctx: Context = Depends(context),
+                  who: Principal = Depends(window_staff)) -> HTMLResponse:
     service.cancel_issuance(ctx, who, card_id, _now(request))
     return _card_page(request, ctx, who, card_id, done="window.rolled_back")
 
 
 @router.post("/window/cards/{card_id}/pin-reset", response_class=HTMLResponse, include_in_schema=False)
-async def window_pin_reset(card_id: int, request: Request, ctx: Context = Depends(context),
-                           who: Principal = Depends(principal)) -> HTMLResponse:
+async def window_pin_reset(card_id: IdPath, request: Request, ctx: Context = Depends(context),
+                           who: Principal = Depends(window_staff)) -> HTMLResponse:
     single, multi = await _form(request)
     value = single.get("new_value", "").strip()
     if single.get("pin_kind") == "sign":
@@ -312,8 +328,8 @@ async def window_pin_reset(card_id: int, request: Request, ctx: Context = Depend
 
 
 @router.post("/window/cards/{card_id}/lift", response_class=HTMLResponse, include_in_schema=False)
-async def window_lift(card_id: int, request: Request, ctx: Context = Depends(context),
-                      who: Principal = Depends(principal)) -> HTMLResponse:
+async def window_lift(card_id: IdPath, request: Request, ctx: Context = Depends(context),
+                      who: Principal = Depends(window_staff)) -> HTMLResponse:
     single, multi = await _form(request)
     try:
         service.lift_suspension(ctx, who, card_id, _form_identity(single, multi), _now(request))
@@ -323,8 +339,8 @@ async def window_lift(card_id: int, request: Request, ctx: Context = Depends(con
 
 
 @router.post("/window/cards/{card_id}/address", response_class=HTMLResponse, include_in_schema=False)
-async def window_address(card_id: int, request: Request, ctx: Context = Depends(context),
-                         who: Principal = Depends(principal)) -> HTMLResponse:
+async def window_address(card_id: IdPath, request: Request, ctx: Context = Depends(context),
+                         who: Principal = Depends(window_staff)) -> HTMLResponse:
     single, _ = await _form(request)
     password = single.get("new_sign_password", "").strip().upper() or None
     try:
@@ -335,8 +351,8 @@ async def window_address(card_id: int, request: Request, ctx: Context = Depends(
 
 
 @router.post("/window/cards/{card_id}/lost", response_class=HTMLResponse, include_in_schema=False)
-async def window_lost(card_id: int, request: Request, ctx: Context = Depends(context),
-                      who: Principal = Depends(principal)) -> HTMLResponse:
+async def window_lost(card_id: IdPath, request: Request, ctx: Context = Depends(context),
+                      who: Principal = Depends(window_staff)) -> HTMLResponse:
     single, multi = await _form(request)
     try:
         form_id = service.reissue_after_loss(ctx, who, card_id, _form_identity(single, multi), _now(request))

@@ -34,6 +34,7 @@ from typing import Any
 
 from cryptography import x509
 from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from mynacard.cards import service as cards
 from mynacard.cards.model import AbolitionReason, CardState
@@ -57,6 +58,7 @@ from mynacard.window.model import IdentityCheck, IssuanceStatus, NotificationCar
 from mynacard.window.tables import window_acts, window_issuances
 
 __all__ = [
+    "WINDOW_ROLES",
     "ActResult",
     "FaultHook",
     "IssuanceResult",
@@ -79,7 +81,10 @@ FaultHook = Callable[[str], None]
 """Called with each step name of :data:`mynacard.window.model.STEPS` as the saga passes it."""
 
 S = CardState
-_WINDOW = (Role.CLERK, Role.SUPERVISOR, Role.OPERATOR, Role.SYSTEM)
+WINDOW_ROLES = (Role.CLERK, Role.SUPERVISOR, Role.OPERATOR, Role.SYSTEM)
+"""Who works the window (the municipalities' staff, and the national operator's call centre and batches): every
+window page and API route requires one of these (:func:`mynacard.window.api.window_staff`)."""
+_WINDOW = WINDOW_ROLES
 _IN_PERSON = (Role.CLERK, Role.SUPERVISOR, Role.SYSTEM)
 """Acts that need the holder at the municipal window (not the call centre)."""
 _CALL_CENTRE = (Role.OPERATOR, Role.SYSTEM)
@@ -424,10 +429,20 @@ class ActResult:
     """Serials of certificates revoked, held or issued by the act."""
 
 
-def _act_done(conn: Connection, request_key: str | None) -> bool:
-    if request_key is None:
-        return False
-    return conn.execute(select(window_acts.c.id).where(window_acts.c.request_key == request_key)).first() is not None
+def _prior_act(conn: Connection, request_key: str) -> Any:
+    """The act already done under ``request_key`` (its card and kind), or None."""
+    return conn.execute(select(window_acts.c.card_id, window_acts.c.kind)
+                        .where(window_acts.c.request_key == request_key)).first()
+
+
+def _replayed_suspension(ctx: Context, principal: Principal, card_id: int, prior: Any) -> ActResult:
+    """A retry of a suspension already done under the same request key: answered again, nothing touched.
+    The key names one act on one card: the same key for another card (or another act) is refused."""
+    if int(prior.card_id) != card_id or prior.kind != "suspended":
+        raise Conflict("この受付番号は別のカードの手続きに使われています。カードは変更していません "
+                       "(the request key was already used for another card; nothing was changed — "
+                       "a new call needs a new ticket number)")
+    return ActResult(card_id, cards.get_card(ctx, principal, card_id).state, True)
 
 
 def _record_act(conn: Connection, card: cards.CardView, kind: str, principal: Principal, now: datetime,
@@ -440,28 +455,42 @@ def _record_act(conn: Connection, card: cards.CardView, kind: str, principal: Pr
 def suspend_by_phone(ctx: Context, principal: Principal, card_id: int, request_key: str, now: datetime,
                      lost: bool = True) -> ActResult:
     """一時利用停止 by phone, at any hour (the J-LIS call centre): both certificates go on hold
-    (certificateHold) and the card is suspended. ``request_key`` (the call's ticket) makes a retry harmless."""
+    (certificateHold) and the card is suspended. ``request_key`` (the call's ticket) makes a retry harmless: the
+    same key for the same card answers again (``replayed``); the same key for another card is refused
+    (:class:`Conflict`) and that card is not touched."""
     principal.require(*_CALL_CENTRE)
     if not request_key or len(request_key) > 64:
         raise InvalidInput("a request key (the call's ticket number, at most 64 characters) is required")
     card = cards.get_card(ctx, principal, card_id)
     with ctx.db.connect() as conn:
-        if _act_done(conn, request_key):
-            return ActResult(card_id, cards.get_card(ctx, principal, card_id).state, True)
+        prior = _prior_act(conn, request_key)
+    if prior is not None:
+        return _replayed_suspension(ctx, principal, card_id, prior)
     if card.state not in (S.ISSUED, S.SUSPENDED):
         raise Conflict(f"only a card in use can be suspended (this one is {card.state.value})")
-    held: list[str] = []
-    # holds first (idempotent): a crash before the card moves leaves it suspendable again; a card without
-    # certificates (declined at application) has nothing to hold
-    with suppress(NotFound):
-        held = [str(v.serial) for v in jpki.hold_card_certificates(ctx, principal, card_id, now)]
-    with ctx.transaction() as tx:
-        if _act_done(tx.conn, request_key):
-            return ActResult(card_id, cards.get_card(ctx, principal, card_id).state, True)
-        cards.move_card(tx.conn, card_id, [S.ISSUED], S.SUSPENDED, actor=principal.subject, now=now,
-                        reason="紛失等による一時利用停止 (phone)" if lost else "一時利用停止 (phone)")
-        _record_act(tx.conn, card, "suspended", principal, now, request_key, {"lost": lost, "held": held})
-        tx.record("window.card_suspended", {"card_id": card_id, "municipality_code": card.municipality_code}, now)
+    # One transaction: the holds, the card's move and the act under its key commit together or not at all, so
+    # a crash leaves the card suspendable again, and a concurrent request with the same key (the act's key is
+    # unique) rolls back whole — holds included — and is answered as a replay or refused as another card's.
+    try:
+        with ctx.transaction() as tx:
+            prior = _prior_act(tx.conn, request_key)
+            if prior is not None:
+                return _replayed_suspension(ctx, principal, card_id, prior)
+            held: list[str] = []
+            with suppress(NotFound):  # a card without certificates (declined at application): nothing to hold
+                held = [str(v.serial) for v in jpki.hold_card_certificates(ctx, principal, card_id, now,
+                                                                           conn=tx.conn)]
+            cards.move_card(tx.conn, card_id, [S.ISSUED], S.SUSPENDED, actor=principal.subject, now=now,
+                            reason="紛失等による一時利用停止 (phone)" if lost else "一時利用停止 (phone)")
+            _record_act(tx.conn, card, "suspended", principal, now, request_key, {"lost": lost, "held": held})
+            tx.record("window.card_suspended", {"card_id": card_id, "municipality_code": card.municipality_code},
+                      now)
+    except IntegrityError:
+        with ctx.db.connect() as conn:
+            prior = _prior_act(conn, request_key)
+        if prior is None:
+            raise
+        return _replayed_suspension(ctx, principal, card_id, prior)
     return ActResult(card_id, S.SUSPENDED, False, tuple(held))
 
 
