@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mynacard.context import Context
-from mynacard.errors import DomainError
+from mynacard.errors import DomainError, InvalidInput, NotFound
 from mynacard.jpki import service, verifiers
-from mynacard.jpki.model import CaKind, Purpose, RevocationReason, VerifierKind
+from mynacard.jpki.model import CaKind, Purpose, RevocationReason, VerifierKind, parse_serial
 from mynacard.principal import Principal, Role
 
 app = typer.Typer(help="JPKI: the signing and user-authentication CAs, revocation, CRLs, verifiers.",
@@ -69,11 +69,9 @@ def status(home: Path | None = HomeOption) -> None:
 
 
 def _parse_serial(text: str) -> int:
-    """Hexadecimal, as ``openssl x509 -serial`` prints it (``serial=``, ``0x`` and colons allowed)."""
-    raw = text.strip().removeprefix("serial=").replace(":", "")
     try:
-        return int(raw.removeprefix("0x").removeprefix("0X"), 16)
-    except ValueError:
+        return parse_serial(text)
+    except (InvalidInput, NotFound):
         raise typer.BadParameter("a serial number in hexadecimal, as openssl prints it") from None
 
 

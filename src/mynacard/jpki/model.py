@@ -9,6 +9,7 @@ in as an argument. Sources: ``reference/jpki-technical.md`` §3–4 and §7; the
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -16,6 +17,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 from mynacard.clock import JST
+from mynacard.errors import InvalidInput, NotFound
 from mynacard.registry.model import BasicFacts, add_years, age_on, nth_birthday_after
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "jpki_birth_date",
     "may_hold_sign_certificate",
     "parse_jpki_birth_date",
+    "parse_serial",
     "revocations_for_life_event",
     "rollover_due",
     "romanise_kana",
@@ -471,3 +474,19 @@ class CrlSchedule:
 
     def due(self, next_update: datetime | None, now: datetime) -> bool:
         return next_update is None or now >= next_update - self.margin
+
+
+_HEX = re.compile(r"[0-9A-Fa-f]{1,64}")
+
+
+def parse_serial(text: str) -> int:
+    """A certificate serial number in hexadecimal, as ``openssl x509 -serial`` prints it (``serial=``, ``0x``,
+    colons and spaces allowed); one that no certificate of ours can have (0, over 63 bits) is not found."""
+    raw = text.strip().removeprefix("serial=").replace(":", "").replace(" ", "")
+    raw = raw.removeprefix("0x").removeprefix("0X")
+    if not _HEX.fullmatch(raw):
+        raise InvalidInput("a serial number is hexadecimal")
+    value = int(raw, 16)
+    if value <= 0 or value.bit_length() > 63:
+        raise NotFound("no such certificate")
+    return value

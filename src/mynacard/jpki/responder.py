@@ -26,8 +26,9 @@ from mynacard.jpki import ocsp, service
 from mynacard.jpki.config import jpki_settings
 from mynacard.jpki.model import CaKind, RevocationReason
 from mynacard.jpki.ocsp import ResponseStatus
+from mynacard.principal import Principal
 
-__all__ = ["Answer", "OcspResponder", "notice_revocations", "responder_for"]
+__all__ = ["Answer", "OcspResponder", "responder_for", "revoke"]
 
 
 @dataclass(frozen=True)
@@ -312,9 +313,13 @@ def responder_for(ctx: Context) -> OcspResponder:
     return responder
 
 
-def notice_revocations(ctx: Context) -> None:
-    """After a revocation committed in this process: its responder, if it has one, drops the cached answers of
-    the certificates revoked now rather than at its next poll (other processes see it within their poll)."""
+def revoke(ctx: Context, principal: Principal, serial: int, reason: RevocationReason | str, now: datetime,
+           detail: str | None = None) -> service.CertificateView:
+    """Revoke one certificate (the JSON API and the operator's page alike): the service commits it — with the CRL
+    entry and the pre-signed OCSP answers — then this process's responder, if it has one, drops the cached
+    answers at once rather than at its next poll (other processes see it within their poll)."""
+    view = service.revoke_certificate(ctx, principal, serial, reason, now, detail)
     responder = _RESPONDERS.get(ctx.db)
     if responder is not None:
         responder.poll(force=True)
+    return view

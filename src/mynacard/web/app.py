@@ -26,9 +26,9 @@ from mynacard.web.errors import SafetyNet, domain_error, validation_error
 
 __all__ = ["PART_ROUTERS", "THREADS_ENV", "create_app"]
 
-PART_ROUTERS = ("mynacard.kiosk.api", "mynacard.cards.api", "mynacard.jpki.api", "mynacard.plans.api",
-                "mynacard.exchange.api", "mynacard.portal.api", "mynacard.mykey.api", "mynacard.office.api",
-                "mynacard.window.api", "mynacard.accounts.api")
+PART_ROUTERS = ("mynacard.kiosk.api", "mynacard.cards.api", "mynacard.jpki.api", "mynacard.jpki.admin_pages",
+                "mynacard.plans.api", "mynacard.exchange.api", "mynacard.portal.api", "mynacard.mykey.api",
+                "mynacard.office.api", "mynacard.window.api", "mynacard.accounts.api")
 """Modules with a ``router``; each part mounts its own routes and keeps its templates beside them. FastAPI
 finds a request's route by trying every route in this order (twice), so the busiest machine-facing routes —
 the kiosks', four requests per certificate — come first; no two parts share a path, so the order decides
