@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from mynacard.accounts import service as accounts
 from mynacard.cards import service as cards
 from mynacard.context import Context
+from mynacard.jpki import service as jpki
 from mynacard.office import service
 from mynacard.principal import Role
 from mynacard.registry import service as registry
@@ -57,6 +58,7 @@ def test_another_towns_staff_and_outsiders_get_nothing_on_any_route(sqlite_ctx: 
               "number": number, "serial": str(card.card_serial), "slot_id": str(slot.id), "encoded": "MAA=",
               "kind": "auth", "name": "x", "step": "1"}
 
+    jpki.ensure_authorities(ctx, SYSTEM, NOW)  # an installation in service: `mynacard jpki init` has run
     app = create_app(ctx)
     app.state.clock = lambda: EVENING
     client = TestClient(app, raise_server_exceptions=False)

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, update
 
 from mynacard.cards import service as cards
+from mynacard.cards.ledger_checks import LEDGER_CHECKS_KEPT
 from mynacard.cards.tables import cards as card_table
 from mynacard.context import Context
 from mynacard.web.app import create_app
@@ -65,13 +66,13 @@ def test_the_first_page_shows_the_last_ledger_check_and_never_runs_it(ctx: Conte
 
 
 def test_only_the_newest_checks_are_kept(ctx: Context) -> None:
-    for hour in range(cards.LEDGER_CHECKS_KEPT + 5):
+    for hour in range(LEDGER_CHECKS_KEPT + 5):
         cards.check_ledger(ctx, SYSTEM, NOW + timedelta(hours=hour))
     from sqlalchemy import func, select
 
     from mynacard.cards.tables import ledger_checks
 
     with ctx.db.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(ledger_checks)).scalar_one() == cards.LEDGER_CHECKS_KEPT
+        assert conn.execute(select(func.count()).select_from(ledger_checks)).scalar_one() == LEDGER_CHECKS_KEPT
     last = cards.last_ledger_check(ctx)
-    assert last is not None and last.checked_at == NOW + timedelta(hours=cards.LEDGER_CHECKS_KEPT + 4)
+    assert last is not None and last.checked_at == NOW + timedelta(hours=LEDGER_CHECKS_KEPT + 4)

@@ -16,11 +16,19 @@ from sqlalchemy import Connection, bindparam, func, select, text, update
 
 from mynacard.cards.model import CardState, check_transitions
 from mynacard.cards.tables import card_events, cards
-from mynacard.db import bulk_insert
+from mynacard.db import any_of, bulk_insert
 
-__all__ = ["LedgerReport", "advance", "claim", "rehome", "verify_ledger"]
+__all__ = ["LedgerReport", "advance", "claim", "rehome", "rows_by_id", "verify_ledger"]
 
 _CHUNK = 5000
+
+
+def rows_by_id(conn: Connection, ids: Sequence[int], *columns: Any) -> list[Any]:
+    """Rows of the given cards in id order, fetched in chunks small enough for any driver."""
+    out: list[Any] = []
+    for i in range(0, len(ids), 30000):
+        out.extend(conn.execute(select(*(columns or (cards,))).where(any_of(cards.c.id, ids[i:i + 30000]))))
+    return sorted(out, key=lambda r: r.id)
 
 
 def claim(conn: Connection, state: CardState | Sequence[CardState], limit: int, *,

@@ -14,6 +14,7 @@ from datetime import date
 from enum import StrEnum
 
 from mynacard.errors import Conflict
+from mynacard.principal import Role
 from mynacard.registry.model import age_on, nth_birthday_after
 
 __all__ = [
@@ -115,6 +116,11 @@ class CardState(StrEnum):
     VOIDED = "voided"
     """申請無効 — the applicant moved away or died before pickup."""
 
+
+PIPELINE_ROLES = (Role.OPERATOR, Role.SYSTEM)
+"""Who drives the national pipeline: J-LIS' operator and the job runner (print orders, screening, shipping)."""
+MUNICIPAL_ROLES = (Role.CLERK, Role.SUPERVISOR, Role.OPERATOR, Role.SYSTEM)
+"""Who may act on a town's cards: its own staff, and the national roles (scoped by ``Principal.require``)."""
 
 S = CardState
 _BEFORE_PICKUP = (S.APPLIED, S.IN_REVIEW, S.ACCEPTED, S.PRINT_ORDERED, S.MANUFACTURED, S.SHIPPED,

@@ -1,5 +1,7 @@
-"""Use cases of the card pipeline: application forms, intake, screening, print orders, manufacture,
-shipping and municipal receipt (deck p.5: ① application → ② print data → ③ shipping → ④ the municipality).
+"""Use cases of the card pipeline and its façade: application forms, intake, screening, print orders and
+manufacture here (deck p.5: ① application → ② print data); shipping and municipal receipt (③ → ④) in
+:mod:`~mynacard.cards.shipping`, read-only aggregates in :mod:`~mynacard.cards.aggregates`, the stored ledger check
+in :mod:`~mynacard.cards.ledger_checks` — all re-exported here.
 
 Batch stages work on chunks claimed with :func:`mynacard.cards.ledger.claim` and moved with
 :func:`mynacard.cards.ledger.advance`; each chunk is one transaction, so a crash loses at most the chunk in
@@ -21,10 +23,23 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Date, case, cast, func, insert, literal, select, text, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from mynacard.cards import ledger
+from mynacard.cards.aggregates import (
+    OfficeCard,
+    TransitionCount,
+    card_ids_in_states,
+    claim_in_municipality,
+    counts_by_application_month,
+    office_cards,
+    states_of,
+    transition_counts,
+)
+from mynacard.cards.ledger_checks import LedgerCheck, check_ledger, last_ledger_check
 from mynacard.cards.model import (
+    MUNICIPAL_ROLES,
+    PIPELINE_ROLES,
     VOIDABLE,
     ApplicationId,
     CardState,
@@ -34,13 +49,18 @@ from mynacard.cards.model import (
     validity,
 )
 from mynacard.cards.photo import PhotoStore, check_photo
+from mynacard.cards.shipping import (
+    ReceiptResult,
+    box_manifest,
+    manifest_digest,
+    receive_box,
+    ship_cards,
+    unreceived_boxes,
+)
 from mynacard.cards.tables import (
     application_forms,
-    box_discrepancies,
-    boxes,
     card_events,
     cards,
-    ledger_checks,
     print_batches,
 )
 from mynacard.clock import local_date
@@ -61,6 +81,7 @@ __all__ = [
     "ReceiptResult",
     "TransitionCount",
     "acknowledge_print_batch",
+    "box_manifest",
     "card_history",
     "card_ids_in_states",
     "cards_to_manufacture",
@@ -75,6 +96,7 @@ __all__ = [
     "last_activity",
     "last_ledger_check",
     "made_card_item",
+    "manifest_digest",
     "manufacture_batch",
     "move_card",
     "office_cards",
@@ -93,8 +115,6 @@ __all__ = [
 ]
 
 S = CardState
-_OPERATORS = (Role.OPERATOR, Role.SYSTEM)
-_MUNICIPAL = (Role.CLERK, Role.SUPERVISOR, Role.OPERATOR, Role.SYSTEM)
 
 
 def facts_digest(facts: BasicFacts) -> str:
@@ -109,7 +129,7 @@ def facts_digest(facts: BasicFacts) -> str:
 def issue_application_forms(ctx: Context, principal: Principal, resident_ids: Sequence[int],
                             now: datetime) -> dict[int, ApplicationId]:
     """Print a form with a fresh, unguessable 申請書ID for each resident (replacing none of the old ones)."""
-    principal.require(*_MUNICIPAL)
+    principal.require(*MUNICIPAL_ROLES)
     with ctx.transaction() as tx:
         people = registry.get_residents(tx.conn, resident_ids)
         scope = principal.municipality_scope()
@@ -137,7 +157,7 @@ def unused_application_forms(ctx: Context, principal: Principal, limit: int,
                              after: str | None = None) -> list[tuple[str, int]]:
     """Forms of residents who have no card or application yet, in application-ID order after ``after``:
     (application ID, resident id). Page with ``after`` = the last ID of the previous page."""
-    principal.require(*_MUNICIPAL)
+    principal.require(*MUNICIPAL_ROLES)
     has_card = select(cards.c.resident_id).where(cards.c.resident_id == application_forms.c.resident_id)
     query = (select(application_forms.c.application_id, application_forms.c.resident_id)
              .where(~has_card.exists()).order_by(application_forms.c.application_id).limit(limit))
@@ -221,7 +241,7 @@ def submit_applications(ctx: Context, principal: Principal, items: Sequence[Appl
     application while another is still pending for the same resident is stored and rejected as a
     duplicate, so the resident can be told.
     """
-    principal.require(Role.CONTRACTOR, *_OPERATORS)
+    principal.require(Role.CONTRACTOR, *PIPELINE_ROLES)
     checked = _validate(items)
     store = PhotoStore(ctx.settings.photo_dir)
     with ctx.transaction() as tx:
@@ -308,7 +328,7 @@ def screen_applications(ctx: Context, principal: Principal, now: datetime,
     Never links on partial facts: a mismatch, a stale form or a closed resident record goes to a person.
     Returns (accepted, sent to review) for this chunk.
     """
-    principal.require(Role.CONTRACTOR, *_OPERATORS)
+    principal.require(Role.CONTRACTOR, *PIPELINE_ROLES)
     with ctx.transaction() as tx:
         conn = tx.conn
         ids = ledger.claim(conn, S.APPLIED, limit)
@@ -345,7 +365,7 @@ def decide_review(ctx: Context, principal: Principal, card_id: int, decision: st
                   now: datetime) -> CardState:
     """A person decides an application in review: ``reject`` it (with a reason) or ``rescreen`` it after
     the registry or the application was corrected — which accepts it only on a full match."""
-    principal.require(Role.CONTRACTOR, *_OPERATORS)
+    principal.require(Role.CONTRACTOR, *PIPELINE_ROLES)
     if decision not in ("reject", "rescreen"):
         raise InvalidInput("decision must be 'reject' or 'rescreen'")
     if not reason.strip():
@@ -378,14 +398,6 @@ PRINT_COLUMNS = ("card_id", "application_id", "municipality_code", "family_name"
                  "print_run")
 
 
-def _rows(conn: Connection, ids: Sequence[int], *columns: Any) -> list[Any]:
-    """Rows of the given cards in id order, fetched in chunks small enough for any driver."""
-    out: list[Any] = []
-    for i in range(0, len(ids), 30000):
-        out.extend(conn.execute(select(*(columns or (cards,))).where(any_of(cards.c.id, ids[i:i + 30000]))))
-    return sorted(out, key=lambda r: r.id)
-
-
 def _print_file(rows: Sequence[Any]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -412,14 +424,14 @@ def order_printing(ctx: Context, principal: Principal, now: datetime, limit: int
     Each batch is a CSV file with a JSON manifest holding its SHA-256 and card count; the cards move to
     ``print_ordered`` in the same transaction that records the batch. Returns the new batch ids.
     """
-    principal.require(*_OPERATORS)
+    principal.require(*PIPELINE_ROLES)
     batch_ids: list[int] = []
     with ctx.transaction() as tx:
         conn = tx.conn
         ids = ledger.claim(conn, [S.ACCEPTED, S.DEFECTIVE], limit)
         if not ids:
             return []
-        rows = _rows(conn, ids)
+        rows = ledger.rows_by_id(conn, ids)
         groups: dict[str, list[Any]] = defaultdict(list)
         for r in rows:
             groups[manufacturer_for(r.municipality_code)].append(r)
@@ -448,7 +460,7 @@ def order_printing(ctx: Context, principal: Principal, now: datetime, limit: int
 
 def pending_print_batches(ctx: Context, principal: Principal, manufacturer: str | None = None) -> list[int]:
     """Batches not yet fully manufactured (for the manufacturer's worker)."""
-    principal.require(Role.MANUFACTURER, *_OPERATORS)
+    principal.require(Role.MANUFACTURER, *PIPELINE_ROLES)
     query = select(print_batches.c.id).where(print_batches.c.manufactured_at.is_(None)).order_by(
         print_batches.c.id)
     if manufacturer:
@@ -464,7 +476,7 @@ def acknowledge_print_batch(ctx: Context, principal: Principal, batch_id: int, d
     A broken or foreign file is refused with the reason and nothing changes; a repeated acknowledgement of
     the same file is accepted once and ignored after.
     """
-    principal.require(Role.MANUFACTURER, *_OPERATORS)
+    principal.require(Role.MANUFACTURER, *PIPELINE_ROLES)
     with ctx.transaction() as tx:
         batch = tx.conn.execute(select(print_batches).where(print_batches.c.id == batch_id)).first()
         if batch is None:
@@ -531,7 +543,7 @@ def cards_to_manufacture(ctx: Context, principal: Principal, batch_id: int, now:
                          limit: int = 20000) -> list[ManufactureItem]:
     """The next ``limit`` cards of a batch still to be made, with the serial and validity that
     :func:`manufacture_batch` will give them on the same day (read only; nothing is claimed)."""
-    principal.require(Role.MANUFACTURER, *_OPERATORS)
+    principal.require(Role.MANUFACTURER, *PIPELINE_ROLES)
     with ctx.db.connect() as conn:
         batch = conn.execute(select(print_batches).where(print_batches.c.id == batch_id)).first()
         if batch is None:
@@ -554,7 +566,7 @@ def cards_to_manufacture(ctx: Context, principal: Principal, batch_id: int, now:
 def made_card_item(ctx: Context, principal: Principal, card_id: int) -> ManufactureItem:
     """What the chip of a card already made carries, with the serial and validity manufacture fixed (for a
     card made without a chip — ``mynacard demo``'s simulated bulk — whose chip is personalised later)."""
-    principal.require(Role.MANUFACTURER, *_OPERATORS)
+    principal.require(Role.MANUFACTURER, *PIPELINE_ROLES)
     with ctx.db.connect() as conn:
         r = conn.execute(select(cards.c.id, cards.c.card_serial, cards.c.resident_id, cards.c.municipality_code,
                                 cards.c.card_valid_until, cards.c.cert_valid_until, cards.c.wants_sign_cert,
@@ -576,7 +588,7 @@ def manufacture_batch(ctx: Context, principal: Principal, batch_id: int, now: da
     returns 0; several workers may share one batch. ``card_ids`` limits the chunk to those cards (the
     chips of which were personalised beforehand, see :func:`cards_to_manufacture`).
     """
-    principal.require(Role.MANUFACTURER, *_OPERATORS)
+    principal.require(Role.MANUFACTURER, *PIPELINE_ROLES)
     with ctx.transaction() as tx:
         conn = tx.conn
         batch = conn.execute(select(print_batches).where(print_batches.c.id == batch_id)).first()
@@ -595,7 +607,7 @@ def manufacture_batch(ctx: Context, principal: Principal, batch_id: int, now: da
                 conn.execute(update(print_batches).where(print_batches.c.id == batch_id)
                              .values(manufactured_at=now))
             return 0
-        rows = _rows(conn, ids, cards.c.id, cards.c.birth_date, cards.c.applied_at, cards.c.print_count,
+        rows = ledger.rows_by_id(conn, ids, cards.c.id, cards.c.birth_date, cards.c.applied_at, cards.c.print_count,
                      cards.c.municipality_code, cards.c.resident_id, cards.c.wants_sign_cert,
                      cards.c.wants_auth_cert)
         today = local_date(now)
@@ -611,136 +623,6 @@ def manufacture_batch(ctx: Context, principal: Principal, batch_id: int, now: da
                        now=now, values={"issued_on": today}, per_card={
                            "card_serial": serials, "card_valid_until": card_until, "cert_valid_until": cert_until})
     return len(ids)
-
-
-# --- shipping (発送) and receipt (到着確認) ----------------------------------------------------------------------
-
-def ship_cards(ctx: Context, principal: Principal, now: datetime, box_capacity: int = 200,
-               limit: int = 20000) -> list[int]:
-    """Pack manufactured cards into boxes per municipality, each with a manifest digest; returns box ids."""
-    principal.require(Role.MANUFACTURER, *_OPERATORS)
-    if not 1 <= box_capacity <= 10000:
-        raise InvalidInput("box capacity must be 1–10,000 cards")
-    with ctx.transaction() as tx:
-        conn = tx.conn
-        ids = ledger.claim(conn, S.MANUFACTURED, limit, order_by=[cards.c.municipality_code])
-        if not ids:
-            return []
-        by_muni: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        for r in _rows(conn, ids, cards.c.id, cards.c.municipality_code, cards.c.card_serial):
-            by_muni[r.municipality_code].append((r.id, r.card_serial))
-        packed = [(muni, members[j:j + box_capacity]) for muni, members in sorted(by_muni.items())
-                  for j in range(0, len(members), box_capacity)]
-        # All boxes in one INSERT and all their cards in one move: a stage of 20,000 cards for 1,741
-        # towns is a few statements, not two per box.
-        box_ids = list(conn.execute(insert(boxes).returning(boxes.c.id, sort_by_parameter_order=True), [
-            {"municipality_code": muni, "manufacturer": manufacturer_for(muni), "card_count": len(box),
-             "manifest_sha256": manifest_digest(s for _, s in box), "shipped_at": now}
-            for muni, box in packed]).scalars())
-        card_ids = [cid for _, box in packed for cid, _ in box]
-        card_boxes = [box_id for box_id, (_, box) in zip(box_ids, packed, strict=True) for _ in box]
-        ledger.advance(conn, card_ids, [S.MANUFACTURED], S.SHIPPED, actor=principal.subject, now=now,
-                       per_card={"box_id": card_boxes}, reasons=[f"box {b}" for b in card_boxes])
-    return box_ids
-
-
-def manifest_digest(serials: Any) -> str:
-    """SHA-256 of a box's sorted card serials, one per line: what the shipping manifest vouches for."""
-    return hashlib.sha256("\n".join(sorted(serials)).encode()).hexdigest()
-
-
-def box_manifest(ctx: Context, principal: Principal, box_id: int) -> dict[str, Any]:
-    """The shipping manifest of a box (発送明細): municipality, serials and digest."""
-    with ctx.db.connect() as conn:
-        box = conn.execute(select(boxes).where(boxes.c.id == box_id)).first()
-        if box is None or not principal.can_see_municipality(box.municipality_code):
-            raise NotFound("no such box")
-        serials = sorted(conn.execute(select(cards.c.card_serial).where(cards.c.box_id == box_id)).scalars())
-    return {"box_id": box_id, "municipality_code": box.municipality_code, "manufacturer": box.manufacturer,
-            "card_count": box.card_count, "serials": serials, "sha256": box.manifest_sha256,
-            "shipped_at": box.shipped_at.isoformat()}
-
-
-def unreceived_boxes(ctx: Context, principal: Principal, municipality_code: str | None = None) -> list[int]:
-    """Boxes shipped to the caller's municipality (or all, for national roles; or ``municipality_code``'s) not
-    yet checked in."""
-    query = select(boxes.c.id).where(boxes.c.received_at.is_(None)).order_by(boxes.c.id)
-    for code in {principal.municipality_scope(), municipality_code} - {None}:
-        query = query.where(boxes.c.municipality_code == code)
-    with ctx.db.connect() as conn:
-        return list(conn.execute(query).scalars())
-
-
-@dataclass(frozen=True)
-class ReceiptResult:
-    """How a box reconciled against its manifest."""
-
-    box_id: int
-    received: int
-    damaged: list[str]
-    missing: list[str]
-    unexpected: list[str]
-
-
-def receive_box(ctx: Context, principal: Principal, box_id: int, scanned: Sequence[str],
-                damaged: dict[str, str], now: datetime) -> ReceiptResult:
-    """Check a box in against its manifest (カード到着確認).
-
-    Scanned cards are received; damaged ones go back as defective (and are reprinted by the next print
-    order); cards on the manifest but not in the box are recorded as missing and stay shipped; serials in
-    the box but not on the manifest are recorded as unexpected. Checking the same box in again returns the
-    first result and changes nothing.
-    """
-    principal.require(*_MUNICIPAL)
-    for serial in [*scanned, *damaged]:
-        if not (isinstance(serial, str) and len(serial) == 13 and serial[0].isalpha() and serial[1:].isdigit()):
-            raise InvalidInput(f"not a card serial: {serial!r}")
-    for serial, reason in damaged.items():
-        if not reason.strip():
-            raise InvalidInput(f"damaged card {serial} needs a reason")
-    with ctx.transaction() as tx:
-        conn = tx.conn
-        query = select(boxes).where(boxes.c.id == box_id)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        box = conn.execute(query).first()
-        if box is None or not principal.can_see_municipality(box.municipality_code):
-            raise NotFound("no such box")
-        if box.received_at is not None:
-            return _stored_receipt(conn, box_id)
-        manifest = dict(conn.execute(select(cards.c.card_serial, cards.c.id).where(cards.c.box_id == box_id)).all())
-        scanned_set, damaged_set = set(scanned), set(damaged)
-        ok = [manifest[s] for s in scanned_set - damaged_set if s in manifest]
-        broken = sorted(damaged_set & set(manifest))
-        missing = sorted(set(manifest) - scanned_set - damaged_set)
-        unexpected = sorted((scanned_set | damaged_set) - set(manifest))
-        ledger.advance(conn, ok, [S.SHIPPED], S.RECEIVED, actor=principal.subject, now=now,
-                       reason=f"box {box_id}")
-        for serial in broken:
-            ledger.advance(conn, [manifest[serial]], [S.SHIPPED], S.DEFECTIVE, actor=principal.subject,
-                           now=now, reason=damaged[serial])
-        rows = ([{"box_id": box_id, "card_serial": s, "kind": "damaged", "reason": damaged[s], "at": now}
-                 for s in broken]
-                + [{"box_id": box_id, "card_serial": s, "kind": "missing", "reason": None, "at": now}
-                   for s in missing]
-                + [{"box_id": box_id, "card_serial": s, "kind": "unexpected", "reason": None, "at": now}
-                   for s in unexpected])
-        if rows:
-            conn.execute(insert(box_discrepancies), rows)
-        conn.execute(update(boxes).where(boxes.c.id == box_id).values(received_at=now,
-                                                                      received_by=principal.subject))
-    return ReceiptResult(box_id, len(ok), broken, missing, unexpected)
-
-
-def _stored_receipt(conn: Connection, box_id: int) -> ReceiptResult:
-    kinds: dict[str, list[str]] = defaultdict(list)
-    for serial, kind in conn.execute(select(box_discrepancies.c.card_serial, box_discrepancies.c.kind)
-                                     .where(box_discrepancies.c.box_id == box_id)):
-        kinds[kind].append(serial)
-    received = conn.execute(select(func.count()).select_from(card_events).where(
-        card_events.c.reason == f"box {box_id}", card_events.c.to_state == S.RECEIVED.value)).scalar_one()
-    return ReceiptResult(box_id, received, sorted(kinds["damaged"]), sorted(kinds["missing"]),
-                         sorted(kinds["unexpected"]))
 
 
 # --- single cards ------------------------------------------------------------------------------------------
@@ -793,7 +675,7 @@ def card_history(ctx: Context, principal: Principal, card_id: int) -> list[dict[
 def transition(ctx: Context, principal: Principal, card_id: int, target: CardState, reason: str | None,
                now: datetime, values: dict[str, Any] | None = None) -> CardView:
     """Move one card, checking role, scope and the lifecycle; an illegal move raises and changes nothing."""
-    principal.require(*_MUNICIPAL)
+    principal.require(*MUNICIPAL_ROLES)
     with ctx.transaction() as tx:
         query = _scoped(principal, select(cards).where(cards.c.id == card_id))
         if tx.conn.dialect.name == "postgresql":
@@ -840,62 +722,6 @@ def verify_ledger(ctx: Context) -> ledger.LedgerReport:
         return ledger.verify_ledger(conn)
 
 
-LEDGER_CHECKS_KEPT = 30
-"""How many ledger check results are kept (the newest)."""
-
-
-@dataclass(frozen=True)
-class LedgerCheck:
-    """One stored run of the ledger check (:func:`check_ledger`): its outcome and when it ran."""
-
-    checked_at: datetime
-    ok: bool
-    cards: int
-    events: int
-    problems: dict[str, list[int]]
-    """Each kind of damage found → a sample of the card (or box) ids; empty when ``ok``."""
-    actor: str
-
-
-def _problems(report: ledger.LedgerReport) -> dict[str, list[int]]:
-    found = {
-        "cards_whose_state_differs_from_last_event": report.cards_whose_state_differs_from_last_event,
-        "cards_with_broken_chains": report.cards_with_broken_chains,
-        "cards_with_duplicate_print_orders": report.cards_with_duplicate_print_orders,
-        "boxes_whose_manifest_differs_from_shipments": report.boxes_whose_manifest_differs_from_shipments,
-    }
-    out = {k: [int(i) for i in v] for k, v in found.items() if v}
-    if report.state_counts != report.last_event_counts:
-        out["state_counts_differ_from_last_events"] = []
-    return out
-
-
-def check_ledger(ctx: Context, principal: Principal, now: datetime) -> tuple[ledger.LedgerReport, LedgerCheck]:
-    """Run the ledger check (:func:`verify_ledger`, which reads every card event: a job — ``mynacard status`` —
-    never a page) and keep its result with the time it ran, for :func:`last_ledger_check`."""
-    principal.require(*_OPERATORS)
-    report = verify_ledger(ctx)
-    check = LedgerCheck(now, report.ok, report.cards, report.events, _problems(report), principal.subject)
-    with ctx.db.begin() as conn:
-        conn.execute(insert(ledger_checks).values(
-            checked_at=now, ok=check.ok, cards=check.cards, events=check.events,
-            problems=json.dumps(check.problems), actor=check.actor[:64]))
-        keep = select(ledger_checks.c.id).order_by(ledger_checks.c.id.desc()).limit(LEDGER_CHECKS_KEPT)
-        conn.execute(ledger_checks.delete().where(ledger_checks.c.id.not_in(keep.scalar_subquery())))
-    return report, check
-
-
-def last_ledger_check(ctx: Context) -> LedgerCheck | None:
-    """The newest stored ledger check, or None when it never ran. One row by primary key, whatever the number of
-    cards: what the public first page shows. Aggregates only (counts, and ids only when the ledger is broken)."""
-    with ctx.db.connect() as conn:
-        row = conn.execute(select(ledger_checks).order_by(ledger_checks.c.id.desc()).limit(1)).first()
-    if row is None:
-        return None
-    return LedgerCheck(row.checked_at, bool(row.ok), int(row.cards), int(row.events), json.loads(row.problems),
-                       row.actor)
-
-
 # --- reactions to registry events ---------------------------------------------------------------------------
 
 def void_pending_cards(conn: Connection, resident_id: int, reason: str, now: datetime,
@@ -905,174 +731,3 @@ def void_pending_cards(conn: Connection, resident_id: int, reason: str, now: dat
         cards.c.resident_id == resident_id, cards.c.state.in_([s.value for s in VOIDABLE]))).scalars())
     states = {CardState(s) for s in conn.execute(select(cards.c.state).where(cards.c.id.in_(ids))).scalars()}
     return ledger.advance(conn, ids, states, S.VOIDED, actor=actor, now=now, reason=reason)
-
-
-# --- aggregates for other parts (read-only: issuance plans, dashboards) -------------------------------------
-# Set-based, scoped by the caller like every read above; days and months are Japanese (JST) calendar days.
-
-def _aggregate_scope(principal: Principal, municipality_code: str | None) -> tuple[bool, str | None]:
-    """(anything visible, municipality filter): a clerk asking about another town sees nothing."""
-    scope = principal.municipality_scope()
-    if scope is not None and municipality_code is not None and municipality_code != scope:
-        return False, None
-    return True, scope or municipality_code
-
-
-def _jst_period(ctx: Context, column: Any, grain: str) -> Any:
-    """The JST day (``grain="day"``) or the first day of the JST month of a stored UTC moment, as a date."""
-    if ctx.db.is_postgres:
-        local = func.timezone("Asia/Tokyo", column)
-        return cast(func.date_trunc("month", local) if grain == "month" else local, Date)
-    # SQLite keeps UTC text; Japan has no daylight saving time, so +9 hours is exact.
-    if grain == "month":
-        return func.date(column, "+9 hours", "start of month", type_=Date)
-    return func.date(column, "+9 hours", type_=Date)
-
-
-def counts_by_application_month(ctx: Context, principal: Principal, states: Sequence[CardState],
-                                municipality_code: str | None = None) -> dict[str, dict[date, int]]:
-    """municipality code → first day of the JST month of application → cards now in one of ``states``.
-
-    With ``states`` = received and pre-issuance set this is a municipality's backlog (滞留分) by application
-    month; with the states before receipt, the cards still on their way.
-    """
-    visible, where = _aggregate_scope(principal, municipality_code)
-    if not visible or not states:
-        return {}
-    month = _jst_period(ctx, cards.c.applied_at, "month").label("month")
-    query = (select(cards.c.municipality_code, month, func.count())
-             .where(cards.c.state.in_([s.value for s in states]))
-             .group_by(cards.c.municipality_code, month))
-    if where is not None:
-        query = query.where(cards.c.municipality_code == where)
-    out: dict[str, dict[date, int]] = defaultdict(dict)
-    with ctx.db.connect() as conn:
-        for code, first_day, n in conn.execute(query):
-            out[code][first_day] = n
-    return dict(out)
-
-
-@dataclass(frozen=True)
-class TransitionCount:
-    """How many cards of one municipality entered a state during one JST day or month."""
-
-    municipality_code: str
-    state: CardState
-    period: date
-    """The JST day, or the first day of the JST month."""
-    daily: bool
-    count: int
-
-
-def transition_counts(ctx: Context, principal: Principal, states: Sequence[CardState], *,
-                      daily_since: date | None = None, since: date | None = None,
-                      municipality_code: str | None = None) -> list[TransitionCount]:
-    """Entries of cards into each of ``states`` by municipality and JST month — and, from ``daily_since``
-    on, by JST day instead. An entry is a move from another state: a re-notice (notice sent → notice sent) is
-    not counted again. ``since`` leaves out earlier events (a JST day)."""
-    visible, where = _aggregate_scope(principal, municipality_code)
-    if not visible or not states:
-        return []
-    day = _jst_period(ctx, card_events.c.at, "day")
-    by_day = (select(cards.c.municipality_code, card_events.c.to_state, day.label("day"),
-                     func.count().label("n"))
-              .select_from(card_events.join(cards, cards.c.id == card_events.c.card_id))
-              .where(card_events.c.to_state.in_([s.value for s in states]),
-                     card_events.c.from_state.is_distinct_from(card_events.c.to_state))
-              .group_by(cards.c.municipality_code, card_events.c.to_state, day))
-    if where is not None:
-        by_day = by_day.where(cards.c.municipality_code == where)
-    if since is not None:
-        by_day = by_day.where(day >= since)
-    days = by_day.subquery()
-    month: Any
-    if ctx.db.is_postgres:
-        month = cast(func.date_trunc("month", days.c.day), Date)
-    else:
-        month = func.date(days.c.day, "start of month", type_=Date)
-    if daily_since is not None:
-        is_daily = days.c.day >= daily_since
-        period = case((is_daily, days.c.day), else_=month).label("period")
-        daily = case((is_daily, literal(1)), else_=literal(0)).label("daily")
-    else:
-        period, daily = month.label("period"), literal(0).label("daily")
-    query = (select(days.c.municipality_code, days.c.to_state, period, daily, func.sum(days.c.n))
-             .group_by(days.c.municipality_code, days.c.to_state, period, daily))
-    # a national count hashes every card: on PostgreSQL let it do so in memory, for this transaction only
-    # (read connections run in autocommit, where SET LOCAL would not last to the query)
-    with ctx.db.begin() if ctx.db.is_postgres else ctx.db.connect() as conn:
-        if ctx.db.is_postgres:
-            conn.execute(text("SET LOCAL work_mem = '256MB'"))
-        rows = conn.execute(query).all()
-    return [TransitionCount(code, CardState(state), p if isinstance(p, date) else date.fromisoformat(p),
-                            bool(d), int(n)) for code, state, p, d, n in rows]
-
-
-def card_ids_in_states(ctx: Context, principal: Principal, municipality_code: str,
-                       states: Sequence[CardState], *, changed_before: datetime | None = None,
-                       limit: int = 1000) -> list[int]:
-    """Ids of a municipality's cards in ``states``, longest unchanged first (first in, first out)."""
-    visible, where = _aggregate_scope(principal, municipality_code)
-    if not visible or not states:
-        return []
-    query = (select(cards.c.id).where(cards.c.municipality_code == where,
-                                      cards.c.state.in_([s.value for s in states]))
-             .order_by(cards.c.updated_at, cards.c.id).limit(limit))
-    if changed_before is not None:
-        query = query.where(cards.c.updated_at <= changed_before)
-    with ctx.db.connect() as conn:
-        return list(conn.execute(query).scalars())
-
-
-# --- for the municipal office (office part): claims and reads inside the caller's transaction -------------
-
-@dataclass(frozen=True)
-class OfficeCard:
-    """A card as the municipal office handles it: the printed face, serial and dates (no individual number)."""
-
-    id: int
-    resident_id: int
-    municipality_code: str
-    state: CardState
-    card_serial: str | None
-    facts: BasicFacts
-    applied_at: datetime
-    updated_at: datetime
-    card_valid_until: date | None
-    wants_sign_cert: bool
-    wants_auth_cert: bool
-    issued_on: date | None = None
-    """The day the card was made (発行日), which decides whether it could carry a signing certificate."""
-
-
-def claim_in_municipality(conn: Connection, states: Sequence[CardState], municipality_code: str, limit: int, *,
-                          among: Any = None, excluding: Any = None,
-                          changed_before: datetime | None = None) -> list[int]:
-    """Lock (SKIP LOCKED on PostgreSQL) up to ``limit`` of a municipality's cards in ``states``, oldest change
-    first; ``among`` / ``excluding`` are optional subqueries of card ids to choose from / to leave alone (the
-    office's passed checks)."""
-    where: list[Any] = [cards.c.municipality_code == municipality_code]
-    if among is not None:
-        where.append(cards.c.id.in_(among))
-    if excluding is not None:
-        where.append(cards.c.id.not_in(excluding))
-    if changed_before is not None:
-        where.append(cards.c.updated_at <= changed_before)
-    return ledger.claim(conn, list(states), limit, where=where, order_by=[cards.c.updated_at])
-
-
-def states_of(conn: Connection, ids: Sequence[int]) -> dict[int, CardState]:
-    """The state of each of the cards ``ids`` that exists (only that column is read), inside the caller's
-    transaction."""
-    return {r.id: CardState(r.state) for r in _rows(conn, list(ids), cards.c.id, cards.c.state)}
-
-
-def office_cards(conn: Connection, ids: Sequence[int]) -> dict[int, OfficeCard]:
-    """The cards ``ids`` (those that exist) as the office sees them, read inside the caller's transaction."""
-    out: dict[int, OfficeCard] = {}
-    for r in _rows(conn, list(ids)):
-        out[r.id] = OfficeCard(r.id, r.resident_id, r.municipality_code, CardState(r.state), r.card_serial,
-                               BasicFacts(r.family_name, r.given_name, r.birth_date, Sex(r.sex), r.address),
-                               r.applied_at, r.updated_at, r.card_valid_until, r.wants_sign_cert,
-                               r.wants_auth_cert, r.issued_on)
-    return out

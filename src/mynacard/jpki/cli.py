@@ -71,8 +71,10 @@ def status(home: Path | None = HomeOption) -> None:
 def _parse_serial(text: str) -> int:
     try:
         return parse_serial(text)
-    except (InvalidInput, NotFound):
+    except InvalidInput:
         raise typer.BadParameter("a serial number in hexadecimal, as openssl prints it") from None
+    except NotFound:
+        raise typer.BadParameter("out of range: no certificate has a serial of 0 or over 63 bits") from None
 
 
 @app.command()
