@@ -21,13 +21,14 @@ from mynacard.db import any_of, bulk_insert
 __all__ = ["LedgerReport", "advance", "claim", "rehome", "rows_by_id", "verify_ledger"]
 
 _CHUNK = 5000
+_FETCH = 30_000  # ids per query: SQLite binds each (at most 32,766); PostgreSQL takes one array
 
 
 def rows_by_id(conn: Connection, ids: Sequence[int], *columns: Any) -> list[Any]:
     """Rows of the given cards in id order, fetched in chunks small enough for any driver."""
     out: list[Any] = []
-    for i in range(0, len(ids), 30000):
-        out.extend(conn.execute(select(*(columns or (cards,))).where(any_of(cards.c.id, ids[i:i + 30000]))))
+    for i in range(0, len(ids), _FETCH):
+        out.extend(conn.execute(select(*(columns or (cards,))).where(any_of(cards.c.id, ids[i:i + _FETCH]))))
     return sorted(out, key=lambda r: r.id)
 
 
