@@ -46,8 +46,8 @@ from mynacard.cards.model import validity
 from mynacard.cards.personalisation import CardHolder
 from mynacard.clock import local_date
 from mynacard.context import Context
+from mynacard.jpki import authorities, service, verifiers
 from mynacard.jpki import crl as crl_codec
-from mynacard.jpki import service, verifiers
 from mynacard.jpki.model import CaKind, Purpose, RevocationReason, VerifierKind
 from mynacard.jpki.tables import jpki_authorities, jpki_certificates
 from mynacard.migrate import upgrade
@@ -475,7 +475,7 @@ def bench_crl(workdir: Path, url: str | None, entries: int, delta_entries: int) 
     # the peer: openssl ca -gencrl over an index of the same revocations, signed with the same CA key
     folder = workdir / "crl-files"
     folder.mkdir()
-    signer = service._ca_signer(ctx, None, ca)
+    signer = authorities.ca_signer(ctx, None, ca)
     (folder / "ca.key").write_bytes(signer._key.private_bytes(  # bench only
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     os.chmod(folder / "ca.key", 0o600)

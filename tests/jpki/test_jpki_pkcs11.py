@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from mynacard.context import Context
-from mynacard.jpki import keys, service
+from mynacard.jpki import authorities, keys, service
 from mynacard.jpki.model import CaKind
 from tests.conftest import NOW, require
 from tests.jpki.support import CLERK, OPERATOR, Town, openssl
@@ -88,7 +88,7 @@ def test_cas_generated_in_the_token_issue_certificates_and_crls_openssl_accepts(
 def test_without_the_token_configured_a_token_key_is_refused_clearly(
         ctx: Context, hsm_env: keys.Pkcs11Config, monkeypatch: pytest.MonkeyPatch) -> None:
     service.ensure_authorities(ctx, OPERATOR, NOW)
-    service._SIGNERS.clear()  # a new process: nothing cached
+    authorities._SIGNERS.clear()  # a new process: nothing cached
     monkeypatch.delenv("MYNACARD_JPKI_PKCS11_MODULE")
     with pytest.raises(keys.Pkcs11Error, match="PKCS#11"):
         service.publish_crls(ctx, OPERATOR, NOW, force=True)

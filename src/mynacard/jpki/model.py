@@ -18,16 +18,20 @@ from functools import lru_cache
 
 from mynacard.clock import JST
 from mynacard.errors import InvalidInput, NotFound
+from mynacard.principal import Role
 from mynacard.registry.model import BasicFacts, add_years, age_on, nth_birthday_after
 
 __all__ = [
     "ADDRESS_MAX_CHARS",
     "CHALLENGE_BYTES",
     "CHALLENGE_TTL",
+    "ISSUER_ROLES",
+    "OPERATOR_ROLES",
     "PREFECTURES_ROMAN",
     "ROOT_VALIDITY_YEARS",
     "SIGN_CERT_MIN_AGE",
     "SUBSTITUTE_CHARACTER",
+    "WINDOW_ROLES",
     "CaKind",
     "CertificateStatus",
     "CrlSchedule",
@@ -63,6 +67,15 @@ RENEWAL_WINDOW = timedelta(days=92)
 
 SIGN_CERT_MIN_AGE = 15
 """No signing certificate for under-15s (reference §2, municipal pages)."""
+
+ISSUER_ROLES = (Role.MANUFACTURER, Role.OPERATOR, Role.SYSTEM)
+"""Who issues at manufacture: the manufacturer's run, the operator, system jobs."""
+
+WINDOW_ROLES = (Role.CLERK, Role.SUPERVISOR, Role.OPERATOR, Role.SYSTEM)
+"""Who acts on a card's certificates at the window (scoped to the town for clerks and supervisors)."""
+
+OPERATOR_ROLES = (Role.OPERATOR, Role.SYSTEM)
+"""The CA's own acts: creating generations, rollover, CRLs, pre-signing."""
 
 ADDRESS_MAX_CHARS = 200
 """The address otherName holds at most 200 characters (reference §3.3)."""

@@ -34,7 +34,7 @@ from mynacard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mynacard.jpki import profiles, service
 from mynacard.jpki import relying_party as rp
 from mynacard.jpki.config import jpki_settings
-from mynacard.jpki.model import CHALLENGE_BYTES, CHALLENGE_TTL, CaKind, Purpose, VerifierKind
+from mynacard.jpki.model import CHALLENGE_BYTES, CHALLENGE_TTL, OPERATOR_ROLES, CaKind, Purpose, VerifierKind
 from mynacard.jpki.relying_party import RevocationInfo
 from mynacard.jpki.tables import (
     jpki_certificates,
@@ -77,7 +77,7 @@ __all__ = [
     "verifier_of",
 ]
 
-_OPERATORS = (Role.OPERATOR, Role.SYSTEM)
+
 _INTERNAL = (Role.OPERATOR, Role.SYSTEM, Role.KIOSK)
 """J-LIS itself and the services it runs (Mynaportal, the kiosk certificate issuance centre)."""
 
@@ -122,7 +122,7 @@ def register_verifier(ctx: Context, principal: Principal, name: str, kind: Verif
     API account; returns the verifier and its API key (shown once). One transaction: the account, its key and
     the registration are written together or not at all — an account name or a client certificate already
     registered is a :class:`~mynacard.errors.Conflict` (409) that leaves nothing behind."""
-    principal.require(*_OPERATORS)
+    principal.require(*OPERATOR_ROLES)
     try:
         kind = VerifierKind(kind)
         wanted = frozenset(Purpose(p) for p in purposes)
@@ -157,7 +157,7 @@ def register_verifier(ctx: Context, principal: Principal, name: str, kind: Verif
 
 def set_suspended(ctx: Context, principal: Principal, verifier_id: int, suspended: bool, now: datetime) -> Verifier:
     """Suspend a verifier (it receives nothing more) or reinstate it."""
-    principal.require(*_OPERATORS)
+    principal.require(*OPERATOR_ROLES)
     with ctx.db.begin() as conn:
         done = conn.execute(update(jpki_verifiers).where(jpki_verifiers.c.id == verifier_id)
                             .values(suspended_at=now if suspended else None)).rowcount
@@ -172,7 +172,7 @@ def set_suspended(ctx: Context, principal: Principal, verifier_id: int, suspende
 
 
 def list_verifiers(ctx: Context, principal: Principal) -> list[Verifier]:
-    principal.require(*_OPERATORS)
+    principal.require(*OPERATOR_ROLES)
     with ctx.db.connect() as conn:
         return [_verifier(r) for r in conn.execute(select(jpki_verifiers).order_by(jpki_verifiers.c.id))]
 
@@ -512,7 +512,7 @@ def queries(ctx: Context, principal: Principal, verifier_id: int | None = None, 
     """The query log: the operator sees everyone's (refusals included), a verifier its own."""
     flush_query_log(ctx)
     query = select(jpki_verifier_queries).order_by(jpki_verifier_queries.c.id.desc()).limit(min(limit, 5000))
-    if principal.role in _OPERATORS:
+    if principal.role in OPERATOR_ROLES:
         if verifier_id is not None:
             query = query.where(jpki_verifier_queries.c.verifier_id == verifier_id)
     else:
@@ -728,7 +728,7 @@ class ServiceStatusSource:
         self.ctx = ctx
         self.principal = principal
         verifier = verifier_of(ctx, principal)
-        self.may_receive_facts = principal.role in _OPERATORS or (
+        self.may_receive_facts = principal.role in OPERATOR_ROLES or (
             verifier is not None and verifier.may_receive_facts)
 
     def status(self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> RevocationInfo:
