@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mynacard.calendar import is_year_end_closure
 from mynacard.clock import JST
 from mynacard.errors import Conflict, InvalidInput
 from mynacard.kiosk.model import (
@@ -28,7 +29,6 @@ from mynacard.kiosk.model import (
     check_service_hours,
     check_session_transition,
     fiscal_year_available,
-    is_year_end_closure,
     wareki,
 )
 from mynacard.registry.model import BasicFacts, Resident, ResidentStatus, Sex

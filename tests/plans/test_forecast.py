@@ -7,9 +7,10 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
+from mynacard.calendar import business_days
 from mynacard.errors import InvalidInput
 from mynacard.plans.forecast import DayObservation, ForecastInputs, ForecastStatus, WhatIf, forecast
-from mynacard.plans.model import Means, Month, Site, business_days, daily_capacity
+from mynacard.plans.model import Means, Month, Site, daily_capacity
 
 MEANS = Means((Site("本庁", terminals=1, staff=2),))  # 35 a weekday, terminal-limited (staff 52)
 AS_OF = date(2016, 6, 14)

@@ -10,13 +10,14 @@ from datetime import date, datetime, time, timedelta
 
 import numpy as np
 
+from mynacard.calendar import business_days
 from mynacard.cards import service as cards
 from mynacard.cards.model import CardState
 from mynacard.clock import JST
 from mynacard.context import Context
 from mynacard.plans import service
 from mynacard.plans.forecast import ForecastStatus, WhatIf
-from mynacard.plans.model import Means, Month, Site, business_days
+from mynacard.plans.model import Means, Month, Site
 from mynacard.principal import Principal, Role
 from mynacard.sim.population import seed_population
 from tests.helpers import notify, receive_at

@@ -8,6 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mynacard.calendar import (
+    business_days,
+    is_government_business_day,
+    is_year_end_closure,
+    public_holiday_name,
+    week_of_month,
+)
 from mynacard.errors import InvalidInput
 from mynacard.plans.forecast import capacity_array
 from mynacard.plans.model import (
@@ -18,14 +25,9 @@ from mynacard.plans.model import (
     PlanInputs,
     Site,
     SiteKind,
-    business_days,
     daily_capacity,
-    is_government_business_day,
-    is_year_end_closure,
     parse_target,
     plan_figures,
-    public_holiday_name,
-    week_of_month,
 )
 
 # 2016's national holidays as the Cabinet Office published them (国民の祝日), typed here independently of

@@ -7,11 +7,12 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
+from mynacard.calendar import business_days
 from mynacard.clock import JST
 from mynacard.context import Context
 from mynacard.errors import Forbidden, InvalidInput
 from mynacard.plans import service
-from mynacard.plans.model import Means, Month, Site, business_days
+from mynacard.plans.model import Means, Month, Site
 from mynacard.principal import Principal, Role
 from mynacard.sim.population import seed_population
 from tests.helpers import notify, receive_at

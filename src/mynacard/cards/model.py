@@ -18,6 +18,7 @@ from mynacard.principal import Role
 from mynacard.registry.model import age_on, nth_birthday_after
 
 __all__ = [
+    "CERT_YEARS",
     "TRANSITIONS",
     "AbolitionReason",
     "ApplicationId",
@@ -198,9 +199,15 @@ def card_expiry(birth_date: date, issued_on: date, applied_on: date) -> date:
     return nth_birthday_after(birth_date, issued_on, years)
 
 
-def certificate_expiry(birth_date: date, issued_on: date, card_expires: date) -> date:
-    """Both JPKI certificates: to the 5th birthday after issuance, never past the card."""
-    return min(nth_birthday_after(birth_date, issued_on, 5), card_expires)
+CERT_YEARS = 5
+"""Both JPKI certificates run to the 5th birthday after issuance (reference §3.6)."""
+
+
+def certificate_expiry(birth_date: date, issued_on: date, card_expires: date, *, renewing: bool = False) -> date:
+    """The one rule for the last day of both JPKI certificates: to the 5th birthday after issuance (the 6th
+    when renewing a certificate within its last three months), never past the card. ``jpki.model`` adds the
+    limits of the CA and of the holder's authentication certificate."""
+    return min(nth_birthday_after(birth_date, issued_on, CERT_YEARS + (1 if renewing else 0)), card_expires)
 
 
 @dataclass(frozen=True)

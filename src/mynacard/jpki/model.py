@@ -16,10 +16,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
 
+from mynacard.cards.model import CERT_YEARS, certificate_expiry
 from mynacard.clock import JST
 from mynacard.errors import InvalidInput, NotFound
 from mynacard.principal import Role
-from mynacard.registry.model import BasicFacts, add_years, age_on, nth_birthday_after
+from mynacard.registry.model import BasicFacts, add_years, age_on
 
 __all__ = [
     "ADDRESS_MAX_CHARS",
@@ -58,9 +59,6 @@ __all__ = [
 
 ROOT_VALIDITY_YEARS = 10
 """The real roots are valid for ten years (2015-10-20 → 2025-10-19, 2023-07-16 → 2033-07-15)."""
-
-CERT_YEARS = 5
-"""Both certificates run to the 5th birthday after issuance (reference §3.6)."""
 
 RENEWAL_WINDOW = timedelta(days=92)
 """Renewed within the last three months before expiry → to the 6th birthday instead (reference §3.6)."""
@@ -230,10 +228,8 @@ def certificate_not_after(*, birth_date: date, issued_at: datetime, card_valid_u
     Expressed as the end of that JST day.
     """
     issued_on = issued_at.astimezone(JST).date()
-    years = CERT_YEARS
-    if previous_not_after is not None and issued_at <= previous_not_after <= issued_at + RENEWAL_WINDOW:
-        years += 1
-    day = min(nth_birthday_after(birth_date, issued_on, years), card_valid_until)
+    renewing = previous_not_after is not None and issued_at <= previous_not_after <= issued_at + RENEWAL_WINDOW
+    day = certificate_expiry(birth_date, issued_on, card_valid_until, renewing=renewing)
     if requested_until is not None:
         day = min(day, requested_until)
     limits = [end_of_jst_day(day), ca_not_after]

@@ -20,6 +20,7 @@ from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+from mynacard.calendar import is_year_end_closure
 from mynacard.clock import JST
 from mynacard.errors import Conflict, Forbidden, InvalidInput
 from mynacard.registry.model import Resident, ResidentStatus, age_on
@@ -51,7 +52,6 @@ __all__ = [
     "check_service_hours",
     "check_session_transition",
     "fiscal_year_available",
-    "is_year_end_closure",
     "wareki",
 ]
 
@@ -371,11 +371,6 @@ def _jst(now: datetime) -> datetime:
     if now.tzinfo is None:
         raise ValueError("naive datetime: pass an aware time")
     return now.astimezone(JST)
-
-
-def is_year_end_closure(day: date) -> bool:
-    """12/29–1/3: the year-end closure (年末年始)."""
-    return (day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 3)
 
 
 def check_service_hours(now: datetime, maintenance_days: Iterable[date] = ()) -> None:

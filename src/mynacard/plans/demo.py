@@ -10,19 +10,14 @@ from datetime import date, datetime, time, timedelta
 
 from rich.console import Console
 
+from mynacard.calendar import business_days, is_government_business_day
 from mynacard.cards import service as cards
 from mynacard.cards.model import CardState
 from mynacard.clock import JST
 from mynacard.context import Context
 from mynacard.office import demo as office
 from mynacard.plans import service
-from mynacard.plans.model import (
-    Means,
-    Month,
-    Site,
-    business_days,
-    is_government_business_day,
-)
+from mynacard.plans.model import Means, Month, Site
 from mynacard.principal import Principal
 from mynacard.window.demo import collect_at_window
 

@@ -28,20 +28,15 @@ from functools import lru_cache
 
 import numpy as np
 
-from mynacard.errors import InvalidInput
-from mynacard.plans.model import (
-    EVERY_WEEK,
-    Means,
-    Month,
-    Site,
-    SiteKind,
+from mynacard.calendar import (
     business_days,
-    daily_capacity,
     is_government_business_day,
     is_year_end_closure,
     public_holiday_name,
     week_of_month,
 )
+from mynacard.errors import InvalidInput
+from mynacard.plans.model import EVERY_WEEK, Means, Month, Site, SiteKind, daily_capacity
 
 __all__ = ["DayObservation", "Forecast", "ForecastInputs", "ForecastStatus", "PathPoint", "WhatIf",
            "capacity_array", "forecast"]

@@ -1,5 +1,5 @@
-"""Issuance plans (マイナンバーカード交付計画) as a pure model: months, the government calendar, the means of
-a municipal window and the capacity they give, and the figures of a plan (deck p.7–10).
+"""Issuance plans (マイナンバーカード交付計画) as a pure model: months, the means of a municipal window and the
+capacity they give, and the figures of a plan (deck p.7–10). Open days are counted by :mod:`mynacard.calendar`.
 
 No I/O and no clock: the plan's day comes in as ``as_of``. A plan says by which month a municipality will
 have sent the issuance notices (交付通知書) for its backlog of cards (滞留分), the cards per day that takes
@@ -22,8 +22,12 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-import holidays
-
+from mynacard.calendar import (
+    business_days,
+    is_year_end_closure,
+    public_holiday_name,
+    week_of_month,
+)
 from mynacard.errors import InvalidInput
 
 __all__ = [
@@ -37,15 +41,10 @@ __all__ = [
     "PlanInputs",
     "Site",
     "SiteKind",
-    "business_days",
     "daily_capacity",
     "format_target",
-    "is_government_business_day",
-    "is_year_end_closure",
     "parse_target",
     "plan_figures",
-    "public_holiday_name",
-    "week_of_month",
 ]
 
 
@@ -116,39 +115,6 @@ def parse_target(text: str) -> Month | None:
 
 def format_target(target: Month | None) -> str:
     return "done" if target is None else str(target)
-
-
-# --- the government calendar (行政機関の休日) ---------------------------------------------------------------
-
-@lru_cache(maxsize=64)
-def _holidays(year: int) -> dict[date, str]:
-    return dict(holidays.Japan(years=year, language="ja").items())
-
-
-def public_holiday_name(day: date) -> str | None:
-    """The national holiday on ``day`` (国民の祝日, 振替休日, 国民の休日), or None."""
-    return _holidays(day.year).get(day)
-
-
-def is_year_end_closure(day: date) -> bool:
-    """12/29–1/3: government offices are closed (年末年始, 行政機関の休日に関する法律 第1条)."""
-    return (day.month == 12 and day.day >= 29) or (day.month == 1 and day.day <= 3)
-
-
-def is_government_business_day(day: date) -> bool:
-    """A weekday that is neither a national holiday nor in the year-end closure."""
-    return day.weekday() < 5 and not is_year_end_closure(day) and public_holiday_name(day) is None
-
-
-def business_days(first: date, last: date) -> list[date]:
-    """Government business days from ``first`` to ``last`` inclusive."""
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)
-            if is_government_business_day(first + timedelta(days=i))]
-
-
-def week_of_month(day: date) -> int:
-    """1 for the first such weekday of the month (第1土曜日), … up to 5."""
-    return (day.day - 1) // 7 + 1
 
 
 # --- the means of a window (実施体制) -----------------------------------------------------------------------

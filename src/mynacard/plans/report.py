@@ -18,7 +18,8 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
-from mynacard.plans.model import Means, Month, business_days
+from mynacard.calendar import business_days
+from mynacard.plans.model import Means, Month
 
 __all__ = [
     "ClearedRow",

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from mynacard.calendar import is_government_business_day
 from mynacard.cards import service as cards
 from mynacard.cards.model import CardState
 from mynacard.clock import local_date
@@ -33,14 +34,7 @@ from mynacard.context import Context
 from mynacard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mynacard.plans import csvfiles
 from mynacard.plans.forecast import DayObservation, Forecast, ForecastInputs, WhatIf, forecast
-from mynacard.plans.model import (
-    Means,
-    Month,
-    PlanFigures,
-    PlanInputs,
-    is_government_business_day,
-    plan_figures,
-)
+from mynacard.plans.model import Means, Month, PlanFigures, PlanInputs, plan_figures
 from mynacard.plans.report import NationalReport, PublishedPlan, national_report
 from mynacard.plans.tables import (
     plan_actuals,
