@@ -22,7 +22,8 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from mynacard.kiosk import antiforgery, fonts, pdf, seal, signing
+from mynacard import fonts
+from mynacard.kiosk import antiforgery, pdf, seal, signing
 from mynacard.kiosk.model import DocumentContent, DocumentKind, Field, Section
 from tests.conftest import NOW, require
 

@@ -9,8 +9,9 @@ import sys
 import pytest
 from fastapi.testclient import TestClient
 
+from mynacard import fonts
 from mynacard.context import Context
-from mynacard.kiosk import api, fonts, pdf, warm
+from mynacard.kiosk import api, pdf, warm
 from mynacard.web.app import create_app
 
 
@@ -27,7 +28,7 @@ def test_the_app_runs_each_parts_warm_up_before_it_answers(sqlite_ctx: Context,
 
 
 def test_warming_up_builds_the_shared_parts_in_a_fresh_process() -> None:
-    script = ("from mynacard.kiosk import fonts, pdf, warm\n"
+    script = ("from mynacard import fonts\nfrom mynacard.kiosk import pdf, warm\n"
               "before = pdf._furniture.cache_info().currsize, fonts.register_pdf_fonts.cache_info().currsize\n"
               "assert warm.warm_up() is True\n"
               "print(before, (pdf._furniture.cache_info().currsize, fonts.register_pdf_fonts.cache_info().currsize))")

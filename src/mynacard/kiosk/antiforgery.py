@@ -21,7 +21,7 @@ from functools import cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from mynacard.kiosk.fonts import font_path
+from mynacard.fonts import font_path
 
 __all__ = [
     "COPY_VOID_TILE",

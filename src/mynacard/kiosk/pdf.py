@@ -24,8 +24,8 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen.canvas import Canvas
 
 from mynacard import qr
+from mynacard.fonts import Verbatim, compressed_stream, register_pdf_fonts, start_document
 from mynacard.kiosk.antiforgery import COPY_VOID_TILE, LATENT_SIZE, copy_void_operators, latent_operators
-from mynacard.kiosk.fonts import Verbatim, compressed_stream, register_pdf_fonts, start_document
 from mynacard.kiosk.model import DocumentContent, kanji_digits, wareki
 from mynacard.kiosk.signing import SignatureSlot
 
@@ -74,7 +74,7 @@ _LATENT = "偽造防止検出画像（潜像）"
 def _fixed_text(content: DocumentContent) -> dict[str, str]:
     """The body text that every certificate of this municipality, kind and options carries on the day (labels,
     notes, the certifying sentence, the date; not the residents' data): its glyphs are laid out and compressed
-    once (:func:`mynacard.kiosk.fonts.start_document`). A label with a digit holds a resident's date (戸籍の附票)
+    once (:func:`mynacard.fonts.start_document`). A label with a digit holds a resident's date (戸籍の附票)
     and is left out, so that the text stays the same for every resident. The headings (Gothic) have a dozen
     glyphs or so and are subset per document: a fixed subset of their own costs as much to write."""
     labels = "".join(f.label for section in content.sections for f in section.fields

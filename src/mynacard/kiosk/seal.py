@@ -15,7 +15,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from mynacard.kiosk.fonts import font_path
+from mynacard.fonts import font_path
 
 __all__ = ["municipal_seal_png", "official_seal_text", "on_paper_jpeg", "resident_seal_png"]
 

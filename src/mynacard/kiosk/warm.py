@@ -14,8 +14,8 @@ import logging
 from datetime import UTC, date, datetime
 from functools import cache
 
+from mynacard.fonts import FontMissing
 from mynacard.kiosk import pdf, seal, signing
-from mynacard.kiosk.fonts import FontMissing
 from mynacard.kiosk.model import DocumentContent, DocumentId, DocumentKind, Field, RequestId, Section
 
 __all__ = ["warm_up"]

@@ -1,5 +1,5 @@
 """The issuance notice postcard (交付通知書) as a PDF: A6 (postcard size), Japanese, set in the IPAex fonts that
-:mod:`mynacard.kiosk.fonts` finds and registers, with a QR code (:mod:`mynacard.qr`) carrying the booking link with the
+:mod:`mynacard.fonts` finds and registers, with a QR code (:mod:`mynacard.qr`) carrying the booking link with the
 notice number. The individual number is never on it (it is not even passed in: :class:`NoticePrint`)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen.canvas import Canvas
 
 from mynacard import qr
-from mynacard.kiosk.fonts import register_pdf_fonts
+from mynacard.fonts import register_pdf_fonts
 from mynacard.office.model import format_notice_number
 from mynacard.office.service import NoticePrint
 

@@ -1,4 +1,5 @@
-"""The IPAex fonts (Debian's fonts-ipaexfont) that every certificate embeds.
+"""The IPAex fonts (Debian's fonts-ipaexfont) that every printed document embeds (the kiosk's certificates, the
+office's notices).
 
 The files are looked up under ``/usr/share/fonts`` (or ``MYNACARD_FONT_DIR``) by name, never shipped with the
 package; a missing font is a clear configuration error, not a silent fallback to a font without Japanese.
