@@ -1,6 +1,7 @@
 """The municipal issuance office (市区町村の交付窓口) as a pure model: notice numbers, the rules of notices,
-pickup deadlines and destruction, appointment slots made from staffed counters, the staged-mailing limit and
-the expected wait. No I/O and no clock: every function takes the day or moment it is about.
+pickup deadlines and destruction, appointment slots made from staffed counters, the rule of a bookable slot
+(:func:`slot_refusal`), the staged-mailing limit and the expected wait. No I/O and no clock: every function
+takes the day or moment it is about.
 
 Rules from reference/operations-and-incidents.md §1.5: the notice (交付通知書) states a pickup deadline of
 about three months; after it a re-notice (再通知) follows; an uncollected card is destroyed once the re-notice
@@ -14,10 +15,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any, Protocol
 
 from mynacard.errors import InvalidInput
 
 __all__ = [
+    "BOOKABLE_KIND",
+    "BOOKING_HORIZON_DAYS",
     "NOTICE_ALPHABET",
     "PICKUP_DAYS",
     "RETENTION_DAYS",
@@ -26,7 +30,9 @@ __all__ = [
     "NoticeCard",
     "NoticeState",
     "SiteKind",
+    "SlotFacts",
     "SlotPlan",
+    "SlotRefusal",
     "destruction_due",
     "expected_wait_minutes",
     "format_notice_number",
@@ -36,6 +42,8 @@ __all__ = [
     "parse_notice_number",
     "pickup_deadline",
     "plan_slots",
+    "slot_refusal",
+    "slot_requirements",
 ]
 
 NOTICE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -76,6 +84,8 @@ class CounterKind(StrEnum):
 
 VISIT_MINUTES = {CounterKind.DOCUMENT_CHECK: 10, CounterKind.ISSUANCE: 15}
 """How long one resident takes at each kind of counter."""
+BOOKABLE_KIND = CounterKind.ISSUANCE
+"""Residents book the issuance counters (they hold the terminals); the document checks are not booked."""
 
 
 class NoticeState(StrEnum):
@@ -202,6 +212,65 @@ def plan_slots(day: date, start: time, end: time, staff: int, counters: dict[Cou
                 out.append(SlotPlan(kind, moment, moment + timedelta(minutes=slot_minutes), capacity))
         moment += timedelta(minutes=slot_minutes)
     return out
+
+
+# --- the bookable-slot rule (予約できる枠) -----------------------------------------------------------------------
+
+class SlotRefusal(StrEnum):
+    """Why a slot cannot be booked, in the order :func:`slot_requirements` checks."""
+
+    ELSEWHERE = "elsewhere"
+    """Not a slot of the kind asked for at the resident's municipality's windows."""
+    BEGUN = "begun"
+    """The slot has already begun (or is over)."""
+    NOT_YET_OPEN = "not_yet_open"
+    """Beyond the booking horizon: bookings open ``BOOKING_HORIZON_DAYS`` days ahead."""
+    FULL = "full"
+    """Every place of the slot is taken."""
+
+
+class SlotFacts(Protocol):
+    """What the rule reads of a slot: a row of the slot table, or that table's columns (then every requirement
+    is an SQL condition)."""
+
+    @property
+    def municipality_code(self) -> Any: ...
+    @property
+    def kind(self) -> Any: ...
+    @property
+    def starts_at(self) -> Any: ...
+    @property
+    def capacity(self) -> Any: ...
+    @property
+    def booked(self) -> Any: ...
+
+
+def slot_requirements(slot: SlotFacts, municipality_code: str, now: datetime, kind: CounterKind = BOOKABLE_KIND,
+                      horizon_days: int = BOOKING_HORIZON_DAYS) -> list[tuple[SlotRefusal, Any]]:
+    """The bookable-slot rule, written once: what must hold of ``slot`` for a resident of ``municipality_code``
+    to book it at ``now``, each with the refusal when it does not, in the order they are checked.
+
+    Given a slot's values, each requirement is a bool (:func:`slot_refusal` reads them). Given the slot table's
+    columns, each is an SQL condition: the office lists slots and takes a place with them in its WHERE (the
+    guarded UPDATE's ``booked < capacity`` lets the last place be taken once), so what the database lets
+    through and why a refusal says no never disagree. Hence only ``==``, ``<``, ``<=``, ``>`` and ``&``: they
+    mean the same on values and on columns."""
+    return [
+        (SlotRefusal.ELSEWHERE, (slot.municipality_code == municipality_code) & (slot.kind == kind.value)),
+        (SlotRefusal.BEGUN, slot.starts_at > now),
+        (SlotRefusal.NOT_YET_OPEN, slot.starts_at <= now + timedelta(days=horizon_days)),
+        (SlotRefusal.FULL, slot.booked < slot.capacity),
+    ]
+
+
+def slot_refusal(slot: SlotFacts, municipality_code: str, now: datetime, kind: CounterKind = BOOKABLE_KIND,
+                 horizon_days: int = BOOKING_HORIZON_DAYS) -> SlotRefusal | None:
+    """Why a resident of ``municipality_code`` cannot book ``slot`` at ``now`` (the first requirement of
+    :func:`slot_requirements` it fails), or None when it can be booked."""
+    for refusal, holds in slot_requirements(slot, municipality_code, now, kind, horizon_days):
+        if not holds:
+            return refusal
+    return None
 
 
 def mailing_allowance(issuance_capacity_in_horizon: int, outstanding: int) -> int:
