@@ -47,7 +47,7 @@ from measure import (
 )
 from mynacard.accounts import service as accounts
 from mynacard.bootstrap import build_context
-from mynacard.kiosk import municipal, pdf, seal, signing
+from mynacard.kiosk import demo, municipal, municipal_keys, pdf, seal, signing
 from mynacard.kiosk.model import DocumentId, DocumentKind, DocumentOptions, RequestId
 from mynacard.kiosk.terminal import HttpCentreClient, KioskTerminal, MemoryPrinter, VirtualReader
 from mynacard.kiosk.testing import TestJpki
@@ -99,7 +99,7 @@ def _split(ctx: object, jpki: TestJpki, rounds: int = 40) -> dict[str, float]:
     seal_jpeg = seal.on_paper_jpeg(seal.municipal_seal_png("千代田区"))
     slot = signing.SignatureSlot("bench", "bench", NOW)
     with c.db.connect() as conn:  # type: ignore[attr-defined]
-        signer = municipal._signer(c, conn, "131016", NOW)  # type: ignore[arg-type]
+        signer = municipal_keys.signer(c, conn, "131016", NOW)  # type: ignore[arg-type]
     pdf.render(content, document_id=DocumentId.new(), request_id=RequestId.new(), holder_ref="0" * 32,
                verify_url="http://x/kiosk/verify/X", seal_jpeg=seal_jpeg, signature=slot)
     t = time.perf_counter()
@@ -151,7 +151,7 @@ def main() -> None:
         ids = registry.register_residents(ctx, SYSTEM, list(generate_residents(town, args.residents, NOW.date(), 3)),
                                           NOW)
         municipal.configure(ctx, SYSTEM, "131016", NOW)
-        municipal.seed_records(ctx, SYSTEM, "131016", NOW)
+        demo.seed_records(ctx, SYSTEM, "131016", NOW)
         people = registry.residents_by_id(ctx, SYSTEM, ids)
         adults = [r for r in people.values() if r.age_on(NOW.date()) >= 18][: args.kiosks]
         jpki = TestJpki(NOW)

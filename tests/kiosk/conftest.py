@@ -13,7 +13,7 @@ import pytest
 
 from mynacard import installation
 from mynacard.context import Context
-from mynacard.kiosk import municipal
+from mynacard.kiosk import demo, municipal
 from mynacard.kiosk.centre import Centre, LocalGateway
 from mynacard.kiosk.testing import SoftwareCard, TestJpki
 from mynacard.principal import Principal, Role
@@ -59,7 +59,7 @@ def seed_town(ctx: Context, n: int = 40, code: str = CHIYODA, seed: int = 7, now
     mark_demo(ctx, now)
     ids = make_residents(ctx, n, now, code, seed=seed)
     municipal.configure(ctx, SYSTEM, code, now)
-    municipal.seed_records(ctx, SYSTEM, code, now, seed=seed, seal_share=1.0, support_share=support_share)
+    demo.seed_records(ctx, SYSTEM, code, now, seed=seed, seal_share=1.0, support_share=support_share)
     people = registry.residents_by_id(ctx, SYSTEM, ids)
     return Town(code, ids, people)
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from mynacard import installation
 from mynacard.bootstrap import build_context
 from mynacard.context import Context
-from mynacard.kiosk import municipal, pdf, signing
+from mynacard.kiosk import demo, pdf, signing
 from mynacard.kiosk.chip_card import make_resident_card
 from mynacard.kiosk.demo_guard import DemoOnly
 from mynacard.kiosk.service import clock_from_env
@@ -109,7 +109,7 @@ def test_a_real_installation_refuses_the_demonstrations_records_cards_and_clock(
     assert _rows(ctx) == before
     # the service functions refuse on their own, whoever calls them
     with pytest.raises(DemoOnly):
-        municipal.seed_records(ctx, SYSTEM, CHIYODA, NOW)
+        demo.seed_records(ctx, SYSTEM, CHIYODA, NOW)
     with pytest.raises(DemoOnly):
         make_resident_card(ctx, SYSTEM, ids[0], "1234", NOW)
     with pytest.raises(DemoOnly):
@@ -127,4 +127,4 @@ def test_a_real_installation_refuses_the_demonstrations_records_cards_and_clock(
         installation.mark_demo(conn, NOW)
     monkeypatch.setenv("MYNACARD_KIOSK_CLOCK", NOW.isoformat())
     assert abs((clock_from_env(ctx)() - NOW).total_seconds()) < 60
-    assert municipal.seed_records(ctx, SYSTEM, CHIYODA, NOW)["registers"] > 0
+    assert demo.seed_records(ctx, SYSTEM, CHIYODA, NOW)["registers"] > 0

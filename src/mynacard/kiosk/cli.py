@@ -68,7 +68,7 @@ def setup(
     home: Path | None = HomeOption,
 ) -> None:
     """Join municipalities to the kiosk service (offerings, fees, a document-signing key)."""
-    from mynacard.kiosk import municipal
+    from mynacard.kiosk import demo, municipal
     from mynacard.kiosk.demo_guard import is_demo_installation
     from mynacard.kiosk.model import DEFAULT_FEES
     from mynacard.principal import Principal
@@ -92,7 +92,7 @@ def setup(
         line = ", ".join(f"{k.value} {o.fee_yen}円" for k, o in settings.offerings.items())
         console.print(f"[green]{code} {settings.full_name}[/green]: {line}")
         if records:
-            counts = municipal.seed_records(ctx, Principal.system("cli"), code, now)
+            counts = demo.seed_records(ctx, Principal.system("cli"), code, now)
             console.print(f"  records: {counts}")
 
 

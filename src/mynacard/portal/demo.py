@@ -30,6 +30,7 @@ def prepare_portal_demo(ctx: Context, municipality_codes: Sequence[str], now: da
     exchange records. Returns the cards (their manufacture numbers are what the demo reader asks for)."""
     from mynacard.exchange import demo as exchange_demo
     from mynacard.exchange import service as exchange_service
+    from mynacard.kiosk import demo as kiosk_demo
     from mynacard.kiosk import municipal
     from mynacard.kiosk.chip_card import make_resident_card
     from mynacard.registry import service as registry
@@ -47,7 +48,7 @@ def prepare_portal_demo(ctx: Context, municipality_codes: Sequence[str], now: da
         exchange_demo.run_exchanges(ctx, world, min(50, exchanges - start), now, seed=start)
     for code in municipality_codes:
         municipal.configure(ctx, system, code, now)
-        municipal.seed_records(ctx, system, code, now)
+        kiosk_demo.seed_records(ctx, system, code, now)
     linked = {rid for refs in world.refs.values() for rid in refs}
     adults = [r for r in people if r.id in linked and r.age_on(now.date()) >= 20 and r.status.value == "active"]
     with_records = [r for r in adults
