@@ -4,13 +4,17 @@ A service records an event inside its own transaction (the outbox): one ``domain
 ``event_deliveries`` row per subscribed handler. After the commit, :meth:`MessageBus.drain` runs each pending
 delivery in a transaction of its own that also marks it done, so a reaction happens exactly once even if the
 process dies in between: the next drain (any process, any host) picks up what is left.
+
+A :class:`Transaction` (a connection inside a transaction, and the events recorded in it) is the unit of work:
+services open one with ``Context.transaction``, pass it where work crosses a part boundary, and handlers
+receive one, so that a reaction may record events of its own.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +34,7 @@ from sqlalchemy import (
 
 from mynacard.db import Database, UtcDateTime, metadata
 
-__all__ = ["DomainEvent", "Handler", "MessageBus", "domain_events", "event_deliveries"]
+__all__ = ["DomainEvent", "Handler", "MessageBus", "Transaction", "domain_events", "event_deliveries"]
 
 domain_events = Table(
     "domain_events",
@@ -65,8 +69,23 @@ class DomainEvent:
     """When it happened (the service's ``now``)."""
 
 
-Handler = Callable[[Connection, DomainEvent], None]
-"""A reaction: runs inside the transaction that marks its delivery done."""
+@dataclass
+class Transaction:
+    """One unit of work: a connection inside a transaction, and the events it records."""
+
+    conn: Connection
+    bus: MessageBus
+    recorded: list[DomainEvent] = field(default_factory=list)
+
+    def record(self, kind: str, payload: dict[str, Any], now: datetime) -> None:
+        """Record a domain event; other parts react to it after the commit."""
+        event = DomainEvent(kind, payload, now)
+        self.bus.record(self.conn, event)
+        self.recorded.append(event)
+
+
+Handler = Callable[[Transaction, DomainEvent], None]
+"""A reaction: runs inside the transaction that marks its delivery done (and may record events in it)."""
 
 
 class MessageBus:
@@ -137,7 +156,7 @@ class MessageBus:
                 if handler is None:
                     raise LookupError(f"no handler {row['handler']!r} for {row['kind']!r}")
                 event = DomainEvent(row["kind"], json.loads(row["payload"]), row["occurred_at"])
-                handler(conn, event)
+                handler(Transaction(conn, self), event)
                 conn.execute(update(event_deliveries).where(event_deliveries.c.id == delivery_id)
                              .values(done_at=event.occurred_at, attempts=row["attempts"] + 1))
             return True

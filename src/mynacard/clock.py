@@ -3,12 +3,17 @@ turn it into Japanese business days (a card issued at 08:30 JST is issued on tha
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
-__all__ = ["JST", "local_date"]
+__all__ = ["JST", "local_date", "utc_now"]
 
 JST = ZoneInfo("Asia/Tokyo")
+
+
+def utc_now() -> datetime:
+    """The wall clock, aware and in UTC: the default clock of a :class:`~mynacard.context.Context`."""
+    return datetime.now(UTC)
 
 
 def local_date(moment: datetime) -> date:

@@ -1,39 +1,24 @@
-"""What every service needs: settings, the database and the message bus.
+"""What every service needs: settings, the database, the message bus and the clock.
 
 Services take a :class:`Context` and open their unit of work with :meth:`Context.transaction`; events recorded
 there are delivered after the commit. :func:`mynacard.bootstrap.build_context` wires a context together.
+Services themselves never read the clock — they take ``now`` — but whoever calls them (a route, a command, a
+job) asks :meth:`Context.now`, so that a test or a demo installation sets the time in one place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Connection
-
-from mynacard.bus import DomainEvent, MessageBus
+from mynacard.bus import MessageBus, Transaction
+from mynacard.clock import utc_now
 from mynacard.config import Settings
 from mynacard.db import Database
 
 __all__ = ["Context", "Transaction"]
-
-
-@dataclass
-class Transaction:
-    """One unit of work: a connection inside a transaction, and the events it records."""
-
-    conn: Connection
-    bus: MessageBus
-    recorded: list[DomainEvent] = field(default_factory=list)
-
-    def record(self, kind: str, payload: dict[str, Any], now: datetime) -> None:
-        """Record a domain event; other parts react to it after the commit."""
-        event = DomainEvent(kind, payload, now)
-        self.bus.record(self.conn, event)
-        self.recorded.append(event)
 
 
 @dataclass
@@ -45,6 +30,13 @@ class Context:
     bus: MessageBus
     drain_after_commit: bool = True
     """Deliver events right after each commit (off in batch workers that drain separately)."""
+    clock: Callable[[], datetime] = utc_now
+    """The installation's business clock: the wall clock (UTC, aware), or what a test or a demo sets.
+    Security timing — sessions, lockouts, the accounts' audit — keeps to the wall clock whatever this says."""
+
+    def now(self) -> datetime:
+        """The current moment by :attr:`clock`."""
+        return self.clock()
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

@@ -62,7 +62,7 @@ def stack(ctx: Context, town: Town, jpki: TestJpki) -> Iterator[Stack]:
     for name, role in (("kiosk-a", Role.KIOSK), ("kiosk-b", Role.KIOSK), ("centre", Role.OPERATOR)):
         accounts.create_account(ctx, name, role, None, NOW)
     keys = {n: accounts.issue_api_key(ctx, n) for n in ("kiosk-a", "kiosk-b", "centre")}
-    app.state.kiosk_clock = lambda: NOW
+    app.state.ctx.clock = lambda: NOW
     app.state.kiosk_centre = Centre(ctx, jpki.authenticator(), jpki, HttpGateway(url, keys["centre"]), url)
     yield Stack(url, keys["kiosk-a"], keys["kiosk-b"], keys["centre"])
     server.should_exit = True
@@ -180,7 +180,7 @@ def test_the_line_speaks_tls_to_a_centre_it_trusts_and_to_no_other(ctx: Context,
                                                             serialization.NoEncryption()))
     accounts.create_account(ctx, "kiosk-tls", Role.KIOSK, None, NOW)
     app = create_app(ctx)
-    app.state.kiosk_clock = lambda: NOW
+    app.state.ctx.clock = lambda: NOW
     server, thread, url = serve(app, ssl_certfile=str(tmp_path / "centre.pem"),
                                 ssl_keyfile=str(tmp_path / "centre.key"))
     try:

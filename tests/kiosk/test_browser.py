@@ -41,7 +41,7 @@ def kiosk(sqlite_ctx: Context, tmp_path: Path, jpki_ca: TestJpki) -> Iterator[Ki
     jpki.clock = lambda: NOW
     app = create_app(ctx)
     centre_server, centre_thread, centre_url = serve(app)
-    app.state.kiosk_clock = lambda: NOW
+    app.state.ctx.clock = lambda: NOW
     app.state.kiosk_centre = Centre(ctx, jpki.authenticator(), jpki, LocalGateway(ctx), centre_url)
     accounts.create_account(ctx, "kiosk-seven-0001", Role.KIOSK, None, NOW)
     key = accounts.issue_api_key(ctx, "kiosk-seven-0001")

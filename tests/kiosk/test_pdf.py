@@ -196,7 +196,7 @@ def test_the_qr_code_opens_the_verification_page_with_the_same_content(issued: I
     url = codes[0].text
     assert url == f"{VERIFY_BASE}/kiosk/verify/{issued.document_id}"
     client = TestClient(create_app(issued.ctx))
-    client.app.state.kiosk_clock = lambda: NOW  # type: ignore[attr-defined]
+    client.app.state.ctx.clock = lambda: NOW  # type: ignore[attr-defined]
     page = client.get(url.removeprefix(VERIFY_BASE))
     assert page.status_code == 200 and 'data-state="printed"' in page.text
     view = client.get(url.removeprefix(VERIFY_BASE), headers={"accept": "application/json"}).json()

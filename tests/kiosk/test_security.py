@@ -31,7 +31,7 @@ def test_the_qr_codes_url_is_configuration_never_a_requests_host_header(
     clerk = _key(ctx, "clerk-131016", Role.CLERK, "131016")
     kiosk = _key(ctx, "kiosk-0001", Role.KIOSK)
     app = create_app(ctx)
-    app.state.kiosk_clock = lambda: NOW
+    app.state.ctx.clock = lambda: NOW
     client = TestClient(app)
     evil = {"host": "evil.example"}
     refused = client.post("/api/kiosk/centre/sessions", json={"request_id": "a" * 32}, headers={**clerk, **evil})
@@ -43,7 +43,7 @@ def test_the_qr_codes_url_is_configuration_never_a_requests_host_header(
 
     monkeypatch.setenv("MYNACARD_KIOSK_PUBLIC_URL", "https://kiosk.myna.example/")
     app = create_app(ctx)
-    app.state.kiosk_clock = lambda: NOW
+    app.state.ctx.clock = lambda: NOW
     client = TestClient(app)
     assert client.post("/api/kiosk/centre/sessions", json={"request_id": "c" * 32},
                        headers={**kiosk, **evil}).status_code == 200
@@ -55,7 +55,7 @@ def test_the_centre_never_creates_the_jpki_cas_it_answers_503_until_they_exist(c
     use); now the answer is 503 with the reason, the kiosk's request stays open, and no CA exists."""
     kiosk = _key(ctx, "kiosk-0001", Role.KIOSK)
     app = create_app(ctx)
-    app.state.kiosk_clock = lambda: NOW
+    app.state.ctx.clock = lambda: NOW
     client = TestClient(app)
     opened = client.post("/api/kiosk/centre/sessions", json={"request_id": "d" * 32}, headers=kiosk)
     assert opened.status_code == 200, opened.text
@@ -100,7 +100,7 @@ def test_out_of_range_inputs_answer_422_not_500(ctx: Context, town: Town, method
     kiosk = _key(ctx, "kiosk-0001", Role.KIOSK)
     operator = _key(ctx, "centre", Role.OPERATOR)
     app = create_app(ctx)
-    app.state.kiosk_clock = lambda: NOW
+    app.state.ctx.clock = lambda: NOW
     client = TestClient(app, raise_server_exceptions=False)
     rid = "e" * 32
     assert client.post("/api/kiosk/centre/sessions", json={"request_id": rid}, headers=kiosk).status_code == 200

@@ -21,7 +21,7 @@ def office_server(ctx: Context) -> Iterator[str]:
     from mynacard.web.app import create_app
 
     app = create_app(ctx)
-    app.state.clock = lambda: EVENING
+    app.state.ctx.clock = lambda: EVENING
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -26,7 +26,7 @@ from tests.office.support import EVENING, town_with_notices
 @pytest.fixture
 def client(ctx: Context) -> TestClient:
     app = create_app(ctx)
-    app.state.clock = lambda: EVENING
+    app.state.ctx.clock = lambda: EVENING
     return TestClient(app)
 
 

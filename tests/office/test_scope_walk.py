@@ -60,7 +60,7 @@ def test_another_towns_staff_and_outsiders_get_nothing_on_any_route(sqlite_ctx: 
 
     jpki.ensure_authorities(ctx, SYSTEM, NOW)  # an installation in service: `mynacard jpki init` has run
     app = create_app(ctx)
-    app.state.clock = lambda: EVENING
+    app.state.ctx.clock = lambda: EVENING
     client = TestClient(app, raise_server_exceptions=False)
     roles: dict[str, dict[str, str]] = {"anonymous": {}}
     for name, role, code in [("chiyoda-clerk", Role.CLERK, CHIYODA), ("chiyoda-supervisor", Role.SUPERVISOR, CHIYODA),

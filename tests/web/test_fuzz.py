@@ -130,7 +130,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> It
 @pytest.fixture(scope="module")
 def app(world: World) -> FastAPI:
     app = create_app(world.ctx)
-    app.state.clock = lambda: EVENING  # the seeded slots are the next morning's
+    app.state.ctx.clock = lambda: EVENING  # the seeded slots are the next morning's
     return app
 
 

@@ -62,7 +62,7 @@ def serve(ctx: Context, clock: Clock) -> Iterator[str]:
     from mynacard.web.app import create_app
 
     app = create_app(ctx)
-    app.state.clock = clock
+    app.state.ctx.clock = clock
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

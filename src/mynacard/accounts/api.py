@@ -1,7 +1,8 @@
 """HTTP routes of accounts: the staff login (with the one-time password's replacement) and logout, the operator's
 pages ``/admin/accounts``, and the JSON API ``/api/admin/accounts`` for provisioning. Thin: parse, call the
 service, render. Every admin act passes the caller and their address to the service, which audits it. Logins,
-sessions and the audit log run on the wall clock, never on a simulated one (``app.state.clock``)."""
+sessions and the audit log run on the wall clock, never on the installation's business clock
+(``Context.clock``), which a test or a demo may set."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from rich.table import Table
 from mynacard.accounts import service
 from mynacard.accounts.model import ONE_TIME_PASSWORD_VALID, AccountView, one_time_password_expires
 from mynacard.bootstrap import build_context
-from mynacard.clock import JST
+from mynacard.clock import JST, utc_now
 from mynacard.context import Context
 from mynacard.errors import DomainError, InvalidInput
 from mynacard.principal import Principal, Role
@@ -39,10 +39,6 @@ def _actor() -> Principal:
     except (KeyError, OSError):
         user = "unknown"
     return Principal.system(f"cli:{user}"[:64])
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @contextmanager
@@ -80,7 +76,7 @@ def _status(a: AccountView) -> str:
 def bootstrap(username: str = typer.Argument("operator", help="The first operator's username."),
               home: Path | None = HomeOption) -> None:
     """The first operator account of a new installation, with a one-time password (to change at first login)."""
-    at = _now()
+    at = utc_now()
     with _acting(home) as ctx:
         password = service.bootstrap(ctx, username, at)
     console.print(f"operator [bold]{username}[/bold] created; log in at /login and set a new password")
@@ -99,7 +95,7 @@ def create(username: str = typer.Argument(...),
     from mynacard.accounts.passwords import one_time_password
 
     with _acting(home) as ctx:
-        at, who = _now(), _actor()
+        at, who = utc_now(), _actor()
         if machine:
             service.create_account(ctx, username, role, None, at, municipality, actor=who)
             key_id, key = service.add_api_key(ctx, who, username, at, label=label)
@@ -123,12 +119,12 @@ def list_(role: str | None = typer.Option(None, "--role", "-r"),
             chosen = Role(role) if role else None
         except ValueError:
             raise InvalidInput(f"unknown role {role!r}; roles: {_ROLES}") from None
-        rows = service.list_accounts(ctx, _actor(), _now(), role=chosen, municipality_code=municipality)
+        rows = service.list_accounts(ctx, _actor(), utc_now(), role=chosen, municipality_code=municipality)
     table = Table(title=f"accounts ({len(rows)})")
     for column in ("username", "role", "municipality", "status", "keys", "sessions", "created"):
         table.add_column(column)
     for a in rows:
-        active = sum(k.active(_now()) for k in a.keys)
+        active = sum(k.active(utc_now()) for k in a.keys)
         table.add_row(a.username, a.role.value, a.municipality_code or "", _status(a), str(active), str(a.sessions),
                       f"{a.created_at:%Y-%m-%d}")
     console.print(table)
@@ -138,11 +134,11 @@ def list_(role: str | None = typer.Option(None, "--role", "-r"),
 def show(username: str, home: Path | None = HomeOption) -> None:
     """One account: its state, keys and the audit log's entries about it."""
     with _acting(home) as ctx:
-        a = service.get_account(ctx, _actor(), username, _now())
+        a = service.get_account(ctx, _actor(), username, utc_now())
         log = service.audit_entries(ctx, _actor(), username, limit=20)
     until = a.one_time_password_expires_at
     one_time = "" if not a.must_change_password else " (one-time, expired)" \
-        if until is None or a.one_time_password_expired(_now()) else f" (one-time, valid until {_moment(until)})"
+        if until is None or a.one_time_password_expired(utc_now()) else f" (one-time, valid until {_moment(until)})"
     console.print(f"[bold]{a.username}[/bold] {a.role.value} {a.municipality_code or ''} {_status(a)}; "
                   f"password: {'yes' if a.has_password else 'no'}"
                   f"{one_time}; wrong passwords in a row: {a.failed_logins}; "
@@ -154,7 +150,7 @@ def show(username: str, home: Path | None = HomeOption) -> None:
         keys.add_row(str(k.id), k.label, k.prefix + "…", f"{k.created_at:%Y-%m-%d %H:%M}",
                      f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "—",
                      f"{k.expires_at:%Y-%m-%d}" if k.expires_at else "—",
-                     "active" if k.active(_now()) else "revoked" if k.revoked_at else "expired")
+                     "active" if k.active(utc_now()) else "revoked" if k.revoked_at else "expired")
     console.print(keys)
     audit = Table(title="audit log")
     for column in ("when (UTC)", "action", "by", "from"):
@@ -166,7 +162,7 @@ def show(username: str, home: Path | None = HomeOption) -> None:
 
 def _act(home: Path | None, message: str, act: Callable[[Context, Principal, datetime], object]) -> None:
     with _acting(home) as ctx:
-        act(ctx, _actor(), _now())
+        act(ctx, _actor(), utc_now())
     console.print(message)
 
 
@@ -193,7 +189,7 @@ def unlock(username: str, address: str | None = typer.Option(None, "--address",
 @app.command("reset-password")
 def reset_password(username: str, home: Path | None = HomeOption) -> None:
     """A one-time password for a staff account; every session of it ends."""
-    at = _now()
+    at = utc_now()
     with _acting(home) as ctx:
         password = service.reset_password(ctx, _actor(), username, at)
     console.print(f"{username}: password reset, logged out everywhere")
@@ -216,7 +212,7 @@ def key_add(username: str, label: str = typer.Option("key", "--label"),
             home: Path | None = HomeOption) -> None:
     """One more API key for the account (its other keys keep working: rotation without downtime)."""
     with _acting(home) as ctx:
-        at = _now()
+        at = utc_now()
         expires = at + timedelta(days=expires_days) if expires_days else None
         key_id, key = service.add_api_key(ctx, _actor(), username, at, label=label, expires_at=expires)
     console.print(f"{username}: key #{key_id} ({label})")
@@ -256,4 +252,4 @@ def sweep_sessions(home: Path | None = HomeOption) -> None:
     from mynacard.accounts.sessions import sweep_sessions as sweep
 
     with _acting(home) as ctx:
-        console.print(f"removed {sweep(ctx, _now())} ended sessions")
+        console.print(f"removed {sweep(ctx, utc_now())} ended sessions")

@@ -53,7 +53,8 @@ def create_demo_accounts(ctx: Context, towns: list[str], now: datetime) -> list[
             service.create_account(ctx, username, role, None, now, code, actor=_DEMO)
             _, entry["api_key"] = service.add_api_key(ctx, _DEMO, username, now, label="demo")
         logins.append(entry)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         save_demo_logins(conn, logins, now)
     return logins
 

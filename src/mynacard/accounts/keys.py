@@ -65,6 +65,7 @@ def authenticate_api_key(ctx: Context, key: str, now: datetime | None = None) ->
     if row is None:
         return None
     if row.last_used_at is None or now - row.last_used_at >= _TOUCH_EVERY:
-        with ctx.db.begin() as conn:
+        with ctx.transaction() as tx:
+            conn = tx.conn
             conn.execute(update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=now))
     return Principal(Role(row.role), row.username, row.municipality_code)

@@ -118,7 +118,8 @@ def _refuse(conn: Connection, row: object | None, client: str, now: datetime,
 def attempt_login(ctx: Context, username: str, password: str, client: str, now: datetime) -> LoginOutcome:
     """Check a staff login and, when it holds, open a session."""
     client = (client or "unknown")[:64]
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         wait = _waiting(conn, client, now)
         if wait:
             log.warning("login throttled from %s for %d s", client, wait)
@@ -139,7 +140,8 @@ def attempt_login(ctx: Context, username: str, password: str, client: str, now: 
     if outcome is not None:  # the failure counts were committed above
         return outcome
     assert row is not None
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         conn.execute(update(accounts).where(accounts.c.id == row.id).values(failed_logins=0))
         clear_throttle(conn, client)
         if row.must_change_password:
@@ -160,7 +162,8 @@ def change_password_at_login(ctx: Context, username: str, old: str, new: str, cl
     checked = attempt_login(ctx, username, old, client, now)
     if checked.refusal not in (None, "must_change"):
         return checked
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         row = conn.execute(select(accounts).where(accounts.c.username == username)).one()
         conn.execute(update(accounts).where(accounts.c.id == row.id).values(
             password_hash=hash_password(new), must_change_password=False, password_changed_at=now))

@@ -84,7 +84,8 @@ def _begin(ctx: Context, conn: Connection | None) -> Iterator[Connection]:
     if conn is not None:
         yield conn
         return
-    with ctx.db.begin() as own:
+    with ctx.transaction() as tx:
+        own = tx.conn
         yield own
 
 
@@ -157,7 +158,8 @@ def set_disabled(ctx: Context, actor: Principal, username: str, disabled: bool, 
     """Disable an account (its sessions and keys stop working at once) or enable it again. The last operator
     who can log in cannot be disabled."""
     actor.require(*_ADMINS)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         row = _row(conn, username)
         if disabled and row.role == Role.OPERATOR.value and not _active_operators(conn, row.id):
             raise Conflict("this is the last operator who can log in; create another operator first")
@@ -180,7 +182,8 @@ def reset_password(ctx: Context, actor: Principal, username: str, now: datetime,
     problem = password_problem(password, username)
     if problem:
         raise InvalidInput(problem, [f"password: {problem}"])
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         row = _row(conn, username)
         conn.execute(update(accounts).where(accounts.c.id == row.id).values(
             password_hash=hash_password(password), must_change_password=one_time, password_changed_at=now,
@@ -195,7 +198,8 @@ def unlock(ctx: Context, actor: Principal, username: str, now: datetime, client:
            address: str | None = None) -> AccountView:
     """Clear an account's lock and wrong-password count (and, if given, a client address's wait)."""
     actor.require(*_ADMINS)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         row = _row(conn, username)
         conn.execute(update(accounts).where(accounts.c.id == row.id).values(
             failed_logins=0, locked_at=None))
@@ -217,7 +221,8 @@ def set_role(ctx: Context, actor: Principal, username: str, role: Role | str, mu
     problem = role_problem(role, municipality_code)
     if problem:
         raise InvalidInput(problem, [f"municipality_code: {problem}"])
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         row = _row(conn, username)
         if (row.role == Role.OPERATOR.value and role is not Role.OPERATOR
                 and not _active_operators(conn, row.id)):
@@ -240,7 +245,8 @@ def add_api_key(ctx: Context, actor: Principal, username: str, now: datetime, *,
         raise InvalidInput("a key's label has 1–64 printable characters", ["label: 1–64 printable characters"])
     if expires_at is not None and expires_at <= now:
         raise InvalidInput("a key's expiry must be in the future", ["expires_at: in the past"])
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         row = _row(conn, username)
         if row.disabled_at is not None:
             raise Conflict(f"account {username!r} is disabled")
@@ -254,7 +260,8 @@ def revoke_api_key(ctx: Context, actor: Principal, username: str, key_id: int, n
                    client: str = CLI) -> None:
     """Revoke one key of the account: it stops working at once."""
     actor.require(*_ADMINS)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         row = _row(conn, username)
         done = conn.execute(update(api_keys).where(
             api_keys.c.id == key_id, api_keys.c.account_id == row.id,

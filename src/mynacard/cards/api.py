@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
@@ -117,7 +116,7 @@ def submit(items: Annotated[list[ApplicationIn], Body(max_length=1000)], ctx: Co
             given_name=item.given_name, birth_date=item.birth_date, sex=item.sex, address=item.address,
             photo=photo, maiden_name=item.maiden_name, wants_sign_cert=item.wants_sign_cert,
             wants_auth_cert=item.wants_auth_cert))
-    result = service.submit_applications(ctx, who, inputs, datetime.now(UTC))
+    result = service.submit_applications(ctx, who, inputs, ctx.now())
     return IntakeOut(**result.__dict__)
 
 
@@ -150,4 +149,4 @@ class ReceiptIn(BaseModel):
 def receive(box_id: IdPath, body: ReceiptIn, ctx: Context = Depends(context),
             who: Principal = Depends(principal)) -> dict[str, Any]:
     """Check a box in against its manifest (カード到着確認); a repeat returns the first result."""
-    return service.receive_box(ctx, who, box_id, body.scanned, body.damaged, datetime.now(UTC)).__dict__
+    return service.receive_box(ctx, who, box_id, body.scanned, body.damaged, ctx.now()).__dict__

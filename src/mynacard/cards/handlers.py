@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from mynacard.bus import DomainEvent
+from mynacard.bus import DomainEvent, Transaction
 from mynacard.cards import ledger
 from mynacard.cards.model import AbolitionReason, CardState
 from mynacard.cards.service import void_pending_cards
@@ -31,7 +31,8 @@ def _abolish_held_cards(conn: Connection, resident_id: int, reason: AbolitionRea
                    reason=reason.value, values={"abolition_reason": reason.value})
 
 
-def on_life_event(conn: Connection, event: DomainEvent) -> None:
+def on_life_event(tx: Transaction, event: DomainEvent) -> None:
+    conn = tx.conn
     p = event.payload
     resident_id = int(p["resident_id"])
     kind = event.kind.removeprefix("registry.")

@@ -54,7 +54,8 @@ def check_ledger(ctx: Context, principal: Principal, now: datetime) -> tuple[led
     with ctx.db.connect() as conn:
         report = ledger.verify_ledger(conn)
     check = LedgerCheck(now, report.ok, report.cards, report.events, _problems(report), principal.subject)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         conn.execute(insert(ledger_checks).values(
             checked_at=now, ok=check.ok, cards=check.cards, events=check.events,
             problems=json.dumps(check.problems), actor=check.actor[:64]))

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from rich.table import Table
 
 from mynacard.chip.client import CardClient, NotOnCard
 from mynacard.chip.model import KeyKind, PinKind
+from mynacard.clock import utc_now
 from mynacard.errors import DomainError, InvalidInput
 
 __all__ = ["app"]
@@ -45,10 +46,6 @@ KeyFileOption = typer.Option(None, "--key-file",
 ReaderOption = typer.Option(None, "--reader", "-r",
                             help="Use the card in this PC/SC reader (its name or a part of it).")
 CardArgument = typer.Argument(None, help="Card file (omit with --reader).")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _key(home: Path | None, key_file: Path | None) -> bytes:
@@ -80,7 +77,9 @@ def _client(card: Path | None, reader: str | None, home: Path | None,
 
 
 def _fail(exc: DomainError) -> typer.Exit:
-    console.print(f"[red]{exc}[/red]")
+    from mynacard.cli import refusal_message  # every problem of a refused input, as every command says it
+
+    console.print(f"[red]{refusal_message(exc)}[/red]", markup=True, highlight=False)
     return typer.Exit(1)
 
 
@@ -174,7 +173,7 @@ def personalise(
             raise InvalidInput(f"{out} already exists; a card is never overwritten")
         settings = load_settings(home=home)
         key = _key(home, key_file)
-        now = _now()
+        now = utc_now()
         today = local_date(now)
         holder, resident_code = _demo_holder(seed, municipality, today)
         rng = random.Random(seed) if seed is not None else random.Random(secrets.randbits(64))

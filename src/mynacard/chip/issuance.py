@@ -15,6 +15,7 @@ SubjectPublicKeyInfo DER; the terminal writes them, the CA certificates and the 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -29,7 +30,7 @@ from mynacard.chip.cardface import Endorsement
 from mynacard.chip.cardinfo import CardInfoFacts, CardInfoSigner
 from mynacard.chip.client import CardClient, CardError
 from mynacard.chip.issuerkey import CHALLENGE_LENGTH, IssuerMasterKey
-from mynacard.chip.model import TOKEN_LABEL, Application, KeyKind, PinKind, check_new_pin
+from mynacard.chip.model import TOKEN_LABEL, Application, KeyKind, PinKind, check_new_pin, check_new_pins
 from mynacard.chip.transport import Transport
 from mynacard.errors import Conflict, InvalidInput
 from mynacard.registry.model import normalize_address
@@ -223,10 +224,12 @@ class IssuerTerminal:
         self.write(0x0003, cardinfo.encode_signature_file(number_file, facts_file, signer))
         self.write(0x0004, signer.certificate)
 
-    def set_initial_pins(self, pins: InitialPins) -> None:
-        """At the window: the PINs the holder chose (each checked against the issuing rules first)."""
-        for kind, value in pins.items():
-            check_new_pin(kind, value)
+    def set_initial_pins(self, pins: InitialPins, after_each: Callable[[PinKind], None] | None = None) -> None:
+        """At the window: the PINs the holder chose, all checked against the issuing rules
+        (:func:`~mynacard.chip.model.check_new_pins`) before any is written, then set application by
+        application. ``after_each`` is called with each PIN's kind once it is on the chip (the window's saga
+        marks its step boundaries with it)."""
+        check_new_pins(pins.items())
         by_app: dict[Application, list[tuple[PinKind, str]]] = {}
         for kind, value in pins.items():
             by_app.setdefault(kind.policy.application, []).append((kind, value))
@@ -234,6 +237,8 @@ class IssuerTerminal:
             self.open(app)
             for kind, value in entries:
                 self.set_pin(kind, value)
+                if after_each is not None:
+                    after_each(kind)
         self.client.transport.reset()
 
     def reset_pin(self, kind: PinKind, new_value: str | None = None) -> None:

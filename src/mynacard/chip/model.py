@@ -16,6 +16,7 @@ The card holds five applications (DFs selected by AID only):
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
@@ -24,6 +25,7 @@ from mynacard.errors import InvalidInput
 __all__ = [
     "ATR",
     "FILE_SYSTEM",
+    "HOLDER_PINS",
     "TOKEN_LABEL",
     "Access",
     "Application",
@@ -33,6 +35,7 @@ __all__ = [
     "PinKind",
     "PinPolicy",
     "check_new_pin",
+    "check_new_pins",
     "check_pin_format",
     "ef_spec",
     "normalise_pin",
@@ -147,6 +150,9 @@ _PIN_POLICIES = {
     PinKind.FACE_CODE: PinPolicy(Application.CARD_FACE, 0x0012, "照合番号B", 14, 14, _DIGITS, 3, False),
 }
 
+HOLDER_PINS: tuple[PinKind, ...] = tuple(k for k in PinKind if k.policy.holder_sets)
+"""The PINs the holder chooses (and may have reset at the window): auth, sign, card-info, residence."""
+
 
 def check_pin_format(kind: PinKind, value: str) -> str:
     """The card-level rule: length and alphabet. Returns the value; raises :class:`InvalidInput`."""
@@ -176,6 +182,19 @@ def check_new_pin(kind: PinKind, value: str) -> str:
     if kind is PinKind.SIGN and not (_HAS_LETTER.search(value) and _HAS_DIGIT.search(value)):
         raise InvalidInput("署名用パスワード needs at least one letter (A–Z) and one digit")
     return value
+
+
+def check_new_pins(pins: Iterable[tuple[PinKind, str]]) -> None:
+    """:func:`check_new_pin` for every PIN the holder chose at once (交付時の暗証番号設定), before any is
+    written: one :class:`InvalidInput` whose ``problems`` name every PIN that breaks the rules."""
+    problems = []
+    for kind, value in pins:
+        try:
+            check_new_pin(kind, value)
+        except InvalidInput as exc:
+            problems.append(f"{kind.policy.label}: {exc}")
+    if problems:
+        raise InvalidInput("暗証番号が設定の条件を満たしません (a PIN breaks the rules)", problems)
 
 
 def normalise_pin(kind: PinKind, value: str) -> str:

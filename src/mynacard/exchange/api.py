@@ -5,7 +5,6 @@ supervisors and the operator, and the log with its verifier. Thin: parse, call t
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Form, Request
@@ -81,10 +80,6 @@ register({
 })
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 Word = Annotated[str, Field(min_length=1, max_length=40)]
 """A status, a kind, an item or a procedure: the service names the values it knows (a 422 with the list)."""
 AgencyName = Annotated[str, Field(min_length=1, max_length=120)]
@@ -141,7 +136,7 @@ class AgencyIn(BaseModel):
 def register_agency(body: AgencyIn, ctx: Context = Depends(context),
                     who: Principal = Depends(principal)) -> dict[str, Any]:
     """Register an agency (the operator); a retry with the same facts returns it."""
-    return _agency_json(service.register_agency(ctx, who, service.AgencyRegistration(**body.model_dump()), _now()))
+    return _agency_json(service.register_agency(ctx, who, service.AgencyRegistration(**body.model_dump()), ctx.now()))
 
 
 class StatusIn(BaseModel):
@@ -153,7 +148,7 @@ class StatusIn(BaseModel):
 def agency_status(agency_id: AgencyIdPath, body: StatusIn, ctx: Context = Depends(context),
                   who: Principal = Depends(principal)) -> dict[str, Any]:
     """Suspend or reinstate an agency (the operator)."""
-    return _agency_json(service.set_agency_status(ctx, who, agency_id, body.status, body.reason, _now()))
+    return _agency_json(service.set_agency_status(ctx, who, agency_id, body.status, body.reason, ctx.now()))
 
 
 # --- the agency interface -----------------------------------------------------------------------------------
@@ -179,7 +174,7 @@ def _enrolment(item: EnrolmentIn) -> service.EnrolmentRequest:
 def enrol(agency_id: AgencyIdPath, items: Annotated[list[EnrolmentIn], Batch], ctx: Context = Depends(context),
           who: Principal = Depends(principal)) -> list[dict[str, Any]]:
     """符号取得: a full match links, anything less goes to review (never linked)."""
-    return [r.__dict__ for r in service.enrol(ctx, who, agency_id, [_enrolment(i) for i in items], _now())]
+    return [r.__dict__ for r in service.enrol(ctx, who, agency_id, [_enrolment(i) for i in items], ctx.now())]
 
 
 class RecordIn(BaseModel):
@@ -193,7 +188,7 @@ def records(agency_id: AgencyIdPath, items: Annotated[list[RecordIn], Batch], ct
             who: Principal = Depends(principal)) -> dict[str, int]:
     """副本登録: register or replace the copies the agency may provide (all or nothing)."""
     return {"stored": service.register_records(ctx, who, agency_id,
-                                               [service.RecordInput(**i.model_dump()) for i in items], _now())}
+                                               [service.RecordInput(**i.model_dump()) for i in items], ctx.now())}
 
 
 class QueryIn(BaseModel):
@@ -208,7 +203,7 @@ class QueryIn(BaseModel):
 def query(agency_id: AgencyIdPath, body: QueryIn, ctx: Context = Depends(context),
           who: Principal = Depends(principal)) -> dict[str, Any]:
     """情報照会: the answer, or 403 when the exchange is not permitted (it is logged either way)."""
-    outcome = service.query(ctx, who, agency_id, service.QueryRequest(**body.model_dump()), _now())
+    outcome = service.query(ctx, who, agency_id, service.QueryRequest(**body.model_dump()), ctx.now())
     return {"message_id": outcome.message_id, "log_seq": outcome.seq, "status": outcome.status.value,
             "basis": outcome.reason, "data": outcome.data, "updated_at": outcome.updated_at,
             "replayed": outcome.replayed}
@@ -226,7 +221,7 @@ class NoticeIn(BaseModel):
 def notice(agency_id: AgencyIdPath, body: NoticeIn, ctx: Context = Depends(context),
            who: Principal = Depends(principal)) -> dict[str, Any]:
     """お知らせ: delivered to the person's Mynaportal through the hub."""
-    d = service.send_notice(ctx, who, agency_id, service.NoticeInput(**body.model_dump()), _now())
+    d = service.send_notice(ctx, who, agency_id, service.NoticeInput(**body.model_dump()), ctx.now())
     return {"message_id": d.message_id, "log_seq": d.seq}
 
 
@@ -247,7 +242,7 @@ class InboxStatusIn(BaseModel):
 def inbox_status(agency_id: AgencyIdPath, inbox_id: IdPath, body: InboxStatusIn, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> dict[str, Any]:
     """Move an application on; the applicant is told in Mynaportal."""
-    item = service.update_inbox_status(ctx, who, agency_id, inbox_id, body.status, body.note, _now())
+    item = service.update_inbox_status(ctx, who, agency_id, inbox_id, body.status, body.note, ctx.now())
     return {"id": item.id, "status": item.status}
 
 
@@ -259,7 +254,7 @@ class ReasonIn(BaseModel):
 def unlink(agency_id: AgencyIdPath, local_ref: RefPath, body: ReasonIn, ctx: Context = Depends(context),
            who: Principal = Depends(principal)) -> dict[str, Any]:
     """Withdraw the agency's code for one of its records."""
-    h = service.unlink(ctx, who, agency_id, local_ref, body.reason, _now())
+    h = service.unlink(ctx, who, agency_id, local_ref, body.reason, ctx.now())
     return {"code_status": h.status, "events": len(h.events)}
 
 
@@ -274,7 +269,7 @@ def correct(agency_id: AgencyIdPath, local_ref: RefPath, body: CorrectionIn, ctx
     values = body.model_dump()
     reason = values.pop("reason")
     values["local_ref"] = local_ref
-    return service.correct_link(ctx, who, agency_id, service.EnrolmentRequest(**values), reason, _now()).__dict__
+    return service.correct_link(ctx, who, agency_id, service.EnrolmentRequest(**values), reason, ctx.now()).__dict__
 
 
 @router.get("/api/exchange/agencies/{agency_id}/links/{local_ref}/history")
@@ -290,7 +285,7 @@ def history(agency_id: AgencyIdPath, local_ref: RefPath, ctx: Context = Depends(
 def reconcile(agency_id: AgencyIdPath, ctx: Context = Depends(context),
               who: Principal = Depends(principal)) -> dict[str, Any]:
     """Check the agency's links against the registry; stale ones are suspended for review."""
-    report = service.reconcile(ctx, who, agency_id, _now())
+    report = service.reconcile(ctx, who, agency_id, ctx.now())
     return {"checked": report.checked, "suspended": report.suspended}
 
 
@@ -333,7 +328,7 @@ def decide(review_id: IdPath, body: DecisionIn, ctx: Context = Depends(context),
                                              body.sex or "", body.address or "", body.family_kana, body.given_kana)
         except ValueError as exc:
             raise InvalidInput(str(exc)) from None
-    return _review_json(service.decide_review(ctx, who, review_id, body.decision, body.reason, _now(), corrected))
+    return _review_json(service.decide_review(ctx, who, review_id, body.decision, body.reason, ctx.now(), corrected))
 
 
 @router.get("/exchange/reviews", response_class=HTMLResponse, include_in_schema=False)
@@ -349,7 +344,7 @@ def reviews_page(request: Request, ctx: Context = Depends(context),
 def decide_page(review_id: IdPath, decision: Annotated[str, Form(max_length=40)],
                 reason: Annotated[str, Form(max_length=200)],
                 ctx: Context = Depends(context), who: Principal = Depends(principal)) -> Response:
-    service.decide_review(ctx, who, review_id, decision, reason, _now())
+    service.decide_review(ctx, who, review_id, decision, reason, ctx.now())
     return RedirectResponse("/exchange/reviews", status_code=303)
 
 

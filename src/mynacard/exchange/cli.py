@@ -3,7 +3,6 @@ verifier, reviews, reconciliation and a demonstration network."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -12,6 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from mynacard.bootstrap import build_context
+from mynacard.clock import utc_now
 from mynacard.context import Context
 from mynacard.errors import DomainError
 from mynacard.exchange import service
@@ -26,10 +26,6 @@ HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_H
 
 def _context(home: Path | None) -> Context:
     return build_context(home=home)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _fail(exc: DomainError) -> typer.Exit:
@@ -61,7 +57,7 @@ def register(agency_id: str, name: str = typer.Option(..., "--name", help="Japan
     """Register an agency (its keys and its own store are created)."""
     try:
         a = service.register_agency(_context(home), OPERATOR, service.AgencyRegistration(
-            agency_id, name, name_en, kind, municipality), _now())
+            agency_id, name, name_en, kind, municipality), utc_now())
     except DomainError as exc:
         raise _fail(exc) from None
     console.print(f"[green]registered[/green] {a.id} ({a.kind.value}), signing key {a.sign_public_key.hex()[:16]}…")
@@ -101,14 +97,14 @@ def verify_log(home: Path | None = HomeOption) -> None:
 @app.command("checkpoint")
 def checkpoint(home: Path | None = HomeOption) -> None:
     """Sign a checkpoint at the current head of the log."""
-    signed = service.checkpoint_log(_context(home), OPERATOR, _now())
+    signed = service.checkpoint_log(_context(home), OPERATOR, utc_now())
     console.print(f"[green]{signed} checkpoint(s) signed[/green] (one per chain head not yet signed)")
 
 
 @app.command("purge-log")
 def purge_log(home: Path | None = HomeOption) -> None:
     """Remove log entries past the seven-year retention (a signed anchor keeps the rest verifiable)."""
-    removed = service.purge_expired_log(_context(home), OPERATOR, _now())
+    removed = service.purge_expired_log(_context(home), OPERATOR, utc_now())
     console.print(f"{removed:,} entries past seven years removed")
 
 
@@ -133,7 +129,7 @@ def reconcile(agency: str, home: Path | None = HomeOption) -> None:
     ctx = _context(home)
     try:
         service.get_agency(ctx, agency)  # refused before the hub is set up (reconcile would set it up first)
-        report = service.reconcile(ctx, OPERATOR, agency, _now())
+        report = service.reconcile(ctx, OPERATOR, agency, utc_now())
     except DomainError as exc:
         raise _fail(exc) from None
     console.print(f"{report.checked:,} links checked, {len(report.suspended):,} suspended for review")
@@ -151,7 +147,7 @@ def seed(municipality: list[str] = typer.Option(["131016"], "--municipality", "-
     from mynacard.registry import service as registry
 
     ctx = _context(home)
-    now = _now()
+    now = utc_now()
     for code in municipality:  # every town known before anything is built
         registry.get_municipality(ctx, code)
     people = []

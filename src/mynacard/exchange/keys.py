@@ -60,7 +60,8 @@ def hub_keys(ctx: Context, now: datetime) -> HubKeys:
         cached = _hub_cache.get(ctx.db)
         if cached is not None:
             return cached
-        with ctx.db.begin() as conn:
+        with ctx.transaction() as tx:
+            conn = tx.conn
             rows = {r.purpose: r for r in conn.execute(select(exchange_hub_keys))}
             if "party" not in rows:
                 fresh = PartyKeys.generate()

@@ -4,7 +4,6 @@ manufacture number, see its state, lineage and history, and revoke it — ``GET 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Form, Request
@@ -16,15 +15,11 @@ from mynacard.jpki import service
 from mynacard.jpki.model import CertificateStatus, RevocationReason, parse_serial
 from mynacard.jpki.responder import revoke
 from mynacard.principal import Principal, Role
-from mynacard.web.deps import context, principal, render
+from mynacard.web.deps import context, now, principal, render
 from mynacard.web.i18n import register, translator
 from mynacard.web.params import TextPath, TextQuery
 
 router = APIRouter()
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 # --- the J-LIS operator's pages: find a certificate, revoke it ------------------------------------------------
@@ -139,7 +134,7 @@ def _page_serial(text: str) -> int:
 def _search_page(request: Request, status_code: int = 200, refused: _Refused | None = None, serial: str = "",
                  card: str = "", found: list[service.CertificateView] | None = None) -> HTMLResponse:
     response = render(request, "jpki_admin.html", status_code=status_code, serial=serial[:64], card=card[:32],
-                      found=found, authorities=service.authorities(context(request)), jst=JST, now=_now(),
+                      found=found, authorities=service.authorities(context(request)), jst=JST, now=now(request),
                       problem=_problem(refused.key, **refused.values) if refused else None)
     response.headers["cache-control"] = "no-store"
     return response
@@ -152,7 +147,7 @@ def _certificate_page(request: Request, who: Principal, number: int, status_code
     response = render(request, "jpki_admin_certificate.html", status_code=status_code, c=record.view,
                       lineage=service.lineage(ctx, who, number), events=service.certificate_events(ctx, who, number),
                       reasons=[r.value for r in PAGE_REASONS], detail_max=DETAIL_MAX, form=form or {}, jst=JST,
-                      now=_now(), problem=_problem(refused.key, **refused.values) if refused else None)
+                      now=ctx.now(), problem=_problem(refused.key, **refused.values) if refused else None)
     response.headers["cache-control"] = "no-store"
     return response
 
@@ -222,5 +217,5 @@ def admin_revoke(request: Request, serial: TextPath, reason: str = Form(""), det
                else _Refused(422, "jpki.admin.unconfirmed") if not form["confirm"] else None)
     if problem is not None or chosen is None:
         return _certificate_page(request, who, number, 422, problem, form)
-    done = revoke(ctx, who, number, chosen, _now(), text or None)
+    done = revoke(ctx, who, number, chosen, ctx.now(), text or None)
     return RedirectResponse(f"/jpki/admin/certificates/{done.serial_hex}", status_code=303)

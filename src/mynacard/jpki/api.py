@@ -15,7 +15,6 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -70,10 +69,6 @@ register({
 })
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 # --- background schedule: CRLs when due, the query log, warm OCSP answers ------------------------------------
 
 def _scheduler(ctx: Context, stop: threading.Event) -> None:
@@ -83,9 +78,9 @@ def _scheduler(ctx: Context, stop: threading.Event) -> None:
         ticks += 1
         try:
             verifiers.flush_query_log(ctx)
-            responder_for(ctx).refresh_revoked(_now())  # revoked answers pre-signed as soon as seen
+            responder_for(ctx).refresh_revoked(ctx.now())  # revoked answers pre-signed as soon as seen
             if ticks % 60 == 0:  # every 30 s; the schedule never creates a CA (mynacard jpki init does)
-                service.publish_crls(ctx, system, _now(), create=False)
+                service.publish_crls(ctx, system, ctx.now(), create=False)
         except Exception:  # the schedule carries on; the next tick retries
             log.exception("jpki scheduler")
 
@@ -168,7 +163,7 @@ def ca_certificate(name: TextPath, generation: IdQuery | None = None, ctx: Conte
         if not service.authorities_exist(ctx):  # a request never creates a CA (mynacard jpki init does)
             raise service.AuthoritiesMissing()
         return _pem_response(service.ca_bundle_pem(ctx, kind))
-    authority = service.current_authority(ctx, kind, _now(), generation)
+    authority = service.current_authority(ctx, kind, ctx.now(), generation)
     if ext == "cer":
         return Response(authority.der, media_type="application/pkix-cert")
     return _pem_response(authority.pem)
@@ -209,7 +204,7 @@ def crl(name: TextPath, request: Request, generation: IdQuery | None = None,
     if ext != "crl" or kind_text not in ("sign", "auth"):
         raise NotFound("no such CRL")
     kind = CaKind(kind_text)
-    now = _now()
+    now = ctx.now()
     who = _caller(ctx, request)
     try:
         verifier = verifiers.require_verifier(ctx, who, Purpose.for_ca(kind), "crl", now, None, _remote(request))
@@ -327,7 +322,7 @@ def _signature_verifier(request: Request, ctx: Context = Depends(context)) -> Pr
     too (401), with their address."""
     who = optional_principal(request)
     try:
-        verifiers.require_verifier(ctx, who, Purpose.SIGNATURE, "verify", _now(), None, _remote(request))
+        verifiers.require_verifier(ctx, who, Purpose.SIGNATURE, "verify", ctx.now(), None, _remote(request))
     except Forbidden:
         if who is None:
             raise LoginRequired("login required") from None
@@ -340,7 +335,7 @@ def _signature_verifier(request: Request, ctx: Context = Depends(context)) -> Pr
 def verify_signature(body: SignatureIn, ctx: Context = Depends(context),
                      who: Principal = Depends(_signature_verifier)) -> dict[str, Any]:
     """Check a raw PKCS#1 v1.5 signature made with a card's signing key: chain, validity, revocation."""
-    now = _now()
+    now = ctx.now()
     party = RelyingParty.for_service(ctx, who)
     return _verification(party.verify_signature(
         _b64(body.data_b64, "data_b64"), _b64(body.signature_b64, "signature_b64"),
@@ -357,7 +352,7 @@ class CmsIn(BaseModel):
 def verify_cms(body: CmsIn, ctx: Context = Depends(context),
                who: Principal = Depends(_signature_verifier)) -> dict[str, Any]:
     """Check a CMS/PKCS#7 detached signature made with a card's signing key."""
-    now = _now()
+    now = ctx.now()
     party = RelyingParty.for_service(ctx, who)
     cert = _b64(body.certificate_b64, "certificate_b64") if body.certificate_b64 else None
     return _verification(party.verify_cms_detached(_b64(body.data_b64, "data_b64"), _b64(body.cms_b64, "cms_b64"),
@@ -367,7 +362,7 @@ def verify_cms(body: CmsIn, ctx: Context = Depends(context),
 @router.post("/api/jpki/challenges")
 def new_challenge(ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
     """A login challenge for the card to sign with its authentication key."""
-    challenge = verifiers.issue_challenge(ctx, who, _now())
+    challenge = verifiers.issue_challenge(ctx, who, ctx.now())
     return {"id": challenge.id, "nonce_b64": base64.b64encode(challenge.nonce).decode(),
             "expires_at": challenge.expires_at}
 
@@ -381,7 +376,7 @@ class LoginIn(BaseModel):
 def answer_challenge(challenge_id: KeyPath, body: LoginIn, ctx: Context = Depends(context),
                      who: Principal = Depends(principal)) -> dict[str, Any]:
     """Check the card's answer to a challenge (single use: a second answer is refused)."""
-    now = _now()
+    now = ctx.now()
     party = RelyingParty.for_service(ctx, who)
     result = party.verify_login(challenge_id, _b64(body.signature_b64, "signature_b64"),
                                 _b64(body.certificate_b64, "certificate_b64"), now)
@@ -399,13 +394,13 @@ class SubscriptionIn(BaseModel):
 def subscribe(body: SubscriptionIn, ctx: Context = Depends(context),
               who: Principal = Depends(principal)) -> dict[str, Any]:
     """A platform operator follows a signing certificate (現況確認)."""
-    return {"subscription": verifiers.subscribe(ctx, who, parse_serial(body.serial), _now())}
+    return {"subscription": verifiers.subscribe(ctx, who, parse_serial(body.serial), ctx.now())}
 
 
 @router.get("/api/jpki/notifications")
 def notifications(pending: bool = True, ctx: Context = Depends(context),
                   who: Principal = Depends(principal)) -> dict[str, Any]:
-    items = verifiers.notifications(ctx, who, _now(), pending_only=pending)
+    items = verifiers.notifications(ctx, who, ctx.now(), pending_only=pending)
     return {"notifications": [{**n.__dict__, "certificate_serial": f"{n.certificate_serial:X}",
                                "new_certificate_serial": (f"{n.new_certificate_serial:X}"
                                                           if n.new_certificate_serial else None)} for n in items]}
@@ -417,7 +412,7 @@ class AckIn(BaseModel):
 
 @router.post("/api/jpki/notifications/ack")
 def acknowledge(body: AckIn, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, int]:
-    return {"acknowledged": verifiers.acknowledge_notifications(ctx, who, body.ids, _now())}
+    return {"acknowledged": verifiers.acknowledge_notifications(ctx, who, body.ids, ctx.now())}
 
 
 # --- certificates, the window, the operator ----------------------------------------------------------------------
@@ -433,7 +428,7 @@ def get_certificate(serial: TextPath, ctx: Context = Depends(context),
     """A certificate: for a platform operator one it follows; for clerks and the operator any in scope."""
     number = parse_serial(serial)
     if who.role is Role.VERIFIER:
-        record = verifiers.subscribed_certificate(ctx, who, number, _now())
+        record = verifiers.subscribed_certificate(ctx, who, number, ctx.now())
         return {"serial": record.view.serial_hex, "kind": record.view.kind.value, "pem": record.pem,
                 "status": record.view.status.value}
     record = service.certificate_by_serial(ctx, who, number)
@@ -455,7 +450,7 @@ class RevokeIn(BaseModel):
 @router.post("/api/jpki/certificates/{serial}/revoke")
 def revoke(serial: TextPath, body: RevokeIn, ctx: Context = Depends(context),
            who: Principal = Depends(principal)) -> dict[str, Any]:
-    return _view(responder.revoke(ctx, who, parse_serial(serial), body.reason, _now(), body.detail))
+    return _view(responder.revoke(ctx, who, parse_serial(serial), body.reason, ctx.now(), body.detail))
 
 
 @router.get("/api/jpki/cards/{card_id}/certificates")
@@ -467,12 +462,12 @@ def card_certificates(card_id: IdPath, ctx: Context = Depends(context),
 @router.post("/api/jpki/cards/{card_id}/hold")
 def hold(card_id: IdPath, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
     """Loss or suspension reported: both certificates on hold (一時保留)."""
-    return {"revoked": [_view(v) for v in service.hold_card_certificates(ctx, who, card_id, _now())]}
+    return {"revoked": [_view(v) for v in service.hold_card_certificates(ctx, who, card_id, ctx.now())]}
 
 
 @router.post("/api/jpki/cards/{card_id}/abolish")
 def abolish(card_id: IdPath, ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
-    return {"revoked": [_view(v) for v in service.abolish_card_certificates(ctx, who, card_id, _now())]}
+    return {"revoked": [_view(v) for v in service.abolish_card_certificates(ctx, who, card_id, ctx.now())]}
 
 
 class HolderRequestIn(BaseModel):
@@ -488,7 +483,7 @@ def holder_request(card_id: IdPath, body: HolderRequestIn, ctx: Context = Depend
         kinds = [CaKind(k) for k in body.kinds]
     except ValueError:
         raise InvalidInput("kinds are 'sign' and/or 'auth'") from None
-    done = service.revoke_at_holder_request(ctx, who, card_id, _now(), kinds, body.key_compromise)
+    done = service.revoke_at_holder_request(ctx, who, card_id, ctx.now(), kinds, body.key_compromise)
     return {"revoked": [_view(v) for v in done]}
 
 
@@ -506,7 +501,7 @@ def reissue(card_id: IdPath, body: ReissueIn, ctx: Context = Depends(context),
     except ValueError:
         raise InvalidInput("kind is 'sign' or 'auth'") from None
     record = service.reissue_certificate(ctx, who, card_id, kind, _b64(body.public_key_b64, "public_key_b64"),
-                                         _now())
+                                         ctx.now())
     return {**_view(record.view), "der_b64": base64.b64encode(record.der).decode()}
 
 
@@ -523,7 +518,7 @@ def register_verifier(body: VerifierIn, ctx: Context = Depends(context),
                       who: Principal = Depends(principal)) -> dict[str, Any]:
     """Register a verifier; the response carries its API key, shown only this once."""
     verifier, key = verifiers.register_verifier(ctx, who, body.name, body.kind, body.purposes, body.username,
-                                                _now(), body.client_cert_sha256)
+                                                ctx.now(), body.client_cert_sha256)
     return {"verifier": _verifier(verifier), "api_key": key}
 
 
@@ -545,7 +540,7 @@ class SuspendIn(BaseModel):
 @router.post("/api/jpki/verifiers/{verifier_id}/suspension")
 def suspend(verifier_id: IdPath, body: SuspendIn, ctx: Context = Depends(context),
             who: Principal = Depends(principal)) -> dict[str, Any]:
-    return _verifier(verifiers.set_suspended(ctx, who, verifier_id, body.suspended, _now()))
+    return _verifier(verifiers.set_suspended(ctx, who, verifier_id, body.suspended, ctx.now()))
 
 
 @router.get("/api/jpki/queries")
@@ -564,7 +559,7 @@ def publish(body: PublishIn, ctx: Context = Depends(context), who: Principal = D
     who.require(Role.OPERATOR, Role.SYSTEM)
     if not service.authorities_exist(ctx):  # publishing never creates the CAs (mynacard jpki init does)
         raise service.AuthoritiesMissing()
-    published = service.publish_crls(ctx, who, _now(), force=body.force)
+    published = service.publish_crls(ctx, who, ctx.now(), force=body.force)
     return {"published": [{"kind": c.kind.value, "generation": c.generation, "number": c.number,
                            "delta": c.is_delta, "entries": c.entry_count} for c in published]}
 
@@ -579,5 +574,5 @@ def rollover(body: RolloverIn, ctx: Context = Depends(context), who: Principal =
         kind = CaKind(body.kind)
     except ValueError:
         raise InvalidInput("kind is 'sign' or 'auth'") from None
-    authority = service.rollover(ctx, who, kind, _now())
+    authority = service.rollover(ctx, who, kind, ctx.now())
     return {"kind": kind.value, "generation": authority.generation, "fingerprint": authority.fingerprint_sha256}

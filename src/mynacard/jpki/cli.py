@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from mynacard.clock import utc_now
 from mynacard.context import Context
 from mynacard.errors import DomainError, InvalidInput, NotFound
 from mynacard.jpki import service, verifiers
@@ -28,10 +28,6 @@ def _ctx(home: Path | None) -> Context:
     return build_context(home=home)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _fail(exc: Exception) -> typer.Exit:
     console.print(f"[red]{exc}[/red]")
     return typer.Exit(1)
@@ -47,7 +43,7 @@ def _refuse(exc: Exception) -> typer.Exit:
 def init(home: Path | None = HomeOption) -> None:
     """Create both CAs if they do not exist yet (keys sealed, or in the PKCS#11 token when configured)."""
     ctx = _ctx(home)
-    for kind, authority in service.ensure_authorities(ctx, OPERATOR, _now()).items():
+    for kind, authority in service.ensure_authorities(ctx, OPERATOR, utc_now()).items():
         console.print(f"{kind.label_ja} G{authority.generation} ({authority.key_store}) "
                       f"SHA-256 {authority.fingerprint_sha256}")
 
@@ -90,7 +86,7 @@ def revoke(serial: str = typer.Argument(..., help="Serial number (hexadecimal, a
         raise typer.BadParameter(str(exc)) from None
     ctx = _ctx(home)
     try:
-        view = service.revoke_certificate(ctx, OPERATOR, _parse_serial(serial), parsed, _now(), detail)
+        view = service.revoke_certificate(ctx, OPERATOR, _parse_serial(serial), parsed, utc_now(), detail)
     except DomainError as exc:
         raise _fail(exc) from None
     console.print(f"[green]{view.kind.value} certificate {view.serial_hex}: {view.status.value}[/green] "
@@ -105,7 +101,7 @@ def crl(force: bool = typer.Option(False, "--force", help="Publish new full and 
     ctx = _ctx(home)
     if not service.authorities_exist(ctx):
         raise _refuse(service.AuthoritiesMissing())
-    for info in service.publish_crls(ctx, OPERATOR, _now(), force=force):
+    for info in service.publish_crls(ctx, OPERATOR, utc_now(), force=force):
         console.print(f"{info.kind.value} G{info.generation} {'delta' if info.is_delta else 'full'} CRL "
                       f"#{info.number}: {info.entry_count:,} entries, next update {info.next_update:%Y-%m-%d %H:%M}Z")
 
@@ -114,7 +110,7 @@ def crl(force: bool = typer.Option(False, "--force", help="Publish new full and 
 def ocsp_refresh(limit: int = typer.Option(100000, "--limit"), home: Path | None = HomeOption) -> None:
     """Pre-sign OCSP responses for certificates that have none or whose answer is half-way through its life."""
     ctx = _ctx(home)
-    console.print(f"{service.refresh_ocsp_responses(ctx, OPERATOR, _now(), limit):,} responses signed")
+    console.print(f"{service.refresh_ocsp_responses(ctx, OPERATOR, utc_now(), limit):,} responses signed")
 
 
 @app.command("ocsp-serve")
@@ -141,7 +137,7 @@ def rollover(kind: str = typer.Argument(..., help="sign or auth"), home: Path | 
     except ValueError:
         raise typer.BadParameter("sign or auth") from None
     try:
-        authority = service.rollover(_ctx(home), OPERATOR, ca_kind, _now())
+        authority = service.rollover(_ctx(home), OPERATOR, ca_kind, utc_now())
     except service.AuthoritiesMissing as exc:
         raise _refuse(exc) from None
     console.print(f"{ca_kind.label_ja} G{authority.generation}: SHA-256 {authority.fingerprint_sha256}")
@@ -157,7 +153,7 @@ def verifier_add(name: str = typer.Argument(...), username: str = typer.Option(.
     ctx = _ctx(home)
     try:
         verifier, key = verifiers.register_verifier(ctx, OPERATOR, name, kind, [Purpose(p) for p in purpose],
-                                                    username, _now())
+                                                    username, utc_now())
     except (DomainError, ValueError) as exc:
         raise _fail(exc) from None
     console.print(f"verifier {verifier.id} {verifier.name} ({verifier.kind.value}: "

@@ -10,13 +10,11 @@ Reason codes as in :func:`mynacard.jpki.model.revocations_for_life_event` (refer
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
-
-from mynacard.bus import DomainEvent
+from mynacard.bus import DomainEvent, Transaction
 from mynacard.jpki.service import revoke_for_life_event
 
 __all__ = ["on_life_event"]
 
 
-def on_life_event(conn: Connection, event: DomainEvent) -> None:
-    revoke_for_life_event(conn, event.kind, event.payload, event.occurred_at)
+def on_life_event(tx: Transaction, event: DomainEvent) -> None:
+    revoke_for_life_event(tx.conn, event.kind, event.payload, event.occurred_at)

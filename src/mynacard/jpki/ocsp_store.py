@@ -103,7 +103,8 @@ def presigned_response(ctx: Context, authority: Authority, serial: int, algorith
     if row.der is not None and row.rs == row.status and now < row.this_update + half:
         return PresignedResponse(row.der, row.id, row.status, row.this_update, row.next_update, row.revoked_at,
                                  RevocationReason(row.revocation_reason) if row.revocation_reason else None)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         lock = select(*columns).where(jpki_certificates.c.id == row.id)
         if conn.dialect.name == "postgresql":
             lock = lock.with_for_update()
@@ -141,7 +142,8 @@ def refresh_ocsp_responses(ctx: Context, principal: Principal, now: datetime, li
                    (jpki_ocsp_responses.c.der.is_(None)) | (jpki_ocsp_responses.c.this_update < stale_before))
             .order_by(jpki_certificates.c.id).limit(limit)).scalars())
     for i in range(0, len(ids), 500):
-        with ctx.db.begin() as conn:
+        with ctx.transaction() as tx:
+            conn = tx.conn
             for cid in ids[i:i + 500]:
                 store_presigned(ctx, conn, cid, "sha1", now, settings)
     return len(ids)

@@ -136,7 +136,8 @@ def register_verifier(ctx: Context, principal: Principal, name: str, kind: Verif
                                            or not all(c in "0123456789abcdef" for c in client_cert_sha256)):
         raise InvalidInput("a client certificate fingerprint is 64 lower-case hex digits (SHA-256)")
     try:
-        with ctx.db.begin() as conn:
+        with ctx.transaction() as tx:
+            conn = tx.conn
             if conn.execute(select(jpki_verifiers.c.id).where(jpki_verifiers.c.username == username)).first():
                 raise Conflict(f"a verifier with account {username!r} exists")
             if client_cert_sha256 is not None and conn.execute(select(jpki_verifiers.c.id).where(
@@ -158,7 +159,8 @@ def register_verifier(ctx: Context, principal: Principal, name: str, kind: Verif
 def set_suspended(ctx: Context, principal: Principal, verifier_id: int, suspended: bool, now: datetime) -> Verifier:
     """Suspend a verifier (it receives nothing more) or reinstate it."""
     principal.require(*OPERATOR_ROLES)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         done = conn.execute(update(jpki_verifiers).where(jpki_verifiers.c.id == verifier_id)
                             .values(suspended_at=now if suspended else None)).rowcount
         if not done:
@@ -452,7 +454,8 @@ def flush_query_log(ctx: Context) -> int:
     rows = [{"verifier_id": k[0], "caller": k[1], "action": k[2], "certificate_serial": k[3], "outcome": k[4],
              "detail": k[5], "at": v[0], "last_at": v[1], "count": v[2]} for k, v in pending.items()]
     try:
-        with ctx.db.begin() as conn:
+        with ctx.transaction() as tx:
+            conn = tx.conn
             _write_rows(conn, rows)
     except IntegrityError:
         _log_one_by_one(ctx, rows)
@@ -500,10 +503,12 @@ def _log_one_by_one(ctx: Context, rows: list[dict[str, Any]]) -> None:
     """A row the batch could not take (its verifier was removed meanwhile) is kept without the link."""
     for row in rows:
         try:
-            with ctx.db.begin() as conn:
+            with ctx.transaction() as tx:
+                conn = tx.conn
                 _write_rows(conn, [row])
         except IntegrityError:
-            with ctx.db.begin() as conn:
+            with ctx.transaction() as tx:
+                conn = tx.conn
                 _write_rows(conn, [{**row, "verifier_id": None, "detail": f"verifier {row['verifier_id']} gone"}])
 
 
@@ -542,7 +547,8 @@ def subscribe(ctx: Context, principal: Principal, serial: int, now: datetime) ->
     """A platform operator asks to be told when a signing certificate is revoked (and where its successor
     is). The holder gave the operator the certificate, with consent to the check. Idempotent."""
     verifier = _require_platform(ctx, principal, "subscribe", now, f"{serial:X}")
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         cert = conn.execute(select(jpki_certificates.c.id, jpki_certificates.c.kind, jpki_certificates.c.status)
                             .where(jpki_certificates.c.serial == serial)).first()
         if cert is None or cert.kind != CaKind.SIGN.value:
@@ -599,7 +605,8 @@ def notifications(ctx: Context, principal: Principal, now: datetime, pending_onl
 
 def acknowledge_notifications(ctx: Context, principal: Principal, ids: Sequence[int], now: datetime) -> int:
     verifier = _require_platform(ctx, principal, "acknowledge", now)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         return int(conn.execute(update(jpki_notifications).where(
             jpki_notifications.c.verifier_id == verifier.id, jpki_notifications.c.id.in_(list(ids)),
             jpki_notifications.c.acknowledged_at.is_(None)).values(acknowledged_at=now)).rowcount)
@@ -655,7 +662,8 @@ _PURGE_LOCK = threading.Lock()
 def purge_challenges(ctx: Context, now: datetime) -> int:
     """Delete the challenges that have expired (used or not: an expired one can never be answered); returns
     how many. ``mynacard portal sweep-sessions`` runs it, and :func:`issue_challenge` does now and then."""
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         deleted = int(conn.execute(delete(jpki_challenges).where(jpki_challenges.c.expires_at <= now)).rowcount)
     with _PURGE_LOCK:
         _LAST_PURGE[ctx.db] = time.monotonic()
@@ -681,7 +689,8 @@ def issue_challenge(ctx: Context, principal: Principal, now: datetime) -> Challe
     if _purge_due(ctx):
         purge_challenges(ctx, now)
     challenge = Challenge(secrets.token_urlsafe(24), secrets.token_bytes(CHALLENGE_BYTES), now + CHALLENGE_TTL)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         outstanding, oldest = conn.execute(
             select(func.count(), func.min(jpki_challenges.c.expires_at)).where(
                 jpki_challenges.c.issued_to == issued_to, jpki_challenges.c.expires_at > now)).one()
@@ -698,7 +707,8 @@ def consume_challenge(ctx: Context, principal: Principal, challenge_id: str, now
     """Use a challenge up: only its own issuer, only once, only before it expires. Returns its bytes."""
     if not isinstance(challenge_id, str) or not 1 <= len(challenge_id) <= 48:
         raise InvalidInput("unknown, used or expired challenge")
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         done = conn.execute(update(jpki_challenges).where(
             jpki_challenges.c.id == challenge_id, jpki_challenges.c.issued_to == _issued_to(principal),
             jpki_challenges.c.used_at.is_(None), jpki_challenges.c.expires_at > now).values(used_at=now)).rowcount
@@ -709,7 +719,8 @@ def consume_challenge(ctx: Context, principal: Principal, challenge_id: str, now
 
 
 def record_challenge_outcome(ctx: Context, challenge_id: str, outcome: str) -> None:
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         conn.execute(update(jpki_challenges).where(jpki_challenges.c.id == challenge_id).values(outcome=outcome[:16]))
 
 

@@ -5,6 +5,7 @@ certificate's QR code opens (``/kiosk/verify/{document_id}``). Thin: parse, call
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -26,7 +27,7 @@ from mynacard.kiosk.keys import KeyCache
 from mynacard.kiosk.model import MAX_COPIES, DocumentKind, DocumentOptions, Refused
 from mynacard.kiosk.warm import warm_up
 from mynacard.principal import Principal, Role
-from mynacard.web.deps import LoginRequired, context, principal, render
+from mynacard.web.deps import LoginRequired, context, now, principal, render
 from mynacard.web.i18n import register
 from mynacard.web.params import Id, Key, KeyPath, Municipality, TextPath
 
@@ -70,11 +71,13 @@ register({
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Before the server accepts a connection: a demo's clock switch on a real installation stops it from
-    starting, with the reason (as the portal's demo reader does), rather than shifting its clock."""
+    """Before the server accepts a connection: ``MYNACARD_KIOSK_CLOCK`` sets a demo installation's clock; on a
+    real installation it stops the server from starting, with the reason (as the portal's demo reader does),
+    rather than shifting its clock."""
     ctx: Context | None = getattr(app.state, "ctx", None)
-    if ctx is not None and getattr(app.state, "kiosk_clock", None) is None:
-        app.state.kiosk_clock = await run_in_threadpool(service.clock_from_env, ctx)  # DemoOnly: refused
+    if ctx is not None and os.environ.get(service.CLOCK_ENV):
+        ctx.clock = await run_in_threadpool(service.clock_from_env, ctx)  # DemoOnly: refused
+        app.state.kiosk_clock_applied = True
     yield
 
 
@@ -85,17 +88,17 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 
 
 def now_of(request: Request) -> datetime:
-    """The server's clock: ``app.state.kiosk_clock`` (tests), ``MYNACARD_KIOSK_CLOCK`` (a demo installation
-    only), or the wall clock."""
-    clock = getattr(request.app.state, "kiosk_clock", None)
-    if clock is None:
+    """The installation's clock (:func:`mynacard.web.deps.now`), once ``MYNACARD_KIOSK_CLOCK`` is settled: an app
+    whose start-up was skipped applies it now in a demo installation, and elsewhere answers 503 with the reason
+    rather than run on a clock the operator did not mean."""
+    if os.environ.get(service.CLOCK_ENV) and not getattr(request.app.state, "kiosk_clock_applied", False):
+        ctx = context(request)
         try:
-            clock = service.clock_from_env(context(request))
+            ctx.clock = service.clock_from_env(ctx)
         except (service.DemoOnly, InvalidInput) as exc:  # normally refused at start-up (the lifespan above)
             raise HTTPException(503, str(exc)) from None
-        request.app.state.kiosk_clock = clock
-    moment: datetime = clock()
-    return moment
+        request.app.state.kiosk_clock_applied = True
+    return now(request)
 
 
 def centre_of(request: Request) -> Centre:
@@ -399,13 +402,13 @@ def municipal_step(document_id: KeyPath, step: TextPath, body: DocumentStepIn,
                    request: Request,
                    ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, str]:
     """``confirm`` (released: valid), ``printed``, or ``void`` (aborted: never valid)."""
-    now = now_of(request)
+    moment = ctx.now()
     if step == "confirm":
-        municipal.confirm(ctx, _operator(who), document_id, body.request_id, now)
+        municipal.confirm(ctx, _operator(who), document_id, body.request_id, moment)
     elif step == "printed":
-        municipal.mark_printed(ctx, _operator(who), document_id, body.request_id, now)
+        municipal.mark_printed(ctx, _operator(who), document_id, body.request_id, moment)
     elif step == "void":
-        municipal.void(ctx, _operator(who), document_id, body.request_id, body.reason, now)
+        municipal.void(ctx, _operator(who), document_id, body.request_id, body.reason, moment)
     else:
         raise NotFound("no such step")
     return {"document_id": document_id, "step": step}

@@ -6,11 +6,13 @@ then signs the challenge with the key of its authentication certificate (利用�
 checks the signature, the chain, the validity period and the revocation status (OCSP), and maps the
 certificate to a resident.
 
-* :class:`CardAuthenticator` — certificate + challenge + signature → the certificate's serial, or a
-  :class:`~mynacard.kiosk.model.Refused` (revoked, expired, bad signature, unknown).
-  :class:`X509CardAuthenticator` implements it with ``cryptography`` against given roots and an OCSP
-  responder reached through any :data:`OcspTransport`; when the JPKI part lands, its relying-party SDK
-  takes this place (see docs/ARCHITECTURE.md, "kiosk").
+* :class:`~mynacard.jpki.card_auth.CardAuthenticator` — certificate + challenge + signature → the certificate's
+  serial, or a :class:`~mynacard.jpki.card_auth.CardRefused` (revoked, expired, bad signature, unknown). The
+  protocol and its production implementation (:class:`~mynacard.jpki.card_auth.JpkiCardAuthenticator`, over
+  the relying-party SDK) are JPKI's, shared with Mynaportal; :func:`authenticate_card` is how the centre asks,
+  turning a refusal into the kiosk's :class:`~mynacard.kiosk.model.Refused`. :class:`X509CardAuthenticator`
+  is the test stand-in's implementation: ``cryptography`` against given roots and an OCSP responder reached
+  through any :data:`OcspTransport`, with P-256 keys too (the storm and the benchmark need 1,000 cards).
 * :class:`HolderDirectory` — certificate serial → resident (J-LIS keeps serial ↔ 住民票コード).
 * :class:`KioskCard` — what the kiosk needs from a card; :class:`WrongPin` and :class:`PinBlocked` are how a
   card refuses (the chip part's ``CardClient`` is adapted to this).
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 
+from mynacard.jpki.card_auth import AuthenticatedCard, CardAuthenticator, CardRefusal, CardRefused
 from mynacard.kiosk.model import RefusalReason, Refused
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "PinBlocked",
     "WrongPin",
     "X509CardAuthenticator",
+    "authenticate_card",
     "verify_card_signature",
 ]
 
@@ -50,25 +53,22 @@ AUTH_POLICY = x509.ObjectIdentifier("1.2.392.200149.8.5.1.3.30")
 OCSP_SKEW = timedelta(minutes=5)
 
 
-@dataclass(frozen=True)
-class AuthenticatedCard:
-    """A card whose authentication certificate is valid and whose key signed the centre's challenge."""
-
-    serial: int
-    """The certificate's serial number: the pseudonymous handle J-LIS maps to a resident."""
-    not_after: datetime
-    certificate_sha256: str
+_REASONS = {
+    CardRefusal.CERTIFICATE_REVOKED: RefusalReason.CERTIFICATE_REVOKED,
+    CardRefusal.CERTIFICATE_EXPIRED: RefusalReason.CERTIFICATE_EXPIRED,
+    CardRefusal.BAD_SIGNATURE: RefusalReason.BAD_SIGNATURE,
+}
 
 
-class CardAuthenticator(Protocol):
-    """Checks a card's answer to a challenge (the centre's one dependency on JPKI)."""
-
-    def authenticate(self, certificate: bytes, challenge: bytes, signature: bytes,
-                     now: datetime) -> AuthenticatedCard:
-        """``certificate`` is the card's authentication certificate (DER); ``signature`` is the card's
-        RSASSA-PKCS1-v1_5 signature (ECDSA for EC keys) over SHA-256 of ``challenge``. Raises
-        :class:`Refused` with CERTIFICATE_REVOKED, CERTIFICATE_EXPIRED, BAD_SIGNATURE or UNKNOWN_CERTIFICATE."""
-        ...
+def authenticate_card(authenticator: CardAuthenticator, certificate: bytes, challenge: bytes, signature: bytes,
+                      now: datetime) -> AuthenticatedCard:
+    """``authenticator.authenticate``, its refusal as the kiosk's :class:`Refused` (CERTIFICATE_REVOKED,
+    CERTIFICATE_EXPIRED, BAD_SIGNATURE, else UNKNOWN_CERTIFICATE; the detail at most 200 characters)."""
+    try:
+        return authenticator.authenticate(certificate, challenge, signature, now)
+    except CardRefused as exc:
+        detail = exc.detail[:200] if exc.detail else None
+        raise Refused(_REASONS.get(exc.reason, RefusalReason.UNKNOWN_CERTIFICATE), detail) from None
 
 
 class HolderDirectory(Protocol):
@@ -160,7 +160,7 @@ class X509CardAuthenticator:
             return False
         return True
 
-    def _status(self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> RefusalReason | None:
+    def _status(self, cert: x509.Certificate, issuer: x509.Certificate, now: datetime) -> CardRefusal | None:
         nonce = secrets.token_bytes(16)
         request = (ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1())
                    .add_extension(x509.OCSPNonce(nonce), critical=False).build())
@@ -168,9 +168,9 @@ class X509CardAuthenticator:
             raw = self.transport(request.public_bytes(serialization.Encoding.DER))
             response = ocsp.load_der_ocsp_response(raw)
         except (OSError, ValueError):
-            return RefusalReason.UNKNOWN_CERTIFICATE
+            return CardRefusal.UNKNOWN_CERTIFICATE
         if response.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
-            return RefusalReason.UNKNOWN_CERTIFICATE
+            return CardRefusal.UNKNOWN_CERTIFICATE
         try:
             signer = issuer
             if response.certificates:  # a delegated responder, issued by the CA for OCSP signing
@@ -178,26 +178,26 @@ class X509CardAuthenticator:
                 signer.verify_directly_issued_by(issuer)
                 eku = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
                 if x509.oid.ExtendedKeyUsageOID.OCSP_SIGNING not in eku:
-                    return RefusalReason.UNKNOWN_CERTIFICATE
+                    return CardRefusal.UNKNOWN_CERTIFICATE
             key = signer.public_key()
             if not isinstance(key, rsa.RSAPublicKey):
-                return RefusalReason.UNKNOWN_CERTIFICATE
+                return CardRefusal.UNKNOWN_CERTIFICATE
             if response.signature_hash_algorithm is None:
-                return RefusalReason.UNKNOWN_CERTIFICATE
+                return CardRefusal.UNKNOWN_CERTIFICATE
             key.verify(response.signature, response.tbs_response_bytes, padding.PKCS1v15(),
                        response.signature_hash_algorithm)
             got = response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
         except (InvalidSignature, ValueError, TypeError, x509.ExtensionNotFound):
-            return RefusalReason.UNKNOWN_CERTIFICATE
+            return CardRefusal.UNKNOWN_CERTIFICATE
         if got != nonce or response.serial_number != cert.serial_number:
-            return RefusalReason.UNKNOWN_CERTIFICATE
+            return CardRefusal.UNKNOWN_CERTIFICATE
         if response.this_update_utc > now + OCSP_SKEW or (
                 response.next_update_utc is not None and response.next_update_utc < now - OCSP_SKEW):
-            return RefusalReason.UNKNOWN_CERTIFICATE
+            return CardRefusal.UNKNOWN_CERTIFICATE
         if response.certificate_status is ocsp.OCSPCertStatus.REVOKED:
-            return RefusalReason.CERTIFICATE_REVOKED
+            return CardRefusal.CERTIFICATE_REVOKED
         if response.certificate_status is not ocsp.OCSPCertStatus.GOOD:
-            return RefusalReason.UNKNOWN_CERTIFICATE
+            return CardRefusal.UNKNOWN_CERTIFICATE
         return None
 
     def authenticate(self, certificate: bytes, challenge: bytes, signature: bytes,
@@ -205,19 +205,19 @@ class X509CardAuthenticator:
         try:
             cert = x509.load_der_x509_certificate(certificate)
         except ValueError:
-            raise Refused(RefusalReason.UNKNOWN_CERTIFICATE, "not a certificate") from None
+            raise CardRefused(CardRefusal.UNKNOWN_CERTIFICATE, ("not a certificate",)) from None
         issuer = self._issuer(cert)
         if issuer is None or not self._usable(cert):
-            raise Refused(RefusalReason.UNKNOWN_CERTIFICATE)
+            raise CardRefused(CardRefusal.UNKNOWN_CERTIFICATE)
         if now > cert.not_valid_after_utc:
-            raise Refused(RefusalReason.CERTIFICATE_EXPIRED)
+            raise CardRefused(CardRefusal.CERTIFICATE_EXPIRED)
         if now < cert.not_valid_before_utc:
-            raise Refused(RefusalReason.UNKNOWN_CERTIFICATE, "not yet valid")
+            raise CardRefused(CardRefusal.UNKNOWN_CERTIFICATE, ("not yet valid",))
         if not verify_card_signature(cert, challenge, signature):
-            raise Refused(RefusalReason.BAD_SIGNATURE)
+            raise CardRefused(CardRefusal.BAD_SIGNATURE)
         problem = self._status(cert, issuer, now)
         if problem is not None:
-            raise Refused(problem)
+            raise CardRefused(problem)
         from hashlib import sha256
 
         return AuthenticatedCard(cert.serial_number, cert.not_valid_after_utc, sha256(certificate).hexdigest())

@@ -34,7 +34,7 @@ from mynacard.clock import local_date
 from mynacard.context import Context
 from mynacard.errors import Conflict, DomainError, InvalidInput, NotFound
 from mynacard.kiosk import audit, municipal, pdf
-from mynacard.kiosk.auth import CardAuthenticator, HolderDirectory
+from mynacard.kiosk.auth import CardAuthenticator, HolderDirectory, authenticate_card
 from mynacard.kiosk.model import (
     SESSION_TTL,
     DocumentKind,
@@ -268,7 +268,7 @@ class Centre:
             raise Refused(RefusalReason.SESSION_EXPIRED)
         challenge = bytes(row.challenge)
         try:
-            card = self.authenticator.authenticate(certificate, challenge, signature, now)
+            card = authenticate_card(self.authenticator, certificate, challenge, signature, now)
             holder = self.directory.resident_for(card.serial, now)
             if holder is None:
                 raise Refused(RefusalReason.NO_HOLDER)

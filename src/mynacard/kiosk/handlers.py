@@ -6,16 +6,15 @@ another municipality is that day's 転入 (no kiosk issuance until the next day)
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
-
-from mynacard.bus import DomainEvent
+from mynacard.bus import DomainEvent, Transaction
 from mynacard.kiosk import municipal
 from mynacard.registry import service as registry
 
 __all__ = ["on_resident_moved"]
 
 
-def on_resident_moved(conn: Connection, event: DomainEvent) -> None:
+def on_resident_moved(tx: Transaction, event: DomainEvent) -> None:
+    conn = tx.conn
     resident_id = int(event.payload["resident_id"])
     resident = registry.get_residents(conn, [resident_id]).get(resident_id)
     if resident is None:

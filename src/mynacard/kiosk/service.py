@@ -69,12 +69,12 @@ Clock = Callable[[], datetime]
 
 
 def clock_from_env(ctx: Context) -> Clock:
-    """The wall clock, or — in a demo installation only — an offset clock when ``MYNACARD_KIOSK_CLOCK`` is set.
-    Outside a demo the variable is refused (:class:`DemoOnly`): it would shift the production kiosks' clock
-    (business hours, maintenance days, the three-month verification period)."""
+    """The installation's clock, or — in a demo installation only — an offset clock when ``MYNACARD_KIOSK_CLOCK``
+    is set. Outside a demo the variable is refused (:class:`DemoOnly`): it would shift the production kiosks'
+    clock (business hours, maintenance days, the three-month verification period)."""
     start = os.environ.get(CLOCK_ENV)
     if not start:
-        return lambda: datetime.now(UTC)
+        return ctx.clock
     require_demo(ctx, f"{CLOCK_ENV} (it shifts the kiosk service's clock; unset it)")
     try:
         anchor = datetime.fromisoformat(start)

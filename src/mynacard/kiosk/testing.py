@@ -3,9 +3,10 @@
 **Not for production.** :class:`TestJpki` is a runtime-generated authentication CA (``cryptography``) with a
 real RFC 6960 OCSP responder (in process) and a serial → resident directory; :class:`SoftwareCard` is a card
 whose key lives in software and which counts PIN tries like the chip (3 tries, then blocked). The centre sees
-them only through :class:`~mynacard.kiosk.auth.CardAuthenticator`, :class:`~mynacard.kiosk.auth.HolderDirectory`
+them only through :class:`~mynacard.jpki.card_auth.CardAuthenticator`, :class:`~mynacard.kiosk.auth.HolderDirectory`
 and :class:`~mynacard.kiosk.auth.KioskCard`; production uses JPKI's relying-party SDK and the chip's
-``CardClient`` (:mod:`mynacard.kiosk.jpki_auth`, :mod:`mynacard.kiosk.chip_card`).
+``CardClient`` (:mod:`mynacard.jpki.card_auth` through :mod:`mynacard.kiosk.jpki_auth`,
+:mod:`mynacard.kiosk.chip_card`).
 
 A :class:`TestJpki` can be saved to a folder so that a server in another process (the storm, the benchmark:
 :func:`stand_in_asgi_app`) sees the same CA, serials and revocations: ``MYNACARD_KIOSK_TEST_JPKI=<folder>``.
@@ -264,6 +265,6 @@ def stand_in_asgi_app() -> object:
     jpki = TestJpki.load(Path(folder))
     jpki.clock = clock
     base = public_url()
-    app.state.kiosk_clock = clock
+    ctx.clock = clock
     app.state.kiosk_centre = Centre(ctx, jpki.authenticator(), jpki, LocalGateway(ctx), base)
     return app

@@ -3,7 +3,6 @@ programme's accounts page (staff, scoped to their municipality)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -17,7 +16,7 @@ from mynacard.mykey import child_health, points, shelter
 from mynacard.mykey.model import AccountKind
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
-from mynacard.web.deps import context, principal, render
+from mynacard.web.deps import context, now, principal, render
 from mynacard.web.i18n import register
 from mynacard.web.params import Key, Limit, Municipality, MunicipalityPath, MunicipalityQuery
 
@@ -80,10 +79,6 @@ register({
 })
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 _CODE = r"^[A-Za-z0-9_-]{1,32}$"
 Code = Annotated[str, Field(pattern=_CODE, description="a partner's, a shop's or a shelter's code")]
 CodePath = Annotated[str, Path(pattern=_CODE, description="a shelter's code")]
@@ -116,7 +111,7 @@ async def receive_touches(code: CodePath, request: Request, ctx: Context = Depen
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInput(f"expected {{\"touches\": [...]}}: {exc}") from None
     touches = [shelter.Touch.from_json(item) for item in items]
-    receipt = shelter.receive_touches(ctx, who, code, touches, _now())
+    receipt = shelter.receive_touches(ctx, who, code, touches, ctx.now())
     return JSONResponse(receipt.to_json())
 
 
@@ -156,7 +151,7 @@ def child_health_page(request: Request) -> Response:
     if found is None:
         return RedirectResponse("/portal/login", status_code=303)
     who, token = found
-    children = child_health.for_parent(context(request), who, local_date(_now()))
+    children = child_health.for_parent(context(request), who, local_date(now(request)))
     return portal_api.resident_page(request, "mykey_child_health.html", who, token, children=children)
 
 
@@ -204,7 +199,7 @@ def convert_json(body: ConversionIn, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> JSONResponse:
     """A partner converts a holder's points (account ``partner-<code>``); a retried key answers 200."""
     return _posted(points.convert(ctx, who, body.partner, body.mykey_id, body.municipality_code,
-                                  body.partner_points, body.idempotency_key, _now()))
+                                  body.partner_points, body.idempotency_key, ctx.now()))
 
 
 @router.post("/api/mykey/points/redemptions")
@@ -212,7 +207,7 @@ def redeem_json(body: RedemptionIn, ctx: Context = Depends(context),
                 who: Principal = Depends(principal)) -> JSONResponse:
     """An (online) shop takes points (account ``shop-<code>``); not enough points is 409."""
     return _posted(points.redeem(ctx, who, body.shop, body.mykey_id, body.municipality_code, body.points,
-                                 body.idempotency_key, _now()))
+                                 body.idempotency_key, ctx.now()))
 
 
 @router.get("/api/mykey/points/statement")

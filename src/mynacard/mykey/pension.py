@@ -74,7 +74,8 @@ def enrol(ctx: Context, principal: Principal, insurer: str, contract_number: str
     facts = signed.signer.facts
     serial = signed.signer.serial
     verifiers.subscribe(ctx, principal, serial, now)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         existing = conn.execute(select(pension_annuitants.c.sign_serial).where(
             pension_annuitants.c.insurer == insurer,
             pension_annuitants.c.contract_number == contract_number)).scalar()
@@ -125,7 +126,8 @@ def confirm_all(ctx: Context, principal: Principal, now: datetime) -> list[Annui
         facts = read_signing_facts(x509.load_der_x509_certificate(record.der))
         if facts is None:
             continue
-        with ctx.db.begin() as conn:
+        with ctx.transaction() as tx:
+            conn = tx.conn
             rows = conn.execute(select(pension_annuitants).where(
                 pension_annuitants.c.platform == principal.subject, pension_annuitants.c.sign_serial == old)).all()
             for row in rows:
@@ -157,7 +159,8 @@ def confirm_all(ctx: Context, principal: Principal, now: datetime) -> list[Annui
     by_outcome: dict[tuple[str, str], list[int]] = {}
     for row_id, outcome in outcomes.items():  # nearly all "confirmed": one UPDATE per outcome, not per row
         by_outcome.setdefault(outcome, []).append(row_id)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         for (status, detail), ids in by_outcome.items():
             conn.execute(update(pension_annuitants).where(any_of(pension_annuitants.c.id, ids)).values(
                 status=status, detail=detail[:200], checked_at=now))

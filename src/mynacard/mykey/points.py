@@ -170,7 +170,8 @@ def _open_accounts(ctx: Context, posting: Posting) -> dict[tuple[str, str], int]
     if len(found) == len(wanted):
         known.update(((posting.municipality_code, *k), v) for k, v in found.items())
         return found  # an account exists only once its owner was checked for this programme
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         _check_legs(conn, posting)
         maker: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
         for leg in posting.legs:

@@ -118,7 +118,8 @@ def set_pin_required(ctx: Context, principal: Principal, municipality_code: str,
     principal.require(*_STAFF)
     if not principal.can_see_municipality(municipality_code):
         raise Forbidden("a municipality sets only its own shelters' rule")
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         done = conn.execute(update(mykey_settings).where(mykey_settings.c.municipality_code == municipality_code)
                             .values(shelter_pin_required=required)).rowcount
         if not done:
@@ -133,7 +134,8 @@ def register_shelter(ctx: Context, principal: Principal, code: str, name: str, m
         raise Forbidden("a municipality registers only its own shelters")
     if not _CODE.fullmatch(code or "") or not name.strip() or capacity < 0:
         raise InvalidInput("a shelter needs a code (letters, digits, - _), a name and a capacity")
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         if conn.execute(select(shelters.c.id).where(shelters.c.code == code)).first() is None:
             conn.execute(insert(shelters).values(code=code, name=name.strip()[:128],
                                                  municipality_code=municipality_code, capacity=capacity))

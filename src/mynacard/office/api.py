@@ -5,8 +5,7 @@ service, render."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Header, Path, Request
@@ -21,7 +20,7 @@ from mynacard.office import pdf, service
 from mynacard.office.model import BookingState, CounterKind, SiteKind, format_notice_number
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
-from mynacard.web.deps import context, principal, render
+from mynacard.web.deps import context, now, principal, render
 from mynacard.web.i18n import register
 from mynacard.web.params import (
     DAY_MAX,
@@ -104,11 +103,6 @@ NoticePath = Annotated[str, Path(min_length=1, max_length=40, description="a not
 IdempotencyKey = Annotated[str | None, Header(max_length=80, description="a retry of the same booking")]
 
 
-def _now(request: Request) -> datetime:
-    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
-    return clock() if clock is not None else datetime.now(UTC)
-
-
 def _own_code(who: Principal, code: str) -> str:
     if not who.can_see_municipality(code):
         raise NotFound("no such municipality office")
@@ -130,7 +124,7 @@ def day_page(request: Request, code: MunicipalityPath, day: DayQuery | None = No
              who: Principal = Depends(principal)) -> HTMLResponse:
     """The day's bookings (本日の予約一覧) of the clerk's municipality."""
     _own_code(who, code)
-    shown = day or local_date(_now(request))
+    shown = day or local_date(now(request))
     rows = service.bookings_on(ctx, who, code, shown)
     return render(request, "office_day.html", code=code, town=registry.get_municipality(ctx, code), day=shown,
                   rows=rows, fmt=format_notice_number, jst=JST, prev=shown - timedelta(days=1),
@@ -141,7 +135,7 @@ def day_page(request: Request, code: MunicipalityPath, day: DayQuery | None = No
 def backlog_page(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> HTMLResponse:
     _own_code(who, code)
-    data = service.backlog(ctx, who, code, _now(request))
+    data = service.backlog(ctx, who, code, now(request))
     notices = service.notices_of(ctx, who, code, limit=50)
     return render(request, "office_backlog.html", code=code, town=registry.get_municipality(ctx, code),
                   backlog=data, notices=notices, fmt=format_notice_number)
@@ -169,7 +163,7 @@ def receive_box_form(request: Request, code: MunicipalityPath, box_id: IdPath, c
     manifest = cards.box_manifest(ctx, who, box_id)
     if manifest["municipality_code"] != code:
         raise NotFound("no such box")
-    result = cards.receive_box(ctx, who, box_id, manifest["serials"], {}, _now(request))
+    result = cards.receive_box(ctx, who, box_id, manifest["serials"], {}, now(request))
     return _done(code, "receipt", result.received)
 
 
@@ -178,27 +172,27 @@ def run_checks_form(request: Request, code: MunicipalityPath, ctx: Context = Dep
                     who: Principal = Depends(principal)) -> Response:
     from mynacard.office.chipcheck import chip_file_inspector
 
-    result = service.check_received_cards(ctx, who, code, _now(request), chip=chip_file_inspector(ctx))
+    result = service.check_received_cards(ctx, who, code, now(request), chip=chip_file_inspector(ctx))
     return _done(code, "receipt", len(result.passed))
 
 
 @router.post("/office/m/{code}/setup", include_in_schema=False)
 def setup_form(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
                who: Principal = Depends(principal)) -> Response:
-    return _done(code, "receipt", service.run_pre_issuance_setup(ctx, who, code, _now(request)))
+    return _done(code, "receipt", service.run_pre_issuance_setup(ctx, who, code, now(request)))
 
 
 @router.post("/office/m/{code}/notices", include_in_schema=False)
 def notices_form(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> Response:
-    return _done(code, "backlog", len(service.send_notices(ctx, who, code, _now(request))))
+    return _done(code, "backlog", len(service.send_notices(ctx, who, code, now(request))))
 
 
 @router.post("/office/m/{code}/destroy", include_in_schema=False)
 def destroy_form(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> Response:
     """廃棄 of uncollected cards past deadline and retention (supervisor)."""
-    return _done(code, "backlog", len(service.destroy_uncollected(ctx, who, code, _now(request))))
+    return _done(code, "backlog", len(service.destroy_uncollected(ctx, who, code, now(request))))
 
 
 @router.get("/office/notices/{number}.pdf", include_in_schema=False)
@@ -214,7 +208,7 @@ def notice_pdf(request: Request, number: NoticePath, ctx: Context = Depends(cont
 @router.post("/office/notices/{number}/renotice", include_in_schema=False)
 def renotice_form(request: Request, number: NoticePath, ctx: Context = Depends(context),
                   who: Principal = Depends(principal)) -> Response:
-    fresh = service.renotice(ctx, who, number, _now(request))
+    fresh = service.renotice(ctx, who, number, now(request))
     return RedirectResponse(f"/office/notices/{fresh}.pdf", status_code=303)
 
 
@@ -223,7 +217,7 @@ def renotice_form(request: Request, number: NoticePath, ctx: Context = Depends(c
 @router.get("/office/m/{code}/congestion", response_class=HTMLResponse, include_in_schema=False)
 def congestion_page(request: Request, code: MunicipalityPath, ctx: Context = Depends(context)) -> HTMLResponse:
     """Public: expected wait by day and hour (aggregates only)."""
-    hours = service.congestion(ctx, code, _now(request))
+    hours = service.congestion(ctx, code, now(request))
     return render(request, "office_congestion.html", code=code, town=registry.get_municipality(ctx, code),
                   hours=hours)
 
@@ -231,7 +225,7 @@ def congestion_page(request: Request, code: MunicipalityPath, ctx: Context = Dep
 @router.get("/api/office/{code}/congestion")
 def congestion_json(request: Request, code: MunicipalityPath, ctx: Context = Depends(context)) -> list[dict[str, Any]]:
     return [{"day": h.day.isoformat(), "hour": h.hour, "capacity": h.capacity, "booked": h.booked,
-             "expected_wait_minutes": h.expected_wait_minutes} for h in service.congestion(ctx, code, _now(request))]
+             "expected_wait_minutes": h.expected_wait_minutes} for h in service.congestion(ctx, code, now(request))]
 
 
 def _slot_json(s: service.SlotView) -> dict[str, Any]:
@@ -243,7 +237,7 @@ def _slot_json(s: service.SlotView) -> dict[str, Any]:
 def slots_json(request: Request, code: MunicipalityPath, ctx: Context = Depends(context)) -> list[dict[str, Any]]:
     """Public: free issuance slots of a municipality within the booking horizon (times and places only)."""
     registry.get_municipality(ctx, code)
-    return [_slot_json(s) for s in service.open_slots(ctx, code, _now(request))]
+    return [_slot_json(s) for s in service.open_slots(ctx, code, now(request))]
 
 
 # --- clerk JSON ------------------------------------------------------------------------------------------------
@@ -252,7 +246,7 @@ def slots_json(request: Request, code: MunicipalityPath, ctx: Context = Depends(
 def bookings_json(request: Request, code: MunicipalityPath, day: DayQuery | None = None,
                   ctx: Context = Depends(context),
                   who: Principal = Depends(principal)) -> list[dict[str, Any]]:
-    rows = service.bookings_on(ctx, who, code, day or local_date(_now(request)))
+    rows = service.bookings_on(ctx, who, code, day or local_date(now(request)))
     return [{"booking_id": r.booking_id, "starts_at": r.starts_at.isoformat(), "site": r.site_name,
              "notice_number": r.notice_number, "card_id": r.card_id, "name": r.name, "state": r.state.value}
             for r in rows]
@@ -261,7 +255,7 @@ def bookings_json(request: Request, code: MunicipalityPath, day: DayQuery | None
 @router.get("/api/office/{code}/backlog")
 def backlog_json(request: Request, code: MunicipalityPath, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> dict[str, Any]:
-    return dict(service.backlog(ctx, who, code, _now(request)).__dict__)
+    return dict(service.backlog(ctx, who, code, now(request)).__dict__)
 
 
 @router.get("/api/office/notices/{number}")
@@ -308,7 +302,7 @@ def add_site_json(request: Request, code: MunicipalityPath, body: SiteIn, ctx: C
     """A site (本庁, 支所, 臨時交付窓口) with its counters (supervisor); adding it again changes nothing."""
     site_id = service.add_site(ctx, who, code, body.name, body.kind,
                                {CounterKind.ISSUANCE: body.issuance_counters,
-                                CounterKind.DOCUMENT_CHECK: body.document_check_counters}, _now(request), body.address)
+                                CounterKind.DOCUMENT_CHECK: body.document_check_counters}, now(request), body.address)
     return {"site_id": site_id}
 
 
@@ -350,20 +344,20 @@ def book_json(request: Request, body: BookIn, ctx: Context = Depends(context),
               idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
     """Book an issuance slot. 409 when the slot is full or the notice already has a booking; a repeated
     ``Idempotency-Key`` returns the first booking."""
-    return _booking_json(service.book(ctx, body.notice_number, body.birth_date, body.slot_id, _now(request),
+    return _booking_json(service.book(ctx, body.notice_number, body.birth_date, body.slot_id, now(request),
                                       idempotency_key))
 
 
 @router.post("/api/book/rebook")
 def rebook_json(request: Request, body: BookIn, ctx: Context = Depends(context),
                 idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
-    return _booking_json(service.rebook(ctx, body.notice_number, body.birth_date, body.slot_id, _now(request),
+    return _booking_json(service.rebook(ctx, body.notice_number, body.birth_date, body.slot_id, now(request),
                                         idempotency_key))
 
 
 @router.post("/api/book/cancel")
 def cancel_json(request: Request, body: NoticeIn, ctx: Context = Depends(context)) -> dict[str, bool]:
-    return {"cancelled": service.cancel_booking(ctx, body.notice_number, body.birth_date, _now(request))}
+    return {"cancelled": service.cancel_booking(ctx, body.notice_number, body.birth_date, now(request))}
 
 
 @router.get("/book", response_class=HTMLResponse, include_in_schema=False)
@@ -399,7 +393,7 @@ def book_slots(request: Request, done: TextQuery | None = None, ctx: Context = D
     except NotFound:
         return RedirectResponse("/book", status_code=303)
     notice, booking = service.find_notice(ctx, number, born)
-    slots = service.open_slots(ctx, notice.municipality_code, _now(request))
+    slots = service.open_slots(ctx, notice.municipality_code, now(request))
     return render(request, "office_book_slots.html", notice=notice, booking=booking, slots=slots, done=done,
                   fmt=format_notice_number, jst=JST, town=registry.get_municipality(ctx, notice.municipality_code))
 
@@ -409,14 +403,14 @@ def book_slot(request: Request, slot_id: IdPath, ctx: Context = Depends(context)
     number, born = _resident(request)
     _notice, current = service.find_notice(ctx, number, born)
     if current is not None and current.state is BookingState.ACTIVE:
-        service.rebook(ctx, number, born, slot_id, _now(request))
+        service.rebook(ctx, number, born, slot_id, now(request))
     else:
-        service.book(ctx, number, born, slot_id, _now(request))
+        service.book(ctx, number, born, slot_id, now(request))
     return RedirectResponse("/book/slots?done=booked", status_code=303)
 
 
 @router.post("/book/cancel", include_in_schema=False)
 def book_cancel(request: Request, ctx: Context = Depends(context)) -> Response:
     number, born = _resident(request)
-    service.cancel_booking(ctx, number, born, _now(request))
+    service.cancel_booking(ctx, number, born, now(request))
     return RedirectResponse("/book/slots?done=cancelled", status_code=303)

@@ -64,7 +64,8 @@ def _resident_notice(ctx: Context, conn: Connection, number: str, birth_date: da
 
 
 def _count_failure(ctx: Context, number: str) -> None:
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         conn.execute(update(office_notices).where(office_notices.c.notice_number == number).values(
             failed_attempts=office_notices.c.failed_attempts + 1))
 

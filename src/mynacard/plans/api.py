@@ -4,7 +4,7 @@ operator's import and settings, and the JSON and CSV behind them. Thin: parse, c
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
@@ -198,10 +198,6 @@ register({
 })
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _month_param(value: str | None, name: str) -> Month | None:
     if not value:
         return None
@@ -232,7 +228,7 @@ ExportKind = Annotated[str, Path(max_length=16, description="targets, monthly or
 
 
 def _report_day(ctx: Context, as_of: str | None) -> date:
-    return _day_param(as_of, "as_of") or service.latest_plan_day(ctx) or local_date(_now())
+    return _day_param(as_of, "as_of") or service.latest_plan_day(ctx) or local_date(ctx.now())
 
 
 def _csv(text: str, name: str) -> Response:
@@ -363,7 +359,7 @@ def municipality_page(request: Request, code: MunicipalityPath, add_terminals: i
                       ctx: Context = Depends(context)) -> HTMLResponse:
     """A municipality's published plan, its live queue and the forecast, with what-ifs (public)."""
     muni = registry.get_municipality(ctx, code)
-    now = _now()
+    now = ctx.now()
     live = service.live_status(ctx, service.PUBLIC, code, now)
     plan = service.plan_of(ctx, service.PUBLIC, code)
     fc = service.forecast_for(ctx, service.PUBLIC, code, now, live=live)
@@ -387,7 +383,7 @@ def municipality_page(request: Request, code: MunicipalityPath, add_terminals: i
 @router.get("/api/plans/{code}")
 def municipality_json(code: MunicipalityPath, ctx: Context = Depends(context)) -> dict[str, Any]:
     """A municipality's published plan, revisions and live queue."""
-    now = _now()
+    now = ctx.now()
     plan = service.plan_of(ctx, service.PUBLIC, code)
     live = service.live_status(ctx, service.PUBLIC, code, now)
     return {"municipality_code": code, "plan": views.plain(plan), "clearance": str(plan.clearance)
@@ -403,7 +399,7 @@ def forecast_json(code: MunicipalityPath, add_terminals: int = Query(0, ge=0, le
                   ctx: Context = Depends(context)) -> dict[str, Any]:
     """The clearance forecast with its 90% band; what-if parameters change the plan's means."""
     what_if = _what_if(add_terminals, add_staff, saturdays, evenings, temporary_days)
-    fc = service.forecast_for(ctx, service.PUBLIC, code, _now(), what_if=what_if)
+    fc = service.forecast_for(ctx, service.PUBLIC, code, ctx.now(), what_if=what_if)
     out: dict[str, Any] = views.plain(fc)
     out["path"] = out["path"][:120]
     return out
@@ -461,7 +457,7 @@ def edit_page(request: Request, code: MunicipalityPath, ctx: Context = Depends(c
         raise Forbidden("only this municipality's supervisor or the national operator may change its plan")
     muni = registry.get_municipality(ctx, code)
     plan = service.plan_of(ctx, who, code)
-    target = plan.clearance if plan and plan.clearance else Month.of(local_date(_now())) + 2
+    target = plan.clearance if plan and plan.clearance else Month.of(local_date(ctx.now())) + 2
     return render(request, "plans_edit.html", muni=muni, rows=_site_rows(plan.means if plan else None),
                   target=str(target), arrivals="", note="", figures=None, error=None, published=False)
 
@@ -487,9 +483,9 @@ async def edit_submit(request: Request, code: MunicipalityPath, ctx: Context = D
         except ValueError:
             raise InvalidInput("new cards a day must be a number") from None
         if form.get("action") == "publish":
-            service.save_plan(ctx, who, code, target=target, means=means, now=_now(),
+            service.save_plan(ctx, who, code, target=target, means=means, now=ctx.now(),
                               arrivals_per_day=arrivals, note=note)
-        _, figures = service.draft_plan(ctx, who, code, target=target, means=means, now=_now(),
+        _, figures = service.draft_plan(ctx, who, code, target=target, means=means, now=ctx.now(),
                                         arrivals_per_day=arrivals)
     except DomainError as exc:
         if isinstance(exc, Forbidden | NotFound):
@@ -511,7 +507,7 @@ class SettingsIn(BaseModel):
 @router.put("/api/plans/settings")
 def settings_api(body: SettingsIn, ctx: Context = Depends(context),
                  who: Principal = Depends(principal)) -> dict[str, Any]:
-    return views.plain(service.set_settings(ctx, who, _now(), cms_daily_capacity=body.cms_daily_capacity,
+    return views.plain(service.set_settings(ctx, who, ctx.now(), cms_daily_capacity=body.cms_daily_capacity,
                                             support_after=_month_param(body.support_after, "support_after")))
 
 
@@ -559,7 +555,7 @@ def put_plan(code: MunicipalityPath, body: PlanIn, ctx: Context = Depends(contex
     """Publish a municipality's plan from its live backlog (its supervisor or the national operator)."""
     target = _month_param(body.target_month, "target_month")
     assert target is not None
-    plan = service.save_plan(ctx, who, code, target=target, means=_means_in(body.sites), now=_now(),
+    plan = service.save_plan(ctx, who, code, target=target, means=_means_in(body.sites), now=ctx.now(),
                              arrivals_per_day=body.arrivals_per_day, note=body.note)
     return {"plan": views.plain(plan), "clearance": str(plan.clearance) if plan.clearance else None}
 
@@ -570,7 +566,7 @@ def draft_json(code: MunicipalityPath, body: PlanIn, ctx: Context = Depends(cont
     """Work a plan out without publishing it."""
     target = _month_param(body.target_month, "target_month")
     assert target is not None
-    _, figures = service.draft_plan(ctx, who, code, target=target, means=_means_in(body.sites), now=_now(),
+    _, figures = service.draft_plan(ctx, who, code, target=target, means=_means_in(body.sites), now=ctx.now(),
                                     arrivals_per_day=body.arrivals_per_day)
     return {**views.plain(figures), "flagged": figures.flagged}
 
@@ -585,18 +581,18 @@ async def import_api(files: Annotated[list[UploadFile], File(max_length=20)],
     day = _day_param(as_of, "as_of")
     assert day is not None
     payload = [(f.filename or "upload.csv", await f.read()) for f in files]
-    return views.plain(service.import_plans(ctx, who, payload, as_of=day, now=_now()))
+    return views.plain(service.import_plans(ctx, who, payload, as_of=day, now=ctx.now()))
 
 
 @router.post("/api/plans/refresh")
 def refresh_api(ctx: Context = Depends(context), who: Principal = Depends(principal)) -> dict[str, Any]:
-    return views.plain(service.refresh_actuals(ctx, who, _now()))
+    return views.plain(service.refresh_actuals(ctx, who, ctx.now()))
 
 
 def _admin(request: Request, ctx: Context, who: Principal, **values: Any) -> HTMLResponse:
     who.require(Role.OPERATOR, Role.SYSTEM)
     return render(request, "plans_admin.html", settings=service.get_settings(ctx),
-                  imports=service.recent_imports(ctx, who), today=local_date(_now()),
+                  imports=service.recent_imports(ctx, who), today=local_date(ctx.now()),
                   **{"message": None, "error": None, **values})
 
 
@@ -616,7 +612,7 @@ async def admin_import(request: Request, files: Annotated[list[UploadFile], File
         day = _day_param(as_of, "as_of")
         assert day is not None
         result = service.import_plans(ctx, who, [(f.filename or "upload.csv", await f.read()) for f in files],
-                                      as_of=day, now=_now())
+                                      as_of=day, now=ctx.now())
     except InvalidInput as exc:
         return _admin(request, ctx, who, error=exc)
     message = (t("plans.admin.already") if result.already_imported
@@ -633,7 +629,7 @@ def admin_settings(request: Request, cms_daily_capacity: Annotated[str, Form(max
     except ValueError:
         return _admin(request, ctx, who, error=InvalidInput("the capacity is a whole number of cards a day"))
     try:
-        service.set_settings(ctx, who, _now(), cms_daily_capacity=capacity,
+        service.set_settings(ctx, who, ctx.now(), cms_daily_capacity=capacity,
                              support_after=_month_param(support_after.strip() or None, "support_after"))
     except InvalidInput as exc:
         return _admin(request, ctx, who, error=exc)
@@ -643,6 +639,6 @@ def admin_settings(request: Request, cms_daily_capacity: Annotated[str, Form(max
 @router.post("/plans/admin/refresh", response_class=HTMLResponse, include_in_schema=False)
 def admin_refresh(request: Request, ctx: Context = Depends(context),
                   who: Principal = Depends(principal)) -> HTMLResponse:
-    result = service.refresh_actuals(ctx, who, _now())
+    result = service.refresh_actuals(ctx, who, ctx.now())
     return _admin(request, ctx, who, message=translator(language(request))("plans.admin.refreshed",
                                                                            rows=f"{result.rows:,}"))

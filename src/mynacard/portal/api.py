@@ -3,10 +3,11 @@ with JSON/CSV download, notices, and the one-stop child-rearing application.
 
 Residents have their own session, separate from staff logins: an opaque token in an HttpOnly, SameSite=Strict
 cookie, stored server-side by its keyed hash, closed after 15 idle minutes or an hour (reference §6 #9: shared
-terminals left logged in). Every page shows whose session it is; every form carries the app's CSRF token
-(:mod:`mynacard.web.csrf`). Card login goes through ``app.state.card_authenticator`` (a
-:class:`~mynacard.portal.model.CardAuthenticator` over the JPKI relying-party SDK); without one, card login
-is shown as unavailable.
+terminals left logged in); the card login and the session run on the wall clock (``utc_now``), the pages' facts
+on the installation's clock (``now``), as every security timing does. Every page shows whose session it is;
+every form carries the app's CSRF token (:mod:`mynacard.web.csrf`). Card login goes through
+``app.state.card_authenticator`` (a :class:`~mynacard.portal.card_login.JpkiCardAuthenticator` over JPKI's
+card authentication, or a test's stand-in of the same shape); without one, card login is shown as unavailable.
 """
 
 from __future__ import annotations
@@ -14,24 +15,26 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from mynacard.clock import JST
+from mynacard.clock import JST, utc_now
 from mynacard.errors import DomainError
 from mynacard.exchange.model import InfoItem, Procedure
 from mynacard.installation import demo_cards
 from mynacard.portal import service
-from mynacard.portal.model import FORMS, CardAuthenticator, ChildProcedure, validate_form
+from mynacard.portal.model import FORMS, ChildProcedure, validate_form
 from mynacard.principal import Principal
 from mynacard.web.csrf import login_csrf
-from mynacard.web.deps import LoginRequired, context, language, render
+from mynacard.web.deps import LoginRequired, context, language, now, render
 from mynacard.web.i18n import register, translator
 from mynacard.web.params import IdPath, IdQuery, Key, Page
+
+if TYPE_CHECKING:
+    from mynacard.portal.card_login import JpkiCardAuthenticator
 
 router = APIRouter()
 COOKIE = "mynaportal_session"
@@ -134,16 +137,12 @@ register({
 })
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def resident_session(request: Request) -> tuple[Principal, str] | None:
     """The logged-in resident and their session token, or None (Mynaportal's pages in other parts use it too)."""
     token = request.cookies.get(COOKIE)
     if not token:
         return None
-    who = service.resume_session(context(request), token, _now())
+    who = service.resume_session(context(request), token, utc_now())
     return None if who is None else (who, token)
 
 
@@ -177,9 +176,9 @@ def _labels() -> dict[str, dict[str, str]]:
 
 # --- login and logout ---------------------------------------------------------------------------------------
 
-def card_authenticator(request: Request) -> CardAuthenticator | None:
+def card_authenticator(request: Request) -> JpkiCardAuthenticator | None:
     """The relying-party seam the server was started with (None: card login not configured)."""
-    found: CardAuthenticator | None = getattr(request.app.state, "card_authenticator", None)
+    found: JpkiCardAuthenticator | None = getattr(request.app.state, "card_authenticator", None)
     return found
 
 
@@ -190,14 +189,14 @@ def top(request: Request) -> Response:
         return render(request, "portal_welcome.html")
     who, token = found
     ctx = context(request)
-    unread = sum(1 for n in service.my_notices(ctx, who, _now()) if n.read_at is None)
+    unread = sum(1 for n in service.my_notices(ctx, who, ctx.now()) if n.read_at is None)
     return resident_page(request, "portal_top.html", who, token, unread=unread)
 
 
-def _login_page(request: Request, auth: CardAuthenticator | None, status_code: int = 200,
+def _login_page(request: Request, auth: JpkiCardAuthenticator | None, status_code: int = 200,
                 failed: str | None = None) -> HTMLResponse:
     """The login page with a fresh challenge (none when card login is not configured)."""
-    challenge = auth.issue_challenge(_now()) if auth is not None else None
+    challenge = auth.issue_challenge(utc_now()) if auth is not None else None
     reader = challenge is not None and demo_reader_enabled(request)
     cards: list[dict[str, Any]] = []
     if reader:
@@ -233,7 +232,7 @@ def login(request: Request, challenge_id: Annotated[str, Form(max_length=64)],
     ctx = context(request)
     try:
         cert, sig = base64.b64decode(certificate, validate=True), base64.b64decode(signature, validate=True)
-        ticket = service.open_session(ctx, auth.verify(challenge_id, cert, sig, _now()), _now())
+        ticket = service.open_session(ctx, auth.verify(challenge_id, cert, sig, utc_now()), utc_now())
     except (binascii.Error, ValueError, DomainError) as exc:
         return _login_page(request, auth, status_code=403, failed=str(exc))
     return _logged_in(request, ticket.token)
@@ -263,7 +262,7 @@ def login_with_reader(request: Request, challenge_id: Annotated[str, Form(max_le
     t = translator(language(request))
     try:
         cert, sig = demo_reader_sign(ctx, card, pin, base64.b64decode(nonce, validate=True))
-        ticket = service.open_session(ctx, auth.verify(challenge_id, cert, sig, _now()), _now())
+        ticket = service.open_session(ctx, auth.verify(challenge_id, cert, sig, utc_now()), utc_now())
     except WrongPin as exc:
         return _login_page(request, auth, status_code=403, failed=t("portal.wrong_pin", left=exc.tries_left))
     except PinBlocked:
@@ -277,7 +276,7 @@ def login_with_reader(request: Request, challenge_id: Annotated[str, Form(max_le
 def logout(request: Request) -> Response:
     found = resident_session(request)
     if found is not None:
-        service.close_session(context(request), found[1], _now())
+        service.close_session(context(request), found[1], utc_now())
     response = RedirectResponse("/portal", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -291,7 +290,7 @@ def records_page(request: Request, page: Page = 1) -> Response:
     if found is None:
         return _to_login()
     who, token = found
-    rows, total = service.my_records(context(request), who, _now(), page=page, per_page=50)
+    rows, total = service.my_records(context(request), who, now(request), page=page, per_page=50)
     return resident_page(request, "portal_records.html", who, token, rows=rows, total=total, page=max(1, page),
                          pages=max(1, (total + 49) // 50), labels=_labels())
 
@@ -310,13 +309,13 @@ def me_refresh(request: Request) -> Response:
     found = resident_session(request)
     if found is None:
         return _to_login()
-    service.refresh_own_information(context(request), found[0], _now())
+    service.refresh_own_information(context(request), found[0], now(request))
     return RedirectResponse("/portal/me", status_code=303)
 
 
 def _download(request: Request, who: Principal, fmt: str) -> Response:
-    content, media = service.export_own_information(context(request), who, fmt, _now())
-    name = f"mynaportal-own-information-{_now():%Y%m%d}.{fmt}"
+    content, media = service.export_own_information(context(request), who, fmt, now(request))
+    name = f"mynaportal-own-information-{now(request):%Y%m%d}.{fmt}"
     return Response(content, media_type=media, headers={
         "content-disposition": f'attachment; filename="{name}"', "cache-control": "no-store"})
 
@@ -340,7 +339,7 @@ def notices_page(request: Request) -> Response:
         return _to_login()
     who, token = found
     return resident_page(request, "portal_notices.html", who, token,
-                         notices=service.my_notices(context(request), who, _now()), opened=None)
+                         notices=service.my_notices(context(request), who, now(request)), opened=None)
 
 
 @router.get("/portal/notices/{notice_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -349,9 +348,9 @@ def notice_page(request: Request, notice_id: IdPath) -> Response:
     if found is None:
         return _to_login()
     who, token = found
-    opened = service.read_notice(context(request), who, notice_id, _now())
+    opened = service.read_notice(context(request), who, notice_id, now(request))
     return resident_page(request, "portal_notices.html", who, token,
-                         notices=service.my_notices(context(request), who, _now()), opened=opened)
+                         notices=service.my_notices(context(request), who, now(request)), opened=opened)
 
 
 # --- the one-stop child-rearing application ----------------------------------------------------------------------
@@ -391,7 +390,7 @@ async def child_confirm(request: Request) -> Response:
         try:
             procedure = ChildProcedure(name)
             checked[name] = validate_form(procedure, service.procedures_from_form(fields, [name])[name],
-                                          _now().date())
+                                          ctx.now().date())
             if available[procedure] is None:
                 problems.append(f"{procedure.label_ja}: お住まいの市区町村では受け付けていません")
         except ValueError as exc:
@@ -414,7 +413,7 @@ async def child_submit(request: Request) -> Response:
     form = await request.form()
     chosen, fields = _form_fields(form)
     view = service.submit_child_rearing(ctx, who, service.procedures_from_form(fields, chosen),
-                                        str(form.get("key", "")), _now())
+                                        str(form.get("key", "")), ctx.now())
     return RedirectResponse(f"/portal/applications?done={view.id}", status_code=303)
 
 
@@ -425,7 +424,7 @@ def applications_page(request: Request, done: IdQuery | None = None) -> Response
         return _to_login()
     who, token = found
     return resident_page(request, "portal_applications.html", who, token,
-                         applications=service.my_applications(context(request), who, _now()), done=done)
+                         applications=service.my_applications(context(request), who, now(request)), done=done)
 
 
 # --- JSON -------------------------------------------------------------------------------------------------------
@@ -433,7 +432,7 @@ def applications_page(request: Request, done: IdQuery | None = None) -> Response
 @router.get("/api/portal/records")
 def records_json(request: Request, page: Page = 1, who: Principal = Depends(resident_api)) -> dict[str, Any]:
     """The caller's exchange records (情報提供等記録), newest first."""
-    rows, total = service.my_records(context(request), who, _now(), page=page)
+    rows, total = service.my_records(context(request), who, now(request), page=page)
     return {"total": total, "page": page, "records": [
         {"seq": r.seq, "kind": r.kind.value, "at": r.at.isoformat(), "requester": r.requester,
          "requester_name": r.requester_name, "provider": r.provider, "provider_name": r.provider_name,
@@ -450,14 +449,14 @@ def own_information_json(request: Request, who: Principal = Depends(resident_api
 
 @router.post("/api/portal/own-information/refresh")
 def own_information_refresh(request: Request, who: Principal = Depends(resident_api)) -> dict[str, int]:
-    return {"items": service.refresh_own_information(context(request), who, _now())}
+    return {"items": service.refresh_own_information(context(request), who, now(request))}
 
 
 @router.get("/api/portal/notices")
 def notices_json(request: Request, who: Principal = Depends(resident_api)) -> list[dict[str, Any]]:
     return [{"id": n.id, "sender": n.sender, "sender_name": n.sender_name, "title": n.title, "body": n.body,
              "received_at": n.received_at.isoformat(), "read": n.read_at is not None}
-            for n in service.my_notices(context(request), who, _now())]
+            for n in service.my_notices(context(request), who, now(request))]
 
 
 FormField = Annotated[str, Field(max_length=2000)]
@@ -475,11 +474,11 @@ class ChildRearingIn(BaseModel):
 def child_rearing_json(request: Request, body: ChildRearingIn,
                        who: Principal = Depends(resident_api)) -> dict[str, Any]:
     """Apply for child-rearing procedures (the same ``key`` twice is one application)."""
-    view = service.submit_child_rearing(context(request), who, body.forms, body.key, _now())
+    view = service.submit_child_rearing(context(request), who, body.forms, body.key, now(request))
     return {"id": view.id, "deliveries": view.deliveries}
 
 
 @router.get("/api/portal/applications")
 def applications_json(request: Request, who: Principal = Depends(resident_api)) -> list[dict[str, Any]]:
     return [{"id": a.id, "submitted_at": a.submitted_at.isoformat(), "deliveries": a.deliveries}
-            for a in service.my_applications(context(request), who, _now())]
+            for a in service.my_applications(context(request), who, now(request))]

@@ -1,9 +1,10 @@
-"""Mynaportal (マイナポータル, 情報提供等記録開示システム) as a pure model: the card-login seam, resident
+"""Mynaportal (マイナポータル, 情報提供等記録開示システム) as a pure model: what a card login yields, resident
 sessions, the one-stop child-rearing application (子育てワンストップ) and the exports of the person's own
 information. No I/O and no clock: time comes in as ``now``.
 
-Login is with the card's authentication certificate (利用者証明用電子証明書), never the individual number: the
-JPKI relying-party side verifies a challenge signed by the card and hands this part a :class:`CardLogin`.
+Login is with the card's authentication certificate (利用者証明用電子証明書), never the individual number: JPKI's
+card authentication (:mod:`mynacard.jpki.card_auth`, through :mod:`mynacard.portal.card_login`) verifies a
+challenge signed by the card and hands this part a :class:`CardLogin`.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 __all__ = [
     "FORMS",
     "SESSION_IDLE",
     "SESSION_LIFETIME",
-    "CardAuthenticator",
     "CardLogin",
     "ChildProcedure",
     "FormField",
@@ -59,16 +59,6 @@ class LoginChallenge:
     id: str
     nonce: bytes
     expires_at: datetime
-
-
-class CardAuthenticator(Protocol):
-    """The relying-party side of card login (implemented over the JPKI SDK; the seam this part is built
-    against). ``verify`` raises :class:`mynacard.errors.Forbidden` for a bad, expired, reused or revoked
-    response."""
-
-    def issue_challenge(self, now: datetime) -> LoginChallenge: ...
-
-    def verify(self, challenge_id: str, certificate: bytes, signature: bytes, now: datetime) -> CardLogin: ...
 
 
 class SessionState(StrEnum):

@@ -106,7 +106,8 @@ def resume_session(ctx: Context, token: str, now: datetime) -> Principal | None:
     if not token or len(token) > 200:
         return None
     key = _token_hash(ctx, token)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         row = conn.execute(select(portal_sessions).where(portal_sessions.c.token_hash == key)).first()
         if row is None:
             return None
@@ -122,7 +123,8 @@ def resume_session(ctx: Context, token: str, now: datetime) -> Principal | None:
 
 def close_session(ctx: Context, token: str, now: datetime) -> None:
     """Log out: the token is dead from now on."""
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         conn.execute(update(portal_sessions).where(
             portal_sessions.c.token_hash == _token_hash(ctx, token), portal_sessions.c.closed_at.is_(None))
             .values(closed_at=now, close_reason="logout"))

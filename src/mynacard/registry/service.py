@@ -394,7 +394,8 @@ def individual_number_of(ctx: Context, principal: Principal, resident_id: int, p
         raise InvalidInput("a legal purpose is required to see an individual number")
     resident = get_resident(ctx, principal, resident_id)
     sealer = Sealer(ctx.settings.data_key)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         row = conn.execute(
             select(individual_numbers.c.sealed_number).join(
                 residents, residents.c.number_hash == individual_numbers.c.number_hash)

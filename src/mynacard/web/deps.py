@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,9 +33,9 @@ def context(request: Request) -> Context:
 
 
 def now(request: Request) -> datetime:
-    """The server's clock (``app.state.clock`` when a test sets one)."""
-    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
-    return clock() if clock is not None else datetime.now(UTC)
+    """The one clock of the HTTP layer: the installation context's (:meth:`Context.now`), which a test or a
+    demo sets."""
+    return context(request).now()
 
 
 def client_address(request: Request) -> str:

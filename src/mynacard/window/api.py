@@ -5,8 +5,7 @@ role and municipality through the service."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -19,7 +18,7 @@ from mynacard.context import Context
 from mynacard.errors import Conflict, InvalidInput
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
-from mynacard.web.deps import context, principal, render
+from mynacard.web.deps import context, now, principal, render
 from mynacard.web.i18n import register
 from mynacard.web.params import Id, IdPath, TextQuery, parse_id
 from mynacard.window import service
@@ -101,12 +100,6 @@ register({
 })
 
 
-def _now(request: Request) -> datetime:
-    """The server's clock (``app.state.clock`` when a test or the demo sets one, as the office part reads)."""
-    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
-    return clock() if clock is not None else datetime.now(UTC)
-
-
 _PIN_FIELDS = ("auth", "sign", "card_info", "residence")
 
 
@@ -174,7 +167,7 @@ def api_issue(request: Request, body: IssuanceIn, ctx: Context = Depends(context
     identity = _identity(i.person_documents, i.attendance, i.agent_documents, i.authority_confirmed,
                          i.proxy_reason, i.evidence_of_inability, i.photo_among_b)
     result = service.issue_card(ctx, who, identity=identity, pins=_pins(body.pins),
-                                notification_card=body.notification_card, now=_now(request),
+                                notification_card=body.notification_card, now=now(request),
                                 notice_number=body.notice_number, card_id=body.card_id)
     return _issuance_json(result)
 
@@ -182,7 +175,7 @@ def api_issue(request: Request, body: IssuanceIn, ctx: Context = Depends(context
 @router.post("/api/window/issuances/{card_id}/cancel")
 def api_cancel(request: Request, card_id: IdPath, ctx: Context = Depends(context),
                who: Principal = Depends(window_staff)) -> dict[str, Any]:
-    status = service.cancel_issuance(ctx, who, card_id, _now(request))
+    status = service.cancel_issuance(ctx, who, card_id, now(request))
     return {"card_id": card_id, "status": status.value if status else None}
 
 
@@ -196,7 +189,7 @@ class SuspensionIn(BaseModel):
 def api_suspend(request: Request, body: SuspensionIn, ctx: Context = Depends(context),
                 who: Principal = Depends(window_staff)) -> dict[str, Any]:
     """一時利用停止 by phone at any hour (the call centre; role operator)."""
-    result = service.suspend_by_phone(ctx, who, body.card_id, body.request_key, _now(request), lost=body.lost)
+    result = service.suspend_by_phone(ctx, who, body.card_id, body.request_key, now(request), lost=body.lost)
     return {"card_id": result.card_id, "state": result.state.value, "replayed": result.replayed,
             "held_certificates": list(result.certificates)}
 
@@ -224,7 +217,7 @@ def _start_of_day(now: datetime) -> datetime:
 @router.get("/window", response_class=HTMLResponse, include_in_schema=False)
 def window_home(request: Request, ctx: Context = Depends(context),
                 who: Principal = Depends(window_staff)) -> HTMLResponse:
-    rows = service.todays_issuances(ctx, who, _start_of_day(_now(request)))
+    rows = service.todays_issuances(ctx, who, _start_of_day(now(request)))
     return render(request, "window_home.html", rows=rows)
 
 
@@ -244,7 +237,7 @@ def _demo_chip(request: Request, ctx: Context, card: cards.CardView) -> None:
     """In a demo installation only (the app wires the hook then): a simulated card gets its chip here."""
     supply = getattr(request.app.state, "demo_chip_supply", None)
     if supply is not None:
-        supply(ctx, card, _now(request))
+        supply(ctx, card, now(request))
 
 
 def _card_page(request: Request, ctx: Context, who: Principal, card_id: int, **extra: Any) -> HTMLResponse:
@@ -297,7 +290,7 @@ async def window_issue(card_id: IdPath, request: Request, ctx: Context = Depends
     try:
         result = service.issue_card(ctx, who, identity=_form_identity(single, multi),
                                     pins=_pins({k: single.get(f"pin_{k}", "") for k in _PIN_FIELDS}),
-                                    notification_card=single.get("notification_card", ""), now=_now(request),
+                                    notification_card=single.get("notification_card", ""), now=now(request),
                                     notice_number=single.get("notice") or None,
                                     card_id=None if single.get("notice") else card_id)
     except (InvalidInput, Conflict) as exc:
@@ -308,7 +301,7 @@ async def window_issue(card_id: IdPath, request: Request, ctx: Context = Depends
 @router.post("/window/cards/{card_id}/cancel", response_class=HTMLResponse, include_in_schema=False)
 def window_cancel(card_id: IdPath, request: Request, ctx: Context = Depends(context),
                   who: Principal = Depends(window_staff)) -> HTMLResponse:
-    service.cancel_issuance(ctx, who, card_id, _now(request))
+    service.cancel_issuance(ctx, who, card_id, now(request))
     return _card_page(request, ctx, who, card_id, done="window.rolled_back")
 
 
@@ -321,7 +314,7 @@ async def window_pin_reset(card_id: IdPath, request: Request, ctx: Context = Dep
         value = value.upper()
     try:
         service.reset_pin(ctx, who, card_id, single.get("pin_kind", ""), value, _form_identity(single, multi),
-                          _now(request))
+                          now(request))
     except (InvalidInput, Conflict) as exc:
         return _failed(request, ctx, who, card_id, exc)
     return _card_page(request, ctx, who, card_id, done="window.reset_done")
@@ -332,7 +325,7 @@ async def window_lift(card_id: IdPath, request: Request, ctx: Context = Depends(
                       who: Principal = Depends(window_staff)) -> HTMLResponse:
     single, multi = await _form(request)
     try:
-        service.lift_suspension(ctx, who, card_id, _form_identity(single, multi), _now(request))
+        service.lift_suspension(ctx, who, card_id, _form_identity(single, multi), now(request))
     except (InvalidInput, Conflict) as exc:
         return _failed(request, ctx, who, card_id, exc)
     return _card_page(request, ctx, who, card_id, done="window.lifted")
@@ -344,7 +337,7 @@ async def window_address(card_id: IdPath, request: Request, ctx: Context = Depen
     single, _ = await _form(request)
     password = single.get("new_sign_password", "").strip().upper() or None
     try:
-        service.change_address(ctx, who, card_id, _now(request), new_sign_password=password)
+        service.change_address(ctx, who, card_id, now(request), new_sign_password=password)
     except (InvalidInput, Conflict) as exc:
         return _failed(request, ctx, who, card_id, exc)
     return _card_page(request, ctx, who, card_id, done="window.endorsed")
@@ -355,7 +348,7 @@ async def window_lost(card_id: IdPath, request: Request, ctx: Context = Depends(
                       who: Principal = Depends(window_staff)) -> HTMLResponse:
     single, multi = await _form(request)
     try:
-        form_id = service.reissue_after_loss(ctx, who, card_id, _form_identity(single, multi), _now(request))
+        form_id = service.reissue_after_loss(ctx, who, card_id, _form_identity(single, multi), now(request))
     except (InvalidInput, Conflict) as exc:
         return _failed(request, ctx, who, card_id, exc)
     return _card_page(request, ctx, who, card_id, done="window.new_form", new_form=form_id)

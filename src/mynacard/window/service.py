@@ -5,8 +5,9 @@
 
 1. the card goes into the reader (exclusive lock on its card file for the whole saga); the record is
    created with the chip's pre-issuance image (sealed) — or found, when this is a retry;
-2. the holder's four PINs are set on the chip through the issuer's APDUs (re-doing it is harmless: RESET
-   RETRY COUNTER with a new value), each write committed atomically to the card file by the chip;
+2. the holder's four PINs are set on the chip through the issuer's APDUs
+   (:meth:`~mynacard.chip.issuance.IssuerTerminal.set_initial_pins`; re-doing it is harmless: RESET RETRY
+   COUNTER with a new value), each write committed atomically to the card file by the chip;
 3. the chip's certificates are checked against the CA's good ones (activation; JPKI issues them at
    manufacture, so the window records which ones it handed over);
 4. the old notification card (通知カード) is dealt with;
@@ -44,7 +45,7 @@ from mynacard.chip.client import CardClient
 from mynacard.chip.emulator import Chip
 from mynacard.chip.issuance import InitialPins, IssuerTerminal
 from mynacard.chip.issuerkey import IssuerMasterKey
-from mynacard.chip.model import Application, KeyKind, PinKind, check_new_pin
+from mynacard.chip.model import HOLDER_PINS, Application, KeyKind, PinKind, check_new_pin, check_new_pins
 from mynacard.chip.signerkey import card_info_signer
 from mynacard.chip.transport import InProcessTransport
 from mynacard.context import Context
@@ -88,7 +89,6 @@ _WINDOW = WINDOW_ROLES
 _IN_PERSON = (Role.CLERK, Role.SUPERVISOR, Role.SYSTEM)
 """Acts that need the holder at the municipal window (not the call centre)."""
 _CALL_CENTRE = (Role.OPERATOR, Role.SYSTEM)
-_HOLDER_PINS = (PinKind.AUTH, PinKind.SIGN, PinKind.CARD_INFO, PinKind.RESIDENCE)
 
 
 def _no_fault(step: str) -> None:
@@ -223,18 +223,6 @@ def _activate(ctx: Context, card: cards.CardView, chip: Chip) -> tuple[str | Non
     return out[0], out[1]
 
 
-def _set_pins(terminal: IssuerTerminal, pins: InitialPins, fault: FaultHook) -> None:
-    by_app: dict[Application, list[tuple[PinKind, str]]] = {}
-    for kind, value in pins.items():
-        by_app.setdefault(kind.policy.application, []).append((kind, value))
-    for app, entries in by_app.items():
-        terminal.open(app)
-        for kind, value in entries:
-            terminal.set_pin(kind, value)
-            fault(f"pin_{kind.value.replace('-', '_')}")
-    terminal.client.transport.reset()
-
-
 def issue_card(ctx: Context, principal: Principal, *, identity: IdentityCheck, pins: InitialPins,
                notification_card: NotificationCard | str, now: datetime, notice_number: str | None = None,
                card_id: int | None = None, fault: FaultHook | None = None) -> IssuanceResult:
@@ -247,14 +235,7 @@ def issue_card(ctx: Context, principal: Principal, *, identity: IdentityCheck, p
         notification_card = NotificationCard(notification_card)
     except ValueError:
         raise InvalidInput("通知カードの扱いを選んでください (collected, none or lost)") from None
-    problems = []
-    for kind, value in pins.items():
-        try:
-            check_new_pin(kind, value)
-        except InvalidInput as exc:
-            problems.append(f"{kind.policy.label}: {exc}")
-    if problems:
-        raise InvalidInput("暗証番号が設定の条件を満たしません (a PIN breaks the rules)", problems)
+    check_new_pins(pins.items())  # before anything is touched: bad input changes nothing
     key, card = find_card(ctx, principal, notice_number=notice_number, card_id=card_id)
     if card.card_serial is None:
         raise Conflict("this card has no chip")
@@ -272,7 +253,7 @@ def issue_card(ctx: Context, principal: Principal, *, identity: IdentityCheck, p
         if row.status == IssuanceStatus.ISSUED.value:
             return _result(row, True)
         hook("started")
-        _set_pins(terminal, pins, hook)
+        terminal.set_initial_pins(pins, after_each=lambda kind: hook(f"pin_{kind.value.replace('-', '_')}"))
         _mark(ctx, row.id, IssuanceStatus.PINS_SET, now)
         hook("pins_set")
         auth_serial, sign_serial = _activate(ctx, card, chip)
@@ -375,7 +356,7 @@ def check_consistency(ctx: Context, card_id: int) -> list[str]:
         image = load_image(chips.card_path(ctx, card.card_serial), ctx.settings.data_key)
     except NotFound as exc:
         return [str(exc)]
-    holder_pins = [k for k in _HOLDER_PINS if k is not PinKind.SIGN or image.file(Application.JPKI, 0x0001)]
+    holder_pins = [k for k in HOLDER_PINS if k is not PinKind.SIGN or image.file(Application.JPKI, 0x0001)]
     set_pins = [k for k in holder_pins if image.pins[k].value is not None]
     if row is not None and IssuanceStatus(row.status).open:
         problems.append(f"an issuance is still open ({row.status})")
@@ -600,7 +581,7 @@ def reset_pin(ctx: Context, principal: Principal, card_id: int, kind: PinKind | 
         kind = PinKind(kind)
     except ValueError:
         raise InvalidInput(f"unknown PIN {kind!r}") from None
-    if kind not in _HOLDER_PINS:
+    if kind not in HOLDER_PINS:
         raise InvalidInput(f"{kind.policy.label} is not reset at the window")
     check_new_pin(kind, new_value)
     card = cards.get_card(ctx, principal, card_id)
@@ -619,4 +600,4 @@ def tries_left(ctx: Context, principal: Principal, card_id: int) -> dict[str, in
         raise NotFound("no chip")
     with _reader(ctx, card.card_serial) as (chip, _terminal):
         status = CardClient(InProcessTransport(chip)).pin_status()
-    return {k.value: v for k, v in status.items() if k in _HOLDER_PINS}
+    return {k.value: v for k, v in status.items() if k in HOLDER_PINS}
