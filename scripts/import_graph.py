@@ -12,7 +12,9 @@ The contract:
 - composition rooms (a part's ``cli.py``, ``demo.py``, ``testing.py``, and the top-level wiring: the CLI, the
   bootstrap of reactions, the schema, the migrations) may import any part: they sit above all of them;
 - a part never imports another part's ``tables`` (its data is reached through that part's services);
-- nothing imports a private name (``_x``) from a module of another part.
+- nothing imports a private name (``_x``) from a module of another part;
+- a transaction is opened raw (``….db.begin()``, ``….engine.begin()``) only by ``db``, ``bus``, ``context`` and
+  the migrations runner: everything else opens a unit of work with ``ctx.transaction()``.
 """
 
 from __future__ import annotations
@@ -160,6 +162,28 @@ def violations(imports: Iterable[Import]) -> list[str]:
     return out
 
 
+RAW_TRANSACTIONS_ALLOWED = frozenset({"mynacard.db", "mynacard.bus", "mynacard.context", "mynacard.migrate"})
+
+
+def raw_transactions(source: str, module: str) -> list[str]:
+    """Where a module opens a transaction past the unit of work (``x.db.begin()`` or ``x.engine.begin()``)."""
+    if module in RAW_TRANSACTIONS_ALLOWED:
+        return []
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "begin"
+                and isinstance(node.func.value, ast.Attribute) and node.func.value.attr in ("db", "engine")):
+            out.append(f"{module}:{node.lineno}: a raw transaction; open one with ctx.transaction()")
+    return out
+
+
+def all_raw_transactions(package: Path = PACKAGE) -> list[str]:
+    out: list[str] = []
+    for path in sorted(package.rglob("*.py")):
+        out.extend(raw_transactions(path.read_text(encoding="utf-8"), module_name(path)))
+    return out
+
+
 def graph(imports: Iterable[Import]) -> dict[str, set[str]]:
     """Which part uses which, as the layer rule sees it: composition rooms, the web app above all parts and
     the web kit that every HTTP room imports are left out (they would connect everything to everything)."""
@@ -214,7 +238,7 @@ def main(argv: list[str]) -> int:
     if "--check" not in argv:
         print(drawn)
         return 0
-    problems = violations(imports)
+    problems = violations(imports) + all_raw_transactions()
     if documented() != drawn:
         problems.append(f"docs/ARCHITECTURE.md's graph differs from the code: run scripts/import_graph.py and "
                         f"paste its output between {BEGIN} and {END}")

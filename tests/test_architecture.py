@@ -24,6 +24,15 @@ def test_the_code_keeps_the_layer_contract() -> None:
     assert graph.violations(graph.all_imports()) == []
 
 
+def test_work_goes_through_the_unit_of_work() -> None:
+    assert graph.all_raw_transactions() == []
+    caught = graph.raw_transactions("def f(ctx):\n    with ctx.db.begin() as conn:\n        pass\n",
+                                    "mynacard.office.booking")
+    assert caught == ["mynacard.office.booking:2: a raw transaction; open one with ctx.transaction()"]
+    allowed = "def f(self):\n    with self.engine.begin() as c:\n        pass\n"
+    assert graph.raw_transactions(allowed, "mynacard.db") == []
+
+
 def test_architecture_md_shows_the_graph_the_code_has() -> None:
     assert graph.documented() == graph.mermaid(graph.graph(graph.all_imports())), (
         "docs/ARCHITECTURE.md's graph is stale: paste the output of scripts/import_graph.py into it")

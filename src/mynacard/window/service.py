@@ -183,7 +183,8 @@ def _begin(ctx: Context, principal: Principal, key: str, card: cards.CardView, i
 
 
 def _mark(ctx: Context, record_id: int, status: IssuanceStatus, now: datetime, **values: Any) -> None:
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         done = conn.execute(update(window_issuances).where(
             window_issuances.c.id == record_id,
             window_issuances.c.status.in_([s.value for s in IssuanceStatus if s.open]))
