@@ -1,10 +1,22 @@
-"""The one hash-chain mechanism of every append-only audit log (kiosk issuance, account administration).
+"""The one hash-chain mechanism of every append-only audit log (kiosk issuance, account administration, the
+exchange log 情報提供等記録).
 
-A log is a pair of tables of the same shape — entries ``(stream, seq, at, request_id, actor, action, details,
-prev_hash, hash)`` and heads ``(stream, seq, hash)`` — made by :func:`chain_tables`, and a :class:`HashChain`
-over them. Each entry's hash covers the previous hash and the entry's canonical JSON; each stream's head records
-its last entry, so that removing entries from the end is found too. Rows are written in the caller's
-transaction, with the state change they record, so that the log and the state never disagree.
+The rule, for every log:
+
+- an entry is linked to its predecessor by :func:`link`: SHA-256 over the previous entry's hash and the entry's
+  canonical bytes; the first entry of a chain follows :data:`GENESIS` (or a retention anchor, once the start of a
+  chain has been purged);
+- :class:`ChainWalk` walks a chain's entries in position order, recomputes each link and names every
+  :class:`Fault` — an altered entry, a broken link, a gap, a reordering — and at the end compares the chain with
+  its recorded head, so that entries removed from the end are found too.
+
+What a log keeps of its own is how it makes an entry's canonical bytes, where it stores the rows and what it says
+about a fault. The audit logs of the kiosks and of account administration share one table shape — entries
+``(stream, seq, at, request_id, actor, action, details, prev_hash, hash)`` and heads ``(stream, seq, hash)`` —
+made by :func:`chain_tables`, and a :class:`HashChain` over them. Rows are written in the caller's transaction,
+with the state change they record, so that the log and the state never disagree. (The exchange log,
+:mod:`mynacard.exchange`, has its own tables, signed heads and checkpoints, built on :func:`link` and
+:class:`ChainWalk`.)
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -36,9 +49,74 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from mynacard.db import Database, UtcDateTime, metadata
 
-__all__ = ["GENESIS", "AuditReport", "Entry", "HashChain", "chain_tables", "entry_hash"]
+__all__ = ["GENESIS", "AuditReport", "ChainWalk", "Entry", "Fault", "HashChain", "chain_tables", "entry_body",
+           "entry_hash", "link"]
 
 GENESIS = "0" * 64
+"""The hash the first entry of every chain follows (its ``prev_hash``)."""
+
+
+def link(prev_hash: str, body: bytes) -> str:
+    """The hash of an entry with canonical bytes ``body`` that follows the entry with hash ``prev_hash``:
+    SHA-256 (hex) over the previous hash (its 64 ASCII hex digits) followed by the body. The previous hash has a
+    fixed length, so no separator is needed for the two parts to be told apart."""
+    return hashlib.sha256(prev_hash.encode() + body).hexdigest()
+
+
+class Fault(StrEnum):
+    """What :class:`ChainWalk` found wrong at one entry, or at the end of a chain."""
+
+    ALTERED = "altered"
+    """The entry's contents no longer give its hash."""
+    RELINKED = "relinked"
+    """The entry does not follow the one before it: one of them was altered and rehashed, or it was inserted."""
+    GAP = "gap"
+    """Positions between the previous entry and this one are missing."""
+    OUT_OF_ORDER = "out_of_order"
+    """The entry stands at or before a position already walked."""
+    TRUNCATED = "truncated"
+    """The recorded head lies beyond the last entry: entries were removed from the end."""
+    HEAD = "head"
+    """The chain ends at or beyond its recorded head, but not with the head's hash."""
+
+
+_WHOLE: tuple[Fault, ...] = ()
+
+
+@dataclass
+class ChainWalk:
+    """One chain, walked entry by entry in position order (streaming): :meth:`step` recomputes each link and
+    returns the faults it shows; :meth:`end` compares where the walk stopped with the chain's recorded head."""
+
+    pos: int = 0
+    """The last position walked; before the first step the anchor's (0, or the last one purged)."""
+    hash: str = GENESIS
+    """The hash of the entry at :attr:`pos` (before the first step: :data:`GENESIS`, or the anchor's hash)."""
+    entries: int = 0
+    """Entries walked."""
+
+    def step(self, pos: int, prev_hash: str, body: bytes, row_hash: str) -> tuple[Fault, ...]:
+        """Walk the entry stored at ``pos`` with ``prev_hash`` and ``row_hash``; ``body`` is its canonical bytes.
+        Returns its faults (none for a whole link): at most one of GAP, OUT_OF_ORDER or RELINKED (where it
+        stands), then ALTERED (what it holds). Read :attr:`pos` before the step for where a gap starts."""
+        self.entries += 1
+        expected = self.pos + 1
+        if pos == expected:
+            faults = _WHOLE if prev_hash == self.hash else (Fault.RELINKED,)
+        else:
+            faults = (Fault.GAP,) if pos > expected else (Fault.OUT_OF_ORDER,)
+        if link(prev_hash, body) != row_hash:
+            faults += (Fault.ALTERED,)
+        self.pos = max(self.pos, pos)
+        self.hash = row_hash
+        return faults
+
+    def end(self, head_pos: int, head_hash: str) -> Fault | None:
+        """Whether the chain ends at its recorded head: None, TRUNCATED (the head lies beyond the last entry) or
+        HEAD (the chain reaches the head's position, but with another hash)."""
+        if (head_pos, head_hash) == (self.pos, self.hash):
+            return None
+        return Fault.TRUNCATED if head_pos > self.pos else Fault.HEAD
 
 
 def chain_tables(name: str) -> tuple[Table, Table]:
@@ -77,12 +155,17 @@ def _body_parts(stream: str, at: datetime, request_id: str | None, actor: str, a
     return head[:-1] + ",", "," + tail[1:]
 
 
+def entry_body(stream: str, seq: int, at: datetime, request_id: str | None, actor: str, action: str,
+               details: str) -> bytes:
+    """A row's canonical bytes: the JSON ``[stream, seq, at, request_id, actor, action, details]`` (UTF-8)."""
+    before, after = _body_parts(stream, at, request_id, actor, action, details)
+    return (before + str(seq) + after).encode()
+
+
 def entry_hash(prev_hash: str, stream: str, seq: int, at: datetime, request_id: str | None, actor: str,
                action: str, details: str) -> str:
-    """SHA-256 over the previous hash and the row's canonical JSON
-    (``[stream, seq, at, request_id, actor, action, details]``)."""
-    before, after = _body_parts(stream, at, request_id, actor, action, details)
-    return hashlib.sha256((prev_hash + before + str(seq) + after).encode()).hexdigest()
+    """The row's hash: :func:`link` of the previous hash and :func:`entry_body`."""
+    return link(prev_hash, entry_body(stream, seq, at, request_id, actor, action, details))
 
 
 @dataclass(frozen=True)
@@ -163,7 +246,7 @@ class HashChain:
         return prev
 
     def verify(self, db: Database, stream: str | None = None) -> AuditReport:
-        """Recompute every chain (or one) and compare it with its recorded head."""
+        """Walk every chain (or one) with :class:`ChainWalk` and compare it with its recorded head."""
         report = AuditReport()
         entries, heads_table = self.entries, self.heads
         with db.connect() as conn:
@@ -174,30 +257,34 @@ class HashChain:
             rows_query = select(entries).order_by(entries.c.stream, entries.c.seq)
             if stream is not None:
                 rows_query = rows_query.where(entries.c.stream == stream)
-            current: str | None = None
-            prev, expected_seq = GENESIS, 1
-            seen: dict[str, tuple[int, str]] = {}
+            walks: dict[str, ChainWalk] = {}
             for row in conn.execute(rows_query):
-                if row.stream != current:
-                    current, prev, expected_seq = row.stream, GENESIS, 1
-                report.entries += 1
-                if row.seq != expected_seq:
-                    report.problems.append(f"{row.stream}: entry {expected_seq} is missing (found {row.seq})")
-                if row.prev_hash != prev:
-                    report.problems.append(f"{row.stream} #{row.seq}: does not follow the entry before it")
-                digest = entry_hash(row.prev_hash, row.stream, row.seq, row.at, row.request_id, row.actor,
-                                    row.action, row.details)
-                if digest != row.hash:
-                    report.problems.append(f"{row.stream} #{row.seq}: content changed after it was written")
-                prev, expected_seq = row.hash, row.seq + 1
-                seen[row.stream] = (row.seq, row.hash)
+                walk = walks.get(row.stream)
+                if walk is None:
+                    walk = walks[row.stream] = ChainWalk()
+                before = walk.pos
+                body = entry_body(row.stream, row.seq, row.at, row.request_id, row.actor, row.action, row.details)
+                for fault in walk.step(row.seq, row.prev_hash, body, row.hash):
+                    report.problems.append(_problem(row.stream, row.seq, before, fault))
         report.streams = len(heads)
-        for name, head in heads.items():
-            if seen.get(name, (0, GENESIS)) != head:
+        report.entries = sum(w.entries for w in walks.values())
+        for name, (head_seq, head_hash) in heads.items():
+            if walks.get(name, ChainWalk()).end(head_seq, head_hash) is not None:
                 report.problems.append(f"{name}: the chain does not end at its recorded head (entries removed?)")
-        for name in seen.keys() - heads.keys():
+        for name in walks.keys() - heads.keys():
             report.problems.append(f"{name}: entries without a recorded head")
         return report
+
+
+def _problem(stream: str, seq: int, before: int, fault: Fault) -> str:
+    """What :meth:`HashChain.verify` reports for ``fault`` at entry ``seq`` (the walk had reached ``before``)."""
+    if fault is Fault.GAP:
+        return f"{stream}: entry {before + 1} is missing (found {seq})"
+    if fault is Fault.OUT_OF_ORDER:
+        return f"{stream} #{seq}: out of order (after #{before})"
+    if fault is Fault.RELINKED:
+        return f"{stream} #{seq}: does not follow the entry before it"
+    return f"{stream} #{seq}: content changed after it was written"
 
 
 @functools.cache
@@ -205,8 +292,10 @@ def _pg_append(entries: str, heads: str, n: int) -> TextClause:
     """Lock the head, write ``n`` rows, move the head: one statement, as text built once per table and row count
     (SQLAlchemy does not cache the compiled form of an INSERT inside a CTE). ``FOR UPDATE`` makes concurrent
     appenders to one stream queue on the head and then read the head their predecessor left. Row ``i`` is the
-    CTE ``e<i>``, chained from the one before it (``e0``: the locked head), so each hash is computed once. The
-    table names are the code's own (:func:`chain_tables`), never input."""
+    CTE ``e<i>``, chained from the one before it (``e0``: the locked head), so each hash is computed once: the
+    ``sha256()`` over the previous hash and the row's JSON is :func:`link` of :func:`entry_body`, in SQL (the
+    bound ``before``/``after`` are :func:`_body_parts`). The table names are the code's own
+    (:func:`chain_tables`), never input."""
     chain = ", ".join(
         f"e{i} AS (SELECT e{i - 1}.seq + 1 AS seq, e{i - 1}.hash AS prev, encode(sha256(convert_to(e{i - 1}.hash"
         f" || :before_{i - 1} || (e{i - 1}.seq + 1)::text || :after_{i - 1}, 'UTF8')), 'hex') AS hash FROM e{i - 1})"

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from mynacard import numbers
 from mynacard.exchange.model import (
-    CHAIN_GENESIS,
     HOLDS,
     LOG_CHAINS,
     PERMITTED_EXCHANGES,
@@ -37,6 +36,7 @@ from mynacard.exchange.model import (
     first_break,
     log_cutoff,
 )
+from mynacard.hashchain import GENESIS
 from mynacard.registry.model import BasicFacts, Resident, ResidentStatus, Sex
 
 ROOT = bytes(range(32))
@@ -218,7 +218,7 @@ T0 = datetime(2026, 4, 6, 0, 30, tzinfo=UTC)
 def entries(n: int, chain: int = 3) -> list[tuple[LogEntry, str, str]]:
     """``n`` entries of one chain (entry numbers 10, 20, 30 …: other chains took the numbers between)."""
     out = []
-    prev = CHAIN_GENESIS
+    prev = GENESIS
     for pos in range(1, n + 1):
         e = LogEntry(pos * 10, chain, pos, ExchangeKind.QUERY, f"m{pos}", "131016-child", "131016-tax",
                      "child_allowance", "local_tax", "A" * 26, ExchangeStatus.PROVIDED, "C-01",
@@ -248,7 +248,7 @@ def test_a_person_always_lands_in_the_same_chain_and_nobody_in_chain_0() -> None
 def test_a_whole_chain_verifies() -> None:
     rows = entries(50)
     assert verify(rows).breaks == []
-    assert chain_hash(CHAIN_GENESIS, rows[0][0]) == rows[0][2]
+    assert chain_hash(GENESIS, rows[0][0]) == rows[0][2]
 
 
 @given(st.integers(1, 40), st.sampled_from(["item", "requester", "status", "subject_code", "completed_at", "seq"]))

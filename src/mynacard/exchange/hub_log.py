@@ -12,7 +12,6 @@ from mynacard.db import UtcDateTime
 from mynacard.exchange.envelope import canonical
 from mynacard.exchange.hub_wire import NetworkBase, insert_ignore
 from mynacard.exchange.model import (
-    CHAIN_GENESIS,
     CHECKPOINT_EVERY,
     Agency,
     ExchangeKind,
@@ -22,6 +21,7 @@ from mynacard.exchange.model import (
     chain_of,
 )
 from mynacard.exchange.tables import exchange_log, exchange_log_checkpoints, exchange_log_head, exchange_log_seq
+from mynacard.hashchain import GENESIS
 
 __all__ = ["LogAppend", "checkpoint_message", "head_message"]
 
@@ -72,7 +72,7 @@ class LogAppend(NetworkBase):
         row = self.conn.execute(query, {"chain": chain}).first()
         if row is None:
             insert_ignore(self.conn, exchange_log_head, {"chain": chain, "chain_seq": 0,
-                                                          "row_hash": CHAIN_GENESIS, "updated_at": self.now})
+                                                          "row_hash": GENESIS, "updated_at": self.now})
             row = self.conn.execute(query, {"chain": chain}).one()
         return int(row.chain_seq), str(row.row_hash)
 

@@ -17,7 +17,6 @@ from mynacard.exchange import hub as hubmod
 from mynacard.exchange import keys as keyring
 from mynacard.exchange.access import ADMIN
 from mynacard.exchange.model import (
-    CHAIN_GENESIS,
     ChainBreak,
     ChainVerifier,
     ExchangeKind,
@@ -27,6 +26,7 @@ from mynacard.exchange.model import (
     log_cutoff,
 )
 from mynacard.exchange.tables import exchange_log, exchange_log_checkpoints, exchange_log_head
+from mynacard.hashchain import GENESIS
 from mynacard.principal import Principal, Role
 
 __all__ = ["ChainReport", "checkpoint_log", "exchange_log_entries", "purge_expired_log", "verify_log"]
@@ -105,7 +105,7 @@ def verify_log(ctx: Context, principal: Principal, chunk: int = 5000) -> ChainRe
                 n_checkpoints += 1
         chains = sorted(set(heads) | set(conn.execute(select(exchange_log.c.chain).distinct()).scalars()))
         for chain in chains:
-            anchor_pos, anchor_hash = anchors.get(chain, (0, CHAIN_GENESIS))
+            anchor_pos, anchor_hash = anchors.get(chain, (0, GENESIS))
             verifier = ChainVerifier(chain, anchor_pos, anchor_hash,
                                      {p: h for p, h in marks.get(chain, {}).items() if p > anchor_pos})
             after = anchor_pos if anchor_pos else -1

@@ -5,7 +5,9 @@ Agencies (情報照会者・情報提供者) keep their own records; the hub lin
 exchanges listed in :data:`PERMITTED_EXCHANGES` (in the spirit of 番号法 別表第二) may flow; every
 exchange is one entry of a hash-chained log (情報提供等記録) that the person reads in Mynaportal.
 
-No I/O and no clock: times come in as arguments. The chain and code derivations use ``hashlib``/``hmac`` only.
+No I/O and no clock: times come in as arguments. The code derivations use ``hashlib``/``hmac`` only. How the
+log's entries are linked and how a chain is walked is the one hash-chain rule of every audit log
+(:mod:`mynacard.hashchain`), applied here to per-person chains with signed checkpoints and retention anchors.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from enum import StrEnum
 from typing import Any
 
 from mynacard import numbers
+from mynacard.hashchain import GENESIS, ChainWalk, Fault, link
 from mynacard.registry.model import BasicFacts, Resident, ResidentStatus, normalize_kana
 
 __all__ = [
-    "CHAIN_GENESIS",
     "CHECKPOINT_EVERY",
     "HOLDS",
     "LOG_CHAINS",
@@ -68,10 +70,6 @@ LOG_RETENTION_YEARS = 7
 
 CHECKPOINT_EVERY = 1000
 """Every this many log entries the hub signs a checkpoint, so that a rewritten stretch can be located."""
-
-CHAIN_GENESIS = "0" * 64
-"""The ``prev_hash`` of the first entry of the log."""
-
 
 # --- identifiers --------------------------------------------------------------------------------------------
 
@@ -599,8 +597,9 @@ def _utc(moment: datetime) -> str:
 
 
 def chain_hash(prev_hash: str, entry: LogEntry) -> str:
-    """SHA-256 over the previous entry's hash (in the same chain) and this entry's canonical bytes (hex)."""
-    return hashlib.sha256(prev_hash.encode() + b"\n" + entry.canonical()).hexdigest()
+    """The entry's hash: :func:`~mynacard.hashchain.link` of the previous entry's hash (in the same chain) and
+    this entry's canonical bytes."""
+    return link(prev_hash, entry.canonical())
 
 
 def log_cutoff(now: datetime) -> datetime:
@@ -634,52 +633,55 @@ class ChainBreak:
 
 @dataclass
 class ChainVerifier:
-    """Feeds on one chain's rows in ``chain_seq`` order and collects every break (streaming)."""
+    """Feeds on one chain's rows in ``chain_seq`` order and collects every break (streaming): the walk is
+    :class:`~mynacard.hashchain.ChainWalk`; this adds the chain an entry claims, the hub's checkpoints and the
+    words for an auditor."""
 
     chain: int = 0
     anchor_seq: int = 0
     """The chain position before the first expected one (0, or the last one purged after seven years)."""
-    anchor_hash: str = CHAIN_GENESIS
+    anchor_hash: str = GENESIS
     checkpoints: Mapping[int, str] = field(default_factory=dict)
     """chain position → row hash the hub signed (signatures are checked by the caller)."""
     max_breaks: int = 50
-    entries: int = 0
     breaks: list[ChainBreak] = field(default_factory=list)
-    _last_pos: int = -1
-    _last_hash: str = ""
+    _walk: ChainWalk = field(init=False)
     _last_entry: int | None = None
     _last_good_checkpoint: int = 0
 
     def __post_init__(self) -> None:
-        self._last_pos = self.anchor_seq
-        self._last_hash = self.anchor_hash
+        self._walk = ChainWalk(self.anchor_seq, self.anchor_hash)
         self._last_good_checkpoint = self.anchor_seq
+
+    @property
+    def entries(self) -> int:
+        """Entries fed."""
+        return self._walk.entries
 
     def _break(self, pos: int, seq: int | None, kind: str, detail: str) -> None:
         if len(self.breaks) < self.max_breaks:
             self.breaks.append(ChainBreak(self.chain, pos, seq, kind, detail))
 
     def feed(self, entry: LogEntry, prev_hash: str, row_hash: str) -> None:
-        self.entries += 1
         pos, seq = entry.chain_seq, entry.seq
         if entry.chain != self.chain:
             self._break(pos, seq, "relinked", f"entry {seq} claims chain {entry.chain}, found in {self.chain}")
-        if pos != self._last_pos + 1:
-            if pos > self._last_pos + 1:
-                gap = (f"position {self._last_pos + 1}" if pos == self._last_pos + 2
-                       else f"positions {self._last_pos + 1}–{pos - 1}")
+        last_pos = self._walk.pos
+        for fault in self._walk.step(pos, prev_hash, entry.canonical(), row_hash):
+            if fault is Fault.GAP:
+                gap = f"position {last_pos + 1}" if pos == last_pos + 2 else f"positions {last_pos + 1}–{pos - 1}"
                 after = f" after entry {self._last_entry}" if self._last_entry is not None else ""
-                self._break(self._last_pos + 1, seq, "missing",
+                self._break(last_pos + 1, seq, "missing",
                             f"chain {self.chain}: {gap}{after} and before entry {seq} are missing "
                             "(deleted from the log)")
-            else:
+            elif fault is Fault.OUT_OF_ORDER:
                 self._break(pos, seq, "relinked", f"entry {seq} appears out of order in chain {self.chain}")
-        elif prev_hash != self._last_hash:
-            self._break(pos, seq, "relinked", f"entry {seq} does not follow the entry before it in chain "
-                                              f"{self.chain}: one of them was altered and rehashed, or an "
-                                              "entry was inserted")
-        if chain_hash(prev_hash, entry) != row_hash:
-            self._break(pos, seq, "altered", f"entry {seq} was altered: its contents no longer match its hash")
+            elif fault is Fault.RELINKED:
+                self._break(pos, seq, "relinked", f"entry {seq} does not follow the entry before it in chain "
+                                                  f"{self.chain}: one of them was altered and rehashed, or an "
+                                                  "entry was inserted")
+            else:
+                self._break(pos, seq, "altered", f"entry {seq} was altered: its contents no longer match its hash")
         expected = self.checkpoints.get(pos)
         if expected is not None:
             if expected != row_hash:
@@ -689,24 +691,24 @@ class ChainVerifier:
                             "rewritten after it was signed")
             else:
                 self._last_good_checkpoint = pos
-        self._last_pos = max(self._last_pos, pos)
-        self._last_hash = row_hash
         self._last_entry = seq
 
     def finish(self, head_pos: int | None, head_hash: str | None) -> list[ChainBreak]:
         """Compare the end of the chain with its signed head; returns every break found."""
-        if head_pos is not None and (head_pos, head_hash) != (self._last_pos, self._last_hash):
-            if head_pos > self._last_pos:
+        last_pos = self._walk.pos
+        if head_pos is not None and head_hash is not None:
+            fault = self._walk.end(head_pos, head_hash)
+            if fault is Fault.TRUNCATED:
                 after = f" after entry {self._last_entry}" if self._last_entry is not None else ""
-                self._break(self._last_pos + 1, None, "missing",
-                            f"chain {self.chain}: positions {self._last_pos + 1}–{head_pos}{after} are missing "
+                self._break(last_pos + 1, None, "missing",
+                            f"chain {self.chain}: positions {last_pos + 1}–{head_pos}{after} are missing "
                             "from the end of the chain")
-            else:
+            elif fault is Fault.HEAD:
                 self._break(head_pos, self._last_entry, "head",
                             f"the signed head of chain {self.chain} names position {head_pos}, but the chain "
-                            f"ends at {self._last_pos} with another hash")
+                            f"ends at {last_pos} with another hash")
         for pos in sorted(self.checkpoints):
-            if pos > self._last_pos:
+            if pos > last_pos:
                 self._break(pos, None, "missing", f"checkpoint at position {pos} of chain {self.chain} names an "
                                                   "entry that is no longer in the log")
         return self.breaks
