@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 from mynacard.accounts.cli import app as accounts_app
 from mynacard.bootstrap import build_context
 from mynacard.chip.cli import app as card_app
+from mynacard.clock import utc_now
 from mynacard.context import Context
 from mynacard.errors import DomainError, InvalidInput
 from mynacard.exchange.cli import app as exchange_app
@@ -140,7 +141,7 @@ def seed(
     ctx = _context(home)
     for code in municipality:  # every town known before the first is populated
         registry.get_municipality(ctx, code)
-    total = seed_population(ctx, municipality, residents, seed=seed_value, now=_now(), console=console)
+    total = seed_population(ctx, municipality, residents, seed=seed_value, now=utc_now(), console=console)
     console.print(f"[green]{total:,} residents registered[/green]")
 
 
@@ -159,14 +160,28 @@ def simulate(
     given = parse_day(start, "--start")
     ctx = _context(home)
     last = last_activity(ctx)
-    first = given or (last.date() + timedelta(days=1) if last else _now().date())
+    first = given or (last.date() + timedelta(days=1) if last else utc_now().date())
     simulate_days(ctx, first, days, seed=seed_value, console=console)
+
+
+def _print_key_sources(ctx: Context) -> None:
+    """Which keys are read from files in the home rather than supplied by the environment."""
+    from_files = ctx.settings.keys_from_files
+    if not from_files:
+        console.print("[green]keys[/green]: all from the environment")
+        return
+    from rich.markup import escape
+
+    listed = ", ".join(f"{env} ← {escape(str(path))}" for env, path in from_files)
+    console.print(f"[yellow]keys from files[/yellow] (production supplies them from its secret store): {listed}",
+                  soft_wrap=True)
 
 
 @app.command()
 def status(home: Path | None = HomeOption) -> None:
-    """Cards by state per municipality, and whether state and history agree (the check is kept: the first page
-    shows its last result and when it ran — run this nightly)."""
+    """Cards by state per municipality, which keys come from files rather than the environment, and whether
+    state and history agree (the check is kept: the first page shows its last result and when it ran — run
+    this nightly)."""
     from mynacard.cards import service as cards
     from mynacard.cards.model import CardState
     from mynacard.principal import Principal
@@ -186,7 +201,8 @@ def status(home: Path | None = HomeOption) -> None:
     if not counts:
         console.print("no cards yet")
     console.print(table)
-    report, _ = cards.check_ledger(ctx, Principal.system("mynacard-status"), _now())  # kept for the first page
+    _print_key_sources(ctx)
+    report, _ = cards.check_ledger(ctx, Principal.system("mynacard-status"), utc_now())  # kept for the first page
     colour = "green" if report.ok else "red"
     console.print(f"[{colour}]ledger {'whole' if report.ok else 'BROKEN'}[/{colour}]: "
                   f"{report.cards:,} cards, {report.events:,} events")
@@ -234,9 +250,10 @@ def demo(
                           "(--home DIR)")
             raise typer.Exit(2)
     if fresh:
-        with ctx.db.begin() as conn:
-            mark_demo(conn, _now())
-        start = local_date(_now()) - timedelta(days=days)  # the simulated weeks end yesterday in Japan
+        with ctx.transaction() as tx:
+            conn = tx.conn
+            mark_demo(conn, utc_now())
+        start = local_date(utc_now()) - timedelta(days=days)  # the simulated weeks end yesterday in Japan
         seed_population(ctx, ["131016", "011002"], residents, seed=2016,
                         now=datetime.combine(start - timedelta(days=1), datetime.min.time(), UTC), console=console)
         from mynacard.sim.driver import SimulationRates
@@ -248,18 +265,20 @@ def demo(
         from mynacard.portal.demo import DEMO_PIN, prepare_portal_demo
 
         with console.status("exchange network, kiosks and demo cards"):
-            demo_cards = prepare_portal_demo(ctx, ["131016", "011002"], _now())
-        with ctx.db.begin() as conn:
-            save_demo_cards(conn, [{"serial": c.serial, "name": c.name, "pin": DEMO_PIN} for c in demo_cards], _now())
+            demo_cards = prepare_portal_demo(ctx, ["131016", "011002"], utc_now())
+        with ctx.transaction() as tx:
+            conn = tx.conn
+            save_demo_cards(conn, [{"serial": c.serial, "name": c.name, "pin": DEMO_PIN} for c in demo_cards],
+                            utc_now())
         for card in demo_cards:
             console.print(f"demo card {card.serial} ({card.name}), PIN {DEMO_PIN}: Mynaportal → /portal/login")
         from mynacard.accounts.demo import create_demo_accounts
 
-        create_demo_accounts(ctx, ["131016", "011002"], _now())
+        create_demo_accounts(ctx, ["131016", "011002"], utc_now())
         from mynacard.cards.service import check_ledger
         from mynacard.principal import Principal
 
-        check_ledger(ctx, Principal.system("demo"), _now())  # the first page shows the last check
+        check_ledger(ctx, Principal.system("demo"), utc_now())  # the first page shows the last check
     else:
         console.print(f"[yellow]reusing the demo database in {root}[/yellow] (delete it for a fresh town)")
     from mynacard.accounts.demo import print_demo_logins
@@ -275,10 +294,6 @@ def demo(
 
         console.print(f"[bold green]mynacard is running on http://{host}:{port}[/bold green]")
         uvicorn.run(create_app(ctx), host=host, port=port, log_level="warning")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def main() -> None:

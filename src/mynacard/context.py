@@ -39,6 +39,16 @@ class Context:
         return self.clock()
 
     @contextmanager
+    def join(self, tx: Transaction | None) -> Iterator[Transaction]:
+        """The caller's unit of work when one is given — it commits or rolls back with the caller's work — or a
+        new one of its own. How a use case offered to other parts takes part in their transaction."""
+        if tx is not None:
+            yield tx
+            return
+        with self.transaction() as own:
+            yield own
+
+    @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         with self.db.begin() as conn:
             tx = Transaction(conn, self.bus)

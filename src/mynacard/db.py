@@ -6,10 +6,12 @@ behave differently asks :attr:`Database.is_postgres` here rather than testing UR
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -34,6 +36,8 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.sql import ColumnElement, any_, bindparam
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean, TypeDecorator
+
+from mynacard.private_files import tighten
 
 __all__ = ["Database", "UtcDateTime", "any_of", "bulk_insert", "bulk_insert_ignore", "metadata"]
 
@@ -108,12 +112,27 @@ def _ping_if_idle(dbapi_conn: Any, record: ConnectionPoolEntry, proxy: PoolProxi
         raise DisconnectionError("idle connection is gone") from exc  # the pool connects afresh
 
 
+def _private_sqlite_file(database: str | None) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would make it 0644; its -wal and -shm files take the
+    database file's mode), and take the group's and others' access from the files of an older home."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT, 0o600))
+    except OSError:
+        return  # no such folder, or not ours: SQLite reports it when it connects
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        tighten(each, 0o600)
+
+
 class Database:
     """One database: its engine and how to open a transaction on it."""
 
     def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
         self.url = make_url(url)
         if self.url.get_backend_name() == "sqlite":
+            _private_sqlite_file(self.url.database)
             # The sqlite3 module's own transaction handling is disabled so that BEGIN IMMEDIATE can take the
             # write lock up front: a reader that later writes would otherwise fail with "database is locked".
             engine = create_engine(self.url, echo=echo, connect_args={"timeout": 30, "isolation_level": None})
@@ -138,6 +157,17 @@ class Database:
         """A connection inside one transaction: committed on success, rolled back whole on any error."""
         with self.engine.begin() as conn:
             yield conn
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[Connection]:
+        """A connection for one read that needs a transaction of its own on PostgreSQL — to ``SET LOCAL`` a
+        setting for it — and a plain read connection on SQLite (where a transaction would take the write lock)."""
+        if self.is_postgres:
+            with self.begin() as conn:
+                yield conn
+        else:
+            with self.connect() as conn:
+                yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:

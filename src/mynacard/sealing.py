@@ -3,6 +3,10 @@
 The individual number is stored sealed, with a keyed hash beside it so that it can be found without being
 decrypted (DESIGN.md, Data). Sub-keys are derived with HKDF so that the encryption key and the hashing key
 are never the same bytes. Primitives come from ``cryptography``; nothing here is home-made crypto.
+
+The root is ``Settings.data_key`` for everything at rest. The session part (staff sessions, the browser
+session cookie, CSRF) uses the keyed hashes of a ``Sealer`` rooted in ``Settings.session_key`` instead, so that
+the session key can change without touching sealed data, and the data key never signs a cookie.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ _NONCE = 12
 
 
 class Sealer:
-    """Seals and opens small values under keys derived from the data key."""
+    """Seals and opens values, and hashes them for look-ups, under sub-keys derived from one root key."""
 
     def __init__(self, data_key: bytes) -> None:
         if len(data_key) != 32:

@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from sqlalchemy import Connection
 
 from mynacard.cards import service as cards
 from mynacard.cards.model import CardState, validity
 from mynacard.cards.personalisation import CardHolder, IssuedCertificates
 from mynacard.clock import local_date
-from mynacard.context import Context
+from mynacard.context import Context, Transaction
 from mynacard.jpki import service
 from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
@@ -120,16 +119,16 @@ class Town:
         auth_key, sign_key = chip_key(), chip_key()
         issued: list[IssuedCertificates] = []
 
-        def personalise(conn: Connection, rows: object, at: datetime) -> None:
+        def personalise(tx: Transaction, rows: object, at: datetime) -> None:
             for row in rows:  # type: ignore[attr-defined]
                 v = validity(row.birth_date, local_date(at), local_date(row.applied_at))
-                resident = registry.get_residents(conn, [row.resident_id])[row.resident_id]
+                resident = registry.get_residents(tx.conn, [row.resident_id])[row.resident_id]
                 holder = CardHolder(
                     card_serial=f"E{row.id:010d}{row.print_count:02d}", municipality_code=row.municipality_code,
                     facts=resident.facts, card_valid_until=v.card_until, cert_valid_until=v.certificates_until,
                     wants_sign_cert=row.wants_sign_cert, wants_auth_cert=row.wants_auth_cert, card_id=row.id,
                     resident_id=row.resident_id)
-                issuer = service.JpkiIssuer(ctx, MANUFACTURER, conn)
+                issuer = service.JpkiIssuer(ctx, MANUFACTURER, tx)
                 issued.append(issuer.issue(holder, spki(auth_key) if row.wants_auth_cert else None,
                                            spki(sign_key) if row.wants_sign_cert else None, at))
 

@@ -242,7 +242,7 @@ def test_reissue_sign_certificate_inside_the_callers_transaction_rolls_back_with
 
     with pytest.raises(Crash), town.ctx.transaction() as tx:
         service.reissue_sign_certificate(town.ctx, CLERK, old.serial_number, spki(chip_key()),
-                                         None, NOW + timedelta(hours=1), conn=tx.conn)
+                                         None, NOW + timedelta(hours=1), tx=tx)
         raise Crash
     assert [v.serial for v in service.lineage(town.ctx, SYSTEM, old.serial_number)] == [old.serial_number]
 

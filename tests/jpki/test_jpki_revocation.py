@@ -181,12 +181,12 @@ def test_a_hold_inside_the_callers_transaction_commits_or_rolls_back_with_it(tow
         pass
 
     with pytest.raises(Crash), town.ctx.transaction() as tx:
-        held = service.hold_card_certificates(town.ctx, CLERK, card.id, NOW, conn=tx.conn)
+        held = service.hold_card_certificates(town.ctx, CLERK, card.id, NOW, tx=tx)
         assert {v.revocation_reason for v in held} == {RevocationReason.CERTIFICATE_HOLD}
         raise Crash
     assert {v.status for v in service.certificates_of_card(town.ctx, SYSTEM, card.id)} == {CertificateStatus.GOOD}
     with town.ctx.transaction() as tx:
-        service.hold_card_certificates(town.ctx, CLERK, card.id, NOW, conn=tx.conn)
+        service.hold_card_certificates(town.ctx, CLERK, card.id, NOW, tx=tx)
     after = service.certificates_of_card(town.ctx, SYSTEM, card.id)
     assert {(v.status, v.revocation_reason) for v in after} == {
         (CertificateStatus.REVOKED, RevocationReason.CERTIFICATE_HOLD)}

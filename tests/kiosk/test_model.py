@@ -28,6 +28,7 @@ from mynacard.kiosk.model import (
     check_holder,
     check_service_hours,
     check_session_transition,
+    decide_order,
     fiscal_year_available,
     wareki,
 )
@@ -206,3 +207,45 @@ def test_japanese_dates_and_the_tax_year() -> None:
     assert wareki(date(1989, 1, 7)) == "昭和64年1月7日"
     assert fiscal_year_available(date(2026, 5, 31)) == 2025
     assert fiscal_year_available(date(2026, 6, 1)) == 2026
+
+
+_OFFER = {"juminhyo": [300, "131016"]}
+
+
+def _decide(state: SessionState = SessionState.AUTHENTICATED, *, same: bool = False, stored: str | None = None,
+            expired: bool = False, kind: DocumentKind = DocumentKind.RESIDENT_RECORD, copies: int = 2,
+            paid: int = 600):
+    return decide_order(state, same, stored, expired, _OFFER, kind, copies, paid)
+
+
+def test_an_order_is_accepted_at_the_offered_fee_per_copy() -> None:
+    decision = _decide()
+    assert decision.accept and decision.fee_yen == 600 and decision.issuing_municipality == "131016"
+    assert decision.refusal is None and decision.busy is None and not decision.redeliver
+
+
+@pytest.mark.parametrize(("kwargs", "refusal", "ends"), [
+    ({"paid": 599}, RefusalReason.WRONG_FEE, False),
+    ({"kind": DocumentKind.RESIDENT_RECORD_ENTRY}, RefusalReason.NOT_OFFERED, True),
+    ({"expired": True}, RefusalReason.SESSION_EXPIRED, True),
+    ({"state": SessionState.ABORTED, "stored": "timeout"}, RefusalReason.TIMEOUT, False),
+    ({"state": SessionState.ABORTED, "stored": "release_check_failed"}, RefusalReason.ABORTED, False),
+    ({"state": SessionState.ABORTED}, RefusalReason.ABORTED, False),
+])
+def test_why_an_order_is_refused(kwargs: dict, refusal: RefusalReason, ends: bool) -> None:
+    decision = _decide(**kwargs)
+    assert (decision.refusal, decision.ends_request, decision.accept) == (refusal, ends, False)
+
+
+def test_the_fee_is_checked_only_for_what_is_offered_and_after_the_session() -> None:
+    assert _decide(expired=True, paid=0).refusal is RefusalReason.SESSION_EXPIRED
+    assert _decide(kind=DocumentKind.RESIDENT_RECORD_ENTRY, paid=0).refusal is RefusalReason.NOT_OFFERED
+    assert _decide(paid=0).detail == "600 yen due, 0 paid"
+
+
+def test_a_retried_order_is_redelivered_and_a_busy_one_waits() -> None:
+    assert _decide(SessionState.RELEASED, same=True).redeliver
+    assert _decide(SessionState.RELEASED).busy == "the request is released"
+    assert _decide(SessionState.RENDERING).busy == "the request is being processed"
+    assert _decide(SessionState.CHALLENGED, same=True).busy == "the request is challenged"
+

@@ -126,11 +126,11 @@ def attempt_login(ctx: Context, username: str, password: str, client: str, now: 
             return LoginOutcome(refusal="throttled", retry_after=wait)
         row = conn.execute(select(accounts).where(accounts.c.username == username[:64])).first()
         usable = row is not None and row.disabled_at is None and row.password_hash is not None
-        if usable and row.locked_at is not None:
+        if usable and row is not None and row.locked_at is not None:
             _count_client_failure(conn, client, now)
             log.warning("login refused: %s is locked, from %s", row.username, client)
             return LoginOutcome(refusal="locked")
-        if not check_password(password[:256], row.password_hash if usable else None):
+        if not check_password(password[:256], row.password_hash if usable and row is not None else None):
             outcome = _refuse(conn, row if usable else None, client, now)
         elif (row is not None and row.must_change_password
               and one_time_password_expired(row.password_changed_at, now)):

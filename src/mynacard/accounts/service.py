@@ -9,8 +9,6 @@ supervisor's account is bound to one municipality; that binding becomes the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +21,7 @@ from mynacard.accounts.model import AccountView, password_problem, role_problem,
 from mynacard.accounts.passwords import hash_password, one_time_password
 from mynacard.accounts.sessions import end_session, live_sessions, resolve_session, revoke_sessions
 from mynacard.accounts.tables import accounts, api_keys
-from mynacard.context import Context
+from mynacard.context import Context, Transaction
 from mynacard.errors import Conflict, InvalidInput, NotFound
 from mynacard.principal import Principal, Role
 
@@ -77,24 +75,12 @@ def _active_operators(conn: Connection, other_than: int) -> int:
         accounts.c.password_hash.is_not(None), accounts.c.id != other_than)).scalar_one())
 
 
-@contextmanager
-def _begin(ctx: Context, conn: Connection | None) -> Iterator[Connection]:
-    """The caller's transaction when it passes its connection (its act and the caller's commit or roll back
-    together), else a transaction of its own."""
-    if conn is not None:
-        yield conn
-        return
-    with ctx.transaction() as tx:
-        own = tx.conn
-        yield own
-
-
 def create_account(ctx: Context, username: str, role: Role | str, password: str | None, now: datetime,
                    municipality_code: str | None = None, *, actor: Principal = _SYSTEM,
                    client: str = CLI, must_change_password: bool = False,
-                   conn: Connection | None = None) -> Principal:
+                   tx: Transaction | None = None) -> Principal:
     """Create a staff account (with a password) or a machine account (without: it gets API keys). With
-    ``conn`` it is written in the caller's transaction."""
+    ``tx`` it is written in the caller's transaction."""
     actor.require(*_ADMINS)
     problems = []
     try:
@@ -110,7 +96,8 @@ def create_account(ctx: Context, username: str, role: Role | str, password: str 
             problems.append(f"{field}: {problem}")
     if problems:
         raise InvalidInput("; ".join(p.split(": ", 1)[1] for p in problems), problems)
-    with _begin(ctx, conn) as conn:
+    with ctx.join(tx) as work:
+        conn = work.conn
         if conn.execute(select(accounts.c.id).where(accounts.c.username == username)).first():
             raise Conflict(f"account {username!r} exists")
         conn.execute(insert(accounts).values(
@@ -272,14 +259,15 @@ def revoke_api_key(ctx: Context, actor: Principal, username: str, key_id: int, n
 
 
 def issue_api_key(ctx: Context, username: str, now: datetime | None = None, *, actor: Principal = _SYSTEM,
-                  client: str = CLI, conn: Connection | None = None) -> str:
+                  client: str = CLI, tx: Transaction | None = None) -> str:
     """Replace every key of the account by one new key (the others are revoked at once); returns it. With
-    ``conn`` it is written in the caller's transaction."""
+    ``tx`` it is written in the caller's transaction."""
     from mynacard.accounts.sessions import utcnow
 
     now = now or utcnow()
     actor.require(*_ADMINS)
-    with _begin(ctx, conn) as conn:
+    with ctx.join(tx) as work:
+        conn = work.conn
         row = conn.execute(select(accounts).where(accounts.c.username == username)).first()
         if row is None:
             raise InvalidInput(f"no account {username!r}")

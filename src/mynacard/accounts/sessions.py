@@ -1,6 +1,7 @@
 """Staff sessions (職員のログインセッション): kept on the server, so that logout, a password reset or disabling
 the account ends them at once in every process. The cookie carries a random token; the database keeps only
-its keyed hash, and each request checks the session against the account as it is now (role, town, disabled)."""
+its keyed hash (under the session key, ``MYNACARD_SESSION_KEY``: changing that key ends every session), and each
+request checks the session against the account as it is now (role, town, disabled)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def utcnow() -> datetime:
 
 
 def _hash(ctx: Context, token: str) -> str:
-    return Sealer(ctx.settings.data_key).lookup_hash("staff-session:" + token)
+    return Sealer(ctx.settings.session_key).lookup_hash("staff-session:" + token)
 
 
 def open_session(ctx: Context, conn: Connection, account_id: int, client: str, now: datetime) -> str:
@@ -53,7 +54,8 @@ def resolve_session(ctx: Context, token: str, now: datetime) -> Principal | None
     if row is None or not session_alive(row.created_at, row.last_seen_at, row.expires_at, now):
         return None
     if now - row.last_seen_at >= _TOUCH_EVERY:
-        with ctx.db.begin() as conn:
+        with ctx.transaction() as tx:
+            conn = tx.conn
             conn.execute(update(staff_sessions).where(staff_sessions.c.token_hash == digest)
                          .values(last_seen_at=now))
     return Principal(Role(row.role), row.username, row.municipality_code)
@@ -61,7 +63,8 @@ def resolve_session(ctx: Context, token: str, now: datetime) -> Principal | None
 
 def end_session(ctx: Context, token: str, now: datetime) -> None:
     """Logout: the session stops working at once."""
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         conn.execute(update(staff_sessions).where(staff_sessions.c.token_hash == _hash(ctx, token),
                                                   staff_sessions.c.revoked_at.is_(None)).values(revoked_at=now))
 
@@ -83,7 +86,8 @@ def live_sessions(conn: Connection, account_id: int, now: datetime) -> int:
 def sweep_sessions(ctx: Context, now: datetime) -> int:
     """Remove sessions that ended (revoked, idle or past their end) more than a day ago; returns how many."""
     cutoff = now - timedelta(days=1)
-    with ctx.db.begin() as conn:
+    with ctx.transaction() as tx:
+        conn = tx.conn
         return conn.execute(delete(staff_sessions).where(or_(
             staff_sessions.c.revoked_at < cutoff, staff_sessions.c.expires_at < cutoff,
             staff_sessions.c.last_seen_at < cutoff - IDLE_SESSION))).rowcount

@@ -126,7 +126,7 @@ def transition_counts(ctx: Context, principal: Principal, states: Sequence[CardS
              .group_by(days.c.municipality_code, days.c.to_state, period, daily))
     # a national count hashes every card: on PostgreSQL let it do so in memory, for this transaction only
     # (read connections run in autocommit, where SET LOCAL would not last to the query)
-    with ctx.db.begin() if ctx.db.is_postgres else ctx.db.connect() as conn:
+    with ctx.db.read_transaction() as conn:
         if ctx.db.is_postgres:
             conn.execute(text("SET LOCAL work_mem = '256MB'"))
         rows = conn.execute(query).all()

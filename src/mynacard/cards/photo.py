@@ -1,4 +1,4 @@
-"""The face photo of an application (申請用顔写真): checks and the content-addressed photo store.
+"""The face photo of an application (申請用顔写真): checks and the content-addressed, sealed photo store.
 
 Rules (reference/operations-and-incidents.md §1.2): 4.5 cm high × 3.5 cm wide; online uploads 480–6000 px in
 each dimension, JPEG (we also take PNG from photo booths and scanners), colour or monochrome. Pillow reads
@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from PIL import Image, UnidentifiedImageError
 
 from mynacard.errors import InvalidInput
+from mynacard.private_files import private_dir, write_private
+from mynacard.sealing import Sealer
 
-__all__ = ["ASPECT", "MAX_BYTES", "MAX_SIDE", "MIN_SIDE", "PhotoInfo", "PhotoStore", "check_photo"]
+__all__ = ["ASPECT", "MAX_BYTES", "MAX_SIDE", "MIN_SIDE", "PhotoDamaged", "PhotoInfo", "PhotoStore", "check_photo"]
 
 MIN_SIDE = 480
 MAX_SIDE = 6000
@@ -66,23 +69,66 @@ def check_photo(data: bytes) -> PhotoInfo:
     return PhotoInfo(hashlib.sha256(data).hexdigest(), _FORMATS[fmt], width, height)
 
 
-class PhotoStore:
-    """Photos on disk under their SHA-256, so the same bytes are stored once and never overwritten."""
+class PhotoDamaged(ValueError):
+    """A stored photo that does not open under the data key or whose bytes are not its SHA-256."""
 
-    def __init__(self, root: Path) -> None:
+
+_SEALED = b"\x00MYNAPHOTO1\n"
+"""Prefix of a sealed photo file. A JPEG begins FF D8 and a PNG 89 50, so neither can be mistaken for it."""
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class PhotoStore:
+    """Photos on disk under their SHA-256, so the same bytes are stored once.
+
+    Each file is ``_SEALED`` followed by the photo sealed with AES-GCM under the data key
+    (:class:`~mynacard.sealing.Sealer`), the associated data ``b"photo:" + sha256`` binding it to its name;
+    files are 0600 and written atomically, folders 0700. Reading opens the seal and checks the SHA-256.
+
+    Legacy: versions before the photos were sealed wrote the plain JPEG or PNG bytes (0644). A file without the
+    prefix is read as such a legacy plaintext photo (its SHA-256 is still checked), and :meth:`put` of the same
+    photo replaces it with the sealed form.
+    """
+
+    def __init__(self, root: Path, sealer: Sealer) -> None:
         self.root = root
+        self._sealer = sealer
 
     def path(self, sha256: str) -> Path:
+        if not _SHA256.fullmatch(sha256):
+            raise ValueError("a photo is named by its SHA-256 in lower-case hex")
         return self.root / sha256[:2] / sha256
+
+    @staticmethod
+    def _context(sha256: str) -> bytes:
+        return b"photo:" + sha256.encode("ascii")
 
     def put(self, info: PhotoInfo, data: bytes) -> None:
         target = self.path(info.sha256)
-        if target.exists():
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        if hashlib.sha256(data).hexdigest() != info.sha256:
+            raise ValueError("the photo's bytes are not the SHA-256 they were checked under")
+        try:
+            with target.open("rb") as f:
+                if f.read(len(_SEALED)) == _SEALED:
+                    return  # stored already (content-addressed: the same bytes)
+        except FileNotFoundError:
+            pass
+        private_dir(self.root)
+        private_dir(target.parent)
+        write_private(target, _SEALED + self._sealer.seal(bytes(data), self._context(info.sha256)))
 
     def get(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
+        """The photo's bytes; ``OSError`` when there is no such file, :class:`PhotoDamaged` when the file does
+        not open or does not hash to ``sha256``."""
+        stored = self.path(sha256).read_bytes()
+        if stored.startswith(_SEALED):
+            try:
+                data = self._sealer.open(stored[len(_SEALED):], self._context(sha256))
+            except InvalidTag:
+                raise PhotoDamaged(f"photo {sha256[:12]}…: the sealed file does not open (changed, or another "
+                                   "installation's data key)") from None
+        else:
+            data = stored  # legacy: a plaintext photo written before photos were sealed
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise PhotoDamaged(f"photo {sha256[:12]}…: the stored bytes are not this photo")
+        return data

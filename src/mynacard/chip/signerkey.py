@@ -9,7 +9,6 @@ sealed with the data key (AES-GCM) and written atomically with mode 0600, like t
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mynacard.chip.cardinfo import CardInfoSigner
 from mynacard.config import Settings
+from mynacard.private_files import write_private
 from mynacard.sealing import Sealer
 
 __all__ = ["card_info_signer"]
@@ -51,18 +51,8 @@ def card_info_signer(settings: Settings) -> CardInfoSigner:
             der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as f:
-                f.write(sealer.seal(der, _CONTEXT))
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)  # first writer wins across processes; the others load its key
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
+            # first writer wins across processes; the others load its key
+            write_private(path, sealer.seal(der, _CONTEXT), replace=False)
         signer = _load(path, sealer)
         _CACHE[cache_key] = signer
         return signer

@@ -189,7 +189,7 @@ def open_reviews(net: Network, agency_id: str,
                      "created_at": net.now,
                      "sealed_submission": sealer.seal(canonical(submission),
                                                       f"exchange_reviews:{agency_id}:{ref}".encode())})
-    digests = [r["request_digest"] for r in rows]
+    digests = [str(r["request_digest"]) for r in rows]
     found: dict[str, int] = {}
     for i in range(0, len(digests), 2000):
         found.update((d, int(n)) for n, d in net.conn.execute(
@@ -200,7 +200,7 @@ def open_reviews(net: Network, agency_id: str,
     if fresh:
         new_ids = net.conn.execute(insert(exchange_reviews).returning(
             exchange_reviews.c.id, sort_by_parameter_order=True), fresh).scalars()
-        found.update((r["request_digest"], int(n)) for r, n in zip(fresh, new_ids, strict=True))
+        found.update((str(r["request_digest"]), int(n)) for r, n in zip(fresh, new_ids, strict=True))
     return [found[d] for d in digests]
 
 

@@ -124,10 +124,11 @@ class Codes(NetworkBase):
                 select(links.resident_id, func.max(links.generation) + 1).where(
                     links.agency_id == agency.id, links.resident_id.in_(ids[i:i + 2000]))
                 .group_by(links.resident_id)))
-        rows = [{"agency_id": agency.id, "resident_id": rid, "generation": nxt.get(rid, 0), "local_ref": ref,
-                 "code": derive_agency_code(self.hub.code_root, agency.id, code, nxt.get(rid, 0)),
-                 "status": LinkStatus.ACTIVE.value, "linked_at": self.now, "changed_at": self.now}
-                for rid, code, ref in people]
+        rows: list[dict[str, Any]] = [
+            {"agency_id": agency.id, "resident_id": rid, "generation": nxt.get(rid, 0), "local_ref": ref,
+             "code": derive_agency_code(self.hub.code_root, agency.id, code, nxt.get(rid, 0)),
+             "status": LinkStatus.ACTIVE.value, "linked_at": self.now, "changed_at": self.now}
+            for rid, code, ref in people]
         link_ids = list(self.conn.execute(
             insert(exchange_links).returning(exchange_links.c.id, sort_by_parameter_order=True), rows).scalars())
         self.conn.execute(insert(exchange_link_events), [

@@ -30,6 +30,15 @@ from mynacard.exchange.model import (
 __all__ = ["Queries", "QueryOutcome"]
 
 
+
+def _text(body: dict[str, Any], name: str) -> str:
+    """A text field of a message body (a missing or non-text one is refused as malformed, like a bad value)."""
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise ValueError(f"{name} is missing or not text")
+    return value
+
+
 @dataclass(frozen=True)
 class QueryOutcome:
     """What the requesting agency learns from one query."""
@@ -81,10 +90,10 @@ class Queries(Codes, LogAppend):
         body = opened.body
         message_id = check_message_id(body.get("message_id"))
         try:
-            provider_id = AgencyId(body.get("provider"))
-            procedure = Procedure(body.get("procedure"))
-            item = InfoItem(body.get("item"))
-            code = AgencyCode(body.get("code"))
+            provider_id = AgencyId(_text(body, "provider"))
+            procedure = Procedure(_text(body, "procedure"))
+            item = InfoItem(_text(body, "item"))
+            code = AgencyCode(_text(body, "code"))
         except ValueError as exc:
             raise InvalidInput(f"malformed query: {exc}") from None
         earlier = self._logged(requester.id, message_id)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import Connection, insert, select, text, update
 
-from mynacard.context import Context
+from mynacard.context import Context, Transaction
 from mynacard.errors import Conflict, NotFound
 from mynacard.jpki import keys, profiles
 from mynacard.jpki.config import JpkiSettings, jpki_settings
@@ -227,12 +227,12 @@ def issuing_generations(ctx: Context, conn: Connection, now: datetime, principal
 
 
 def ensure_authorities(ctx: Context, principal: Principal, now: datetime,
-                       conn: Connection | None = None) -> dict[CaKind, Authority]:
+                       tx: Transaction | None = None) -> dict[CaKind, Authority]:
     """The current generation of both CAs, generating the missing ones (keys, roots, OCSP responders): the
     operator's act (``mynacard jpki init``). Nothing a web request reaches calls it."""
     principal.require(*OPERATOR_ROLES)
-    if conn is not None:
-        return issuing_generations(ctx, conn, now, principal, create=True)
+    if tx is not None:
+        return issuing_generations(ctx, tx.conn, now, principal, create=True)
     with ctx.db.connect() as c:
         found = load_authorities(c)
     if all(current_of(found, k) is not None for k in CaKind):

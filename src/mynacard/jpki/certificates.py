@@ -147,11 +147,11 @@ def lineage(ctx: Context, principal: Principal, serial: int) -> list[Certificate
             row = conn.execute(views_query().where(jpki_certificates.c.id == chain[0].replaces_id)).one()
             chain.insert(0, view_of(row))
         while True:
-            row = conn.execute(views_query().where(jpki_certificates.c.replaces_id == chain[-1].id)
-                               .order_by(jpki_certificates.c.id)).first()
-            if row is None:
+            successor = conn.execute(views_query().where(jpki_certificates.c.replaces_id == chain[-1].id)
+                                     .order_by(jpki_certificates.c.id)).first()
+            if successor is None:
                 break
-            chain.append(view_of(row))
+            chain.append(view_of(successor))
     return chain
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, String, Text, insert, literal, select
 from mynacard.cards import service as cards
 from mynacard.cards.personalisation import CardHolder, IssuedCertificates
 from mynacard.clock import local_date
-from mynacard.context import Context
+from mynacard.context import Context, Transaction
 from mynacard.db import UtcDateTime
 from mynacard.errors import InvalidInput
 from mynacard.jpki import keys, profiles
@@ -179,7 +179,7 @@ def store_drafts(conn: Connection, drafts: list[Draft], actor: str, now: datetim
 
 
 def issue_batch(ctx: Context, principal: Principal, requests: Sequence[IssueRequest], now: datetime,
-                conn: Connection | None = None) -> list[IssuedCertificates]:
+                tx: Transaction | None = None) -> list[IssuedCertificates]:
     """Issue the certificates of many cards at once (the manufacturing run): all or nothing.
 
     For each card: an authentication certificate if the holder wants one, a signing certificate if the
@@ -187,13 +187,11 @@ def issue_batch(ctx: Context, principal: Principal, requests: Sequence[IssueRequ
     the window issues one later). Validity by :func:`~mynacard.jpki.model.certificate_not_after`. A retry with
     the same chip keys returns the certificates already issued; new keys for a card that has certificates
     (a reprint) revoke the old ones as destroyed before handover (交付前に破棄) and link old → new.
-    Pass ``conn`` to issue inside the caller's transaction (the manufacturing personaliser does).
+    Pass ``tx`` to issue inside the caller's transaction (the manufacturing personaliser does).
     """
     principal.require(*ISSUER_ROLES)
-    if conn is None:
-        with ctx.transaction() as tx:
-            return _issue_batch(ctx, principal, tx.conn, requests, now)
-    return _issue_batch(ctx, principal, conn, requests, now)
+    with ctx.join(tx) as work:
+        return _issue_batch(ctx, principal, work.conn, requests, now)
 
 
 _Keys = tuple[rsa.RSAPublicKey | None, rsa.RSAPublicKey | None]
@@ -311,24 +309,24 @@ def _issue_batch(ctx: Context, principal: Principal, conn: Connection, requests:
 
 def issue_card_certificates(ctx: Context, principal: Principal, holder: CardHolder, auth_public_key: bytes | None,
                             sign_public_key: bytes | None, now: datetime,
-                            conn: Connection | None = None) -> IssuedCertificates:
+                            tx: Transaction | None = None) -> IssuedCertificates:
     """Issue one card's certificates (see :func:`issue_batch`)."""
-    return issue_batch(ctx, principal, [IssueRequest(holder, auth_public_key, sign_public_key)], now, conn)[0]
+    return issue_batch(ctx, principal, [IssueRequest(holder, auth_public_key, sign_public_key)], now, tx)[0]
 
 
 class JpkiIssuer:
     """The :class:`~mynacard.cards.personalisation.CertificateIssuer` backed by the JPKI CAs.
 
-    Inside the manufacturing personaliser pass the manufacturing transaction's connection, so that the
-    certificates and the cards commit (or roll back) together.
+    Inside the manufacturing personaliser pass the manufacturing transaction, so that the certificates and the
+    cards commit (or roll back) together.
     """
 
-    def __init__(self, ctx: Context, principal: Principal, conn: Connection | None = None) -> None:
+    def __init__(self, ctx: Context, principal: Principal, tx: Transaction | None = None) -> None:
         self.ctx = ctx
         self.principal = principal
-        self.conn = conn
+        self.tx = tx
 
     def issue(self, holder: CardHolder, auth_public_key: bytes | None, sign_public_key: bytes | None,
               now: datetime) -> IssuedCertificates:
         return issue_card_certificates(self.ctx, self.principal, holder, auth_public_key, sign_public_key, now,
-                                       self.conn)
+                                       self.tx)

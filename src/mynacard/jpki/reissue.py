@@ -12,7 +12,7 @@ from mynacard.cards import service as cards
 from mynacard.cards.model import CardState
 from mynacard.cards.personalisation import CardHolder, IssuedCertificates
 from mynacard.clock import local_date
-from mynacard.context import Context
+from mynacard.context import Context, Transaction
 from mynacard.errors import Conflict, InvalidInput, NotFound
 from mynacard.jpki.authorities import issuing_generations
 from mynacard.jpki.certificates import CertificateRecord, CertificateView, certificate_by_serial, view_of, views_query
@@ -49,21 +49,19 @@ def _card_for_window(ctx: Context, principal: Principal, card_id: int,
 
 
 def reissue_certificate(ctx: Context, principal: Principal, card_id: int, kind: CaKind, public_key: bytes,
-                        now: datetime, conn: Connection | None = None) -> CertificateRecord:
+                        now: datetime, tx: Transaction | None = None) -> CertificateRecord:
     """Issue a new certificate for a card at the window (電子証明書の発行・更新), e.g. a signing certificate
     after an address change, from a key the chip generated just now.
 
     The previous certificate of that kind is linked as its predecessor (old → new) and, if still good,
     revoked as superseded; platform operators subscribed to it are told where the new one is and follow
-    it. Repeating the call with the same key returns the same certificate. Pass ``conn`` to issue inside
-    the caller's transaction (it then commits or rolls back with the caller's work).
+    it. Repeating the call with the same key returns the same certificate. Pass ``tx`` to issue inside
+    the caller's transaction (it then commits or rolls back with the caller's work; the card and its holder
+    are read in it, so that a change of address made there is what the new certificate carries).
     """
-    if conn is not None:
-        card, resident = _card_for_window(ctx, principal, card_id, conn)
-        return _reissue(ctx, principal, conn, card, resident, kind, public_key, now)
-    card, resident = _card_for_window(ctx, principal, card_id)
-    with ctx.transaction() as tx:
-        return _reissue(ctx, principal, tx.conn, card, resident, kind, public_key, now)
+    card, resident = _card_for_window(ctx, principal, card_id, tx.conn if tx is not None else None)
+    with ctx.join(tx) as work:
+        return _reissue(ctx, principal, work.conn, card, resident, kind, public_key, now)
 
 
 def _reissue(ctx: Context, principal: Principal, conn: Connection, card: cards.CardView, resident: Resident,
@@ -112,7 +110,7 @@ def _reissue(ctx: Context, principal: Principal, conn: Connection, card: cards.C
 
 def reissue_sign_certificate(ctx: Context, principal: Principal, old_serial: int, new_public_key_spki_der: bytes,
                              holder: CardHolder | None, now: datetime,
-                             conn: Connection | None = None) -> CertificateRecord:
+                             tx: Transaction | None = None) -> CertificateRecord:
     """A new signing certificate (署名用電子証明書) at the window in place of ``old_serial`` — typically after
     an address or name change revoked the old one (affiliationChanged) — from the key the chip just
     generated (SubjectPublicKeyInfo DER). Lineage old → new is recorded (``replaces_id``, :func:`lineage`),
@@ -132,7 +130,7 @@ def reissue_sign_certificate(ctx: Context, principal: Principal, old_serial: int
     card_id = old.card_id
     if card_id is None:
         raise Conflict("the certificate is not on a card known here")
-    card, resident = _card_for_window(ctx, principal, card_id, conn)
+    card, resident = _card_for_window(ctx, principal, card_id, tx.conn if tx is not None else None)
     if holder is not None:
         if holder.card_id is not None and holder.card_id != card_id:
             raise Conflict("the holder's card is not the card of this certificate")
@@ -148,10 +146,8 @@ def reissue_sign_certificate(ctx: Context, principal: Principal, old_serial: int
                 raise Conflict(f"certificate {old.serial_hex} was already replaced by {latest.serial:X}")
         return _reissue(ctx, principal, c, card, resident, CaKind.SIGN, new_public_key_spki_der, now)
 
-    if conn is not None:
-        return run(conn)
-    with ctx.transaction() as tx:
-        return run(tx.conn)
+    with ctx.join(tx) as work:
+        return run(work.conn)
 
 
 class WindowIssuer:
@@ -162,14 +158,14 @@ class WindowIssuer:
     ``holder.card_id`` names the card; ``holder.facts`` (what the window endorsed on the card) must equal the
     registry's, otherwise :class:`Conflict` and nothing is issued. A retry with the same key returns the same
     certificate; a new key after a failed chip write supersedes the orphan (revoked ``superseded``), so a card
-    never keeps two good certificates of one kind. Pass ``conn`` to issue inside the caller's transaction.
+    never keeps two good certificates of one kind. Pass ``tx`` to issue inside the caller's transaction.
     """
 
-    def __init__(self, ctx: Context, principal: Principal, conn: Connection | None = None) -> None:
+    def __init__(self, ctx: Context, principal: Principal, tx: Transaction | None = None) -> None:
         principal.require(*WINDOW_ROLES)
         self.ctx = ctx
         self.principal = principal
-        self.conn = conn
+        self.tx = tx
 
     def issue(self, holder: CardHolder, auth_public_key: bytes | None, sign_public_key: bytes | None,
               now: datetime) -> IssuedCertificates:
@@ -177,10 +173,8 @@ class WindowIssuer:
             raise InvalidInput("the window issues for a card in use: card_id is needed")
         if auth_public_key is None and sign_public_key is None:
             raise InvalidInput("no public key to certify")
-        if self.conn is not None:
-            return self._issue(self.conn, holder, holder.card_id, auth_public_key, sign_public_key, now)
-        with self.ctx.transaction() as tx:
-            return self._issue(tx.conn, holder, holder.card_id, auth_public_key, sign_public_key, now)
+        with self.ctx.join(self.tx) as work:
+            return self._issue(work.conn, holder, holder.card_id, auth_public_key, sign_public_key, now)
 
     def _issue(self, conn: Connection, holder: CardHolder, card_id: int, auth_public_key: bytes | None,
                sign_public_key: bytes | None, now: datetime) -> IssuedCertificates:
@@ -197,7 +191,7 @@ class WindowIssuer:
 
 
 def record_handover(ctx: Context, principal: Principal, card_id: int, now: datetime,
-                    conn: Connection | None = None) -> list[CertificateView]:
+                    tx: Transaction | None = None) -> list[CertificateView]:
     """Record in each good certificate's history that its card was handed to the holder (交付).
 
     The real JPKI has no activation step: the certificates are issued at manufacture and are ``good`` from
@@ -223,10 +217,8 @@ def record_handover(ctx: Context, principal: Principal, card_id: int, now: datet
                  "at": now, "detail": _HANDOVER} for i in todo])
         return [view_of(r) for r in rows]
 
-    if conn is not None:
-        return run(conn)
-    with ctx.transaction() as tx:
-        return run(tx.conn)
+    with ctx.join(tx) as work:
+        return run(work.conn)
 
 
 _HANDOVER = "handed over with the card (交付)"

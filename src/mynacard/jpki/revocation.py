@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from mynacard.context import Context
+from mynacard.context import Context, Transaction
 from mynacard.errors import InvalidInput, NotFound
 from mynacard.jpki import crl as crl_codec
 from mynacard.jpki.authorities import lock_authority
@@ -126,7 +126,7 @@ def revoke_certificate(ctx: Context, principal: Principal, serial: int, reason: 
 
 def _revoke_card(ctx: Context, principal: Principal, card_id: int, reason: RevocationReason, now: datetime,
                  detail: str, kinds: Iterable[CaKind] = tuple(CaKind),
-                 conn: Connection | None = None) -> list[CertificateView]:
+                 tx: Transaction | None = None) -> list[CertificateView]:
     wanted = [k.value for k in kinds]
 
     def run(c: Connection) -> list[CertificateView]:
@@ -138,40 +138,38 @@ def _revoke_card(ctx: Context, principal: Principal, card_id: int, reason: Revoc
         return [view_of(r) for r in c.execute(views_query().where(jpki_certificates.c.id.in_(done))
                                             .order_by(jpki_certificates.c.id))]
 
-    if conn is not None:
-        return run(conn)
-    with ctx.transaction() as tx:
-        return run(tx.conn)
+    with ctx.join(tx) as work:
+        return run(work.conn)
 
 
 def hold_card_certificates(ctx: Context, principal: Principal, card_id: int, now: datetime,
-                           conn: Connection | None = None) -> list[CertificateView]:
+                           tx: Transaction | None = None) -> list[CertificateView]:
     """A card reported lost or suspended (一時利用停止, by phone at any hour): both certificates are put on
     hold (一時保留, certificateHold). J-LIS never releases a hold: new certificates are issued instead.
-    Pass ``conn`` to revoke inside the caller's transaction."""
+    Pass ``tx`` to revoke inside the caller's transaction."""
     principal.require(*WINDOW_ROLES)
     return _revoke_card(ctx, principal, card_id, RevocationReason.CERTIFICATE_HOLD, now,
-                        "card lost or suspended (一時保留)", conn=conn)
+                        "card lost or suspended (一時保留)", tx=tx)
 
 
 def abolish_card_certificates(ctx: Context, principal: Principal, card_id: int, now: datetime,
-                              conn: Connection | None = None) -> list[CertificateView]:
+                              tx: Transaction | None = None) -> list[CertificateView]:
     """The card was abolished (返納, 破損, 期限切れ …): its certificates are revoked (cessationOfOperation).
-    Pass ``conn`` to revoke inside the caller's transaction."""
+    Pass ``tx`` to revoke inside the caller's transaction."""
     principal.require(*WINDOW_ROLES)
     return _revoke_card(ctx, principal, card_id, RevocationReason.CESSATION_OF_OPERATION, now,
-                        "card abolished (廃止)", conn=conn)
+                        "card abolished (廃止)", tx=tx)
 
 
 def revoke_at_holder_request(ctx: Context, principal: Principal, card_id: int, now: datetime,
                              kinds: Iterable[CaKind] = tuple(CaKind),
-                             key_compromise: bool = False, conn: Connection | None = None) -> list[CertificateView]:
+                             key_compromise: bool = False, tx: Transaction | None = None) -> list[CertificateView]:
     """The holder asks for revocation (失効申請) — or reports that a key may be known to others
     (秘密鍵の漏えい等の届出, keyCompromise). The holder themselves (online) or a clerk at the window."""
     if principal.role is not Role.RESIDENT:
         principal.require(*WINDOW_ROLES)
     reason = RevocationReason.KEY_COMPROMISE if key_compromise else RevocationReason.CESSATION_OF_OPERATION
-    return _revoke_card(ctx, principal, card_id, reason, now, "the holder's request (失効申請)", kinds, conn)
+    return _revoke_card(ctx, principal, card_id, reason, now, "the holder's request (失効申請)", kinds, tx)
 
 
 def revoke_for_life_event(conn: Connection, kind: str, payload: dict[str, Any], now: datetime) -> list[int]:

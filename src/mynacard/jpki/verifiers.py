@@ -143,8 +143,8 @@ def register_verifier(ctx: Context, principal: Principal, name: str, kind: Verif
             if client_cert_sha256 is not None and conn.execute(select(jpki_verifiers.c.id).where(
                     jpki_verifiers.c.client_cert_sha256 == client_cert_sha256)).first():
                 raise Conflict("this client certificate is registered to another verifier")
-            accounts.create_account(ctx, username, Role.VERIFIER, None, now, actor=principal, conn=conn)
-            key = accounts.issue_api_key(ctx, username, now, actor=principal, conn=conn)
+            accounts.create_account(ctx, username, Role.VERIFIER, None, now, actor=principal, tx=tx)
+            key = accounts.issue_api_key(ctx, username, now, actor=principal, tx=tx)
             verifier_id = conn.execute(insert(jpki_verifiers).values(
                 name=name.strip(), kind=kind.value, verifies_signatures=Purpose.SIGNATURE in wanted,
                 verifies_authentication=Purpose.AUTHENTICATION in wanted, username=username,

@@ -40,6 +40,7 @@ from mynacard.kiosk.model import (
     DocumentKind,
     DocumentOptions,
     DocumentState,
+    OrderDecision,
     Quote,
     RefusalReason,
     Refused,
@@ -47,6 +48,7 @@ from mynacard.kiosk.model import (
     SessionState,
     check_service_hours,
     check_session_transition,
+    decide_order,
 )
 from mynacard.kiosk.municipal import DocumentOrder, Menu, PreparedDocument
 from mynacard.kiosk.tables import kiosk_closures, kiosk_sessions
@@ -323,49 +325,15 @@ class Centre:
             raise InvalidInput(f"timeout_ms is 1–{MAX_TIMEOUT_MS}")
         deadline = monotonic_time.monotonic() + timeout_ms / 1000
         rid = RequestId(request_id)
-        options_json = json.dumps(options.to_dict(), sort_keys=True)
-        total, issuing = 0, ""
-        with self.ctx.transaction() as tx:
-            row = _load(tx.conn, rid, principal)
-            state = SessionState(row.state)
-            if state is SessionState.RELEASED and row.options == options_json:
-                redeliver = True
-            else:
-                redeliver = False
-                if state is SessionState.ABORTED:
-                    raise Refused(RefusalReason(row.refusal) if row.refusal in RefusalReason._value2member_map_
-                                  else RefusalReason.ABORTED)
-                if state is SessionState.RENDERING:
-                    raise Conflict("the request is being processed")
-                if state is not SessionState.AUTHENTICATED:
-                    raise Conflict(f"the request is {state.value}")
-                if now > row.expires_at:
-                    self._abort_in(tx.conn, row, RefusalReason.SESSION_EXPIRED, principal, now)
-                    refusal: RefusalReason | None = RefusalReason.SESSION_EXPIRED
-                else:
-                    refusal = None
-                    offer = json.loads(row.offer or "{}")
-                    if options.kind.value not in offer:
-                        refusal = RefusalReason.NOT_OFFERED
-                    else:
-                        fee, issuing = offer[options.kind.value]
-                        total = Quote(fee, options.copies).total_yen
-                        if paid_yen < total:
-                            raise Refused(RefusalReason.WRONG_FEE, f"{total} yen due, {paid_yen} paid")
-                        _set(tx.conn, row, SessionState.RENDERING, options=options_json, fee_yen=total,
-                             paid_yen=paid_yen, issuing_municipality=issuing, ordered_at=now)
-                        audit.append(tx.conn, _stream(row.kiosk_id), "order_accepted", principal.subject, now,
-                                     request_id=rid, details={"kind": options.kind.value, "copies": options.copies,
-                                                              "fee_yen": total, "paid_yen": paid_yen,
-                                                              "issuing_municipality": issuing,
-                                                              "individual_number": options.include_individual_number})
-        if redeliver:
+        row, decision = self._take_order(principal, rid, options, paid_yen, now)
+        if decision.redeliver:
             return self._redeliver(principal, row, now)
-        if refusal is not None:
-            if refusal is RefusalReason.NOT_OFFERED:
-                self.abort(principal, rid, refusal.value, now)
-            raise Refused(refusal)
-        order = DocumentOrder(rid, int(row.resident_id), issuing, options, self.verify_base_url)
+        if decision.refusal is not None:
+            if decision.refusal is RefusalReason.NOT_OFFERED:
+                self.abort(principal, rid, decision.refusal.value, now)
+            raise Refused(decision.refusal)
+        order = DocumentOrder(rid, int(row.resident_id), decision.issuing_municipality, options,
+                              self.verify_base_url)
         try:
             prepared = self.gateway.prepare(order, now, deadline)
         except Refused as exc:
@@ -374,6 +342,46 @@ class Centre:
         except Exception:
             self.abort(principal, rid, "municipal_error", now)
             raise
+        self._release(principal, rid, row, prepared, options, now, deadline)
+        try:
+            self.gateway.confirm(prepared.document_id, rid, now)
+        except DomainError:
+            self.abort(principal, rid, "confirm_failed", now)
+            raise Refused(RefusalReason.ABORTED) from None
+        return Released(rid, prepared.document_id, prepared.pdf, prepared.pdf_sha256, prepared.copies,
+                        decision.fee_yen, paid_yen - decision.fee_yen)
+
+    def _take_order(self, principal: Principal, rid: RequestId, options: DocumentOptions, paid_yen: int,
+                    now: datetime) -> tuple[Any, OrderDecision]:
+        """Decide the order (:func:`~mynacard.kiosk.model.decide_order`) on the locked request and record an
+        accepted one; a refusal that can be answered at once is raised here, inside the transaction."""
+        options_json = json.dumps(options.to_dict(), sort_keys=True)
+        with self.ctx.transaction() as tx:
+            row = _load(tx.conn, rid, principal)
+            decision = decide_order(SessionState(row.state), row.options == options_json, row.refusal,
+                                    now > row.expires_at, json.loads(row.offer or "{}"), options.kind,
+                                    options.copies, paid_yen)
+            if decision.busy is not None:
+                raise Conflict(decision.busy)
+            if decision.refusal is not None and not decision.ends_request:
+                raise Refused(decision.refusal, decision.detail)
+            if decision.refusal is RefusalReason.SESSION_EXPIRED:
+                self._abort_in(tx.conn, row, RefusalReason.SESSION_EXPIRED, principal, now)
+            if decision.accept:
+                total, issuing = decision.fee_yen, decision.issuing_municipality
+                _set(tx.conn, row, SessionState.RENDERING, options=options_json, fee_yen=total,
+                     paid_yen=paid_yen, issuing_municipality=issuing, ordered_at=now)
+                audit.append(tx.conn, _stream(row.kiosk_id), "order_accepted", principal.subject, now,
+                             request_id=rid, details={"kind": options.kind.value, "copies": options.copies,
+                                                      "fee_yen": total, "paid_yen": paid_yen,
+                                                      "issuing_municipality": issuing,
+                                                      "individual_number": options.include_individual_number})
+        return row, decision
+
+    def _release(self, principal: Principal, rid: RequestId, row: Any, prepared: PreparedDocument,
+                 options: DocumentOptions, now: datetime, deadline: float) -> None:
+        """Check the document against the holder and, in time, release it; otherwise abort the request, void
+        the document and raise the reason."""
         try:  # the PDF is parsed before the row is locked; the holder is read inside the transaction
             facts: pdf.PdfFacts | str = pdf.read_facts(prepared.pdf)
         except ValueError as exc:
@@ -394,32 +402,24 @@ class Centre:
                 audit.append_many(tx.conn, _stream(row.kiosk_id), now, [check, audit.Entry(
                     "released", principal.subject, rid,
                     {"document_id": prepared.document_id, "pdf_sha256": prepared.pdf_sha256})])
-            else:
-                current = _load(tx.conn, rid, principal)
-                if current.state != SessionState.RENDERING.value:  # aborted meanwhile (the kiosk, a timeout)
-                    reason = RefusalReason(current.refusal) if current.refusal in RefusalReason._value2member_map_ \
-                        else RefusalReason.ABORTED
-                    audit.append_many(tx.conn, _stream(current.kiosk_id), now, [check])
-                elif problems:
-                    reason = RefusalReason.ABORTED
-                    self._abort_in(tx.conn, current, "release_check_failed", principal, now,
-                                   document_id=prepared.document_id, preceded_by=check)
-                elif timed_out:
-                    reason = RefusalReason.TIMEOUT
-                    self._abort_in(tx.conn, current, RefusalReason.TIMEOUT, principal, now,
-                                   document_id=prepared.document_id, preceded_by=check)
-                else:  # pragma: no cover - still rendering, yet the move above found it not
-                    raise Conflict("the request changed meanwhile")
-        if not released:
-            self._void(rid, prepared.document_id, reason.value, now)
-            raise Refused(reason)
-        try:
-            self.gateway.confirm(prepared.document_id, rid, now)
-        except DomainError:
-            self.abort(principal, rid, "confirm_failed", now)
-            raise Refused(RefusalReason.ABORTED) from None
-        return Released(rid, prepared.document_id, prepared.pdf, prepared.pdf_sha256, prepared.copies, total,
-                        paid_yen - total)
+                return
+            current = _load(tx.conn, rid, principal)
+            if current.state != SessionState.RENDERING.value:  # aborted meanwhile (the kiosk, a timeout)
+                reason = RefusalReason(current.refusal) if current.refusal in RefusalReason._value2member_map_ \
+                    else RefusalReason.ABORTED
+                audit.append_many(tx.conn, _stream(current.kiosk_id), now, [check])
+            elif problems:
+                reason = RefusalReason.ABORTED
+                self._abort_in(tx.conn, current, "release_check_failed", principal, now,
+                               document_id=prepared.document_id, preceded_by=check)
+            elif timed_out:
+                reason = RefusalReason.TIMEOUT
+                self._abort_in(tx.conn, current, RefusalReason.TIMEOUT, principal, now,
+                               document_id=prepared.document_id, preceded_by=check)
+            else:  # pragma: no cover - still rendering, yet the move above found it not
+                raise Conflict("the request changed meanwhile")
+        self._void(rid, prepared.document_id, reason.value, now)
+        raise Refused(reason)
 
     def _redeliver(self, principal: Principal, row: Any, now: datetime) -> Released:
         prepared = self.gateway.fetch(row.document_id, row.request_id)

@@ -41,6 +41,7 @@ __all__ = [
     "DocumentState",
     "Field",
     "Offering",
+    "OrderDecision",
     "PersonRecord",
     "RefusalReason",
     "Refused",
@@ -51,6 +52,7 @@ __all__ = [
     "check_holder",
     "check_service_hours",
     "check_session_transition",
+    "decide_order",
     "fiscal_year_available",
     "wareki",
 ]
@@ -659,3 +661,48 @@ class Quote:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "total_yen", self.fee_yen * self.copies)
+
+
+@dataclass(frozen=True)
+class OrderDecision:
+    """What the centre does with a paid order (:func:`decide_order`); exactly one of the flags holds."""
+
+    accept: bool = False
+    """Take it: move the request to rendering at ``fee_yen``, made by ``issuing_municipality``."""
+    redeliver: bool = False
+    """The same order again after its release (a retry): hand over the document already made."""
+    busy: str | None = None
+    """Not now (a conflict, nothing changes): the request is being processed or past ordering."""
+    refusal: RefusalReason | None = None
+    """Refused with this reason; with ``ends_request`` the request is aborted too (nothing can follow)."""
+    ends_request: bool = False
+    detail: str | None = None
+    fee_yen: int = 0
+    issuing_municipality: str = ""
+
+
+def decide_order(state: SessionState, same_order: bool, stored_refusal: str | None, expired: bool,
+                 offer: Mapping[str, Sequence[Any]], kind: DocumentKind, copies: int,
+                 paid_yen: int) -> OrderDecision:
+    """Why an order is refused, or what it costs: the rule behind :meth:`~mynacard.kiosk.centre.Centre.order`,
+    in the order it applies. ``offer`` is what the menu showed, by kind: ``(fee per copy, issuing town)``."""
+    if state is SessionState.RELEASED and same_order:
+        return OrderDecision(redeliver=True)
+    if state is SessionState.ABORTED:
+        if stored_refusal is not None and stored_refusal in RefusalReason._value2member_map_:
+            return OrderDecision(refusal=RefusalReason(stored_refusal))
+        return OrderDecision(refusal=RefusalReason.ABORTED)
+    if state is SessionState.RENDERING:
+        return OrderDecision(busy="the request is being processed")
+    if state is not SessionState.AUTHENTICATED:
+        return OrderDecision(busy=f"the request is {state.value}")
+    if expired:
+        return OrderDecision(refusal=RefusalReason.SESSION_EXPIRED, ends_request=True)
+    if kind.value not in offer:
+        return OrderDecision(refusal=RefusalReason.NOT_OFFERED, ends_request=True)
+    fee, issuing = offer[kind.value]
+    total = Quote(int(fee), copies).total_yen
+    if paid_yen < total:
+        return OrderDecision(refusal=RefusalReason.WRONG_FEE, detail=f"{total} yen due, {paid_yen} paid")
+    return OrderDecision(accept=True, fee_yen=total, issuing_municipality=str(issuing))
+

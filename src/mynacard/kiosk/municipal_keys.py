@@ -94,7 +94,8 @@ def signer(ctx: Context, conn: Connection, code: str, now: datetime) -> signing.
     key = _load_key(sealer(ctx).open(full.sealed_key, b"kiosk_signing_keys:" + code.encode()))
     made = signing.DocumentSigner(key, x509.load_der_x509_certificate(full.certificate),
                                   [x509.load_der_x509_certificate(full.ca)])
-    if made.certificate.public_key().public_numbers() != key.public_key().public_numbers():
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    if made.certificate.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
         raise Conflict(f"the signing key of {code} does not match its certificate")
     with _SIGNERS_LOCK:
         _SIGNERS[cache_key] = made

@@ -101,7 +101,8 @@ def _refusal(exc: Refused) -> JSONResponse:
 
 
 def create_terminal_app(terminal: KioskTerminal) -> FastAPI:
-    """The touch-screen app of one kiosk."""
+    """The touch-screen app of one kiosk. Its routes close over this kiosk's terminal, so they are written
+    inside the factory (which makes it longer than ~80 lines)."""
     app = FastAPI(title=f"kiosk {terminal.kiosk_id}", docs_url=None, redoc_url=None, openapi_url=None)
     dirs = [str(files("mynacard.kiosk") / "templates"), str(files("mynacard.web") / "templates")]
     templates = Jinja2Templates(directory=dirs[0])

@@ -164,7 +164,11 @@ def site_from_fields(row: dict[str, str]) -> Site:
 
 def parse_files(files: Iterable[tuple[str, bytes]], *, known_codes: Collection[str],
                 as_of: date) -> ParsedFiles:
-    """Parse and check every row of every file; nothing is half-accepted."""
+    """Parse and check every row of every file; nothing is half-accepted.
+
+    One function on purpose (longer than ~80 lines): the three files are checked against each other (a code's
+    targets, its monthly figures and its means must agree), so one pass keeps every problem with its file and
+    line in one list."""
     out = ParsedFiles()
     first_month = Month.of(as_of)
     seen: dict[tuple[str, str, Any], str] = {}

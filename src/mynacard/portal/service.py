@@ -66,7 +66,7 @@ def _resident_id(principal: Principal) -> int:
 
 
 def _token_hash(ctx: Context, token: str) -> str:
-    return Sealer(ctx.settings.data_key).lookup_hash("portal-session:" + token)
+    return Sealer(ctx.settings.session_key).lookup_hash("portal-session:" + token)
 
 
 # --- sessions -------------------------------------------------------------------------------------------------

@@ -98,7 +98,7 @@ def create_app(ctx: Context) -> FastAPI:
     templates.env.loader = ChoiceLoader([FileSystemLoader(d) for d in _template_dirs()])
     templates.env.globals["csrf_field"] = csrf_field
     app.state.templates = templates
-    session_key = Sealer(ctx.settings.data_key).lookup_hash("web-session")
+    session_key = Sealer(ctx.settings.session_key).lookup_hash("web-session")
     # The signed session cookie holds no login (staff sessions live on the server, accounts.sessions), only the
     # browser's CSRF id and small page state; it ends with the browser session, and is Secure over HTTPS.
     app.add_middleware(SessionMiddleware, secret_key=session_key, same_site="lax", https_only=False,

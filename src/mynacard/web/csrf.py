@@ -1,12 +1,13 @@
 """Cross-site request forgery (CSRF) protection for every form POST of the web app.
 
-A browser session (Starlette's signed session cookie) carries a random id; a form's hidden ``csrf`` field
-carries a keyed hash of it (templates write it with ``{{ csrf_field() }}``). :func:`csrf_guard`, a dependency of
-every route, refuses a POST whose body another site's page could send (form-encoded, multipart or plain text)
-unless the field matches, and refuses any unsafe request whose ``Origin`` names another site. Requests without
-a login cookie have nothing to forge, except logins themselves (:func:`login_csrf`). Requests with an
-``Authorization`` header (programs with API keys) carry no ambient credentials and are not checked; JSON bodies
-cannot be sent cross-site without a CORS preflight, which the app never grants.
+A browser session (Starlette's session cookie, signed under the session key) carries a random id; a form's
+hidden ``csrf`` field carries a keyed hash of it, under the session key too (templates write it with
+``{{ csrf_field() }}``). :func:`csrf_guard`, a dependency of every route, refuses a POST whose body another
+site's page could send (form-encoded, multipart or plain text) unless the field matches, and refuses any unsafe
+request whose ``Origin`` names another site. Requests without a login cookie have nothing to forge, except
+logins themselves (:func:`login_csrf`). Requests with an ``Authorization`` header (programs with API keys)
+carry no ambient credentials and are not checked; JSON bodies cannot be sent cross-site without a CORS
+preflight, which the app never grants.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def csrf_token(request: Request) -> str:
     browser = session.get("bid")
     if not browser:
         browser = session["bid"] = secrets.token_urlsafe(18)
-    key = Sealer(request.app.state.ctx.settings.data_key).lookup_hash("csrf")
+    key = Sealer(request.app.state.ctx.settings.session_key).lookup_hash("csrf")
     return hmac.new(key.encode(), browser.encode(), "sha256").hexdigest()[:40]
 
 

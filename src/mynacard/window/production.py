@@ -23,21 +23,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
 from mynacard.cards import service as cards
 from mynacard.cards.personalisation import CardHolder
 from mynacard.cards.photo import PhotoStore
 from mynacard.chip import service as chips
 from mynacard.chip.signerkey import card_info_signer
 from mynacard.clock import local_date
-from mynacard.context import Context
+from mynacard.context import Context, Transaction
 from mynacard.errors import Conflict
 from mynacard.jpki.model import may_hold_sign_certificate
 from mynacard.jpki.service import JpkiIssuer
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
 from mynacard.registry.model import Resident, ResidentStatus
+from mynacard.sealing import Sealer
 
 __all__ = ["manufacture_with_chips", "personalise_made_card"]
 
@@ -77,7 +76,7 @@ def manufacture_with_chips(ctx: Context, principal: Principal, batch_id: int, no
     signer = card_info_signer(ctx.settings)
     issuer = JpkiIssuer(ctx, principal)
     residents = registry.residents_by_id(ctx, _SYSTEM, [item.resident_id for item in items])
-    photos = PhotoStore(ctx.settings.photo_dir)
+    photos = PhotoStore(ctx.settings.photo_dir, Sealer(ctx.settings.data_key))
     serials: dict[int, str] = {}
     for item in items:
         made = _holder(ctx, item, residents[item.resident_id], photos, now)
@@ -89,7 +88,7 @@ def manufacture_with_chips(ctx: Context, principal: Principal, batch_id: int, no
     if not serials:
         return 0
 
-    def require_chips(conn: Connection, rows: Sequence[Any], at: datetime) -> None:
+    def require_chips(tx: Transaction, rows: Sequence[Any], at: datetime) -> None:
         missing = [r.id for r in rows if not chips.card_path(ctx, serials[r.id]).exists()]
         if missing:
             raise Conflict(f"no chip was made for cards {missing[:5]}")
@@ -104,7 +103,7 @@ def personalise_made_card(ctx: Context, principal: Principal, card_id: int, now:
     died). Idempotent: an existing chip is kept."""
     item = cards.made_card_item(ctx, principal, card_id)
     resident = registry.residents_by_id(ctx, _SYSTEM, [item.resident_id])[item.resident_id]
-    made = _holder(ctx, item, resident, PhotoStore(ctx.settings.photo_dir), now)
+    made = _holder(ctx, item, resident, PhotoStore(ctx.settings.photo_dir, Sealer(ctx.settings.data_key)), now)
     if made is None:
         return False
     holder, resident_code = made

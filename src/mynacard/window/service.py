@@ -461,7 +461,7 @@ def suspend_by_phone(ctx: Context, principal: Principal, card_id: int, request_k
             held: list[str] = []
             with suppress(NotFound):  # a card without certificates (declined at application): nothing to hold
                 held = [str(v.serial) for v in jpki.hold_card_certificates(ctx, principal, card_id, now,
-                                                                           conn=tx.conn)]
+                                                                           tx=tx)]
             cards.move_card(tx.conn, card_id, [S.ISSUED], S.SUSPENDED, actor=principal.subject, now=now,
                             reason="紛失等による一時利用停止 (phone)" if lost else "一時利用停止 (phone)")
             _record_act(tx.conn, card, "suspended", principal, now, request_key, {"lost": lost, "held": held})

@@ -20,6 +20,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    """The part's schema as Alembic wrote it: one statement per table and index, kept whole so that it reads
+    as the schema it creates."""
     op.create_table('accounts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('username', sa.String(length=64), nullable=False),

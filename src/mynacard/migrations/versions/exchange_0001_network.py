@@ -18,6 +18,8 @@ depends_on: str | Sequence[str] | None = '0001_foundation'
 
 
 def upgrade() -> None:
+    """The part's schema as Alembic wrote it: one statement per table and index, kept whole so that it reads
+    as the schema it creates."""
     if op.get_bind().dialect.name == "postgresql":  # entry numbers handed out without a lock
         op.execute(sa.schema.CreateSequence(sa.Sequence("exchange_log_seq")))
     op.create_table('exchange_hub_keys',

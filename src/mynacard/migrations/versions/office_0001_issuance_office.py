@@ -18,6 +18,8 @@ depends_on: str | Sequence[str] | None = '0001_foundation'
 
 
 def upgrade() -> None:
+    """The part's schema as Alembic wrote it: one statement per table and index, kept whole so that it reads
+    as the schema it creates."""
     op.create_table('office_setup_runs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('municipality_code', sa.String(length=6), nullable=False),

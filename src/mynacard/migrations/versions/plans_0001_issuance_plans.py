@@ -19,6 +19,8 @@ depends_on: str | Sequence[str] | None = '0001_foundation'
 
 
 def upgrade() -> None:
+    """The part's schema as Alembic wrote it: one statement per table and index, kept whole so that it reads
+    as the schema it creates."""
     op.create_table('plan_actuals',
     sa.Column('municipality_code', sa.String(length=6), nullable=False),
     sa.Column('daily', sa.Boolean(), nullable=False),
