@@ -7,8 +7,9 @@ so neither can drift.
 
 The contract:
 - a part imports only parts in lower layers (or in its own layer when the pair is listed as a peer);
-- a part's HTTP room (``api.py``, ``*_pages.py``) may also import the web kit (``web.deps``, ``web.i18n``,
-  ``web.params``, ``web.errors``, ``web.csrf``), which never imports the app; nothing else of ``web``;
+- a part's HTTP room (``api.py``, ``*_pages.py``, ``*_app.py``) may also import the web kit (``webkit``: deps,
+  i18n, params, errors, csrf), which imports only the foundation and accounts — never the app (``web``) or
+  another part; no other room imports the kit, and only the composition imports ``web``;
 - composition rooms (a part's ``cli.py``, ``demo.py``, ``testing.py``, and the top-level wiring: the CLI, the
   bootstrap of reactions, the schema, the migrations) may import any part: they sit above all of them;
 - a part never imports another part's ``tables`` (its data is reached through that part's services);
@@ -37,7 +38,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (FOUNDATION,),
     ("registry",),
     ("accounts", "cards"),
-    ("chip", "jpki"),
+    ("chip", "jpki", "webkit"),
     ("office", "kiosk", "exchange"),
     ("window", "portal"),
     ("mykey", "plans"),
@@ -53,9 +54,8 @@ APP_MODULES = {"cli", "bootstrap", "migrate", "schema"}
 PEERS: frozenset[tuple[str, str]] = frozenset()
 """Same-layer imports that are allowed (importer, imported); none today."""
 
-WEB_KIT = frozenset({"mynacard.web.deps", "mynacard.web.i18n", "mynacard.web.params", "mynacard.web.errors",
-                     "mynacard.web.csrf"})
-"""The web helpers a part's HTTP room may import: none of them imports the app."""
+WEB_KIT = "webkit"
+"""The web helpers a part's HTTP room imports (a package that imports only the foundation and accounts)."""
 
 COMPOSITION_ROOMS = frozenset({"cli", "demo", "testing"})
 
@@ -140,7 +140,7 @@ def violations(imports: Iterable[Import]) -> list[str]:
     for imp in imports:
         a, b = part_of(imp.importer), part_of(imp.imported)
         where = f"{imp.importer}:{imp.line}"
-        if imp.importer in WEB_KIT and b not in (FOUNDATION, "accounts") and imp.imported not in WEB_KIT:
+        if a == WEB_KIT and b not in (FOUNDATION, "accounts", WEB_KIT):
             out.append(f"{where}: the web kit imports {imp.imported} (it may import only the foundation, "
                        "accounts and itself, so that a part's pages never pull in the app)")
         if not a or not b or a == b:
@@ -154,7 +154,9 @@ def violations(imports: Iterable[Import]) -> list[str]:
         room = room_of(imp.importer)
         if room == "composition":
             continue
-        if b == "web" and room == "http" and all(t in WEB_KIT for t in targets if _is_module(t)):
+        if b == WEB_KIT:
+            if room != "http" and a != "web":  # the app mounts every part and uses the kit itself
+                out.append(f"{where}: {a}'s {imp.importer.rsplit('.', 1)[-1]} imports the web kit: only HTTP rooms do")
             continue
         la, lb = _layer(a), _layer(b)
         if lb > la or (lb == la and (a, b) not in PEERS):
@@ -190,7 +192,8 @@ def graph(imports: Iterable[Import]) -> dict[str, set[str]]:
     edges: dict[str, set[str]] = {}
     for imp in imports:
         a, b = part_of(imp.importer), part_of(imp.imported)
-        if not a or not b or a == b or a in ("app", "web") or b == "web" or room_of(imp.importer) == "composition":
+        if (not a or not b or a == b or a in ("app", "web", WEB_KIT) or b in ("web", WEB_KIT)
+                or room_of(imp.importer) == "composition"):
             continue
         edges.setdefault(a, set()).add(b)
     return edges

@@ -39,7 +39,7 @@ from mynacard.principal import Role
 from mynacard.registry import service as registry
 from mynacard.sealing import Sealer
 from mynacard.sim.photos import face_photo
-from mynacard.web.csrf import csrf_token
+from mynacard.webkit.csrf import csrf_token
 from tests.conftest import NOW
 from tests.helpers import SYSTEM, apply_all, make_residents
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 from mynacard.bus import MessageBus, Transaction
 from mynacard.clock import utc_now
@@ -19,6 +20,8 @@ from mynacard.config import Settings
 from mynacard.db import Database
 
 __all__ = ["Context", "Transaction"]
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -34,9 +37,23 @@ class Context:
     """The installation's business clock: the wall clock (UTC, aware), or what a test or a demo sets.
     Security timing — sessions, lockouts, the accounts' audit — keeps to the wall clock whatever this says."""
 
+    _parts: dict[Callable[[], Any], Any] = field(default_factory=dict, repr=False)
+
     def now(self) -> datetime:
         """The current moment by :attr:`clock`."""
         return self.clock()
+
+    def part_settings(self, load: Callable[[], T]) -> T:
+        """A part's settings (e.g. ``jpki.config.jpki_settings``), read from the environment once for this
+        context — as a process reads its configuration when it starts — instead of at every use."""
+        if load not in self._parts:
+            self._parts[load] = load()
+        value: T = self._parts[load]
+        return value
+
+    def reload_settings(self) -> None:
+        """Read the parts' settings again at their next use (a test that changes the environment does)."""
+        self._parts.clear()
 
     @contextmanager
     def join(self, tx: Transaction | None) -> Iterator[Transaction]:

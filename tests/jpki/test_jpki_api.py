@@ -219,6 +219,7 @@ def test_the_web_apps_background_schedule_signs_revoked_answers(ctx: Context,
     town = Town(ctx)
     card = town.card(town.resident())
     monkeypatch.setenv("MYNACARD_JPKI_SCHEDULER", "1")
+    ctx.reload_settings()
     with TestClient(create_app(ctx)):
         registry.move_resident(ctx, CLERK, card.resident_id, "東京都千代田区丸の内1番1号", None, NOW)
         deadline = time.monotonic() + 20

@@ -47,10 +47,11 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[keys.Pkcs11Con
 
 
 @pytest.fixture
-def hsm_env(softhsm: keys.Pkcs11Config, monkeypatch: pytest.MonkeyPatch) -> keys.Pkcs11Config:
+def hsm_env(softhsm: keys.Pkcs11Config, monkeypatch: pytest.MonkeyPatch, ctx: Context) -> keys.Pkcs11Config:
     monkeypatch.setenv("MYNACARD_JPKI_PKCS11_MODULE", softhsm.module)
     monkeypatch.setenv("MYNACARD_JPKI_PKCS11_TOKEN", softhsm.token_label)
     monkeypatch.setenv("MYNACARD_JPKI_PKCS11_PIN", softhsm.pin)
+    ctx.reload_settings()
     return softhsm
 
 
@@ -90,6 +91,7 @@ def test_without_the_token_configured_a_token_key_is_refused_clearly(
     service.ensure_authorities(ctx, OPERATOR, NOW)
     authorities._SIGNERS.clear()  # a new process: nothing cached
     monkeypatch.delenv("MYNACARD_JPKI_PKCS11_MODULE")
+    ctx.reload_settings()
     with pytest.raises(keys.Pkcs11Error, match="PKCS#11"):
         service.publish_crls(ctx, OPERATOR, NOW, force=True)
 

@@ -55,6 +55,7 @@ def test_the_client_certificate_header_is_believed_only_from_the_configured_prox
     ctx = cas
     verifiers.register_verifier(ctx, OPERATOR, "署名検証者", "government", ["signature"], "sv", NOW, FINGERPRINT)
     monkeypatch.setenv("MYNACARD_JPKI_MTLS_HEADER", HEADER)
+    ctx.reload_settings()  # each change of configuration as a restarted process would read it
     forged = {HEADER: FINGERPRINT}
     config._WARNED.clear()
     with caplog.at_level(logging.WARNING, logger="mynacard.jpki.config"):
@@ -63,6 +64,7 @@ def test_the_client_certificate_header_is_believed_only_from_the_configured_prox
     warnings = [r for r in caplog.records if "MYNACARD_JPKI_MTLS_PROXIES" in r.getMessage()]
     assert len(warnings) == 1
     monkeypatch.setenv("MYNACARD_JPKI_MTLS_PROXIES", "10.0.0.5, 2001:db8:1::/48")
+    ctx.reload_settings()
     assert _client(ctx, "198.51.100.7").get("/jpki/crl/sign.crl", headers=forged).status_code == 401
     assert _client(ctx, "10.0.0.6").get("/jpki/crl/sign.crl", headers=forged).status_code == 401
     proxied = _client(ctx, "10.0.0.5").get("/jpki/crl/sign.crl", headers=forged)

@@ -28,6 +28,7 @@ def test_the_qr_codes_url_is_configuration_never_a_requests_host_header(
     role check, so any caller with an API key could make every certificate's QR code point to its own site."""
     monkeypatch.delenv("MYNACARD_KIOSK_PUBLIC_URL", raising=False)
     monkeypatch.setenv("MYNACARD_JPKI_BASE_URL", "https://jpki.myna.example")
+    ctx.reload_settings()  # as a restarted process would read it
     clerk = _key(ctx, "clerk-131016", Role.CLERK, "131016")
     kiosk = _key(ctx, "kiosk-0001", Role.KIOSK)
     app = create_app(ctx)

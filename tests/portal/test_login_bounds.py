@@ -46,6 +46,7 @@ def test_anonymous_login_pages_write_a_bounded_number_of_rows(ctx: Context,
     now = datetime.now(UTC)
     jpki.ensure_authorities(ctx, OPERATOR, now - timedelta(days=1))
     monkeypatch.setenv("MYNACARD_JPKI_CHALLENGES_MAX", "3")
+    ctx.reload_settings()  # as a restarted process would read it
     client = TestClient(create_app(ctx))
     for _ in range(3):
         assert client.get("/portal/login").status_code == 200

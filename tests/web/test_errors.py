@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from mynacard.context import Context
 from mynacard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mynacard.web.app import create_app
-from mynacard.web.errors import REQUEST_ID_HEADER
-from mynacard.web.params import Id, IdPath, Limit
+from mynacard.webkit.errors import REQUEST_ID_HEADER
+from mynacard.webkit.params import Id, IdPath, Limit
 
 SECRET = "123456789018"  # an individual number's shape: never in an answer or a log
 
@@ -68,7 +68,7 @@ def test_a_bug_answers_500_with_a_request_id_and_is_logged_once_without_the_inpu
         "error": "ServerError", "request_id": rid,
         "detail": "an unexpected error occurred on the server; it has been logged with this request id"}
     assert SECRET not in answer.text and "RuntimeError" not in answer.text
-    logged = [r for r in caplog.records if r.name == "mynacard.web.errors"]
+    logged = [r for r in caplog.records if r.name == "mynacard.webkit.errors"]
     assert len(logged) == 1, [r.getMessage() for r in caplog.records]
     text = logged[0].getMessage()
     assert rid in text and "GET /api/test/broken/{card_id}" in text and "RuntimeError" in text

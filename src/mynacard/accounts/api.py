@@ -21,9 +21,9 @@ from mynacard.context import Context
 from mynacard.errors import DomainError, InvalidInput
 from mynacard.installation import demo_logins, is_demo
 from mynacard.principal import Principal, Role
-from mynacard.web.csrf import login_csrf
-from mynacard.web.deps import STAFF_COOKIE, client_address, context, principal, render
-from mynacard.web.i18n import register
+from mynacard.webkit.csrf import login_csrf
+from mynacard.webkit.deps import STAFF_COOKIE, client_address, context, principal, render
+from mynacard.webkit.i18n import register
 
 __all__ = ["router"]
 

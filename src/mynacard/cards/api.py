@@ -19,9 +19,9 @@ from mynacard.context import Context
 from mynacard.errors import InvalidInput
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
-from mynacard.web.deps import context, principal, render
-from mynacard.web.i18n import register
-from mynacard.web.params import Day, IdPath, LongText, Name, ShortText
+from mynacard.webkit.deps import context, principal, render
+from mynacard.webkit.i18n import register
+from mynacard.webkit.params import Day, IdPath, LongText, Name, ShortText
 
 router = APIRouter()
 

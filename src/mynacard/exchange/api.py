@@ -17,9 +17,9 @@ from mynacard.errors import Forbidden, InvalidInput
 from mynacard.exchange import service
 from mynacard.exchange.model import PERMITTED_EXCHANGES, Agency, InfoItem, LogEntry, Procedure, SubmittedFacts
 from mynacard.principal import Principal, Role
-from mynacard.web.deps import context, principal, render
-from mynacard.web.i18n import register
-from mynacard.web.params import (
+from mynacard.webkit.deps import context, principal, render
+from mynacard.webkit.i18n import register
+from mynacard.webkit.params import (
     After,
     AgencyId,
     AgencyIdPath,

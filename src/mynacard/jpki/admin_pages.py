@@ -15,9 +15,9 @@ from mynacard.jpki import service
 from mynacard.jpki.model import CertificateStatus, RevocationReason, parse_serial
 from mynacard.jpki.responder import revoke
 from mynacard.principal import Principal, Role
-from mynacard.web.deps import context, now, principal, render
-from mynacard.web.i18n import register, translator
-from mynacard.web.params import TextPath, TextQuery
+from mynacard.webkit.deps import context, now, principal, render
+from mynacard.webkit.i18n import register, translator
+from mynacard.webkit.params import TextPath, TextQuery
 
 router = APIRouter()
 

@@ -27,15 +27,15 @@ from starlette.concurrency import run_in_threadpool
 from mynacard.context import Context
 from mynacard.errors import Forbidden, InvalidInput, NotFound
 from mynacard.jpki import ocsp, ocsp_http, responder, service, verifiers
-from mynacard.jpki.config import jpki_settings
+from mynacard.jpki.config import settings_of
 from mynacard.jpki.model import CaKind, Purpose, VerifierKind, parse_serial
 from mynacard.jpki.ocsp import MAX_REQUEST_BYTES, ResponseStatus
 from mynacard.jpki.relying_party import RelyingParty, Verification
 from mynacard.jpki.responder import responder_for
 from mynacard.principal import Principal, Role
-from mynacard.web.deps import LoginRequired, context, optional_principal, principal, render
-from mynacard.web.i18n import register
-from mynacard.web.params import Id, IdPath, IdQuery, KeyPath, Limit, Name, ShortText, TextPath
+from mynacard.webkit.deps import LoginRequired, context, optional_principal, principal, render
+from mynacard.webkit.i18n import register
+from mynacard.webkit.params import Id, IdPath, IdQuery, KeyPath, Limit, Name, ShortText, TextPath
 
 __all__ = ["router"]
 
@@ -90,7 +90,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     ctx: Context | None = getattr(app.state, "ctx", None)
     stop = threading.Event()
     thread = None
-    if ctx is not None and jpki_settings().scheduler:
+    if ctx is not None and settings_of(ctx).scheduler:
         responder_for(ctx)  # from now on this process sees every revocation (and signs its answer)
         thread = threading.Thread(target=_scheduler, args=(ctx, stop), name="jpki-scheduler", daemon=True)
         thread.start()
@@ -141,7 +141,7 @@ router = APIRouter(lifespan=_lifespan, route_class=_JpkiRoute)
 def repository(request: Request, ctx: Context = Depends(context)) -> HTMLResponse:
     """The CAs' public page (リポジトリ): every generation, its fingerprint, where CRLs and OCSP are."""
     found = service.authorities(ctx)
-    settings = jpki_settings()
+    settings = settings_of(ctx)
     return render(request, "jpki_repository.html", authorities=found, stats=service.statistics(ctx),
                   kinds=[k.value for k in CaKind], base=settings.base_url)
 
@@ -183,7 +183,7 @@ def _remote(request: Request) -> str | None:
 def _http_caller(request: Request) -> ocsp_http.Caller:
     """Who asks: an API key, a staff session, or a client certificate fingerprint — the latter only from the
     configured TLS proxies (``MYNACARD_JPKI_MTLS_PROXIES``), since anyone can send the header."""
-    settings = jpki_settings()
+    settings = settings_of(context(request))
     session = optional_principal(request) if "session" in request.scope and not _bearer(request) else None
     remote = _remote(request)
     header = request.headers.get(settings.mtls_header) if settings.mtls_header else None

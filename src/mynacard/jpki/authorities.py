@@ -23,7 +23,7 @@ from sqlalchemy import Connection, insert, select, text, update
 from mynacard.context import Context, Transaction
 from mynacard.errors import Conflict, NotFound
 from mynacard.jpki import keys, profiles
-from mynacard.jpki.config import JpkiSettings, jpki_settings
+from mynacard.jpki.config import JpkiSettings, settings_of
 from mynacard.jpki.model import OPERATOR_ROLES, CaKind, root_not_after
 from mynacard.jpki.tables import jpki_authorities, jpki_link_certificates, jpki_ocsp_signers
 from mynacard.principal import Principal
@@ -108,7 +108,7 @@ def ca_signer(ctx: Context, conn: Connection | None, authority: Authority) -> ke
     if signer is not None:
         return signer
     if authority.key_store == "pkcs11":
-        config = jpki_settings().pkcs11
+        config = settings_of(ctx).pkcs11
         if config is None:
             raise keys.Pkcs11Error(f"the {authority.kind.value} CA G{authority.generation} key is in a PKCS#11 "
                                    "token but MYNACARD_JPKI_PKCS11_MODULE is not set")
@@ -152,7 +152,7 @@ def _serialise_writers(conn: Connection) -> None:
 
 def _create_generation(ctx: Context, conn: Connection, kind: CaKind, generation: int, now: datetime,
                        principal: Principal) -> Authority:
-    settings = jpki_settings()
+    settings = settings_of(ctx)
     label = f"jpki-{kind.value}-g{generation}-{secrets.token_hex(4)}"
     sealed: bytes | None = None
     signer: keys.Signer

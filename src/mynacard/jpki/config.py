@@ -29,11 +29,16 @@ from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from pathlib import Path
 
+from mynacard.context import Context
 from mynacard.errors import InvalidInput
 from mynacard.jpki.keys import Pkcs11Config
 from mynacard.jpki.model import CrlSchedule
 
-__all__ = ["JpkiSettings", "jpki_settings"]
+__all__ = [
+    "JpkiSettings",
+    "jpki_settings",
+    "settings_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +143,13 @@ def _number(name: str, default: float) -> float:
     return value
 
 
+def settings_of(ctx: Context) -> JpkiSettings:
+    """The installation's JPKI settings, read once per context (:meth:`Context.part_settings`)."""
+    return ctx.part_settings(jpki_settings)
+
+
 def jpki_settings() -> JpkiSettings:
-    """The current settings (read each time: cheap, and tests change the environment)."""
+    """The settings as the environment gives them now (``settings_of`` keeps them per context)."""
     base = os.environ.get("MYNACARD_JPKI_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise InvalidInput("MYNACARD_JPKI_BASE_URL must be an http(s) URL")

@@ -24,7 +24,7 @@ from mynacard.jpki.authorities import (
     load_authorities,
     lock_authority,
 )
-from mynacard.jpki.config import JpkiSettings, jpki_settings
+from mynacard.jpki.config import JpkiSettings, settings_of
 from mynacard.jpki.model import OPERATOR_ROLES, CaKind, CertificateStatus
 from mynacard.jpki.tables import jpki_authorities, jpki_certificates, jpki_crls
 from mynacard.principal import Principal
@@ -104,7 +104,7 @@ def publish_crls(ctx: Context, principal: Principal, now: datetime, *, force: bo
     has expired publish nothing, and nothing is published before the CAs exist (with ``create``, the operator's
     own act, they are made first). Returns what was published."""
     principal.require(*OPERATOR_ROLES)
-    settings = jpki_settings()
+    settings = settings_of(ctx)
     if create:  # only the operator's command line asks for it; the web never does
         ensure_authorities(ctx, principal, now)
     out: list[CrlInfo] = []
@@ -129,7 +129,7 @@ def publish_crls(ctx: Context, principal: Principal, now: datetime, *, force: bo
 def current_crl(ctx: Context, kind: CaKind, delta: bool, now: datetime, generation: int | None = None) -> CrlInfo:
     """The CRL to serve at a stable URL: the latest of its kind, published first if it is due (so the file
     behind the URL is never stale even if no scheduler runs)."""
-    settings = jpki_settings()
+    settings = settings_of(ctx)
     authority = current_authority(ctx, kind, now, generation)
     with ctx.db.connect() as conn:
         full = _latest_crl(conn, authority.id, False)

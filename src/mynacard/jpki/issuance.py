@@ -22,7 +22,7 @@ from mynacard.db import UtcDateTime
 from mynacard.errors import InvalidInput
 from mynacard.jpki import keys, profiles
 from mynacard.jpki.authorities import Authority, ca_signer, issuing_generations, new_serial
-from mynacard.jpki.config import jpki_settings
+from mynacard.jpki.config import settings_of
 from mynacard.jpki.model import (
     ISSUER_ROLES,
     CaKind,
@@ -123,7 +123,7 @@ def _fresh_serials(conn: Connection, count: int) -> list[int]:
 
 
 def sign_drafts(ctx: Context, conn: Connection, drafts: list[Draft], now: datetime) -> None:
-    settings = jpki_settings()
+    settings = settings_of(ctx)
     not_before = now.replace(microsecond=0)
     per_ca: dict[int, tuple[keys.Signer, profiles.CaUrls]] = {}
     requested = profiles.sign_common_name(now, 0, "")[:14]  # YYYYMMDDhhmmss, the same for the whole batch

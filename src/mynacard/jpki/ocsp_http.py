@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from mynacard.context import Context
 from mynacard.jpki import ocsp, verifiers
-from mynacard.jpki.config import jpki_settings
+from mynacard.jpki.config import settings_of
 from mynacard.jpki.model import CaKind, Purpose
 from mynacard.jpki.ocsp import ResponseStatus
 from mynacard.jpki.responder import Answer, responder_for
@@ -67,7 +67,7 @@ def answer(ctx: Context, caller: Caller, data: bytes) -> bytes:
     """The whole answer, with database look-ups and signing as needed (blocking: run it off the event loop)."""
     now = datetime.now(UTC)
     try:
-        header = jpki_settings().mtls_header
+        header = settings_of(ctx).mtls_header
         who = verifiers.authenticate(ctx, caller.api_key, caller.client_cert_sha256 if header else None)
         who = who or caller.session
         verifier = verifiers.verifier_of(ctx, who)
@@ -90,7 +90,7 @@ def answer(ctx: Context, caller: Caller, data: bytes) -> bytes:
 def answer_from_memory(ctx: Context, caller: Caller, data: bytes) -> tuple[bytes, bool] | None:
     """(response, query log due) when the caller and the answer are both in memory — no database, no
     signature, safe on an event loop; None when :func:`answer` is needed."""
-    if caller.client_cert_sha256 and jpki_settings().mtls_header:
+    if caller.client_cert_sha256 and settings_of(ctx).mtls_header:
         return None
     try:
         known, who, verifier = verifiers.cached_caller(ctx, caller.api_key)

@@ -30,7 +30,7 @@ import httptools
 
 from mynacard.context import Context
 from mynacard.jpki import ocsp, ocsp_http, verifiers
-from mynacard.jpki.config import jpki_settings
+from mynacard.jpki.config import settings_of
 from mynacard.jpki.ocsp import MAX_REQUEST_BYTES, ResponseStatus
 from mynacard.jpki.responder import responder_for
 
@@ -277,7 +277,7 @@ class OcspServer:
         and the count in the query log. Bounded: at most :data:`MAX_MEMO` entries of at most
         :data:`MAX_MEMO_REQUEST` bytes (then it starts again empty)."""
         self._flushing = False
-        self.settings = jpki_settings()
+        self.settings = settings_of(ctx)
         header = self.settings.mtls_header
         self.mtls_header = header.lower().encode() if header else None
 

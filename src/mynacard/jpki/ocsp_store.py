@@ -13,7 +13,7 @@ from sqlalchemy import Connection, delete, insert, select
 from mynacard.context import Context
 from mynacard.jpki import ocsp
 from mynacard.jpki.authorities import Authority, authority_from_row, ocsp_signer
-from mynacard.jpki.config import JpkiSettings, jpki_settings
+from mynacard.jpki.config import JpkiSettings, settings_of
 from mynacard.jpki.model import OPERATOR_ROLES, CertificateStatus, RevocationReason
 from mynacard.jpki.tables import jpki_authorities, jpki_certificates, jpki_ocsp_responses
 from mynacard.principal import Principal
@@ -86,7 +86,7 @@ def presigned_response(ctx: Context, authority: Authority, serial: int, algorith
                        now: datetime) -> PresignedResponse | None:
     """The pre-signed response for one certificate, signing (and storing) a new one when there is none or
     half its lifetime has passed. None for a serial this CA generation never issued."""
-    settings = jpki_settings()
+    settings = settings_of(ctx)
     columns = (jpki_certificates.c.id, jpki_certificates.c.status, jpki_certificates.c.revoked_at,
                jpki_certificates.c.revocation_reason)
     with ctx.db.connect() as conn:
@@ -131,7 +131,7 @@ def refresh_ocsp_responses(ctx: Context, principal: Principal, now: datetime, li
     """Pre-sign responses (SHA-1 CertIDs, what most clients send) for good certificates that have none or
     whose response passed half its lifetime — the scheduled job that keeps the responders' answers warm."""
     principal.require(*OPERATOR_ROLES)
-    settings = jpki_settings()
+    settings = settings_of(ctx)
     stale_before = now - settings.ocsp_lifetime / 2
     with ctx.db.connect() as conn:
         ids = list(conn.execute(

@@ -23,7 +23,7 @@ from weakref import WeakKeyDictionary
 from mynacard.context import Context
 from mynacard.db import Database
 from mynacard.jpki import ocsp, service
-from mynacard.jpki.config import jpki_settings
+from mynacard.jpki.config import settings_of
 from mynacard.jpki.model import CaKind, RevocationReason
 from mynacard.jpki.ocsp import ResponseStatus
 from mynacard.principal import Principal
@@ -70,7 +70,7 @@ class OcspResponder:
         self._changes = 0
         self._last_poll = 0.0
         self._last_reload = 0.0
-        settings = jpki_settings()
+        settings = settings_of(ctx)
         self._signers: dict[int, tuple[service.OcspSigner, float]] = {}
         self._lifetime = settings.ocsp_lifetime
         self._max_entries = settings.ocsp_cache_entries

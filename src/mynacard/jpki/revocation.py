@@ -16,7 +16,7 @@ from mynacard.errors import InvalidInput, NotFound
 from mynacard.jpki import crl as crl_codec
 from mynacard.jpki.authorities import lock_authority
 from mynacard.jpki.certificates import CertificateView, may_see, scoped_certificate, view_of, views_query
-from mynacard.jpki.config import jpki_settings
+from mynacard.jpki.config import settings_of
 from mynacard.jpki.model import WINDOW_ROLES, CaKind, CertificateStatus, RevocationReason, revocations_for_life_event
 from mynacard.jpki.ocsp_store import store_presigned
 from mynacard.jpki.tables import (
@@ -77,7 +77,7 @@ def revoke_ids(ctx: Context | None, conn: Connection, certificate_ids: Sequence[
             _notify_revocation(conn, done, reason, now)
             revoked.extend(done)
     if presign and ctx is not None and revoked:
-        settings = jpki_settings()
+        settings = settings_of(ctx)
         for cid in revoked:
             for algorithm in ("sha1", "sha256"):
                 store_presigned(ctx, conn, cid, algorithm, now, settings)

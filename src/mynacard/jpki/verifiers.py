@@ -33,7 +33,7 @@ from mynacard.db import Database, UtcDateTime
 from mynacard.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mynacard.jpki import profiles, service
 from mynacard.jpki import relying_party as rp
-from mynacard.jpki.config import jpki_settings
+from mynacard.jpki.config import settings_of
 from mynacard.jpki.model import CHALLENGE_BYTES, CHALLENGE_TTL, OPERATOR_ROLES, CaKind, Purpose, VerifierKind
 from mynacard.jpki.relying_party import RevocationInfo
 from mynacard.jpki.tables import (
@@ -593,7 +593,7 @@ def notifications(ctx: Context, principal: Principal, now: datetime, pending_onl
              .order_by(jpki_notifications.c.id).limit(min(limit, 5000)))
     if pending_only:
         query = query.where(jpki_notifications.c.acknowledged_at.is_(None))
-    settings = jpki_settings()
+    settings = settings_of(ctx)
     with ctx.db.connect() as conn:
         rows = conn.execute(query).all()
     log_query(ctx, verifier, caller_label(principal), "notifications", None, "answered", f"{len(rows)} items", now,
@@ -685,7 +685,7 @@ def issue_challenge(ctx: Context, principal: Principal, now: datetime) -> Challe
     so the table never holds much more than that per party, whoever sends requests."""
     require_verifier(ctx, principal, Purpose.AUTHENTICATION, "challenge", now)
     issued_to = _issued_to(principal)
-    limit = jpki_settings().challenges_max
+    limit = settings_of(ctx).challenges_max
     if _purge_due(ctx):
         purge_challenges(ctx, now)
     challenge = Challenge(secrets.token_urlsafe(24), secrets.token_bytes(CHALLENGE_BYTES), now + CHALLENGE_TTL)

@@ -27,9 +27,9 @@ from mynacard.kiosk.keys import KeyCache
 from mynacard.kiosk.model import MAX_COPIES, DocumentKind, DocumentOptions, Refused
 from mynacard.kiosk.warm import warm_up
 from mynacard.principal import Principal, Role
-from mynacard.web.deps import LoginRequired, context, now, principal, render
-from mynacard.web.i18n import register
-from mynacard.web.params import Id, Key, KeyPath, Municipality, TextPath
+from mynacard.webkit.deps import LoginRequired, context, now, principal, render
+from mynacard.webkit.i18n import register
+from mynacard.webkit.params import Id, Key, KeyPath, Municipality, TextPath
 
 __all__ = ["centre_of", "kiosk_caller", "now_of", "router", "warm_up"]
 
@@ -88,7 +88,7 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 
 
 def now_of(request: Request) -> datetime:
-    """The installation's clock (:func:`mynacard.web.deps.now`), once ``MYNACARD_KIOSK_CLOCK`` is settled: an app
+    """The installation's clock (:func:`mynacard.webkit.deps.now`), once ``MYNACARD_KIOSK_CLOCK`` is settled: an app
     whose start-up was skipped applies it now in a demo installation, and elsewhere answers 503 with the reason
     rather than run on a clock the operator did not mean."""
     if os.environ.get(service.CLOCK_ENV) and not getattr(request.app.state, "kiosk_clock_applied", False):
@@ -107,7 +107,7 @@ def centre_of(request: Request) -> Centre:
     JPKI base URL), never a request's Host header."""
     built: Centre | None = getattr(request.app.state, "kiosk_centre", None)
     if built is None:
-        built = service.build_centre(context(request), service.public_url())
+        built = service.build_centre(context(request), service.public_url(context(request)))
         request.app.state.kiosk_centre = built
     return built
 

@@ -180,7 +180,7 @@ def issue(
         client = HttpCentreClient(centre_url, api_key)
     else:
         ctx = _context(home)
-        client = LocalCentreClient(build_centre(ctx, public_url()), kiosk_id, _clock(ctx))
+        client = LocalCentreClient(build_centre(ctx, public_url(ctx)), kiosk_id, _clock(ctx))
     spool = out.parent / f".{out.name}.spool"
     terminal = KioskTerminal(kiosk_id, client, VirtualReader(kiosk_card), SpoolPrinter(spool))
     try:

@@ -86,11 +86,11 @@ def clock_from_env(ctx: Context) -> Clock:
     return lambda: datetime.now(UTC) + offset
 
 
-def public_url() -> str:
+def public_url(ctx: Context) -> str:
     """The base URL printed in certificates' QR codes (``MYNACARD_KIOSK_PUBLIC_URL``, else the JPKI base URL)."""
-    from mynacard.jpki.config import jpki_settings
+    from mynacard.jpki.config import settings_of
 
-    base = (os.environ.get(PUBLIC_URL_ENV) or jpki_settings().base_url).strip().rstrip("/")
+    base = (os.environ.get(PUBLIC_URL_ENV) or settings_of(ctx).base_url).strip().rstrip("/")
     if not base.startswith(("http://", "https://")) or len(base) > 200 or not base.isprintable() or " " in base:
         raise InvalidInput(f"{PUBLIC_URL_ENV} must be an http(s) URL of at most 200 characters")
     return base

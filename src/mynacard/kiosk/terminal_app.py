@@ -23,8 +23,8 @@ from mynacard.errors import Conflict, DomainError, InvalidInput
 from mynacard.kiosk.auth import WrongPin
 from mynacard.kiosk.model import DocumentKind, DocumentOptions, RefusalReason, Refused
 from mynacard.kiosk.terminal import KioskSession, KioskTerminal
-from mynacard.web.deps import render
-from mynacard.web.i18n import register
+from mynacard.webkit.deps import render
+from mynacard.webkit.i18n import register
 
 __all__ = ["create_terminal_app"]
 

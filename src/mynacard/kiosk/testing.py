@@ -264,7 +264,7 @@ def stand_in_asgi_app() -> object:
     clock = clock_from_env(ctx)
     jpki = TestJpki.load(Path(folder))
     jpki.clock = clock
-    base = public_url()
+    base = public_url(ctx)
     ctx.clock = clock
     app.state.kiosk_centre = Centre(ctx, jpki.authenticator(), jpki, LocalGateway(ctx), base)
     return app

@@ -16,9 +16,9 @@ from mynacard.mykey import child_health, points, shelter
 from mynacard.mykey.model import AccountKind
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
-from mynacard.web.deps import context, now, principal, render
-from mynacard.web.i18n import register
-from mynacard.web.params import Key, Limit, Municipality, MunicipalityPath, MunicipalityQuery
+from mynacard.webkit.deps import context, now, principal, render
+from mynacard.webkit.i18n import register
+from mynacard.webkit.params import Key, Limit, Municipality, MunicipalityPath, MunicipalityQuery
 
 router = APIRouter()
 

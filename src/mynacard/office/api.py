@@ -20,9 +20,9 @@ from mynacard.office import pdf, service
 from mynacard.office.model import BookingState, CounterKind, SiteKind, format_notice_number
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
-from mynacard.web.deps import context, now, principal, render
-from mynacard.web.i18n import register
-from mynacard.web.params import (
+from mynacard.webkit.deps import context, now, principal, render
+from mynacard.webkit.i18n import register
+from mynacard.webkit.params import (
     DAY_MAX,
     DAY_MIN,
     Day,

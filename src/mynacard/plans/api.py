@@ -19,9 +19,9 @@ from mynacard.plans.forecast import Forecast, WhatIf
 from mynacard.plans.model import Means, Month, Site, SiteKind, format_target
 from mynacard.principal import Principal, Role
 from mynacard.registry import service as registry
-from mynacard.web.deps import context, language, optional_principal, principal, render
-from mynacard.web.i18n import register, translator
-from mynacard.web.params import (
+from mynacard.webkit.deps import context, language, optional_principal, principal, render
+from mynacard.webkit.i18n import register, translator
+from mynacard.webkit.params import (
     DAY_MAX,
     DAY_MIN,
     Day,
@@ -31,7 +31,7 @@ from mynacard.web.params import (
     PrefectureQuery,
     TextQuery,
 )
-from mynacard.web.params import Month as MonthText
+from mynacard.webkit.params import Month as MonthText
 
 router = APIRouter()
 

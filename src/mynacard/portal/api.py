@@ -5,7 +5,7 @@ Residents have their own session, separate from staff logins: an opaque token in
 cookie, stored server-side by its keyed hash, closed after 15 idle minutes or an hour (reference §6 #9: shared
 terminals left logged in); the card login and the session run on the wall clock (``utc_now``), the pages' facts
 on the installation's clock (``now``), as every security timing does. Every page shows whose session it is;
-every form carries the app's CSRF token (:mod:`mynacard.web.csrf`). Card login goes through
+every form carries the app's CSRF token (:mod:`mynacard.webkit.csrf`). Card login goes through
 ``app.state.card_authenticator`` (a :class:`~mynacard.portal.card_login.JpkiCardAuthenticator` over JPKI's
 card authentication, or a test's stand-in of the same shape); without one, card login is shown as unavailable.
 """
@@ -28,10 +28,10 @@ from mynacard.installation import demo_cards
 from mynacard.portal import service
 from mynacard.portal.model import FORMS, ChildProcedure, validate_form
 from mynacard.principal import Principal
-from mynacard.web.csrf import login_csrf
-from mynacard.web.deps import LoginRequired, context, language, now, render
-from mynacard.web.i18n import register, translator
-from mynacard.web.params import IdPath, IdQuery, Key, Page
+from mynacard.webkit.csrf import login_csrf
+from mynacard.webkit.deps import LoginRequired, context, language, now, render
+from mynacard.webkit.i18n import register, translator
+from mynacard.webkit.params import IdPath, IdQuery, Key, Page
 
 if TYPE_CHECKING:
     from mynacard.portal.card_login import JpkiCardAuthenticator
@@ -157,7 +157,7 @@ def resident_api(request: Request) -> Principal:
 def resident_page(request: Request, template: str, who: Principal, token: str, status_code: int = 200,
                   **values: Any) -> HTMLResponse:
     """A Mynaportal page in the portal's layout, with the resident (the CSRF token comes with every page,
-    :mod:`mynacard.web.csrf`); never cached."""
+    :mod:`mynacard.webkit.csrf`); never cached."""
     ctx = context(request)
     me = service.resident_of(ctx, who)
     response = render(request, template, status_code=status_code, me=me, jst=JST,

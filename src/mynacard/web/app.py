@@ -1,4 +1,4 @@
-"""The FastAPI application factory: layout, static files, errors (:mod:`mynacard.web.errors`: the request id,
+"""The FastAPI application factory: layout, static files, errors (:mod:`mynacard.webkit.errors`: the request id,
 the safety net, refusals and validation errors), login, and every part's router."""
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mynacard.context import Context
 from mynacard.errors import DomainError
 from mynacard.sealing import Sealer
-from mynacard.web.csrf import csrf_field, csrf_guard
-from mynacard.web.errors import SafetyNet, domain_error, validation_error
+from mynacard.webkit.csrf import csrf_field, csrf_guard
+from mynacard.webkit.errors import SafetyNet, domain_error, validation_error
 
 __all__ = ["PART_ROUTERS", "THREADS_ENV", "create_app"]
 

@@ -18,9 +18,9 @@ from mynacard.context import Context
 from mynacard.errors import Conflict, InvalidInput
 from mynacard.principal import Principal
 from mynacard.registry import service as registry
-from mynacard.web.deps import context, now, principal, render
-from mynacard.web.i18n import register
-from mynacard.web.params import Id, IdPath, TextQuery, parse_id
+from mynacard.webkit.deps import context, now, principal, render
+from mynacard.webkit.i18n import register
+from mynacard.webkit.params import Id, IdPath, TextQuery, parse_id
 from mynacard.window import service
 from mynacard.window.model import (
     Attendance,

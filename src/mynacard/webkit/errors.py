@@ -7,7 +7,7 @@ exceptions, and validation errors that name the field but never echo what was se
 - **The safety net** (:class:`SafetyNet`, the outermost middleware of the app). An exception that no handler
   turned into an answer is a bug: the caller gets a generic **500** with the request id — JSON for the API and
   for programs, a small page in Japanese (and English) for browsers — and the exception is logged **once**
-  (logger ``mynacard.web.errors``) with the request id, the method, the route's path *template*, the
+  (logger ``mynacard.webkit.errors``) with the request id, the method, the route's path *template*, the
   exception's type and its traceback's frames. Nothing the caller sent is logged: no path values, no query
   string, no body, no header, and not the exception's message either (a database error's message quotes the
   statement's parameters, which may be a name or a sealed number). The net never turns a bug into a 4xx;
@@ -33,12 +33,12 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mynacard.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
-from mynacard.web.deps import LoginRequired, render
+from mynacard.webkit.deps import LoginRequired, render
 
 __all__ = ["DOMAIN_STATUS", "REQUEST_ID_HEADER", "SafetyNet", "domain_error", "log", "request_id", "server_error",
            "validation_error", "wants_json"]
 
-log = logging.getLogger("mynacard.web.errors")
+log = logging.getLogger("mynacard.webkit.errors")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _WELL_FORMED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,31}")

@@ -1,7 +1,7 @@
 """Typed, bounded inputs of the web app, declared once per kind of value and reused by every part's routes.
 
 A value is validated where it enters: FastAPI refuses anything out of bounds with a 422 that names the field
-(:func:`mynacard.web.errors.validation_error`) before a route or a service sees it, so that no input can
+(:func:`mynacard.webkit.errors.validation_error`) before a route or a service sees it, so that no input can
 reach the database out of range (SQLite and PostgreSQL keep ids in a signed 64-bit ``BIGINT``) or make date
 arithmetic overflow. Each kind comes in the three places an input can be:
 

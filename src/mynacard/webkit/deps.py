@@ -13,8 +13,8 @@ from mynacard.accounts import service as accounts
 from mynacard.context import Context
 from mynacard.errors import DomainError
 from mynacard.principal import Principal
-from mynacard.web.csrf import csrf_token
-from mynacard.web.i18n import LANGUAGES, translator
+from mynacard.webkit.csrf import csrf_token
+from mynacard.webkit.i18n import LANGUAGES, translator
 
 __all__ = ["STAFF_COOKIE", "LoginRequired", "client_address", "context", "language", "now", "optional_principal",
            "principal", "render"]
