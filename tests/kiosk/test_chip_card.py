@@ -12,11 +12,12 @@ from sqlalchemy import func, select
 
 from mynacard.context import Context
 from mynacard.jpki import service as jpki
+from mynacard.jpki.card_auth import JpkiCardAuthenticator
 from mynacard.jpki.model import RevocationReason
 from mynacard.kiosk import municipal, pdf, signing
 from mynacard.kiosk.auth import PinBlocked, WrongPin
 from mynacard.kiosk.chip_card import CardFileKioskCard, make_resident_card
-from mynacard.kiosk.jpki_auth import JpkiCardAuthenticator, JpkiHolderDirectory
+from mynacard.kiosk.jpki_auth import JpkiHolderDirectory
 from mynacard.kiosk.model import DocumentKind, DocumentOptions, RefusalReason, Refused
 from mynacard.kiosk.service import build_centre
 from mynacard.kiosk.tables import kiosk_documents

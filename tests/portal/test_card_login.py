@@ -27,7 +27,7 @@ from mynacard.exchange import service as ex
 from mynacard.jpki import service as jpki
 from mynacard.jpki.model import RevocationReason
 from mynacard.kiosk.chip_card import make_resident_card
-from mynacard.portal.card_login import JpkiCardAuthenticator
+from mynacard.portal.card_login import PortalCardLogin
 from mynacard.registry.model import Resident
 from mynacard.web.app import create_app
 from tests.helpers import SYSTEM, csrf
@@ -88,7 +88,7 @@ def test_a_resident_logs_in_with_the_chip_and_sees_only_their_records(ctx: Conte
     me, other = people[0], people[1]
     demo.run_exchanges(ctx, world, 40, _now())
     app = create_app(ctx)
-    assert isinstance(app.state.card_authenticator, JpkiCardAuthenticator)
+    assert isinstance(app.state.card_authenticator, PortalCardLogin)
     serial = _card(ctx, me.id, "4321")
     client = TestClient(app)
     challenge_id, nonce = _challenge(client)

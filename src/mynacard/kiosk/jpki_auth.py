@@ -16,19 +16,16 @@ from mynacard.errors import NotFound
 from mynacard.jpki import card_auth
 from mynacard.principal import Principal, Role
 
-__all__ = ["CENTRE", "JpkiCardAuthenticator", "JpkiHolderDirectory"]
+__all__ = ["CENTRE", "JpkiHolderDirectory", "centre_card_authenticator"]
 
 CENTRE = Principal(Role.OPERATOR, "issuance-centre")
 """The certificate issuance centre (証明書交付センター) is run by J-LIS: it asks JPKI as the operator."""
 
 
-class JpkiCardAuthenticator(card_auth.JpkiCardAuthenticator):
-    """:class:`mynacard.jpki.card_auth.JpkiCardAuthenticator` asking as the centre (:data:`CENTRE`) unless told
-    otherwise: the only difference is that default, which lets the kiosk's wiring
-    (:func:`mynacard.kiosk.service.card_authentication`) build it from the context alone."""
-
-    def __init__(self, ctx: Context, principal: Principal = CENTRE) -> None:
-        super().__init__(ctx, principal)
+def centre_card_authenticator(ctx: Context) -> card_auth.JpkiCardAuthenticator:
+    """The one card authentication (:class:`mynacard.jpki.card_auth.JpkiCardAuthenticator`), asking as the
+    centre (:data:`CENTRE`)."""
+    return card_auth.JpkiCardAuthenticator(ctx, CENTRE)
 
 
 class JpkiHolderDirectory:

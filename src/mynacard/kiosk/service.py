@@ -100,9 +100,9 @@ def card_authentication(ctx: Context) -> tuple[CardAuthenticator, HolderDirector
     """The card authenticator and holder directory of this installation: JPKI's relying-party SDK (roots and
     revocation status from the CA database, every query logged against the centre) and J-LIS's certificate
     serial → resident records. JPKI is told the time on every call."""
-    from mynacard.kiosk.jpki_auth import JpkiCardAuthenticator, JpkiHolderDirectory
+    from mynacard.kiosk.jpki_auth import JpkiHolderDirectory, centre_card_authenticator
 
-    return JpkiCardAuthenticator(ctx), JpkiHolderDirectory(ctx)
+    return centre_card_authenticator(ctx), JpkiHolderDirectory(ctx)
 
 
 def build_centre(ctx: Context, verify_base_url: str, *, gateway: MunicipalGateway | None = None,

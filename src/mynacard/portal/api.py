@@ -6,7 +6,7 @@ cookie, stored server-side by its keyed hash, closed after 15 idle minutes or an
 terminals left logged in); the card login and the session run on the wall clock (``utc_now``), the pages' facts
 on the installation's clock (``now``), as every security timing does. Every page shows whose session it is;
 every form carries the app's CSRF token (:mod:`mynacard.webkit.csrf`). Card login goes through
-``app.state.card_authenticator`` (a :class:`~mynacard.portal.card_login.JpkiCardAuthenticator` over JPKI's
+``app.state.card_authenticator`` (a :class:`~mynacard.portal.card_login.PortalCardLogin` over JPKI's
 card authentication, or a test's stand-in of the same shape); without one, card login is shown as unavailable.
 """
 
@@ -34,7 +34,7 @@ from mynacard.webkit.i18n import register, translator
 from mynacard.webkit.params import IdPath, IdQuery, Key, Page
 
 if TYPE_CHECKING:
-    from mynacard.portal.card_login import JpkiCardAuthenticator
+    from mynacard.portal.card_login import PortalCardLogin
 
 router = APIRouter()
 COOKIE = "mynaportal_session"
@@ -176,9 +176,9 @@ def _labels() -> dict[str, dict[str, str]]:
 
 # --- login and logout ---------------------------------------------------------------------------------------
 
-def card_authenticator(request: Request) -> JpkiCardAuthenticator | None:
+def card_authenticator(request: Request) -> PortalCardLogin | None:
     """The relying-party seam the server was started with (None: card login not configured)."""
-    found: JpkiCardAuthenticator | None = getattr(request.app.state, "card_authenticator", None)
+    found: PortalCardLogin | None = getattr(request.app.state, "card_authenticator", None)
     return found
 
 
@@ -193,7 +193,7 @@ def top(request: Request) -> Response:
     return resident_page(request, "portal_top.html", who, token, unread=unread)
 
 
-def _login_page(request: Request, auth: JpkiCardAuthenticator | None, status_code: int = 200,
+def _login_page(request: Request, auth: PortalCardLogin | None, status_code: int = 200,
                 failed: str | None = None) -> HTMLResponse:
     """The login page with a fresh challenge (none when card login is not configured)."""
     challenge = auth.issue_challenge(utc_now()) if auth is not None else None

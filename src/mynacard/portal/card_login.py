@@ -26,7 +26,7 @@ from mynacard.jpki.verifiers import TooManyChallenges
 from mynacard.portal.model import CardLogin, LoginChallenge
 from mynacard.principal import Principal
 
-__all__ = ["MYNAPORTAL", "JpkiCardAuthenticator", "demo_reader_sign", "login_refusal"]
+__all__ = ["MYNAPORTAL", "PortalCardLogin", "demo_reader_sign", "login_refusal"]
 
 MYNAPORTAL = Principal.system("mynaportal")
 """Mynaportal is run for the Digital Agency by J-LIS's side of the system: it asks JPKI as a system service."""
@@ -45,7 +45,7 @@ def login_refusal(refused: CardRefused) -> str:
     return f"{_REFUSALS[refused.reason]} ({'; '.join(refused.problems)})"
 
 
-class JpkiCardAuthenticator:
+class PortalCardLogin:
     """Mynaportal's login seam (``app.state.card_authenticator``: ``issue_challenge``, ``verify``) over
     :class:`mynacard.jpki.card_auth.JpkiCardAuthenticator`.
 

@@ -126,9 +126,9 @@ def _wire(app: FastAPI, ctx: Context) -> None:
     the login page and the chips of the demo's simulated cards at the window (:mod:`mynacard.window.demo`).
     The kiosk centre wires JPKI itself (:func:`mynacard.kiosk.service.build_centre`)."""
     from mynacard.installation import is_demo
-    from mynacard.portal.card_login import JpkiCardAuthenticator
+    from mynacard.portal.card_login import PortalCardLogin
 
-    app.state.card_authenticator = JpkiCardAuthenticator(ctx)
+    app.state.card_authenticator = PortalCardLogin(ctx)
     with ctx.db.connect() as conn:
         demo = is_demo(conn)
     if os.environ.get("MYNACARD_PORTAL_DEMO_READER") == "1" and not demo:
