@@ -66,10 +66,10 @@ def test_collecting_closes_notice_and_booking_once(ctx: Context) -> None:
     booking = service.book(ctx, number, town.birth_date(ctx, number), slot.id, EVENING)
     noticed = service.card_for_notice(ctx, clerk(), number)
     assert noticed.booking_id == booking.id and noticed.card_id in town.card_ids
-    with ctx.db.begin() as conn:
-        service.mark_notice_collected(conn, number, EVENING + timedelta(days=1))
-    with ctx.db.begin() as conn:  # a retried issuance: nothing changes
-        service.mark_notice_collected(conn, number, EVENING + timedelta(days=1))
+    with ctx.transaction() as tx:
+        service.mark_notice_collected(tx, number, EVENING + timedelta(days=1))
+    with ctx.transaction() as tx:  # a retried issuance: nothing changes
+        service.mark_notice_collected(tx, number, EVENING + timedelta(days=1))
     with ctx.db.connect() as conn:
         states = list(conn.execute(select(office_bookings.c.state).where(
             office_bookings.c.notice_number == number)).scalars())
@@ -98,8 +98,8 @@ def test_renotice_withdraws_the_old_number(ctx: Context) -> None:
     found = service.card_for_notice(ctx, clerk(), fresh)
     assert found.pickup_deadline == later.date() + timedelta(days=90) and found.booking_id is None
     assert service.open_slots(ctx, CHIYODA, EVENING, only_free=False)[0].booked == 0  # the place was freed
-    with ctx.db.begin() as conn, pytest.raises(Conflict):
-        service.mark_notice_collected(conn, old, later)
+    with ctx.transaction() as tx, pytest.raises(Conflict):
+        service.mark_notice_collected(tx, old, later)
     history = cards.card_history(ctx, SYSTEM, found.card_id)
     assert [h["to_state"] for h in history][-2:] == ["notice_sent", "notice_sent"]
     assert cards.verify_ledger(ctx).ok

@@ -692,11 +692,11 @@ def transition(ctx: Context, principal: Principal, card_id: int, target: CardSta
     return _view(row)
 
 
-def move_card(conn: Connection, card_id: int, sources: Sequence[CardState], target: CardState, *, actor: str,
+def move_card(tx: Transaction, card_id: int, sources: Sequence[CardState], target: CardState, *, actor: str,
               now: datetime, reason: str | None = None, values: dict[str, Any] | None = None) -> bool:
     """Move one card inside the caller's transaction (the window commits the card with its own records);
     False when the card is in none of ``sources``. The caller has checked role and scope."""
-    return bool(ledger.advance(conn, [card_id], sources, target, actor=actor, now=now, reason=reason,
+    return bool(ledger.advance(tx.conn, [card_id], sources, target, actor=actor, now=now, reason=reason,
                                values=values))
 
 

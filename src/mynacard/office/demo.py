@@ -39,7 +39,7 @@ def stand_in_collect(ctx: Context, notice_number: str, now: datetime) -> None:
     with ctx.transaction() as tx:
         ledger.advance(tx.conn, [found.card_id], [CardState.NOTICE_SENT], CardState.ISSUED,
                        actor=SYSTEM.subject, now=now, reason="demo window (stand-in)")
-        service.mark_notice_collected(tx.conn, notice_number, now)
+        service.mark_notice_collected(tx, notice_number, now)
 
 
 def _hours(site: Site, day: date) -> tuple[time, time] | None:

@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select, update
 
 from mynacard.cards import service as cards
 from mynacard.cards.model import CardState
-from mynacard.context import Context
+from mynacard.context import Context, Transaction
 from mynacard.errors import Conflict, InvalidInput, NotFound
 from mynacard.office.access import MUNICIPAL
 from mynacard.office.model import BookingState, NoticeCard, NoticeState, parse_notice_number
@@ -56,9 +56,10 @@ def card_for_notice(ctx: Context, principal: Principal, notice_number: str) -> N
     return NoticeCard(number, row.card_id, row.resident_id, row.municipality_code, row.pickup_deadline, booking)
 
 
-def mark_notice_collected(conn: Connection, notice_number: str, now: datetime) -> None:
+def mark_notice_collected(tx: Transaction, notice_number: str, now: datetime) -> None:
     """Close the notice and its booking (visited), inside the window's issuance transaction. Idempotent: a
     collected notice stays as it is. Raises Conflict for a withdrawn or expired notice, NotFound if unknown."""
+    conn = tx.conn
     number = parse_notice_number(notice_number)
     row = notice_row(conn, number, lock=True)
     if row is None:

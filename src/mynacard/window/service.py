@@ -277,11 +277,11 @@ def _commit(ctx: Context, principal: Principal, record_id: int, card: cards.Card
             return _result(row, True)
         if row.status == IssuanceStatus.ROLLED_BACK.value:
             raise Conflict("この交付処理は取り消されました (the issuance was rolled back)")
-        if not cards.move_card(conn, card.id, [S.NOTICE_SENT], S.ISSUED, actor=principal.subject, now=now,
+        if not cards.move_card(tx, card.id, [S.NOTICE_SENT], S.ISSUED, actor=principal.subject, now=now,
                                reason=f"窓口交付 {row.idempotency_key}"):
             raise Conflict("カードは交付待ちではありません (the card is no longer waiting for pickup)")
         if notice_number:
-            office.mark_notice_collected(conn, notice_number, now)
+            office.mark_notice_collected(tx, notice_number, now)
         conn.execute(update(window_issuances).where(window_issuances.c.id == record_id).values(
             status=IssuanceStatus.ISSUED.value, updated_at=now, finished_at=now))
         tx.record("window.card_issued", {"card_id": card.id, "card_serial": card.card_serial,
@@ -462,7 +462,7 @@ def suspend_by_phone(ctx: Context, principal: Principal, card_id: int, request_k
             with suppress(NotFound):  # a card without certificates (declined at application): nothing to hold
                 held = [str(v.serial) for v in jpki.hold_card_certificates(ctx, principal, card_id, now,
                                                                            tx=tx)]
-            cards.move_card(tx.conn, card_id, [S.ISSUED], S.SUSPENDED, actor=principal.subject, now=now,
+            cards.move_card(tx, card_id, [S.ISSUED], S.SUSPENDED, actor=principal.subject, now=now,
                             reason="紛失等による一時利用停止 (phone)" if lost else "一時利用停止 (phone)")
             _record_act(tx.conn, card, "suspended", principal, now, request_key, {"lost": lost, "held": held})
             tx.record("window.card_suspended", {"card_id": card_id, "municipality_code": card.municipality_code},
@@ -507,7 +507,7 @@ def lift_suspension(ctx: Context, principal: Principal, card_id: int, identity: 
     if card.state not in (S.SUSPENDED, S.ISSUED) or card.card_serial is None:
         raise Conflict(f"the card is {card.state.value}, not suspended")
     with ctx.transaction() as tx:
-        if cards.move_card(tx.conn, card_id, [S.SUSPENDED], S.ISSUED, actor=principal.subject, now=now,
+        if cards.move_card(tx, card_id, [S.SUSPENDED], S.ISSUED, actor=principal.subject, now=now,
                            reason="一時利用停止の解除 (in person)"):
             _record_act(tx.conn, card, "suspension_lifted", principal, now,
                         detail={"identity": identity.to_record()})
@@ -532,7 +532,7 @@ def reissue_after_loss(ctx: Context, principal: Principal, card_id: int, identit
     with suppress(NotFound):
         jpki.abolish_card_certificates(ctx, principal, card_id, now)
     with ctx.transaction() as tx:
-        cards.move_card(tx.conn, card_id, [S.ISSUED, S.SUSPENDED], S.ABOLISHED, actor=principal.subject, now=now,
+        cards.move_card(tx, card_id, [S.ISSUED, S.SUSPENDED], S.ABOLISHED, actor=principal.subject, now=now,
                         reason="紛失による再交付", values={"abolition_reason": AbolitionReason.LOST_REISSUED.value})
         existing = tx.conn.execute(select(window_acts.c.detail).where(
             window_acts.c.card_id == card_id, window_acts.c.kind == "lost_reissued")).scalar()
