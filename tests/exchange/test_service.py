@@ -278,6 +278,10 @@ def test_who_may_do_what(ctx: Context, world: demo.World) -> None:
     # An agency reads the log entries it took part in, and no others.
     ex.query(ctx, agency("131016-child"), "131016-child", q, NOW)
     assert {e.requester for e in ex.exchange_log_entries(ctx, agency("nenkin"))} <= {"nenkin"}
+    with pytest.raises(Forbidden, match="own share"):  # never another agency's share, quietly or not
+        ex.exchange_log_entries(ctx, agency("nenkin"), agency_id="131016-tax")
+    assert ex.exchange_log_entries(ctx, agency("nenkin"), agency_id="nenkin") == ex.exchange_log_entries(
+        ctx, agency("nenkin"))
     mine = ex.exchange_log_entries(ctx, agency("131016-tax"))
     assert mine and all("131016-tax" in (e.requester, e.provider) for e in mine)
     assert len(ex.exchange_log_entries(ctx, OPERATOR)) >= len(mine)

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.exc import NoResultFound
 
 from mynacard.context import Context
+from mynacard.errors import Forbidden
 from mynacard.exchange import hub as hubmod
 from mynacard.exchange import keys as keyring
 from mynacard.exchange.access import ADMIN
@@ -40,10 +41,13 @@ def _entry(r: Any) -> LogEntry:
 
 def exchange_log_entries(ctx: Context, principal: Principal, agency_id: str | None = None, after_seq: int = 0,
                          limit: int = 100) -> list[LogEntry]:
-    """Log entries in order: the operator sees all, an agency the exchanges it took part in."""
+    """Log entries in order: the operator sees all (or one agency's share), an agency the exchanges it took part
+    in — asking for another agency's share is refused, not quietly answered with its own."""
     query = select(exchange_log).where(exchange_log.c.seq > after_seq).order_by(exchange_log.c.seq).limit(
         max(1, min(limit, 5000)))
     if principal.role is Role.AGENCY:
+        if agency_id and agency_id != principal.subject:
+            raise Forbidden("an agency reads only its own share of the exchange log")
         agency_id = principal.subject
     else:
         principal.require(*ADMIN)

@@ -68,9 +68,11 @@ def register_records(ctx: Context, principal: Principal, agency_id: str, items: 
         if missing:
             raise InvalidInput("records for persons the agency has not enrolled; nothing was stored",
                                [f"{ref}: not enrolled" for ref in missing[:20]])
-        existing = {(r.local_ref, r.item): r.version for r in tx.conn.execute(
-            select(store.records.c.local_ref, store.records.c.item, store.records.c.version)
-            .where(store.records.c.local_ref.in_(refs)))}
+        existing: dict[tuple[str, str], int] = {}
+        for i in range(0, len(refs), 5000):  # as above: bounded parameter lists, however large the batch
+            existing.update(((r.local_ref, r.item), r.version) for r in tx.conn.execute(
+                select(store.records.c.local_ref, store.records.c.item, store.records.c.version)
+                .where(store.records.c.local_ref.in_(refs[i:i + 5000]))))
         for ref, item, data in checked:
             text = json.dumps(data, ensure_ascii=False, sort_keys=True)
             if (ref, item.value) in existing:
