@@ -239,3 +239,20 @@ def test_the_command_line_answers_the_login_page_like_reader_software(ctx: Conte
     assert response.status_code == 303
     client.cookies.update(response.cookies)
     assert f"{me.facts.name} さんでログイン中" in client.get("/portal").text
+
+
+def test_the_demo_reader_is_refused_outside_a_demo_installation(ctx: Context,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Security review: ``MYNACARD_PORTAL_DEMO_READER=1`` let anyone log in as any card file on the server. On a
+    database that is not a demo installation the app now refuses to start with it, and without it the reader's
+    route does not exist."""
+    jpki.ensure_authorities(ctx, SYSTEM, datetime.now(UTC) - timedelta(days=1))  # the login page is up
+    monkeypatch.setenv("MYNACARD_PORTAL_DEMO_READER", "1")
+    with pytest.raises(RuntimeError, match="only in a demo installation"):
+        create_app(ctx)
+    monkeypatch.delenv("MYNACARD_PORTAL_DEMO_READER")
+    client = TestClient(create_app(ctx))
+    assert 'id="reader-login"' not in client.get("/portal/login").text
+    tried = client.post("/portal/login/reader", data={"challenge_id": "x", "nonce": "AA==", "card": "E000000000101",
+                                                      "pin": "1234", "csrf": csrf(client)})
+    assert tried.status_code == 404 and "mynaportal_session" not in tried.cookies
