@@ -70,3 +70,25 @@ def test_tokens_and_keys_are_stored_only_as_keyed_hashes_and_never_logged_or_aud
                   for row in conn.execute(select(table)) for v in row]
     assert stored and not any(token in v or secret in v for v in stored)
     assert token not in caplog.text and secret not in caplog.text
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_the_staff_cookie_is_http_only_same_site_and_secure_over_https(ctx: Context, scheme: str) -> None:
+    from fastapi.testclient import TestClient
+
+    from mynacard.web.app import create_app
+    from mynacard.webkit.deps import STAFF_COOKIE
+    from tests.helpers import csrf
+
+    service.create_account(ctx, "suzuki", Role.CLERK, "a-long-enough-password-7", START, "131016")
+    client = TestClient(create_app(ctx), base_url=f"{scheme}://testserver")
+    reply = client.post("/login", data={"csrf": csrf(client), "username": "suzuki",
+                                        "password": "a-long-enough-password-7", "next": "/window"},
+                        follow_redirects=False)
+    assert reply.status_code == 303, reply.text
+    cookies = [v for k, v in reply.headers.multi_items() if k == "set-cookie"]
+    staff = next(c for c in cookies if c.startswith(f"{STAFF_COOKIE}="))
+    flags = {part.strip().lower() for part in staff.split(";")[1:]}
+    assert "httponly" in flags and "samesite=lax" in flags
+    assert ("secure" in flags) is (scheme == "https")
+    assert all(("secure" in c.lower()) is (scheme == "https") for c in cookies)  # every cookie of the app

@@ -244,3 +244,19 @@ def test_the_operator_sweeps_stale_sessions(ctx: Context, town: Town) -> None:
     assert (counts.active, counts.closed_now) == (1, 1)
     with pytest.raises(Forbidden):
         portal.sweep_sessions(ctx, resident(people[0].id), NOW)
+
+
+def test_a_new_session_key_ends_every_mynaportal_session(ctx: Context, town: Town) -> None:
+    """The session key (MYNACARD_SESSION_KEY) alone keys the sessions' hashes: replacing it ends them all, and
+    the data key does not (docs/SECURITY.md)."""
+    import dataclasses
+    import os
+
+    _, people = town
+    token = open_test_session(ctx, people[0].id)
+    assert portal.resume_session(ctx, token, NOW + timedelta(minutes=1)) is not None
+    new_data_key = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, data_key=os.urandom(32)))
+    assert portal.resume_session(new_data_key, token, NOW + timedelta(minutes=2)) is not None
+    new_session_key = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings,
+                                                                             session_key=os.urandom(32)))
+    assert portal.resume_session(new_session_key, token, NOW + timedelta(minutes=3)) is None
