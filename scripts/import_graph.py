@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("office", "kiosk", "exchange"),
     ("window", "portal"),
     ("mykey", "plans"),
+    ("jobs",),
     ("sim",),
     ("web",),
     ("app",),

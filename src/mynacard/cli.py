@@ -26,6 +26,7 @@ from mynacard.clock import utc_now
 from mynacard.context import Context
 from mynacard.errors import DomainError, InvalidInput
 from mynacard.exchange.cli import app as exchange_app
+from mynacard.jobs import cli as jobs_cli
 from mynacard.jpki import cli as jpki_cli
 from mynacard.kiosk.cli import app as kiosk_app
 from mynacard.mykey.cli import app as mykey_app
@@ -101,6 +102,8 @@ app.add_typer(jpki_cli.app, name="jpki")
 app.add_typer(mykey_app, name="mykey")
 app.add_typer(office_cli.app, name="office")
 app.add_typer(window_cli.app, name="window")
+app.add_typer(jobs_cli.app, name="jobs")
+app.command("worker")(jobs_cli.worker)
 console = Console()
 
 HomeOption = typer.Option(None, "--home", help="Data folder (default $MYNACARD_HOME or ~/.mynacard).")

@@ -9,6 +9,7 @@ from mynacard.accounts import tables as _accounts  # noqa: F401
 from mynacard.cards import tables as _cards  # noqa: F401
 from mynacard.db import metadata
 from mynacard.exchange import tables as _exchange  # noqa: F401
+from mynacard.jobs import tables as _jobs  # noqa: F401
 from mynacard.jpki import tables as _jpki  # noqa: F401
 from mynacard.kiosk import tables as _kiosk  # noqa: F401
 from mynacard.mykey import tables as _mykey  # noqa: F401
