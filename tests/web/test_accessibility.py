@@ -121,7 +121,7 @@ def test_public_and_staff_pages_are_accessible(ctx: Context, office_server: str,
 
     _log_in(page, base, "a11y-operator")
     for path in ("/admin/accounts", "/admin/accounts/a11y-clerk", f"/jpki/admin?card={issued.serial}", "/plans/admin",
-                 "/exchange/log", "/exchange/reviews"):
+                 "/exchange/log", "/exchange/reviews", "/admin/jobs"):
         _check(page, base + path, f"operator {path}")
     page.goto(f"{base}/jpki/admin?card={issued.serial}")
     page.click("#card-certificates a")

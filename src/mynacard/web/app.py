@@ -28,7 +28,7 @@ __all__ = ["PART_ROUTERS", "THREADS_ENV", "create_app"]
 
 PART_ROUTERS = ("mynacard.kiosk.api", "mynacard.cards.api", "mynacard.jpki.api", "mynacard.jpki.admin_pages",
                 "mynacard.plans.api", "mynacard.exchange.api", "mynacard.portal.api", "mynacard.mykey.api",
-                "mynacard.office.api", "mynacard.window.api", "mynacard.accounts.api")
+                "mynacard.office.api", "mynacard.window.api", "mynacard.accounts.api", "mynacard.jobs.api")
 """Modules with a ``router``; each part mounts its own routes and keeps its templates beside them. FastAPI
 finds a request's route by trying every route in this order (twice), so the busiest machine-facing routes —
 the kiosks', four requests per certificate — come first; no two parts share a path, so the order decides
