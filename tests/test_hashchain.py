@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from mynacard.accounts.tables import account_audit, account_audit_heads
 from mynacard.context import Context
 from mynacard.exchange.model import ExchangeKind, ExchangeStatus, LogEntry, chain_hash
-from mynacard.hashchain import GENESIS, ChainWalk, Entry, Fault, HashChain, entry_body, entry_hash, link
+from mynacard.hashchain import GENESIS, ChainWalk, Entry, Fault, HashChain, _entry_body, entry_hash, link
 
 T0 = datetime(2026, 4, 6, 0, 30, tzinfo=UTC)
 
@@ -56,7 +56,7 @@ def test_a_link_is_sha256_over_the_previous_hash_and_the_body() -> None:
 
 def test_the_stored_formats_of_every_log() -> None:
     """Fixed vectors: a change to any log's stored hash format fails here (and needs a migration of its data)."""
-    body = entry_body("kiosk:0001", 1, T0, "r" * 32, "kiosk-0001", "opened", '{"町":"千代田区"}')
+    body = _entry_body("kiosk:0001", 1, T0, "r" * 32, "kiosk-0001", "opened", '{"町":"千代田区"}')
     assert body == json.dumps(["kiosk:0001", 1, "2026-04-06T00:30:00.000000+00:00", "r" * 32, "kiosk-0001",
                                "opened", '{"町":"千代田区"}'], ensure_ascii=False, separators=(",", ":")).encode()
     kiosk = entry_hash(GENESIS, "kiosk:0001", 1, T0, "r" * 32, "kiosk-0001", "opened", '{"町":"千代田区"}')
@@ -152,7 +152,7 @@ def test_stored_hashes_are_the_links_on_both_databases(ctx: Context) -> None:
     prev = GENESIS
     for r in rows:
         assert r.prev_hash == prev
-        assert r.hash == link(prev, entry_body(r.stream, r.seq, r.at, r.request_id, r.actor, r.action, r.details))
+        assert r.hash == link(prev, _entry_body(r.stream, r.seq, r.at, r.request_id, r.actor, r.action, r.details))
         prev = r.hash
     assert [r.seq for r in rows] == [1, 2, 3, 4, 5] and (head.seq, head.hash) == (5, prev)
     report = LOG.verify(ctx.db)

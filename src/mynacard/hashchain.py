@@ -49,7 +49,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from mynacard.db import Database, UtcDateTime, metadata
 
-__all__ = ["GENESIS", "AuditReport", "ChainWalk", "Entry", "Fault", "HashChain", "chain_tables", "entry_body",
+__all__ = ["GENESIS", "AuditReport", "ChainWalk", "Entry", "Fault", "HashChain", "chain_tables",
            "entry_hash", "link"]
 
 GENESIS = "0" * 64
@@ -155,7 +155,7 @@ def _body_parts(stream: str, at: datetime, request_id: str | None, actor: str, a
     return head[:-1] + ",", "," + tail[1:]
 
 
-def entry_body(stream: str, seq: int, at: datetime, request_id: str | None, actor: str, action: str,
+def _entry_body(stream: str, seq: int, at: datetime, request_id: str | None, actor: str, action: str,
                details: str) -> bytes:
     """A row's canonical bytes: the JSON ``[stream, seq, at, request_id, actor, action, details]`` (UTF-8)."""
     before, after = _body_parts(stream, at, request_id, actor, action, details)
@@ -164,8 +164,8 @@ def entry_body(stream: str, seq: int, at: datetime, request_id: str | None, acto
 
 def entry_hash(prev_hash: str, stream: str, seq: int, at: datetime, request_id: str | None, actor: str,
                action: str, details: str) -> str:
-    """The row's hash: :func:`link` of the previous hash and :func:`entry_body`."""
-    return link(prev_hash, entry_body(stream, seq, at, request_id, actor, action, details))
+    """The row's hash: :func:`link` of the previous hash and :func:`_entry_body`."""
+    return link(prev_hash, _entry_body(stream, seq, at, request_id, actor, action, details))
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,7 @@ class HashChain:
                 if walk is None:
                     walk = walks[row.stream] = ChainWalk()
                 before = walk.pos
-                body = entry_body(row.stream, row.seq, row.at, row.request_id, row.actor, row.action, row.details)
+                body = _entry_body(row.stream, row.seq, row.at, row.request_id, row.actor, row.action, row.details)
                 for fault in walk.step(row.seq, row.prev_hash, body, row.hash):
                     report.problems.append(_problem(row.stream, row.seq, before, fault))
         report.streams = len(heads)
@@ -293,7 +293,7 @@ def _pg_append(entries: str, heads: str, n: int) -> TextClause:
     (SQLAlchemy does not cache the compiled form of an INSERT inside a CTE). ``FOR UPDATE`` makes concurrent
     appenders to one stream queue on the head and then read the head their predecessor left. Row ``i`` is the
     CTE ``e<i>``, chained from the one before it (``e0``: the locked head), so each hash is computed once: the
-    ``sha256()`` over the previous hash and the row's JSON is :func:`link` of :func:`entry_body`, in SQL (the
+    ``sha256()`` over the previous hash and the row's JSON is :func:`link` of :func:`_entry_body`, in SQL (the
     bound ``before``/``after`` are :func:`_body_parts`). The table names are the code's own
     (:func:`chain_tables`), never input."""
     chain = ", ".join(

@@ -68,7 +68,7 @@ def test_two_runners_never_run_one_job_at_once(ctx: Context, clock: Clock) -> No
         return "done"
 
     spec = JobSpec("test.slow", timedelta(minutes=5), "slow", slow, lease=timedelta(minutes=10))
-    service.ensure_jobs(ctx, [spec], T0)
+    service._ensure_jobs(ctx, [spec], T0)
     first = threading.Thread(target=service.run_due, args=(ctx, [spec], "host-a:1"))
     first.start()
     assert started.wait(10)
@@ -83,7 +83,7 @@ def test_two_runners_never_run_one_job_at_once(ctx: Context, clock: Clock) -> No
 
 def test_a_lease_left_by_a_dead_runner_expires(ctx: Context, clock: Clock) -> None:
     spec = JobSpec("test.crash", timedelta(minutes=5), "crash", lambda c, now: "ok", lease=timedelta(minutes=2))
-    service.ensure_jobs(ctx, [spec], T0)
+    service._ensure_jobs(ctx, [spec], T0)
     assert service._claim(ctx, spec, "dead:1", T0, asked=False)  # it took the job and died
     assert service.run_due(ctx, [spec], "alive:2") == []
     clock.now = T0 + timedelta(minutes=3)

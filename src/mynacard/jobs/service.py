@@ -21,7 +21,7 @@ from mynacard.jobs.model import JobSpec, Outcome, next_due
 from mynacard.jobs.tables import job_runs, job_state
 from mynacard.principal import Principal, Role
 
-__all__ = ["JobResult", "JobStatus", "ensure_jobs", "recent_runs", "request_run", "run_due", "run_job", "run_now",
+__all__ = ["JobResult", "JobStatus", "recent_runs", "request_run", "run_due", "run_now",
            "status"]
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class JobStatus:
     last_duration_ms: int | None
 
 
-def ensure_jobs(ctx: Context, specs: Sequence[JobSpec], now: datetime) -> None:
+def _ensure_jobs(ctx: Context, specs: Sequence[JobSpec], now: datetime) -> None:
     """One row per job, due at once when new (a retry or a second runner adds nothing)."""
     with ctx.transaction() as tx:
         bulk_insert_ignore(tx.conn, job_state, [{"name": s.name, "next_due_at": now, "failures": 0}
@@ -74,7 +74,7 @@ def _claim(ctx: Context, spec: JobSpec, runner: str, now: datetime, *, asked: bo
     return taken == 1
 
 
-def run_job(ctx: Context, spec: JobSpec, runner: str, *, asked: bool = False) -> JobResult | None:
+def _run_job(ctx: Context, spec: JobSpec, runner: str, *, asked: bool = False) -> JobResult | None:
     """Run one job if this runner gets its lease; None when it is not due or another runner holds it."""
     started = ctx.now()
     if not _claim(ctx, spec, runner, started, asked=asked):
@@ -102,14 +102,14 @@ def run_job(ctx: Context, spec: JobSpec, runner: str, *, asked: bool = False) ->
 
 def run_due(ctx: Context, specs: Sequence[JobSpec], runner: str) -> list[JobResult]:
     """One pass of a runner: every due (or asked-for) job whose lease it gets, in order."""
-    ensure_jobs(ctx, specs, ctx.now())
-    return [r for spec in specs if (r := run_job(ctx, spec, runner)) is not None]
+    _ensure_jobs(ctx, specs, ctx.now())
+    return [r for spec in specs if (r := _run_job(ctx, spec, runner)) is not None]
 
 
 def request_run(ctx: Context, principal: Principal, spec: JobSpec, now: datetime) -> None:
     """Run now (the operator's button): the next runner pass takes the job whatever its schedule."""
     principal.require(*_OPERATORS)
-    ensure_jobs(ctx, [spec], now)
+    _ensure_jobs(ctx, [spec], now)
     with ctx.transaction() as tx:
         tx.conn.execute(update(job_state).where(job_state.c.name == spec.name).values(run_requested_at=now))
 
@@ -117,8 +117,8 @@ def request_run(ctx: Context, principal: Principal, spec: JobSpec, now: datetime
 def run_now(ctx: Context, principal: Principal, spec: JobSpec, runner: str) -> JobResult:
     """Run a job in this process at once (``mynacard jobs run``), through the same lease as the runners."""
     principal.require(*_OPERATORS)
-    ensure_jobs(ctx, [spec], ctx.now())
-    result = run_job(ctx, spec, runner, asked=True)
+    _ensure_jobs(ctx, [spec], ctx.now())
+    result = _run_job(ctx, spec, runner, asked=True)
     if result is None:
         with ctx.db.connect() as conn:
             holder = conn.execute(select(job_state.c.lease_holder).where(job_state.c.name == spec.name)).scalar()

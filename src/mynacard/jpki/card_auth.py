@@ -41,7 +41,6 @@ __all__ = [
     "CardRefusal",
     "CardRefused",
     "JpkiCardAuthenticator",
-    "refusal_of",
 ]
 
 
@@ -98,7 +97,7 @@ class CardAuthenticator(Protocol):
         ...
 
 
-def refusal_of(result: Verification, now: datetime) -> CardRefusal:
+def _refusal_of(result: Verification, now: datetime) -> CardRefusal:
     """The reason for a failed relying-party check: revoked first, then a spent challenge, expired, a signature
     that does not verify; anything else is an unknown certificate."""
     if result.revocation is not None and result.revocation.status == "revoked":
@@ -114,7 +113,7 @@ def refusal_of(result: Verification, now: datetime) -> CardRefusal:
 
 def _accepted(result: Verification, certificate: bytes, now: datetime) -> AuthenticatedCard:
     if not result.valid or result.signer is None:
-        raise CardRefused(refusal_of(result, now), result.problems)
+        raise CardRefused(_refusal_of(result, now), result.problems)
     return AuthenticatedCard(result.signer.serial, result.signer.not_after, hashlib.sha256(certificate).hexdigest())
 
 

@@ -49,7 +49,7 @@ from mynacard.registry import service as registry
 from mynacard.registry.model import ResidentStatus
 from mynacard.sealing import Sealer
 
-__all__ = ["DocumentOrder", "PreparedDocument", "document_of_row", "existing_document", "prepare"]
+__all__ = ["DocumentOrder", "PreparedDocument", "document_of_row", "prepare"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def document_of_row(row: Any, box: Sealer) -> PreparedDocument:
 _DOCUMENT_OF_REQUEST = select(kiosk_documents).where(kiosk_documents.c.request_id == bindparam("request_id"))
 
 
-def existing_document(conn: Connection, request_id: str) -> Any:
+def _existing_document(conn: Connection, request_id: str) -> Any:
     """The ``kiosk_documents`` row already made for the request, or None."""
     return conn.execute(_DOCUMENT_OF_REQUEST, {"request_id": request_id}).first()
 
@@ -155,7 +155,7 @@ def prepare(ctx: Context, principal: Principal, order: DocumentOrder, now: datet
     box = sealer(ctx)
     towns(ctx)
     with ctx.db.connect() as conn:
-        existing = existing_document(conn, request_id)
+        existing = _existing_document(conn, request_id)
         if existing is not None:
             return _retried(existing, order, box)
         if _expired(deadline):
@@ -264,7 +264,7 @@ def _record(ctx: Context, principal: Principal, order: DocumentOrder, checked: _
     with ctx.transaction() as tx:
         if tx.conn.execute(_NEW_DOCUMENT[tx.conn.dialect.name], row).first() is None:
             # a concurrent retry recorded its document first
-            winner = existing_document(tx.conn, made.request_id)
+            winner = _existing_document(tx.conn, made.request_id)
             if winner is None or winner.state == DocumentState.VOID.value:
                 raise Refused(RefusalReason.ABORTED)
             return document_of_row(winner, box)

@@ -41,7 +41,6 @@ __all__ = [
     "create_family_register",
     "file_transfer_out",
     "note_move",
-    "record_address",
     "record_tax",
     "register_family_register_use",
     "register_seal",
@@ -197,7 +196,7 @@ def register_family_register_use(ctx: Context, principal: Principal, resident_id
                      now, request_id=request_id, details={"resident_id": resident_id})
 
 
-def record_address(conn: Connection, resident_id: int, address: str, since: date) -> None:
+def _record_address(conn: Connection, resident_id: int, address: str, since: date) -> None:
     """One line of the address history behind the family register attachment (戸籍の附票)."""
     conn.execute(insert(kiosk_address_history).values(resident_id=resident_id, address=address, since=since))
 
@@ -205,6 +204,6 @@ def record_address(conn: Connection, resident_id: int, address: str, since: date
 def note_move(conn: Connection, resident: Resident, within: bool, at: datetime) -> None:
     """React to a move in the registry: the new address joins the history; a move into another municipality
     is a 転入 today (no kiosk issuance on that day) and settles any filed move-out."""
-    record_address(conn, resident.id, resident.facts.address, local_date(at))
+    _record_address(conn, resident.id, resident.facts.address, local_date(at))
     if not within:
         _upsert_note(conn, resident.id, at, moved_in_on=local_date(at), transfer_out_filed_on=None)

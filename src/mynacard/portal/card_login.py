@@ -26,7 +26,7 @@ from mynacard.jpki.verifiers import TooManyChallenges
 from mynacard.portal.model import CardLogin, LoginChallenge
 from mynacard.principal import Principal
 
-__all__ = ["MYNAPORTAL", "PortalCardLogin", "demo_reader_sign", "login_refusal"]
+__all__ = ["MYNAPORTAL", "PortalCardLogin", "demo_reader_sign"]
 
 MYNAPORTAL = Principal.system("mynaportal")
 """Mynaportal is run for the Digital Agency by J-LIS's side of the system: it asks JPKI as a system service."""
@@ -40,7 +40,7 @@ _REFUSALS = {
 }
 
 
-def login_refusal(refused: CardRefused) -> str:
+def _login_refusal(refused: CardRefused) -> str:
     """A message for the resident, Japanese first, saying why the card's answer was not accepted."""
     return f"{_REFUSALS[refused.reason]} ({'; '.join(refused.problems)})"
 
@@ -82,7 +82,7 @@ class PortalCardLogin:
         except AuthoritiesMissing as exc:
             raise _unavailable(exc) from None
         except CardRefused as exc:
-            raise Forbidden(login_refusal(exc)) from None
+            raise Forbidden(_login_refusal(exc)) from None
         try:
             resident_id = holder_of_certificate(self.ctx, self.principal, card.serial, now)
         except NotFound:
